@@ -1,0 +1,26 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import middy from "@middy/core";
+import { config } from "#chat/config.ts";
+import { type ProbeResult, probeHealth } from "#chat/health/health-probe.ts";
+import { logger } from "./http/logger.ts";
+
+const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
+
+/**
+ * Every 5 minutes: calls the deployed GET /health through its public URL, like a user would, and records
+ * HealthCheckLatency (ms) and HealthCheckFailed (0/1) as CloudWatch metrics (EMF); an alarm watches them.
+ */
+export const handler = middy<unknown, ProbeResult & { url: string }>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics))
+  .handler(async () => {
+    const url = config().HEALTH_URL;
+    if (!url) throw new Error("HEALTH_URL is not set");
+    const result = await probeHealth(url, 10_000);
+    metrics.addMetric("HealthCheckLatency", MetricUnit.Milliseconds, result.latency_ms);
+    metrics.addMetric("HealthCheckFailed", MetricUnit.Count, result.ok ? 0 : 1);
+    logger.info("health probe", { ...result });
+    return { ...result, url };
+  });

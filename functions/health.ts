@@ -1,0 +1,24 @@
+import { getRedis } from "#chat/cache/redis-client.ts";
+import { config } from "#chat/config.ts";
+import { getPool } from "#chat/db/pool.ts";
+import { kafkaHealthProbe } from "#chat/events/kafka-health.ts";
+import { checkHealth } from "#chat/health/health-check.ts";
+import { httpHandler } from "./http/http-handler.ts";
+
+/** GET /health: no auth, no writes; 503 when Postgres is down, "degraded" when Redis or Kafka is. */
+export const handler = httpHandler({ name: "health", chat: false }, async () => {
+  const cfg = config();
+  const redis = getRedis();
+  const health = await checkHealth({
+    pool: getPool,
+    redisPing: redis ? () => redis.ping() : undefined,
+    kafkaPing: kafkaHealthProbe(cfg),
+    version: cfg.SERVICE_VERSION,
+    timeoutMs: 1000,
+  });
+  return {
+    status: health.status === "down" ? 503 : 200,
+    body: health,
+    headers: { "cache-control": "no-store" },
+  };
+});

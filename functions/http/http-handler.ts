@@ -1,0 +1,159 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import httpCors from "@middy/http-cors";
+import httpHeaderNormalizer from "@middy/http-header-normalizer";
+import httpSecurityHeaders from "@middy/http-security-headers";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import type { z } from "zod";
+import type { ChatService } from "#chat/chat/chat-service.ts";
+import { isChatError } from "#chat/chat/errors.ts";
+import { getChatService } from "#chat/chat-runtime.ts";
+import { config } from "#chat/config.ts";
+import { logger } from "./logger.ts";
+import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
+import { parseRequest } from "./request-parsing.ts";
+import { isBackendUnavailable } from "./service-errors.ts";
+
+export interface HttpSpec<B, Q, P> {
+  /** The manifest name of the function. */
+  name: string;
+  body?: z.ZodType<B>;
+  /** sessions/create takes an empty body as `{}`. */
+  bodyOptional?: boolean;
+  /** DELETE /messages/delete: the body's fields may come as query parameters instead. */
+  bodyFromQuery?: boolean;
+  query?: z.ZodType<Q>;
+  path?: z.ZodType<P>;
+  /** Health and the OpenAPI document do not need the chat service (nor a database to build it). */
+  chat?: false;
+}
+
+export interface HttpRequest<B, Q, P> {
+  event: APIGatewayProxyEventV2;
+  requestId: string;
+  body: B;
+  query: Q;
+  path: P;
+  headers: Record<string, string | undefined>;
+  /** The bearer token, if any. Never logged. */
+  token: string | undefined;
+  chat: ChatService;
+}
+
+export interface HttpResult {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+type Handler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>;
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  status === 204
+    ? { statusCode: status, headers }
+    : {
+        statusCode: status,
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      };
+
+/**
+ * The one middy chain every HTTP function uses: header normalization → security headers → CORS →
+ * problem responses → parse (size, media type, JSON) and zod → handler. The problem middleware is the
+ * only place that builds an error response; CORS and security headers are added to those too.
+ */
+export function httpHandler<B = undefined, Q = undefined, P = undefined>(
+  spec: HttpSpec<B, Q, P>,
+  fn: (req: HttpRequest<B, Q, P>) => Promise<HttpResult>,
+): Handler {
+  const base = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>()
+    .use(httpHeaderNormalizer())
+    .use(httpSecurityHeaders())
+    .use(injectLambdaContext(logger, { resetKeys: true }));
+  const cors = config().CORS_ORIGINS;
+  const chain = cors.length
+    ? base.use(
+        httpCors({ origins: cors, exposeHeaders: "x-request-id,idempotent-replayed,x-cache,retry-after" }),
+      )
+    : base;
+  return chain.use(problemResponses(spec.name)).handler(async (event) => {
+    const parsed = parseRequest(spec, event);
+    const chat = spec.chat === false ? (undefined as unknown as ChatService) : await getChatService();
+    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat });
+    return json(result.status, result.body ?? null, result.headers);
+  }) as unknown as Handler;
+}
+
+function requestIdOf(event: APIGatewayProxyEventV2): string {
+  return event.requestContext?.requestId ?? "unknown";
+}
+
+function problemResponses(
+  name: string,
+): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  return {
+    before: (request) => {
+      (request.internal as Record<string, unknown>).startedAt = performance.now();
+    },
+    after: (request) => {
+      const res = request.response;
+      if (res) res.headers = { ...res.headers, "x-request-id": requestIdOf(request.event) };
+      accessLog(name, request.event, res?.statusCode ?? 200, request.internal);
+    },
+    onError: (request) => {
+      const requestId = requestIdOf(request.event);
+      const { body, headers } = toProblem(request.error, requestId);
+      if (body.status >= 500)
+        logger.error("request failed", { function: name, error: describe(request.error) });
+      request.response = {
+        statusCode: body.status,
+        headers: { "content-type": "application/problem+json", "x-request-id": requestId, ...headers },
+        body: JSON.stringify(body),
+      };
+      accessLog(name, request.event, body.status, request.internal);
+    },
+  };
+}
+
+function toProblem(err: unknown, requestId: string): { body: ProblemBody; headers: Record<string, string> } {
+  if (err instanceof HttpProblem)
+    return { body: problem(err.code, err.message, requestId), headers: err.headers };
+  if (isChatError(err)) {
+    const headers: Record<string, string> = {};
+    if (err.retryAfterSeconds !== undefined) headers["retry-after"] = String(err.retryAfterSeconds);
+    return { body: problem(err.code, err.message, requestId, err.errors), headers };
+  }
+  if (isBackendUnavailable(err)) {
+    return {
+      body: problem("service_unavailable", "a backend service is unavailable; retry shortly", requestId),
+      headers: { "retry-after": "2" },
+    };
+  }
+  return { body: problem("internal_error", "an unexpected error occurred", requestId), headers: {} };
+}
+
+/** Name and code only: an error message can quote user input. */
+function describe(err: unknown): Record<string, unknown> {
+  return err instanceof Error
+    ? { name: err.name, code: (err as { code?: string }).code }
+    : { name: typeof err };
+}
+
+function accessLog(
+  name: string,
+  event: APIGatewayProxyEventV2,
+  status: number,
+  internal: Record<string, unknown>,
+) {
+  const started = internal.startedAt as number | undefined;
+  logger.info("request", {
+    function: name,
+    route: event.routeKey,
+    status,
+    duration_ms: started === undefined ? undefined : Math.round((performance.now() - started) * 100) / 100,
+    request_id: requestIdOf(event),
+  });
+}

@@ -1,0 +1,178 @@
+import { z } from "zod";
+import { httpFunctions } from "../manifest.ts";
+import { statusOf } from "./problem.ts";
+import * as s from "./schemas.ts";
+
+/**
+ * OpenAPI 3.1, generated from the manifest's routes and the same zod schemas the handlers validate with.
+ * `npm run openapi` writes it to docs/openapi.json; GET /openapi.json serves it.
+ */
+interface Operation {
+  summary?: string;
+  body?: z.ZodType;
+  query?: z.ZodObject;
+  auth: boolean;
+  idempotent?: boolean;
+  ifMatch?: boolean;
+  ok: { status: number; schema?: z.ZodType; headers?: string[] };
+  errors: number[];
+}
+
+const SESSION_ERRORS = [400, 401, 404, 429, 503];
+
+const operations: Record<string, Operation> = {
+  "sessions-create": {
+    body: s.createSessionBody,
+    auth: false,
+    idempotent: true,
+    ok: { status: 201, schema: s.createSessionResponse },
+    errors: [400, 409, 413, 415, 422, 429, 503],
+  },
+  "session-get": { auth: true, ok: { status: 200, schema: s.sessionSchema }, errors: SESSION_ERRORS },
+  "session-erase": { auth: true, ok: { status: 204 }, errors: SESSION_ERRORS },
+  "session-messages": {
+    auth: true,
+    query: s.historyQuery,
+    ok: { status: 200, schema: s.historyResponse, headers: ["x-cache"] },
+    errors: SESSION_ERRORS,
+  },
+  "session-suggestions": {
+    auth: true,
+    ok: { status: 200, schema: s.suggestionsResponse },
+    errors: SESSION_ERRORS,
+  },
+  "messages-post": {
+    body: s.postMessageBody,
+    auth: true,
+    idempotent: true,
+    ok: { status: 201, schema: s.postMessageResponse },
+    errors: [...SESSION_ERRORS, 409, 413, 415, 422],
+  },
+  "messages-edit": {
+    body: s.editMessageBody,
+    auth: true,
+    ifMatch: true,
+    ok: { status: 200, schema: s.editMessageResponse },
+    errors: [...SESSION_ERRORS, 409, 412, 413, 415],
+  },
+  "messages-delete": {
+    body: s.deleteMessageBody,
+    auth: true,
+    ok: { status: 200, schema: s.deleteMessageResponse },
+    errors: [...SESSION_ERRORS, 413, 415],
+  },
+  health: { auth: false, ok: { status: 200, schema: s.healthResponse }, errors: [503] },
+  openapi: { auth: false, ok: { status: 200, schema: z.object({}).loose() }, errors: [] },
+};
+
+/** A named schema becomes a $ref to its component; an unnamed one is inlined. */
+function schemaOf(schema: z.ZodType): Record<string, unknown> {
+  const id = z.globalRegistry.get(schema)?.id;
+  if (id) return { $ref: ref(id) };
+  return z.toJSONSchema(schema, {
+    target: "draft-2020-12",
+    io: "input",
+    unrepresentable: "any",
+    metadata: z.registry<{ id?: string }>(),
+  }) as Record<string, unknown>;
+}
+const ref = (id: string) => `#/components/schemas/${id}`;
+
+function strip(schema: Record<string, unknown>): Record<string, unknown> {
+  const { $schema: _s, ...rest } = schema;
+  return rest;
+}
+
+export function buildOpenApiDocument(version = "0.1.0") {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const fn of httpFunctions) {
+    const op = operations[fn.name];
+    if (!op) throw new Error(`no OpenAPI operation for ${fn.name}`);
+    const pathParams = [...fn.route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+      name: m[1],
+      in: "path",
+      required: true,
+      schema: { type: "string", format: "uuid" },
+    }));
+    const queryParams = op.query
+      ? Object.entries(op.query.shape).map(([name, schema]) => ({
+          name,
+          in: "query",
+          required: false,
+          schema: strip(schemaOf(schema as z.ZodType)),
+        }))
+      : [];
+    const headerParams = [
+      ...(op.idempotent
+        ? [
+            {
+              name: "Idempotency-Key",
+              in: "header",
+              required: false,
+              schema: { type: "string", minLength: 1, maxLength: 255 },
+            },
+          ]
+        : []),
+      ...(op.ifMatch
+        ? [{ name: "If-Match", in: "header", required: false, schema: { type: "string" } }]
+        : []),
+    ];
+    const responses: Record<string, unknown> = {
+      [op.ok.status]: {
+        description: "OK",
+        headers: Object.fromEntries(
+          ["x-request-id", ...(op.ok.headers ?? []), ...(op.idempotent ? ["idempotent-replayed"] : [])].map(
+            (h) => [h, { schema: { type: "string" } }],
+          ),
+        ),
+        ...(op.ok.schema
+          ? { content: { "application/json": { schema: strip(schemaOf(op.ok.schema)) } } }
+          : {}),
+      },
+    };
+    for (const status of new Set(op.errors)) {
+      responses[status] = {
+        description: Object.entries(statusOf)
+          .filter(([, st]) => st === status)
+          .map(([code]) => code)
+          .join(", "),
+        content: { "application/problem+json": { schema: { $ref: ref("Problem") } } },
+      };
+    }
+    paths[fn.route.path] ??= {};
+    (paths[fn.route.path] as Record<string, unknown>)[fn.route.method.toLowerCase()] = {
+      operationId: fn.name,
+      summary: fn.description,
+      ...(op.auth ? { security: [{ sessionToken: [] }] } : { security: [] }),
+      parameters: [...pathParams, ...queryParams, ...headerParams],
+      ...(op.body
+        ? {
+            requestBody: {
+              required: fn.name !== "sessions-create",
+              content: { "application/json": { schema: strip(schemaOf(op.body)) } },
+            },
+          }
+        : {}),
+      responses,
+    };
+  }
+  const registry = z.toJSONSchema(z.globalRegistry, { target: "draft-2020-12", uri: ref }) as {
+    schemas: Record<string, Record<string, unknown>>;
+  };
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Chat backend API",
+      version,
+      description: "Serverless chat: sessions, messages, bot replies.",
+    },
+    servers: [{ url: "http://localhost:8000" }],
+    paths,
+    components: {
+      schemas: Object.fromEntries(Object.entries(registry.schemas).map(([k, v]) => [k, strip(v)])),
+      securitySchemes: {
+        sessionToken: { type: "http", scheme: "bearer", description: "The token from POST /sessions/create" },
+      },
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import type { z } from "zod";
+import { ChatError } from "#chat/chat/errors.ts";
+import { config } from "#chat/config.ts";
+import type { HttpSpec } from "./http-handler.ts";
+import { HttpProblem } from "./problem.ts";
+
+interface Parsed<B, Q, P> {
+  body: B;
+  query: Q;
+  path: P;
+  headers: Record<string, string | undefined>;
+  token: string | undefined;
+}
+
+/** Body size, media type, JSON syntax, then zod: each failure is its own 4xx, before anything runs. */
+export function parseRequest<B, Q, P>(
+  spec: HttpSpec<B, Q, P>,
+  event: APIGatewayProxyEventV2,
+): Parsed<B, Q, P> {
+  const headers = event.headers ?? {};
+  const query = event.queryStringParameters ?? {};
+  let body: unknown;
+  if (spec.body) {
+    const raw = readBody(event);
+    if (raw === undefined) {
+      if (spec.bodyFromQuery) body = { ...query };
+      else if (spec.bodyOptional) body = {};
+      else
+        throw new ChatError("validation_failed", "a JSON body is required", {
+          errors: [{ path: "", message: "required" }],
+        });
+    } else {
+      assertJsonMediaType(headers["content-type"]);
+      body = parseJson(raw);
+    }
+  }
+  return {
+    body: (spec.body ? validate(spec.body, body, "") : undefined) as B,
+    query: (spec.query ? validate(spec.query, spec.bodyFromQuery ? {} : query, "query.") : undefined) as Q,
+    path: (spec.path ? validate(spec.path, event.pathParameters ?? {}, "path.") : undefined) as P,
+    headers,
+    token: bearerToken(headers.authorization),
+  };
+}
+
+function readBody(event: APIGatewayProxyEventV2): string | undefined {
+  if (event.body === undefined || event.body === null || event.body === "") return undefined;
+  const bytes = event.isBase64Encoded ? Buffer.from(event.body, "base64") : Buffer.from(event.body, "utf8");
+  const max = config().MAX_BODY_BYTES;
+  if (bytes.length > max)
+    throw new HttpProblem("payload_too_large", `the request body is larger than ${max} bytes`);
+  // fatal: invalid UTF-8 is malformed JSON, not silently replaced characters
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new HttpProblem("malformed_json", "the request body is not valid UTF-8");
+  }
+}
+
+function assertJsonMediaType(contentType: string | undefined) {
+  const type = contentType?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json" && !type?.endsWith("+json")) {
+    throw new HttpProblem("unsupported_media_type", "send the body as application/json");
+  }
+}
+
+function parseJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new HttpProblem("malformed_json", "the request body is not valid JSON");
+  }
+}
+
+function validate<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const errors = result.error.issues.map((i) => ({
+    path: prefix + i.path.map(String).join("."),
+    message: i.message,
+  }));
+  throw new ChatError(
+    "validation_failed",
+    `invalid request: ${errors.map((e) => `${e.path || "body"}: ${e.message}`).join("; ")}`,
+    {
+      errors,
+    },
+  );
+}
+
+function bearerToken(header: string | undefined): string | undefined {
+  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
+  return match?.[1];
+}

@@ -1,0 +1,152 @@
+/**
+ * THE list of functions. The local runner and the CDK stack both read it; nothing else lists functions.
+ * `handler` is the file under functions/ exporting `handler`.
+ */
+export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
+
+export interface HttpRoute {
+  method: HttpMethod;
+  /** API Gateway HTTP API path, `{name}` for path parameters. */
+  path: string;
+}
+
+export interface FunctionSpec {
+  /** Stable name: Lambda function name suffix, Invoke API name in the local runner. */
+  name: string;
+  /** File under functions/ (without extension) that exports `handler`. */
+  handler: string;
+  description: string;
+  route?: HttpRoute;
+  /** EventBridge Scheduler expression, e.g. "rate(1 minute)". */
+  schedule?: string;
+  /** Kafka (MSK) event source: the topic the function consumes. */
+  kafkaTopic?: string;
+  memoryMb: number;
+  timeoutSeconds: number;
+}
+
+export const CHAT_TOPIC = "chat-messages";
+
+export const functions: readonly FunctionSpec[] = [
+  {
+    name: "sessions-create",
+    handler: "sessions-create",
+    description: "Create a chat session with the bot's welcome message",
+    route: { method: "POST", path: "/sessions/create" },
+    memoryMb: 512,
+    timeoutSeconds: 10,
+  },
+  {
+    name: "session-get",
+    handler: "session-get",
+    description: "Read a session's summary",
+    route: { method: "GET", path: "/sessions/{session_id}" },
+    memoryMb: 256,
+    timeoutSeconds: 5,
+  },
+  {
+    name: "session-erase",
+    handler: "session-erase",
+    description: "Erase a session and all its messages for good",
+    route: { method: "DELETE", path: "/sessions/{session_id}" },
+    memoryMb: 256,
+    timeoutSeconds: 10,
+  },
+  {
+    name: "session-messages",
+    handler: "session-messages",
+    description: "Read a page of a session's history",
+    route: { method: "GET", path: "/sessions/{session_id}/messages" },
+    memoryMb: 256,
+    timeoutSeconds: 5,
+  },
+  {
+    name: "session-suggestions",
+    handler: "session-suggestions",
+    description: "Read the suggested next replies",
+    route: { method: "GET", path: "/sessions/{session_id}/suggestions" },
+    memoryMb: 256,
+    timeoutSeconds: 5,
+  },
+  {
+    name: "messages-post",
+    handler: "messages-post",
+    description: "Post a user message and get the bot's reply",
+    route: { method: "POST", path: "/messages/post" },
+    memoryMb: 512,
+    timeoutSeconds: 15,
+  },
+  {
+    name: "messages-edit",
+    handler: "messages-edit",
+    description: "Edit a user message (optionally regenerating the reply)",
+    route: { method: "PUT", path: "/messages/edit" },
+    memoryMb: 512,
+    timeoutSeconds: 15,
+  },
+  {
+    name: "messages-delete",
+    handler: "messages-delete",
+    description: "Delete a message (tombstone)",
+    route: { method: "DELETE", path: "/messages/delete" },
+    memoryMb: 256,
+    timeoutSeconds: 10,
+  },
+  {
+    name: "health",
+    handler: "health",
+    description: "Health of Postgres, Redis and Kafka",
+    route: { method: "GET", path: "/health" },
+    memoryMb: 256,
+    timeoutSeconds: 5,
+  },
+  {
+    name: "openapi",
+    handler: "openapi",
+    description: "The OpenAPI 3.1 document",
+    route: { method: "GET", path: "/openapi.json" },
+    memoryMb: 128,
+    timeoutSeconds: 3,
+  },
+  {
+    name: "outbox-relay",
+    handler: "outbox-relay",
+    description: "Publish unpublished outbox events to Kafka, in per-session order",
+    schedule: "rate(1 minute)",
+    memoryMb: 512,
+    timeoutSeconds: 60,
+  },
+  {
+    name: "maintenance",
+    handler: "maintenance",
+    description: "Prune published outbox rows and expired idempotency records; purge idle sessions",
+    schedule: "rate(1 hour)",
+    memoryMb: 256,
+    timeoutSeconds: 120,
+  },
+  {
+    name: "health-canary",
+    handler: "health-canary",
+    description: "Call the public GET /health and record latency and status as metrics",
+    schedule: "rate(5 minutes)",
+    memoryMb: 256,
+    timeoutSeconds: 30,
+  },
+  {
+    name: "events-consumer",
+    handler: "events-consumer",
+    description: "Consume chat-messages and maintain the per-session activity projection",
+    kafkaTopic: CHAT_TOPIC,
+    memoryMb: 512,
+    timeoutSeconds: 60,
+  },
+];
+
+export const httpFunctions = functions.filter((f): f is FunctionSpec & { route: HttpRoute } => !!f.route);
+export const scheduledFunctions = functions.filter(
+  (f): f is FunctionSpec & { schedule: string } => !!f.schedule,
+);
+
+export function findFunction(name: string): FunctionSpec | undefined {
+  return functions.find((f) => f.name === name);
+}

@@ -1,0 +1,28 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import type { Context } from "aws-lambda";
+import { config } from "#chat/config.ts";
+import { getPool } from "#chat/db/pool.ts";
+import { type RelayResult, relayOutbox } from "#chat/events/outbox-relay.ts";
+import { logger } from "./http/logger.ts";
+
+/**
+ * Every minute (and on demand): publishes whatever the request fast path left in the outbox, oldest first.
+ * Runs until the outbox is empty or its time is nearly up.
+ */
+export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Error, Context>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .handler(async (_event, context) => {
+    const cfg = config();
+    const { kafkaEnabled, publishEvents } = await import("#chat/events/kafka-runtime.ts");
+    if (!kafkaEnabled(cfg)) return { skipped: true, published: 0, batches: 0, kafka: "off" as const };
+    const budget = Math.max(1000, context.getRemainingTimeInMillis() - 5000);
+    const result = await relayOutbox(
+      await getPool(),
+      (events) => publishEvents(cfg, events, Math.min(10_000, budget)),
+      { batchSize: cfg.OUTBOX_BATCH_SIZE, timeBudgetMs: budget },
+    );
+    if (result.error)
+      logger.warn("relay stopped early", { error: result.error, published: result.published });
+    return { ...result, kafka: "on" as const };
+  });

@@ -1,0 +1,12 @@
+import { httpHandler } from "./http/http-handler.ts";
+import { historyQuery, sessionPathParams } from "./http/schemas.ts";
+
+/** GET /sessions/{session_id}/messages?after_seq=&limit=: a page of history, from the cache when it can. */
+export const handler = httpHandler(
+  { name: "session-messages", path: sessionPathParams, query: historyQuery },
+  async (req) => {
+    const auth = await req.chat.authorize(req.path.session_id, req.token);
+    const { fromCache, ...page } = await req.chat.history(auth, req.query.after_seq, req.query.limit);
+    return { status: 200, body: page, headers: { "x-cache": fromCache ? "hit" : "miss" } };
+  },
+);

@@ -1,0 +1,111 @@
+import type { Redis } from "ioredis";
+import type { Message, SessionRecord } from "../chat/types.ts";
+
+/**
+ * Per-session cache entries, each stamped with the session generation it was read at ("<gen>|<json>").
+ * The session entry only moves forward (a Lua check), and history is valid only at the session entry's
+ * generation, so a slow reader can never put back state older than what a writer already stored.
+ */
+export interface CachedSession {
+  session: SessionRecord;
+  /** The whole non-deleted history at session.generation, when cached. */
+  history: Message[] | null;
+}
+
+const ERASED_GENERATION = "9007199254740991";
+
+const FILL_IF_NEWER = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cg = tonumber(string.match(cur, '^(%d+)|'))
+  if cg and cg > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[1] .. '|' .. ARGV[3], 'EX', ARGV[5])
+else
+  redis.call('DEL', KEYS[2])
+end
+return 1`;
+
+const keys = (sessionId: string) => [`chat:{${sessionId}}:s`, `chat:{${sessionId}}:h`] as const;
+
+function split(entry: string | null): { generation: number; json: string } | null {
+  if (!entry) return null;
+  const bar = entry.indexOf("|");
+  return bar > 0 ? { generation: Number(entry.slice(0, bar)), json: entry.slice(bar + 1) } : null;
+}
+
+export interface SessionCacheOptions {
+  sessionTtlSeconds: number;
+  historyTtlSeconds: number;
+}
+
+export type CacheLookup = { kind: "hit"; value: CachedSession } | { kind: "erased" } | { kind: "miss" };
+
+export class SessionCache {
+  readonly #redis: Redis;
+  readonly #opts: SessionCacheOptions;
+
+  constructor(redis: Redis, opts: SessionCacheOptions) {
+    this.#redis = redis;
+    this.#opts = opts;
+    redis.defineCommand("chatFillIfNewer", { numberOfKeys: 2, lua: FILL_IF_NEWER });
+  }
+
+  /** One round trip: the session entry and, if it is at the same generation, the history. */
+  async get(sessionId: string): Promise<CacheLookup> {
+    const [s, h] = await this.#redis.mget(...keys(sessionId));
+    const session = split(s ?? null);
+    if (!session) return { kind: "miss" };
+    if (String(session.generation) === ERASED_GENERATION) return { kind: "erased" };
+    const history = split(h ?? null);
+    return {
+      kind: "hit",
+      value: {
+        session: JSON.parse(session.json) as SessionRecord,
+        history:
+          history && history.generation === session.generation
+            ? (JSON.parse(history.json) as Message[])
+            : null,
+      },
+    };
+  }
+
+  /** Stores the session (and its full history, if known) unless a newer generation is already there. */
+  async put(session: SessionRecord, history: Message[] | null): Promise<boolean> {
+    const [sKey, hKey] = keys(session.session_id);
+    const stored = await (
+      this.#redis as unknown as { chatFillIfNewer: (...a: (string | number)[]) => Promise<number> }
+    ).chatFillIfNewer(
+      sKey,
+      hKey,
+      session.generation,
+      JSON.stringify(session),
+      history ? JSON.stringify(history) : "",
+      this.#opts.sessionTtlSeconds,
+      this.#opts.historyTtlSeconds,
+    );
+    return stored === 1;
+  }
+
+  /** Forget a session so the next read goes to Postgres. */
+  async invalidate(sessionIds: string[]): Promise<void> {
+    if (sessionIds.length === 0) return;
+    await this.#redis.del(...sessionIds.flatMap((id) => keys(id)));
+  }
+
+  /** After erasure: a tombstone newer than any generation, so no racing reader can refill the session. */
+  async markErased(sessionId: string): Promise<void> {
+    const [sKey, hKey] = keys(sessionId);
+    await this.#redis
+      .multi()
+      .set(sKey, `${ERASED_GENERATION}|{}`, "EX", this.#opts.sessionTtlSeconds)
+      .del(hKey)
+      .exec();
+  }
+
+  async ping(): Promise<void> {
+    await this.#redis.ping();
+  }
+}

@@ -1,0 +1,521 @@
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import type { CacheGuard } from "../cache/cache-guard.ts";
+import type { Config } from "../config.ts";
+import {
+  applySessionChange,
+  findMessage,
+  historyPage,
+  insertSession,
+  loadSnapshot,
+  lockSnapshot,
+  type NewMessage,
+  type SessionChange,
+  type SessionSnapshot,
+} from "../db/chat-store.ts";
+import { eraseSession } from "../db/erase-store.ts";
+import {
+  claimIdempotencyKey,
+  type IdempotencyRequest,
+  idempotencyCompletion,
+  releaseIdempotencyKey,
+} from "../db/idempotency-store.ts";
+import { type CloudEvent, chatEvent } from "../events/cloudevents.ts";
+import type { EventPublisher } from "../events/event-publisher.ts";
+import { WELCOME } from "../responders/builtin-responder.ts";
+import { boundContext, type Responder } from "../responders/responder.ts";
+import { assertValidContent } from "./content-rules.ts";
+import { ChatError } from "./errors.ts";
+import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
+import { hashToken, newSessionToken, tokenMatches } from "./tokens.ts";
+import type { HistoryPage, Message, Session, SessionRecord } from "./types.ts";
+
+/** Messages kept in the history cache entry; a longer session is served page by page from Postgres. */
+export const HISTORY_CACHE_MAX = 500;
+
+export interface ChatDeps {
+  pool: pg.Pool;
+  cache: CacheGuard | null;
+  responder: Responder;
+  publisher: EventPublisher;
+  config: Config;
+}
+
+/** A session whose token was checked, with what was read to check it (so the turn needs no second read). */
+export interface AuthorizedSession {
+  session: SessionRecord;
+  /** Whole non-deleted history at session.generation, when it was at hand. */
+  history: Message[] | null;
+  fromCache: boolean;
+}
+
+export type Replayable<T> = T & { replayed?: boolean };
+
+export interface CreatedSession {
+  session: Session;
+  token: string;
+  messages: Message[];
+  suggestions: string[];
+}
+
+export interface PostedTurn {
+  message: Message;
+  reply: Message;
+  suggestions: string[];
+}
+
+export interface EditResult {
+  message: Message;
+  reply?: Message;
+}
+
+const publicSession = (s: SessionRecord): Session => ({
+  session_id: s.session_id,
+  user_id: s.user_id,
+  metadata: s.metadata,
+  created_at: s.created_at,
+  updated_at: s.updated_at,
+  last_seq: s.last_seq,
+  message_count: s.message_count,
+});
+
+/** What one change computes from a snapshot: the SQL change, the result, the history after it. */
+interface Planned<T> {
+  change: SessionChange;
+  result: T;
+  history: (before: Message[]) => Message[];
+}
+
+export class ChatService {
+  readonly #d: ChatDeps;
+
+  constructor(deps: ChatDeps) {
+    this.#d = deps;
+  }
+
+  /** Checks the bearer token. Wrong or missing: 401. A valid token of another session: 404. */
+  async authorize(sessionId: string, token: string | undefined): Promise<AuthorizedSession> {
+    if (!token)
+      throw new ChatError("unauthorized", "a session token is required (Authorization: Bearer <token>)");
+    const found = await this.#readSession(sessionId);
+    if (found && tokenMatches(token, found.session.token_hash)) return found;
+    const owner = await this.#d.pool.query({
+      name: "session_by_token",
+      text: "SELECT 1 FROM sessions WHERE token_hash = decode($1, 'hex')",
+      values: [hashToken(token)],
+    });
+    if (owner.rowCount) throw new ChatError("session_not_found", "session not found");
+    throw new ChatError("unauthorized", "the session token is not valid");
+  }
+
+  async createSession(
+    input: { user_id?: string | null; metadata?: Record<string, unknown> },
+    idem?: IdempotencyRequest,
+  ): Promise<Replayable<CreatedSession>> {
+    return this.#idempotent(idem, 201, async (completion) => {
+      const sessionId = randomUUID();
+      const token = newSessionToken();
+      const at = new Date().toISOString();
+      const welcome: NewMessage = {
+        message_id: randomUUID(),
+        seq: 1,
+        role: "assistant",
+        content: WELCOME.content,
+        reply_to: null,
+      };
+      const welcomeMessage = toMessage(sessionId, welcome, at);
+      const events = [
+        chatEvent("chat.session.created", sessionId, at, {
+          session_id: sessionId,
+          user_id: input.user_id ?? null,
+        }),
+        messageEvent("chat.message.created", welcomeMessage, at),
+      ];
+      const record: SessionRecord = {
+        session_id: sessionId,
+        user_id: input.user_id ?? null,
+        metadata: input.metadata ?? {},
+        created_at: at,
+        updated_at: at,
+        last_seq: 1,
+        message_count: 1,
+        token_hash: hashToken(token),
+        generation: 1,
+        suggestions: WELCOME.suggestions,
+      };
+      const result: CreatedSession = {
+        session: publicSession(record),
+        token,
+        messages: [welcomeMessage],
+        suggestions: WELCOME.suggestions,
+      };
+      const stored = await insertSession(this.#d.pool, {
+        sessionId,
+        userId: record.user_id,
+        tokenHash: record.token_hash,
+        metadata: record.metadata,
+        at,
+        suggestions: record.suggestions,
+        welcome,
+        events,
+        idempotency: completion?.(result),
+      });
+      await this.#afterCommit(stored, [welcomeMessage], events, false);
+      return result;
+    });
+  }
+
+  async postMessage(
+    auth: AuthorizedSession,
+    content: string,
+    idem?: IdempotencyRequest,
+  ): Promise<Replayable<PostedTurn>> {
+    assertValidContent(content, this.#d.config.MAX_CONTENT_CHARS);
+    return this.#idempotent(idem, 201, (completion) =>
+      this.#change(auth, async (snap) => {
+        const s = snap.session;
+        const at = new Date().toISOString();
+        const user: NewMessage = {
+          message_id: randomUUID(),
+          seq: s.last_seq + 1,
+          role: "user",
+          content,
+          reply_to: null,
+        };
+        const reply = await this.#respond([...toTurns(snap.messages), { role: "user", content }]);
+        const bot: NewMessage = {
+          message_id: randomUUID(),
+          seq: s.last_seq + 2,
+          role: "assistant",
+          content: reply.content,
+          reply_to: user.message_id,
+        };
+        const inserted = [toMessage(s.session_id, user, at), toMessage(s.session_id, bot, at)];
+        const result: PostedTurn = {
+          message: inserted[0] as Message,
+          reply: inserted[1] as Message,
+          suggestions: reply.suggestions,
+        };
+        return {
+          result,
+          history: (before) => applyToHistory(before, { inserts: inserted }),
+          change: {
+            sessionId: s.session_id,
+            expectedGeneration: s.generation,
+            at,
+            lastSeq: s.last_seq + 2,
+            messageCountDelta: 2,
+            suggestions: reply.suggestions,
+            inserts: [user, bot],
+            events: inserted.map((m) => messageEvent("chat.message.created", m, at)),
+            idempotency: completion?.(result),
+          },
+        };
+      }),
+    );
+  }
+
+  async editMessage(
+    auth: AuthorizedSession,
+    edit: { message_id: string; content: string; expected_version?: number; regenerate?: boolean },
+  ): Promise<EditResult> {
+    assertValidContent(edit.content, this.#d.config.MAX_CONTENT_CHARS);
+    return this.#change(auth, async (snap) => {
+      const s = snap.session;
+      const target = await this.#liveMessage(snap, edit.message_id);
+      if (target.role !== "user")
+        throw new ChatError("message_not_editable", "only user messages can be edited");
+      if (edit.expected_version !== undefined && edit.expected_version !== target.version) {
+        throw new ChatError(
+          "version_conflict",
+          `message is at version ${target.version}, not ${edit.expected_version}`,
+        );
+      }
+      const at = new Date().toISOString();
+      const message: Message = {
+        ...target,
+        content: edit.content,
+        version: target.version + 1,
+        edited_at: at,
+      };
+      let reply: Message | undefined;
+      let inserted: Message | undefined;
+      let suggestions: string[] | undefined;
+      let lastSeq = s.last_seq;
+      if (edit.regenerate) {
+        const laterUser = snap.messages.some((m) => m.role === "user" && m.seq > target.seq);
+        if (laterUser) {
+          throw new ChatError(
+            "validation_failed",
+            "regenerate is allowed only when editing the latest user message",
+            {
+              errors: [{ path: "regenerate", message: "only for the latest user message" }],
+            },
+          );
+        }
+        const before = snap.messages.filter((m) => m.seq < target.seq);
+        const answer = await this.#respond([...toTurns(before), { role: "user", content: edit.content }]);
+        suggestions = answer.suggestions;
+        const old = snap.messages.find((m) => m.role === "assistant" && m.reply_to === target.message_id);
+        if (old) {
+          reply = { ...old, content: answer.content, version: old.version + 1, edited_at: at };
+        } else {
+          lastSeq = s.last_seq + 1;
+          inserted = toMessage(
+            s.session_id,
+            {
+              message_id: randomUUID(),
+              seq: lastSeq,
+              role: "assistant",
+              content: answer.content,
+              reply_to: target.message_id,
+            },
+            at,
+          );
+        }
+      }
+      const edits = reply ? [message, reply] : [message];
+      const events: CloudEvent[] = edits.map((m) => messageEvent("chat.message.edited", m, at));
+      if (inserted) events.push(messageEvent("chat.message.created", inserted, at));
+      const result: EditResult = reply || inserted ? { message, reply: reply ?? inserted } : { message };
+      return {
+        result,
+        history: (before) => applyToHistory(before, { edits, inserts: inserted ? [inserted] : [] }),
+        change: {
+          sessionId: s.session_id,
+          expectedGeneration: s.generation,
+          at,
+          lastSeq,
+          messageCountDelta: inserted ? 1 : 0,
+          suggestions,
+          inserts: inserted ? [inserted] : [],
+          edits: edits.map((m) => ({ message_id: m.message_id, content: m.content })),
+          events,
+        },
+      };
+    });
+  }
+
+  async deleteMessage(
+    auth: AuthorizedSession,
+    messageId: string,
+  ): Promise<{ message_id: string; deleted: true }> {
+    return this.#change(auth, async (snap) => {
+      const s = snap.session;
+      const target = await this.#liveMessage(snap, messageId);
+      const at = new Date().toISOString();
+      return {
+        result: { message_id: messageId, deleted: true as const },
+        history: (before) => applyToHistory(before, { deleteMessageId: messageId }),
+        change: {
+          sessionId: s.session_id,
+          expectedGeneration: s.generation,
+          at,
+          lastSeq: s.last_seq,
+          messageCountDelta: -1,
+          deleteMessageId: messageId,
+          events: [
+            // a deleted message's text leaves the system: the event carries none
+            chatEvent("chat.message.deleted", s.session_id, at, {
+              session_id: s.session_id,
+              message_id: target.message_id,
+              seq: target.seq,
+              role: target.role,
+              version: target.version,
+            }),
+          ],
+        },
+      };
+    });
+  }
+
+  async history(
+    auth: AuthorizedSession,
+    afterSeq: number,
+    limit: number,
+  ): Promise<HistoryPage & { fromCache: boolean }> {
+    if (auth.history) return { ...pageOf(auth.history, afterSeq, limit), fromCache: auth.fromCache };
+    const snap = await this.#snapshot(auth.session.session_id);
+    if (snap.complete) return { ...pageOf(snap.messages, afterSeq, limit), fromCache: false };
+    const rows = await historyPage(this.#d.pool, auth.session.session_id, afterSeq, limit + 1);
+    const messages = rows.slice(0, limit);
+    return {
+      messages,
+      next_after_seq: rows.length > limit ? (messages[messages.length - 1]?.seq ?? null) : null,
+      fromCache: false,
+    };
+  }
+
+  getSession(auth: AuthorizedSession): Session {
+    return publicSession(auth.session);
+  }
+
+  suggestions(auth: AuthorizedSession): string[] {
+    return auth.session.suggestions;
+  }
+
+  /** Removes the session, its messages, idempotency records and unsent events for good. */
+  async eraseSession(auth: AuthorizedSession): Promise<void> {
+    const sessionId = auth.session.session_id;
+    const at = new Date().toISOString();
+    const event = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
+    await eraseSession(this.#d.pool, sessionId, event);
+    await this.#d.cache?.afterErase(sessionId);
+    await this.#d.publisher.afterCommit(sessionId, [event], false);
+  }
+
+  // --- the write path -------------------------------------------------------------------------
+
+  /**
+   * Applies a change computed from a snapshot. First optimistically, from what auth already read, in one
+   * statement that does nothing if the session moved on; then, if it did, under the session's row lock
+   * (bounded by SESSION_LOCK_TIMEOUT_MS, else session_busy), so a contended session still makes progress.
+   */
+  async #change<T>(
+    auth: AuthorizedSession,
+    plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
+  ): Promise<T> {
+    const optimistic = auth.history
+      ? { session: auth.session, messages: auth.history, complete: true }
+      : await this.#snapshot(auth.session.session_id);
+    const first = await plan(optimistic);
+    const applied = await applySessionChange(this.#d.pool, first.change);
+    if (applied) {
+      await this.#afterCommit(
+        applied.session,
+        optimistic.complete ? first.history(optimistic.messages) : null,
+        first.change.events,
+        applied.backlog,
+      );
+      return first.result;
+    }
+    return this.#changeLocked(auth.session.session_id, plan);
+  }
+
+  async #changeLocked<T>(
+    sessionId: string,
+    plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
+  ): Promise<T> {
+    const client = await this.#d.pool.connect();
+    let planned: Planned<T>;
+    let snap: SessionSnapshot;
+    let applied: Awaited<ReturnType<typeof applySessionChange>>;
+    try {
+      await client.query(`BEGIN; SET LOCAL lock_timeout = ${Number(this.#d.config.SESSION_LOCK_TIMEOUT_MS)}`);
+      const locked = await lockSnapshot(client, sessionId, HISTORY_CACHE_MAX);
+      if (!locked) throw new ChatError("session_not_found", "session not found");
+      snap = locked;
+      planned = await plan(snap);
+      applied = await applySessionChange(client, planned.change);
+      if (!applied) throw new Error("session changed while locked");
+      await client.query("COMMIT");
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      if ((err as { code?: string }).code === "55P03") {
+        throw new ChatError("session_busy", "the session is busy with another change; retry shortly", {
+          retryAfterSeconds: 1,
+        });
+      }
+      throw err;
+    } finally {
+      client.release();
+    }
+    await this.#afterCommit(
+      applied.session,
+      snap.complete ? planned.history(snap.messages) : null,
+      planned.change.events,
+      applied.backlog,
+    );
+    return planned.result;
+  }
+
+  async #afterCommit(
+    session: SessionRecord,
+    history: Message[] | null,
+    events: CloudEvent[],
+    backlog: boolean,
+  ) {
+    const cacheable = history && history.length <= HISTORY_CACHE_MAX ? history : null;
+    await Promise.all([
+      this.#d.cache?.afterWrite(session, cacheable),
+      this.#d.publisher.afterCommit(session.session_id, events, backlog),
+    ]);
+  }
+
+  async #idempotent<T extends object>(
+    idem: IdempotencyRequest | undefined,
+    statusCode: number,
+    run: (completion?: (result: T) => ReturnType<typeof idempotencyCompletion>) => Promise<T>,
+  ): Promise<Replayable<T>> {
+    if (!idem) return run();
+    const claim = await claimIdempotencyKey(this.#d.pool, idem, {
+      ttlSeconds: this.#d.config.IDEMPOTENCY_TTL_SECONDS,
+      lockSeconds: 60,
+      waitMs: 2000,
+    });
+    if (claim.kind === "replay") return { ...(claim.response as T), replayed: true };
+    try {
+      return await run((result) => idempotencyCompletion(idem, statusCode, result));
+    } catch (err) {
+      await releaseIdempotencyKey(this.#d.pool, idem).catch(() => {});
+      throw err;
+    }
+  }
+
+  // --- reads ----------------------------------------------------------------------------------
+
+  async #readSession(sessionId: string): Promise<AuthorizedSession | null> {
+    const cached = await this.#d.cache?.get(sessionId);
+    if (cached?.kind === "erased") return null;
+    if (cached?.kind === "hit") return { ...cached.value, fromCache: true };
+    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX);
+    if (!snap) return null;
+    const history = snap.complete ? snap.messages : null;
+    await this.#d.cache?.fill(snap.session, history);
+    return { session: snap.session, history, fromCache: false };
+  }
+
+  async #snapshot(sessionId: string): Promise<SessionSnapshot> {
+    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX);
+    if (!snap) throw new ChatError("session_not_found", "session not found");
+    await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
+    return snap;
+  }
+
+  /** A message of this session that is not deleted, from the snapshot or, for long sessions, Postgres. */
+  async #liveMessage(snap: SessionSnapshot, messageId: string): Promise<Message> {
+    const inSnap = snap.messages.find((m) => m.message_id === messageId);
+    if (inSnap) return inSnap;
+    if (!snap.complete) {
+      const row = await findMessage(this.#d.pool, snap.session.session_id, messageId);
+      if (row && !row.deleted) {
+        const { deleted: _d, ...message } = row;
+        return message;
+      }
+    }
+    throw new ChatError("message_not_found", "message not found");
+  }
+
+  async #respond(history: ReturnType<typeof toTurns>) {
+    const cfg = this.#d.config;
+    return this.#d.responder.respond(
+      boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS),
+    );
+  }
+}
+
+function messageEvent(
+  type: "chat.message.created" | "chat.message.edited",
+  m: Message,
+  at: string,
+): CloudEvent {
+  return chatEvent(type, m.session_id, at, {
+    session_id: m.session_id,
+    message_id: m.message_id,
+    seq: m.seq,
+    role: m.role,
+    version: m.version,
+    content: m.content,
+    reply_to: m.reply_to,
+  });
+}

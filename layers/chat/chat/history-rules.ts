@@ -1,0 +1,42 @@
+import type { NewMessage } from "../db/chat-store.ts";
+import type { Turn } from "../responders/responder.ts";
+import type { Message } from "./types.ts";
+
+/** The history after a change, computed in memory so the cache can be written through. */
+export function applyToHistory(
+  history: Message[],
+  change: { inserts?: Message[]; edits?: Message[]; deleteMessageId?: string },
+): Message[] {
+  const edited = new Map((change.edits ?? []).map((m) => [m.message_id, m]));
+  const next = history
+    .filter((m) => m.message_id !== change.deleteMessageId)
+    .map((m) => edited.get(m.message_id) ?? m);
+  return [...next, ...(change.inserts ?? [])];
+}
+
+export const toTurns = (messages: Pick<Message, "role" | "content">[]): Turn[] =>
+  messages.map((m) => ({ role: m.role, content: m.content }));
+
+export function toMessage(sessionId: string, m: NewMessage, at: string): Message {
+  return {
+    message_id: m.message_id,
+    session_id: sessionId,
+    seq: m.seq,
+    role: m.role,
+    content: m.content,
+    version: 1,
+    created_at: at,
+    edited_at: null,
+    reply_to: m.reply_to,
+  };
+}
+
+/** A page of history by seq cursor: messages after `afterSeq`, at most `limit`. */
+export function pageOf(history: Message[], afterSeq: number, limit: number) {
+  const rest = history.filter((m) => m.seq > afterSeq);
+  const messages = rest.slice(0, limit);
+  return {
+    messages,
+    next_after_seq: rest.length > limit ? (messages[messages.length - 1]?.seq ?? null) : null,
+  };
+}

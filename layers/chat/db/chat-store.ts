@@ -1,0 +1,231 @@
+import type pg from "pg";
+import type { Message, SessionRecord } from "../chat/types.ts";
+import type { CloudEvent } from "../events/cloudevents.ts";
+import { MESSAGE_COLUMNS, SESSION_COLUMNS, toMessage, toSession } from "./rows.ts";
+
+/** Anything that runs a query: the pool (autocommit) or a client inside a transaction. */
+export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
+
+/** Completes an idempotency claim in the same statement as the change it guards. */
+export interface IdempotencyCompletion {
+  scope: string;
+  keyHash: string;
+  statusCode: number;
+  response: unknown;
+}
+
+export interface NewMessage {
+  message_id: string;
+  seq: number;
+  role: "user" | "assistant";
+  content: string;
+  reply_to: string | null;
+}
+
+/** One change to a session, applied atomically by one statement. */
+export interface SessionChange {
+  sessionId: string;
+  /** The generation the change was computed from; the statement does nothing if it moved. */
+  expectedGeneration: number;
+  at: string;
+  lastSeq: number;
+  messageCountDelta: number;
+  suggestions?: string[];
+  inserts?: NewMessage[];
+  edits?: { message_id: string; content: string }[];
+  deleteMessageId?: string;
+  events: CloudEvent[];
+  idempotency?: IdempotencyCompletion;
+}
+
+export interface AppliedChange {
+  session: SessionRecord;
+  /** Earlier events of this session still wait in the outbox: publish in order, not just ours. */
+  backlog: boolean;
+}
+
+const APPLY_CHANGE = `
+WITH s AS (
+  UPDATE sessions
+     SET generation = generation + 1, updated_at = $3, last_seq = $4,
+         message_count = message_count + $5, suggestions = COALESCE($6::jsonb, suggestions)
+   WHERE session_id = $1 AND generation = $2
+  RETURNING ${SESSION_COLUMNS}
+), ins AS (
+  INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at, reply_to)
+  SELECT m.message_id, $1, m.seq, m.role, m.content, 1, $3, m.reply_to
+    FROM s, jsonb_to_recordset($7::jsonb) AS m(message_id uuid, seq int, role text, content text, reply_to uuid)
+), upd AS (
+  UPDATE messages AS t SET content = u.content, version = t.version + 1, edited_at = $3
+    FROM s, jsonb_to_recordset($8::jsonb) AS u(message_id uuid, content text)
+   WHERE t.message_id = u.message_id AND t.session_id = $1 AND t.deleted_at IS NULL
+), del AS (
+  UPDATE messages AS t SET deleted_at = $3, content = ''
+    FROM s WHERE t.message_id = $9 AND t.session_id = $1 AND t.deleted_at IS NULL
+), ob AS (
+  INSERT INTO outbox (event_id, session_id, event_type, event)
+  SELECT (e->>'id')::uuid, $1, e->>'type', e FROM s, jsonb_array_elements($10::jsonb) AS e
+), idem AS (
+  UPDATE idempotency_records SET status = 'completed', status_code = $13, response = $14::jsonb
+    FROM s WHERE scope = $11 AND idempotency_key = $12
+)
+SELECT s.*, EXISTS (SELECT 1 FROM outbox WHERE session_id = $1 AND published_at IS NULL) AS backlog FROM s`;
+
+/** Applies a change if the session is still at the expected generation; null when it moved on. */
+export async function applySessionChange(db: Queryable, c: SessionChange): Promise<AppliedChange | null> {
+  const res = await db.query({
+    name: "apply_session_change",
+    text: APPLY_CHANGE,
+    values: [
+      c.sessionId,
+      c.expectedGeneration,
+      c.at,
+      c.lastSeq,
+      c.messageCountDelta,
+      c.suggestions ? JSON.stringify(c.suggestions) : null,
+      JSON.stringify(c.inserts ?? []),
+      JSON.stringify(c.edits ?? []),
+      c.deleteMessageId ?? null,
+      JSON.stringify(c.events),
+      c.idempotency?.scope ?? null,
+      c.idempotency?.keyHash ?? null,
+      c.idempotency?.statusCode ?? null,
+      c.idempotency ? JSON.stringify(c.idempotency.response) : null,
+    ],
+  });
+  const row = res.rows[0];
+  return row ? { session: toSession(row), backlog: row.backlog === true } : null;
+}
+
+export interface NewSession {
+  sessionId: string;
+  userId: string | null;
+  tokenHash: string;
+  metadata: Record<string, unknown>;
+  at: string;
+  suggestions: string[];
+  welcome: NewMessage;
+  events: CloudEvent[];
+  idempotency?: IdempotencyCompletion;
+}
+
+const INSERT_SESSION = `
+WITH s AS (
+  INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count, suggestions)
+  VALUES ($1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb)
+  RETURNING ${SESSION_COLUMNS}
+), ins AS (
+  INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at)
+  SELECT $7, $1, 1, 'assistant', $8, 1, $5 FROM s
+), ob AS (
+  INSERT INTO outbox (event_id, session_id, event_type, event)
+  SELECT (e->>'id')::uuid, $1, e->>'type', e FROM s, jsonb_array_elements($9::jsonb) AS e
+), idem AS (
+  UPDATE idempotency_records SET status = 'completed', status_code = $12, response = $13::jsonb
+    FROM s WHERE scope = $10 AND idempotency_key = $11
+)
+SELECT * FROM s`;
+
+export async function insertSession(db: Queryable, n: NewSession): Promise<SessionRecord> {
+  const res = await db.query({
+    name: "insert_session",
+    text: INSERT_SESSION,
+    values: [
+      n.sessionId,
+      n.userId,
+      n.tokenHash,
+      JSON.stringify(n.metadata),
+      n.at,
+      JSON.stringify(n.suggestions),
+      n.welcome.message_id,
+      n.welcome.content,
+      JSON.stringify(n.events),
+      n.idempotency?.scope ?? null,
+      n.idempotency?.keyHash ?? null,
+      n.idempotency?.statusCode ?? null,
+      n.idempotency ? JSON.stringify(n.idempotency.response) : null,
+    ],
+  });
+  return toSession(res.rows[0]);
+}
+
+export async function findSession(
+  db: Queryable,
+  sessionId: string,
+  forUpdate = false,
+): Promise<SessionRecord | null> {
+  const res = await db.query({
+    name: forUpdate ? "find_session_for_update" : "find_session",
+    text: `SELECT ${SESSION_COLUMNS} FROM sessions WHERE session_id = $1${forUpdate ? " FOR UPDATE" : ""}`,
+    values: [sessionId],
+  });
+  return res.rows[0] ? toSession(res.rows[0]) : null;
+}
+
+export interface SessionSnapshot {
+  session: SessionRecord;
+  /** The newest non-deleted messages in seq order, at most `limit`. */
+  messages: Message[];
+  /** True when `messages` is the session's whole non-deleted history. */
+  complete: boolean;
+}
+
+const SNAPSHOT = `
+SELECT ${SESSION_COLUMNS},
+  (SELECT coalesce(json_agg(m ORDER BY m.seq), '[]'::json) FROM (
+     SELECT ${MESSAGE_COLUMNS} FROM messages
+      WHERE session_id = s.session_id AND deleted_at IS NULL
+      ORDER BY seq DESC LIMIT $2) m) AS messages
+FROM sessions s WHERE session_id = $1`;
+
+/** The session and its newest messages, read in one statement so both belong to one generation. */
+export async function loadSnapshot(
+  db: Queryable,
+  sessionId: string,
+  limit: number,
+): Promise<SessionSnapshot | null> {
+  const res = await db.query({ name: "load_snapshot", text: SNAPSHOT, values: [sessionId, limit + 1] });
+  const row = res.rows[0];
+  if (!row) return null;
+  const all = (row.messages as Record<string, unknown>[]).map(toMessage);
+  const complete = all.length <= limit;
+  return { session: toSession(row), messages: complete ? all : all.slice(1), complete };
+}
+
+export async function lockSnapshot(
+  db: pg.PoolClient,
+  sessionId: string,
+  limit: number,
+): Promise<SessionSnapshot | null> {
+  const locked = await findSession(db, sessionId, true);
+  return locked ? loadSnapshot(db, sessionId, limit) : null;
+}
+
+export async function historyPage(
+  db: Queryable,
+  sessionId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<Message[]> {
+  const res = await db.query({
+    name: "history_page",
+    text: `SELECT ${MESSAGE_COLUMNS} FROM messages
+            WHERE session_id = $1 AND seq > $2 AND deleted_at IS NULL ORDER BY seq LIMIT $3`,
+    values: [sessionId, afterSeq, limit],
+  });
+  return res.rows.map(toMessage);
+}
+
+export async function findMessage(
+  db: Queryable,
+  sessionId: string,
+  messageId: string,
+): Promise<(Message & { deleted: boolean }) | null> {
+  const res = await db.query({
+    name: "find_message",
+    text: `SELECT ${MESSAGE_COLUMNS}, deleted_at IS NOT NULL AS deleted FROM messages WHERE message_id = $1 AND session_id = $2`,
+    values: [messageId, sessionId],
+  });
+  const row = res.rows[0];
+  return row ? { ...toMessage(row), deleted: row.deleted === true } : null;
+}

@@ -1,0 +1,116 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { ChatError } from "../chat/errors.ts";
+import type { IdempotencyCompletion, Queryable } from "./chat-store.ts";
+
+/**
+ * Idempotency-Key records in Postgres. A request first claims its key (in_progress); the change that
+ * completes it writes the response in the same statement as the change itself, so "stored" and
+ * "replayable" cannot disagree. The key is stored hashed and the response encrypted with a key derived
+ * from it: a sessions/create response holds the session token, which must never sit in the database readable.
+ */
+export interface IdempotencyRequest {
+  scope: string;
+  key: string;
+  /** Hash of everything that makes two requests "the same" (body, session). */
+  requestHash: string;
+}
+
+export type ClaimOutcome = { kind: "claimed" } | { kind: "replay"; statusCode: number; response: unknown };
+
+const CLAIM = `
+INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, locked_until, expires_at)
+VALUES ($1, $2, $3, 'in_progress', now() + make_interval(secs => $4), now() + make_interval(secs => $5))
+ON CONFLICT (scope, idempotency_key) DO UPDATE
+   SET request_hash = EXCLUDED.request_hash, status = 'in_progress', status_code = NULL, response = NULL,
+       locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
+ WHERE idempotency_records.expires_at < now()
+    OR (idempotency_records.status = 'in_progress' AND idempotency_records.locked_until < now())
+RETURNING 1`;
+
+const hashKey = (req: IdempotencyRequest) =>
+  createHash("sha256").update(`${req.scope}\n${req.key}`).digest("hex");
+const cipherKey = (req: IdempotencyRequest) =>
+  createHash("sha256").update(`chat-idempotency-response\n${req.scope}\n${req.key}`).digest();
+
+export interface ClaimOptions {
+  ttlSeconds: number;
+  /** How long a claim blocks others: past it, a crashed request's key can be taken over. */
+  lockSeconds: number;
+  /** How long a duplicate waits for the first request to finish before answering 409. */
+  waitMs: number;
+}
+
+export async function claimIdempotencyKey(
+  db: Queryable,
+  req: IdempotencyRequest,
+  opts: ClaimOptions,
+): Promise<ClaimOutcome> {
+  const deadline = Date.now() + opts.waitMs;
+  for (;;) {
+    const claimed = await db.query({
+      name: "idempotency_claim",
+      text: CLAIM,
+      values: [req.scope, hashKey(req), req.requestHash, opts.lockSeconds, opts.ttlSeconds],
+    });
+    if (claimed.rowCount) return { kind: "claimed" };
+    const res = await db.query({
+      name: "idempotency_read",
+      text: "SELECT request_hash, status, status_code, response FROM idempotency_records WHERE scope = $1 AND idempotency_key = $2",
+      values: [req.scope, hashKey(req)],
+    });
+    const row = res.rows[0];
+    if (!row) continue; // expired and removed between the two statements: claim again
+    if (row.request_hash !== req.requestHash) {
+      throw new ChatError("idempotency_key_reused", "this Idempotency-Key was used with a different request");
+    }
+    if (row.status === "completed") {
+      return { kind: "replay", statusCode: row.status_code as number, response: decrypt(req, row.response) };
+    }
+    if (Date.now() >= deadline) {
+      throw new ChatError(
+        "request_in_progress",
+        "a request with this Idempotency-Key is still being processed",
+        {
+          retryAfterSeconds: 1,
+        },
+      );
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Gives the key back after a failure, so the client's retry runs instead of waiting out the lock. */
+export async function releaseIdempotencyKey(db: Queryable, req: IdempotencyRequest): Promise<void> {
+  await db.query({
+    name: "idempotency_release",
+    text: "DELETE FROM idempotency_records WHERE scope = $1 AND idempotency_key = $2 AND status = 'in_progress'",
+    values: [req.scope, hashKey(req)],
+  });
+}
+
+/** The completion that the change statement writes. */
+export function idempotencyCompletion(
+  req: IdempotencyRequest,
+  statusCode: number,
+  response: unknown,
+): IdempotencyCompletion {
+  return { scope: req.scope, keyHash: hashKey(req), statusCode, response: encrypt(req, response) };
+}
+
+function encrypt(req: IdempotencyRequest, value: unknown): { iv: string; tag: string; data: string } {
+  const iv = randomBytes(12);
+  const c = createCipheriv("aes-256-gcm", cipherKey(req), iv);
+  const data = Buffer.concat([c.update(JSON.stringify(value), "utf8"), c.final()]);
+  return { iv: iv.toString("base64"), tag: c.getAuthTag().toString("base64"), data: data.toString("base64") };
+}
+
+function decrypt(req: IdempotencyRequest, box: { iv: string; tag: string; data: string }): unknown {
+  const d = createDecipheriv("aes-256-gcm", cipherKey(req), Buffer.from(box.iv, "base64"));
+  d.setAuthTag(Buffer.from(box.tag, "base64"));
+  const plain = Buffer.concat([d.update(Buffer.from(box.data, "base64")), d.final()]);
+  return JSON.parse(plain.toString("utf8"));
+}
+
+export function requestHash(parts: unknown): string {
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
+}

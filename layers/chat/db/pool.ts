@@ -1,0 +1,40 @@
+import pg from "pg";
+import { type Config, config } from "../config.ts";
+import { databaseUrl } from "./database-url.ts";
+
+let pool: pg.Pool | undefined;
+let creating: Promise<pg.Pool> | undefined;
+
+function buildPool(url: string, cfg: Config): pg.Pool {
+  const p = new pg.Pool({
+    connectionString: url,
+    max: cfg.DB_POOL_MAX,
+    connectionTimeoutMillis: cfg.DB_CONNECT_TIMEOUT_MS,
+    statement_timeout: cfg.DB_STATEMENT_TIMEOUT_MS,
+    idleTimeoutMillis: 60_000,
+    ssl: cfg.DATABASE_SSL ? { rejectUnauthorized: true } : undefined,
+    application_name: "chat-backend",
+  });
+  // An idle client that loses its server (restart, failover) must not crash the process; the pool replaces it.
+  p.on("error", () => {});
+  return p;
+}
+
+/** One pool per process, created on first use and reused across invocations. */
+export function getPool(): Promise<pg.Pool> {
+  if (pool) return Promise.resolve(pool);
+  creating ??= (async () => {
+    const cfg = config();
+    pool = buildPool(await databaseUrl(cfg), cfg);
+    return pool;
+  })().finally(() => {
+    creating = undefined;
+  });
+  return creating;
+}
+
+export async function closePool(): Promise<void> {
+  const p = pool;
+  pool = undefined;
+  await p?.end();
+}

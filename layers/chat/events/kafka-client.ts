@@ -1,0 +1,120 @@
+import { type KafkaConfig, type LogEntry, logLevel } from "kafkajs";
+
+/** Plain options, filled from Config by the caller: this module never reads process.env. */
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  ssl: boolean;
+  auth: "none" | "msk-iam";
+  /** Needed for msk-iam (the token is SigV4-signed for a region). */
+  region?: string;
+  connectionTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Where kafkajs warnings/errors go; defaults to one JSON line on stderr. */
+  log?: KafkaLogSink;
+}
+
+export type KafkaLogSink = (
+  level: "warn" | "error",
+  message: string,
+  fields: Record<string, unknown>,
+) => void;
+
+// Only these fields of a kafkajs log entry are passed on: enough to diagnose, never payloads.
+const SAFE_FIELDS = ["broker", "clientId", "groupId", "topic", "error", "retryCount", "retryTime", "type"];
+
+const defaultSink: KafkaLogSink = (level, message, fields) => {
+  const line = JSON.stringify({ level: level.toUpperCase(), source: "kafkajs", message, ...fields });
+  if (level === "error") console.error(line);
+  else console.warn(line);
+};
+
+/** kafkajs logCreator limited to WARN/ERROR and to SAFE_FIELDS. */
+export function quietLogCreator(sink: KafkaLogSink = defaultSink) {
+  return () =>
+    ({ namespace, level, log }: LogEntry) => {
+      if (level !== logLevel.ERROR && level !== logLevel.WARN) return;
+      const fields: Record<string, unknown> = { namespace };
+      for (const key of SAFE_FIELDS) if (log[key] !== undefined) fields[key] = log[key];
+      sink(level === logLevel.ERROR ? "error" : "warn", log.message, fields);
+    };
+}
+
+/** Builds the kafkajs config: short timeouts and few retries so a request never waits long on Kafka. */
+export function buildKafkaConfig(options: KafkaClientOptions): KafkaConfig {
+  const requestTimeout = options.requestTimeoutMs ?? 2000;
+  const config: KafkaConfig = {
+    clientId: options.clientId,
+    brokers: options.brokers,
+    ssl: options.ssl,
+    connectionTimeout: options.connectionTimeoutMs ?? 1000,
+    requestTimeout,
+    authenticationTimeout: Math.max(requestTimeout, 3000),
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    logLevel: logLevel.WARN,
+    logCreator: quietLogCreator(options.log),
+  };
+  if (options.auth === "msk-iam") {
+    const region = options.region;
+    if (!region) throw new Error("Kafka auth msk-iam needs a region");
+    // MSK IAM runs over TLS only.
+    config.ssl = true;
+    config.sasl = {
+      mechanism: "oauthbearer",
+      oauthBearerProvider: async () => {
+        // Loaded on first use: the signer pulls in the AWS credential chain.
+        const { generateAuthToken } = await import("aws-msk-iam-sasl-signer-js");
+        const { token } = await generateAuthToken({ region });
+        return { value: token };
+      },
+    };
+  }
+  return config;
+}
+
+export interface ResolveBrokersOptions {
+  brokers?: string[];
+  mskClusterArn?: string;
+  /** Defaults to the region in the cluster ARN. */
+  region?: string;
+}
+
+// Per process and per cluster: bootstrap brokers change only when the cluster is rebuilt.
+const brokerCache = new Map<string, Promise<string[]>>();
+
+/** Explicit brokers win; else the IAM bootstrap brokers of the MSK cluster (looked up once per process). */
+export async function resolveBrokers(options: ResolveBrokersOptions): Promise<string[]> {
+  if (options.brokers && options.brokers.length > 0) return options.brokers;
+  const arn = options.mskClusterArn;
+  if (!arn) throw new Error("Kafka brokers: set either brokers or an MSK cluster ARN");
+  let pending = brokerCache.get(arn);
+  if (!pending) {
+    pending = lookUpBootstrapBrokers(arn, options.region ?? arn.split(":")[3]);
+    brokerCache.set(arn, pending);
+    // A failed look-up is not cached, so the next call tries again.
+    pending.catch(() => brokerCache.delete(arn));
+  }
+  return pending;
+}
+
+/** For tests: forget looked-up brokers. */
+export function clearBrokerCache(): void {
+  brokerCache.clear();
+}
+
+async function lookUpBootstrapBrokers(arn: string, region: string | undefined): Promise<string[]> {
+  // Loaded lazily: processes without MSK never pay for the AWS SDK.
+  const { KafkaClient, GetBootstrapBrokersCommand } = await import("@aws-sdk/client-kafka");
+  const client = new KafkaClient(region ? { region } : {});
+  try {
+    const out = await client.send(new GetBootstrapBrokersCommand({ ClusterArn: arn }));
+    const brokers = (out.BootstrapBrokerStringSaslIam ?? "")
+      .split(",")
+      .map((b) => b.trim())
+      .filter(Boolean);
+    if (brokers.length === 0) throw new Error(`MSK cluster ${arn} has no IAM bootstrap brokers`);
+    return brokers;
+  } finally {
+    client.destroy();
+  }
+}

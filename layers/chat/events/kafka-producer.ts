@@ -1,0 +1,173 @@
+import {
+  type Admin,
+  CompressionTypes,
+  Kafka,
+  Partitioners,
+  type Producer,
+  type TopicMessages,
+} from "kafkajs";
+import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
+
+/** Client options plus producer behaviour. */
+export interface ProducerSettings extends KafkaClientOptions {
+  compression?: "none" | "gzip";
+  /** Off by default: librdkafka's mock cluster cannot do it; real MSK can. */
+  idempotent?: boolean;
+}
+
+export interface OutgoingRecord {
+  topic: string;
+  key: string;
+  value: string;
+  headers: Record<string, string>;
+}
+
+export interface PublishOptions {
+  timeoutMs: number;
+  /** Defaults to the settings last given to getProducer/publishRecords/pingKafka. */
+  config?: ProducerSettings;
+}
+
+export interface KafkaPing {
+  status: "ok" | "down";
+  latency_ms: number;
+  error?: string;
+}
+
+export class KafkaTimeoutError extends Error {
+  override name = "KafkaTimeoutError";
+}
+
+interface Handle<T> {
+  key: string;
+  client: T;
+  /** Settles once connect() has; shared by every caller. */
+  ready: Promise<T>;
+}
+
+// One producer (and one admin for pings) per process, reused across invocations.
+let settings: ProducerSettings | undefined;
+let producer: Handle<Producer> | undefined;
+let admin: Handle<Admin> | undefined;
+
+// Functions (the log sink) drop out of the key; everything else changes the connection.
+const keyOf = (s: ProducerSettings) => JSON.stringify(s);
+
+function settingsFrom(config: ProducerSettings | undefined): ProducerSettings {
+  if (config) settings = config;
+  if (!settings) throw new Error("Kafka producer not configured: pass config first");
+  return settings;
+}
+
+function connectHandle<T extends Producer | Admin>(key: string, client: T): Handle<T> {
+  const handle = { key, client, ready: client.connect().then(() => client) };
+  // A failed connect is never reused (the next call connects again) nor reported as unhandled.
+  handle.ready.catch(() => discard(handle));
+  return handle;
+}
+
+/** Drops a handle so the next call reconnects; disconnects it once its connect has settled. */
+function discard<T extends Producer | Admin>(handle: Handle<T>): void {
+  if (producer === handle) producer = undefined;
+  if (admin === handle) admin = undefined;
+  const close = () => handle.client.disconnect();
+  handle.ready.then(close, close).catch(() => {});
+}
+
+/** The process's producer for these settings, connected (lazily, once) and reused. */
+export function getProducer(config?: ProducerSettings): Promise<Producer> {
+  const s = settingsFrom(config);
+  const key = keyOf(s);
+  if (producer && producer.key !== key) discard(producer);
+  if (!producer) {
+    const kafka = new Kafka(buildKafkaConfig(s));
+    const client = kafka.producer({
+      idempotent: s.idempotent ?? false,
+      // One request in flight per broker keeps records with the same key in order across retries.
+      maxInFlightRequests: 1,
+      // Java-compatible murmur2 partitioning, named explicitly to silence kafkajs's v2 warning.
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    producer = connectHandle(key, client);
+  }
+  return producer.ready;
+}
+
+/** Races work against a timer. race() subscribes to work, so its late rejection is never unhandled. */
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KafkaTimeoutError(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+function byTopic(records: OutgoingRecord[]): TopicMessages[] {
+  const topics = new Map<string, TopicMessages>();
+  for (const r of records) {
+    let entry = topics.get(r.topic);
+    if (!entry) {
+      entry = { topic: r.topic, messages: [] };
+      topics.set(r.topic, entry);
+    }
+    entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
+  }
+  return [...topics.values()];
+}
+
+/**
+ * Sends records with acks=all; resolves or rejects within timeoutMs. On any failure the producer
+ * is dropped so the next call reconnects. A send still in flight at the timeout may yet land
+ * (at-least-once: consumers dedupe by event id).
+ */
+export async function publishRecords(records: OutgoingRecord[], options: PublishOptions): Promise<void> {
+  if (records.length === 0) return;
+  const s = settingsFrom(options.config);
+  const ready = getProducer(s);
+  const handle = producer as Handle<Producer>;
+  const work = ready.then((p) =>
+    p.sendBatch({
+      topicMessages: byTopic(records),
+      acks: -1,
+      timeout: options.timeoutMs,
+      compression: s.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
+    }),
+  );
+  try {
+    await withTimeout(work, options.timeoutMs, `Kafka publish of ${records.length} record(s)`);
+  } catch (err) {
+    discard(handle);
+    throw err;
+  }
+}
+
+/** Health check: a bounded cluster metadata round trip through a reused admin client. */
+export async function pingKafka(timeoutMs: number, config?: ProducerSettings): Promise<KafkaPing> {
+  const started = performance.now();
+  const latency = () => Math.round(performance.now() - started);
+  let handle: Handle<Admin> | undefined;
+  try {
+    const s = settingsFrom(config);
+    const key = keyOf(s);
+    if (admin && admin.key !== key) discard(admin);
+    if (!admin) admin = connectHandle(key, new Kafka(buildKafkaConfig(s)).admin());
+    handle = admin;
+    await withTimeout(
+      handle.ready.then((a) => a.describeCluster()),
+      timeoutMs,
+      "Kafka ping",
+    );
+    return { status: "ok", latency_ms: latency() };
+  } catch (err) {
+    if (handle) discard(handle);
+    return { status: "down", latency_ms: latency(), error: (err as Error).message };
+  }
+}
+
+/** Disconnects the producer and admin (tests, shutdown). The next use reconnects. */
+export async function disconnectProducer(): Promise<void> {
+  const handles = [producer, admin].filter((h) => h !== undefined);
+  producer = undefined;
+  admin = undefined;
+  await Promise.all(handles.map((h) => h.ready.then((c) => c.disconnect()).catch(() => {})));
+}

@@ -1,0 +1,81 @@
+import type pg from "pg";
+import type { Config } from "../config.ts";
+import type { Check } from "../health/health-check.ts";
+import type { CloudEvent } from "./cloudevents.ts";
+import type { EventPublisher } from "./event-publisher.ts";
+import { resolveBrokers } from "./kafka-client.ts";
+import { type ProducerSettings, pingKafka, publishRecords } from "./kafka-producer.ts";
+import { toRecords } from "./outbox-relay.ts";
+import { markPublished, pendingForSession } from "./outbox-store.ts";
+
+/** Kafka is on when brokers or an MSK cluster are configured; otherwise events wait in the outbox. */
+export const kafkaEnabled = (cfg: Config) => cfg.KAFKA_BROKERS.length > 0 || !!cfg.MSK_CLUSTER_ARN;
+
+let settings: Promise<ProducerSettings> | undefined;
+
+export function producerSettings(cfg: Config): Promise<ProducerSettings> {
+  settings ??= resolveBrokers({ brokers: cfg.KAFKA_BROKERS, mskClusterArn: cfg.MSK_CLUSTER_ARN })
+    .then((brokers) => ({
+      brokers,
+      clientId: cfg.KAFKA_CLIENT_ID,
+      ssl: cfg.KAFKA_SSL || cfg.KAFKA_AUTH === "msk-iam",
+      auth: cfg.KAFKA_AUTH,
+      region: cfg.MSK_CLUSTER_ARN?.split(":")[3] ?? process.env.AWS_REGION,
+      compression: cfg.KAFKA_COMPRESSION,
+    }))
+    .catch((err) => {
+      settings = undefined;
+      throw err;
+    });
+  return settings;
+}
+
+/** Publishes events to the topic within the bound; rejects on failure or timeout. */
+export async function publishEvents(cfg: Config, events: CloudEvent[], timeoutMs: number): Promise<void> {
+  if (events.length === 0) return;
+  await publishRecords(toRecords(cfg.KAFKA_TOPIC, events), {
+    timeoutMs,
+    config: await producerSettings(cfg),
+  });
+}
+
+export async function kafkaPing(cfg: Config, timeoutMs: number): Promise<Check> {
+  try {
+    const ping = await pingKafka(timeoutMs, await producerSettings(cfg));
+    return { status: ping.status, latency_ms: ping.status === "ok" ? ping.latency_ms : null };
+  } catch {
+    return { status: "down", latency_ms: null };
+  }
+}
+
+// After a failure, requests skip the fast path for a while, so an outage costs each request nothing.
+const BACKOFF_MS = 5000;
+
+/**
+ * The after-commit fast path. With no older unpublished event for the session, it publishes just this
+ * change's events; otherwise the session's whole backlog, oldest first, so the first copy of every event
+ * reaches the topic in order. Failures and timeouts leave the rows to the relay.
+ */
+export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
+  let pausedUntil = 0;
+  return {
+    async afterCommit(sessionId, events, backlog) {
+      if (Date.now() < pausedUntil) return;
+      const started = Date.now();
+      try {
+        const toSend = backlog
+          ? (await pendingForSession(pool, sessionId, 1000)).map((r) => r.event)
+          : events;
+        const left = cfg.KAFKA_PUBLISH_TIMEOUT_MS - (Date.now() - started);
+        if (left <= 0) return;
+        await publishEvents(cfg, toSend, left);
+        await markPublished(
+          pool,
+          toSend.map((e) => e.id),
+        );
+      } catch {
+        pausedUntil = Date.now() + BACKOFF_MS;
+      }
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import type pg from "pg";
+import type { Queryable } from "../db/chat-store.ts";
+import type { CloudEvent } from "./cloudevents.ts";
+
+export interface OutboxRow {
+  id: string;
+  event: CloudEvent;
+}
+
+/** This session's unpublished events, oldest first: publishing them in this order keeps the session in order. */
+export async function pendingForSession(
+  db: Queryable,
+  sessionId: string,
+  limit: number,
+): Promise<OutboxRow[]> {
+  const res = await db.query({
+    name: "outbox_pending_session",
+    text: "SELECT id, event FROM outbox WHERE session_id = $1 AND published_at IS NULL ORDER BY id LIMIT $2",
+    values: [sessionId, limit],
+  });
+  return res.rows as OutboxRow[];
+}
+
+/** The oldest unpublished events of all sessions (a prefix of each session's backlog). */
+export async function pendingBatch(db: Queryable, limit: number): Promise<OutboxRow[]> {
+  const res = await db.query({
+    name: "outbox_pending_batch",
+    text: "SELECT id, event FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+    values: [limit],
+  });
+  return res.rows as OutboxRow[];
+}
+
+export async function markPublished(db: Queryable, eventIds: string[]): Promise<void> {
+  if (eventIds.length === 0) return;
+  await db.query({
+    name: "outbox_mark_published",
+    text: "UPDATE outbox SET published_at = now() WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL",
+    values: [eventIds],
+  });
+}
+
+export async function pruneOutbox(db: Queryable, retentionHours: number): Promise<number> {
+  const res = await db.query({
+    name: "outbox_prune",
+    text: "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
+    values: [retentionHours],
+  });
+  return res.rowCount ?? 0;
+}
+
+// pg_try_advisory_lock key: "one relay at a time" across every process on the database.
+const RELAY_LOCK_KEY = 0x63686174; // "chat"
+
+/**
+ * Holds the relay lock on its own connection for the duration of `work`. Returns null when another relay
+ * holds it: two relays at once would each publish a non-prefix of some session's backlog, out of order.
+ */
+export async function withRelayLock<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T | null> {
+  const client = await pool.connect();
+  try {
+    const got = await client.query("SELECT pg_try_advisory_lock($1) AS ok", [RELAY_LOCK_KEY]);
+    if (!got.rows[0]?.ok) return null;
+    try {
+      return await work();
+    } finally {
+      await client.query("SELECT pg_advisory_unlock($1)", [RELAY_LOCK_KEY]);
+    }
+  } finally {
+    client.release();
+  }
+}

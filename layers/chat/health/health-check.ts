@@ -1,0 +1,63 @@
+import type pg from "pg";
+
+export type CheckStatus = "ok" | "down" | "disabled";
+export interface Check {
+  status: CheckStatus;
+  latency_ms: number | null;
+}
+export interface Health {
+  status: "ok" | "degraded" | "down";
+  version: string;
+  checks: { postgres: Check; redis: Check; kafka: Check };
+}
+
+export interface HealthDeps {
+  pool: () => Promise<pg.Pool>;
+  /** Absent: Redis is not configured. */
+  redisPing?: () => Promise<unknown>;
+  /** Absent: Kafka is not configured. */
+  kafkaPing?: (timeoutMs: number) => Promise<Check>;
+  version: string;
+  timeoutMs: number;
+}
+
+/** Each backend checked in parallel, each bounded; no writes. Postgres down is "down", anything else "degraded". */
+export async function checkHealth(deps: HealthDeps): Promise<Health> {
+  const [postgres, redis, kafka] = await Promise.all([
+    timed(async () => {
+      const pool = await deps.pool();
+      await pool.query({ text: "SELECT 1", query_timeout: deps.timeoutMs } as pg.QueryConfig);
+    }, deps.timeoutMs),
+    deps.redisPing ? timed(deps.redisPing, deps.timeoutMs) : disabled(),
+    deps.kafkaPing
+      ? deps.kafkaPing(deps.timeoutMs).catch(() => ({ status: "down" as const, latency_ms: null }))
+      : disabled(),
+  ]);
+  const status =
+    postgres.status !== "ok"
+      ? "down"
+      : redis.status === "down" || kafka.status === "down"
+        ? "degraded"
+        : "ok";
+  return { status, version: deps.version, checks: { postgres, redis, kafka } };
+}
+
+const disabled = async (): Promise<Check> => ({ status: "disabled", latency_ms: null });
+
+async function timed(probe: () => Promise<unknown>, timeoutMs: number): Promise<Check> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("timeout")), timeoutMs);
+      }),
+    ]);
+    return { status: "ok", latency_ms: Math.round((performance.now() - started) * 100) / 100 };
+  } catch {
+    return { status: "down", latency_ms: null };
+  } finally {
+    clearTimeout(timer);
+  }
+}

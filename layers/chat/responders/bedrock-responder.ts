@@ -1,0 +1,98 @@
+import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
+import { builtinReply } from "./builtin-responder.ts";
+import type { Reply, Responder, Turn } from "./responder.ts";
+
+export interface BedrockOptions {
+  modelId: string;
+  region?: string;
+  timeoutMs: number;
+  /** Injected in tests; otherwise created on first use. */
+  client?: BedrockRuntimeClient;
+  /** Told when the model could not answer and the built-in reply was used (metrics). */
+  onFallback?: (reason: string) => void;
+}
+
+const SYSTEM_PROMPT =
+  "You are a concise, friendly chat assistant. Answer in at most a few sentences. Use only the conversation given.";
+
+/**
+ * Amazon Bedrock through the Converse API. Bounded by its own timeout, well under the function's, and
+ * falling back to the built-in reply on any error, so a slow or failing model never fails a turn.
+ * Suggestions come from the built-in rules: they must be instant and always three.
+ */
+export function bedrockResponder(opts: BedrockOptions): Responder {
+  let client = opts.client;
+  const getClient = async () => {
+    if (!client) {
+      const { BedrockRuntimeClient } = await import("@aws-sdk/client-bedrock-runtime");
+      client = new BedrockRuntimeClient(
+        opts.region ? { region: opts.region, maxAttempts: 1 } : { maxAttempts: 1 },
+      );
+    }
+    return client;
+  };
+  return {
+    name: "bedrock",
+    async respond(history: Turn[]): Promise<Reply> {
+      const fallback = builtinReply(history);
+      try {
+        const { ConverseCommand } = await import("@aws-sdk/client-bedrock-runtime");
+        const c = await getClient();
+        const abort = new AbortController();
+        const out = await withDeadline(
+          c.send(
+            new ConverseCommand({
+              modelId: opts.modelId,
+              system: [{ text: SYSTEM_PROMPT }],
+              messages: toConverseMessages(history),
+              inferenceConfig: { maxTokens: 512, temperature: 0.3 },
+            }),
+            { abortSignal: abort.signal },
+          ),
+          opts.timeoutMs,
+          () => abort.abort(),
+        );
+        const text = out.output?.message?.content
+          ?.map((b) => ("text" in b ? b.text : ""))
+          .join("")
+          .trim();
+        if (!text) throw new Error("empty model output");
+        return { content: text, suggestions: fallback.suggestions };
+      } catch (err) {
+        opts.onFallback?.(err instanceof Error ? err.name : "unknown");
+        return fallback;
+      }
+    },
+  };
+}
+
+/** Our own deadline: it holds even where a transport ignores the abort signal. */
+async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(Object.assign(new Error(`model did not answer within ${ms} ms`), { name: "TimeoutError" }));
+    }, ms);
+  });
+  work.catch(() => {}); // a late failure after the deadline is not an unhandled rejection
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Converse needs alternating roles starting with a user turn: merge neighbours, drop a leading bot turn. */
+export function toConverseMessages(
+  history: Turn[],
+): { role: "user" | "assistant"; content: { text: string }[] }[] {
+  const out: { role: "user" | "assistant"; content: { text: string }[] }[] = [];
+  for (const turn of history) {
+    const last = out[out.length - 1];
+    if (last && last.role === turn.role) last.content.push({ text: turn.content });
+    else if (out.length > 0 || turn.role === "user")
+      out.push({ role: turn.role, content: [{ text: turn.content }] });
+  }
+  return out;
+}

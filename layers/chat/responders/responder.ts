@@ -1,0 +1,32 @@
+import type { Role } from "../chat/types.ts";
+
+/** What a responder sees: recent non-deleted messages in their current (edited) form, oldest first. */
+export interface Turn {
+  role: Role;
+  content: string;
+}
+
+export interface Reply {
+  content: string;
+  /** Three suggested next user messages. */
+  suggestions: string[];
+}
+
+export interface Responder {
+  readonly name: string;
+  /** `history` ends with the user message being answered. */
+  respond(history: Turn[]): Promise<Reply>;
+}
+
+/** Keeps the newest turns that fit both bounds, oldest first. */
+export function boundContext(history: Turn[], maxMessages: number, maxChars: number): Turn[] {
+  const kept: Turn[] = [];
+  let chars = 0;
+  for (let i = history.length - 1; i >= 0 && kept.length < maxMessages; i--) {
+    const turn = history[i] as Turn;
+    if (chars + turn.content.length > maxChars && kept.length > 0) break;
+    chars += turn.content.length;
+    kept.push(turn);
+  }
+  return kept.reverse();
+}

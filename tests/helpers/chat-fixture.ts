@@ -1,0 +1,86 @@
+import { Redis } from "ioredis";
+import { CacheGuard } from "../../layers/chat/cache/cache-guard.ts";
+import { SessionCache } from "../../layers/chat/cache/session-cache.ts";
+import { ChatService } from "../../layers/chat/chat/chat-service.ts";
+import { type Config, parseConfig } from "../../layers/chat/config.ts";
+import { type EventPublisher, outboxOnlyPublisher } from "../../layers/chat/events/event-publisher.ts";
+import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
+import type { Responder } from "../../layers/chat/responders/responder.ts";
+import { createTestDatabase, type TestDatabase } from "./test-database.ts";
+
+export interface ChatFixture {
+  db: TestDatabase;
+  chat: ChatService;
+  cache: CacheGuard | null;
+  redis: Redis | null;
+  config: Config;
+  close(): Promise<void>;
+}
+
+export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** A ChatService on this file's own database, with the real Redis cache unless `redisUrl: null`. */
+export async function chatFixture(
+  opts: {
+    redisUrl?: string | null;
+    responder?: Responder;
+    /** Built from this fixture's config and pool (e.g. the Kafka publisher). */
+    publisher?: (config: Config, pool: TestDatabase["pool"]) => EventPublisher;
+    env?: Record<string, string>;
+  } = {},
+): Promise<ChatFixture> {
+  const db = await createTestDatabase(20);
+  const redisUrl = opts.redisUrl === undefined ? SHARED_REDIS_URL : opts.redisUrl;
+  const config = parseConfig({
+    DATABASE_URL: db.url,
+    ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+    ...opts.env,
+  });
+  const redis = redisUrl ? testRedis(redisUrl, config) : null;
+  if (redis && redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
+  const cache = redis
+    ? new CacheGuard(new SessionCache(redis, { sessionTtlSeconds: 300, historyTtlSeconds: 300 }), db.pool)
+    : null;
+  const chat = new ChatService({
+    pool: db.pool,
+    cache,
+    responder: opts.responder ?? builtinResponder,
+    publisher: opts.publisher ? opts.publisher(config, db.pool) : outboxOnlyPublisher,
+    config,
+  });
+  return {
+    db,
+    chat,
+    cache,
+    redis,
+    config,
+    async close() {
+      redis?.disconnect();
+      await db.drop();
+    },
+  };
+}
+
+/** The same client options as the runtime's getRedis(), on a URL of the test's choosing. */
+export function testRedis(url: string, config: Config): Redis {
+  const r = new Redis(url, {
+    connectTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => 100,
+  });
+  r.on("error", () => {});
+  return r;
+}
+
+/** Counts rows of the tables a change touches, to prove a rejected request changed nothing. */
+export async function rowCounts(pool: TestDatabase["pool"]) {
+  const res = await pool.query(
+    `SELECT (SELECT count(*) FROM sessions)::int AS sessions, (SELECT count(*) FROM messages)::int AS messages,
+            (SELECT count(*) FROM outbox)::int AS outbox, (SELECT count(*) FROM idempotency_records)::int AS idempotency,
+            (SELECT coalesce(sum(version), 0) FROM messages)::int AS versions,
+            (SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL)::int AS deleted`,
+  );
+  return res.rows[0] as Record<string, number>;
+}

@@ -1,0 +1,250 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuthorizedSession } from "../../layers/chat/chat/chat-service.ts";
+import { ChatError } from "../../layers/chat/chat/errors.ts";
+import { type ChatFixture, chatFixture, rowCounts } from "../helpers/chat-fixture.ts";
+
+let f: ChatFixture;
+beforeAll(async () => {
+  f = await chatFixture();
+});
+afterAll(() => f.close());
+
+async function newSession() {
+  const created = await f.chat.createSession({ user_id: "u1", metadata: { plan: "free" } });
+  const auth = () => f.chat.authorize(created.session.session_id, created.token);
+  return { created, auth, id: created.session.session_id };
+}
+
+const codeOf = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ChatError) return err.code;
+    throw err;
+  }
+  throw new Error("expected a ChatError");
+};
+
+describe("createSession", () => {
+  it("starts with the welcome message at seq 1 and three suggestions, and stores only the token's hash", async () => {
+    const { created, id } = await newSession();
+    expect(created.messages).toHaveLength(1);
+    expect(created.messages[0]).toMatchObject({ seq: 1, role: "assistant", version: 1, session_id: id });
+    expect(created.suggestions).toHaveLength(3);
+    expect(created.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const row = await f.db.pool.query(
+      "SELECT token_hash::text AS h, last_seq FROM sessions WHERE session_id = $1",
+      [id],
+    );
+    expect(row.rows[0].last_seq).toBe(1);
+    expect(row.rows[0].h).not.toContain(Buffer.from(created.token).toString("hex"));
+  });
+});
+
+describe("authorize", () => {
+  it("rejects a missing or wrong token with unauthorized and another session's token with session_not_found", async () => {
+    const a = await newSession();
+    const b = await newSession();
+    expect(await codeOf(f.chat.authorize(a.id, undefined))).toBe("unauthorized");
+    expect(await codeOf(f.chat.authorize(a.id, "not-a-token"))).toBe("unauthorized");
+    expect(await codeOf(f.chat.authorize(a.id, b.created.token))).toBe("session_not_found");
+    expect(await codeOf(f.chat.authorize("00000000-0000-4000-8000-000000000000", a.created.token))).toBe(
+      "session_not_found",
+    );
+    await expect(a.auth()).resolves.toMatchObject({ session: { session_id: a.id } });
+  });
+});
+
+describe("postMessage", () => {
+  it("stores the user message and the reply with consecutive seqs and returns suggestions", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "hello there");
+    expect(turn.message).toMatchObject({ seq: 2, role: "user", content: "hello there", reply_to: null });
+    expect(turn.reply).toMatchObject({ seq: 3, role: "assistant", reply_to: turn.message.message_id });
+    expect(turn.suggestions).toHaveLength(3);
+    const page = await f.chat.history(await s.auth(), 0, 50);
+    expect(page.messages.map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect((await s.auth()).session).toMatchObject({ last_seq: 3, message_count: 3 });
+  });
+
+  it("keeps seq gapless and unique under 60 concurrent posts to one session; every acknowledged message is stored", async () => {
+    const s = await newSession();
+    const results = await Promise.allSettled(
+      Array.from({ length: 60 }, async (_, i) => f.chat.postMessage(await s.auth(), `message ${i}`)),
+    );
+    const ok = results
+      .filter((r) => r.status === "fulfilled")
+      .map((r) => (r as PromiseFulfilledResult<{ message: { message_id: string } }>).value);
+    const failed = results
+      .filter((r) => r.status === "rejected")
+      .map((r) => ((r as PromiseRejectedResult).reason as ChatError).code);
+    expect(failed.every((c) => c === "session_busy")).toBe(true);
+    expect(ok.length).toBeGreaterThan(0);
+    const rows = await f.db.pool.query(
+      "SELECT seq, message_id, role FROM messages WHERE session_id = $1 ORDER BY seq",
+      [s.id],
+    );
+    const seqs = rows.rows.map((r) => r.seq);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    expect(rows.rowCount).toBe(1 + 2 * ok.length);
+    const stored = new Set(rows.rows.map((r) => r.message_id));
+    for (const t of ok) expect(stored.has(t.message.message_id)).toBe(true);
+    const outbox = await f.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE session_id = $1", [
+      s.id,
+    ]);
+    expect(outbox.rows[0].n).toBe(2 + 2 * ok.length);
+  });
+
+  it("rejects empty, blank, oversized and NUL content with validation_failed and changes nothing", async () => {
+    const s = await newSession();
+    const before = await rowCounts(f.db.pool);
+    for (const bad of ["", "   \n", "x".repeat(8001), "a\u0000b", "\ud800"]) {
+      expect(await codeOf(f.chat.postMessage(await s.auth(), bad))).toBe("validation_failed");
+    }
+    expect(await rowCounts(f.db.pool)).toEqual(before);
+  });
+
+  it("counts content in characters, so 8,000 emoji are accepted", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "😀".repeat(8000));
+    expect(turn.message.content).toBe("😀".repeat(8000));
+  });
+});
+
+describe("editMessage", () => {
+  it("bumps version and edited_at, and exactly one of two concurrent edits with the same expected_version wins", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "first draft");
+    const [a, b] = await Promise.allSettled([
+      f.chat.editMessage(await s.auth(), {
+        message_id: turn.message.message_id,
+        content: "A",
+        expected_version: 1,
+      }),
+      f.chat.editMessage(await s.auth(), {
+        message_id: turn.message.message_id,
+        content: "B",
+        expected_version: 1,
+      }),
+    ]);
+    const outcomes = [a, b]
+      .map((r) => (r.status === "fulfilled" ? "ok" : (r.reason as ChatError).code))
+      .sort();
+    expect(outcomes).toEqual(["ok", "version_conflict"]);
+    const row = await f.db.pool.query(
+      "SELECT version, content, edited_at FROM messages WHERE message_id = $1",
+      [turn.message.message_id],
+    );
+    expect(row.rows[0].version).toBe(2);
+    expect(["A", "B"]).toContain(row.rows[0].content);
+    expect(row.rows[0].edited_at).not.toBeNull();
+  });
+
+  it("refuses to edit assistant messages and unknown ids", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "hi");
+    expect(
+      await codeOf(f.chat.editMessage(await s.auth(), { message_id: turn.reply.message_id, content: "x" })),
+    ).toBe("message_not_editable");
+    expect(
+      await codeOf(
+        f.chat.editMessage(await s.auth(), {
+          message_id: "00000000-0000-4000-8000-000000000000",
+          content: "x",
+        }),
+      ),
+    ).toBe("message_not_found");
+  });
+
+  it("cannot edit another session's message through its own session", async () => {
+    const a = await newSession();
+    const b = await newSession();
+    const turn = await f.chat.postMessage(await a.auth(), "mine");
+    const before = await rowCounts(f.db.pool);
+    expect(
+      await codeOf(
+        f.chat.editMessage(await b.auth(), { message_id: turn.message.message_id, content: "stolen" }),
+      ),
+    ).toBe("message_not_found");
+    expect(await codeOf(f.chat.deleteMessage(await b.auth(), turn.message.message_id))).toBe(
+      "message_not_found",
+    );
+    expect(await rowCounts(f.db.pool)).toEqual(before);
+  });
+
+  it("with regenerate, replaces the reply to the latest user message, and refuses it for an older one", async () => {
+    const s = await newSession();
+    const first = await f.chat.postMessage(await s.auth(), "hello");
+    const second = await f.chat.postMessage(await s.auth(), "what can you do?");
+    const edited = await f.chat.editMessage(await s.auth(), {
+      message_id: second.message.message_id,
+      content: "how many messages so far?",
+      regenerate: true,
+    });
+    expect(edited.reply).toMatchObject({
+      message_id: second.reply.message_id,
+      seq: second.reply.seq,
+      version: 2,
+    });
+    expect(edited.reply?.content).toMatch(/messages? from you/);
+    expect(
+      await codeOf(
+        f.chat.editMessage(await s.auth(), {
+          message_id: first.message.message_id,
+          content: "x",
+          regenerate: true,
+        }),
+      ),
+    ).toBe("validation_failed");
+  });
+});
+
+describe("deleteMessage", () => {
+  it("tombstones the message: it leaves history at once, its text is wiped, and a second delete is message_not_found", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "secret text");
+    await f.chat.history(await s.auth(), 0, 50); // warm the cache
+    await f.chat.deleteMessage(await s.auth(), turn.message.message_id);
+    const page = await f.chat.history(await s.auth(), 0, 50);
+    expect(page.messages.map((m) => m.message_id)).not.toContain(turn.message.message_id);
+    const row = await f.db.pool.query("SELECT content, deleted_at FROM messages WHERE message_id = $1", [
+      turn.message.message_id,
+    ]);
+    expect(row.rows[0]).toMatchObject({ content: "" });
+    expect(row.rows[0].deleted_at).not.toBeNull();
+    expect(await codeOf(f.chat.deleteMessage(await s.auth(), turn.message.message_id))).toBe(
+      "message_not_found",
+    );
+    expect((await s.auth()).session.message_count).toBe(2);
+  });
+});
+
+describe("history", () => {
+  it("pages by seq cursor without offsets and skips deleted messages", async () => {
+    const s = await newSession();
+    for (let i = 0; i < 5; i++) await f.chat.postMessage(await s.auth(), `m${i}`);
+    const p1 = await f.chat.history(await s.auth(), 0, 4);
+    expect(p1.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    expect(p1.next_after_seq).toBe(4);
+    const p2 = await f.chat.history(await s.auth(), 4, 4);
+    expect(p2.messages.map((m) => m.seq)).toEqual([5, 6, 7, 8]);
+    const p3 = await f.chat.history(await s.auth(), 8, 4);
+    expect(p3.messages.map((m) => m.seq)).toEqual([9, 10, 11]);
+    expect(p3.next_after_seq).toBeNull();
+  });
+});
+
+describe("erasure", () => {
+  it("removes the session, its messages and outbox content, leaving one erased event", async () => {
+    const s = await newSession();
+    await f.chat.postMessage(await s.auth(), "forget me");
+    const auth = await s.auth();
+    await f.chat.eraseSession(auth);
+    expect(await codeOf(s.auth())).toBe("unauthorized");
+    const left = await f.db.pool.query(
+      "SELECT (SELECT count(*) FROM messages WHERE session_id = $1)::int AS m, (SELECT array_agg(event_type) FROM outbox WHERE session_id = $1) AS o",
+      [s.id],
+    );
+    expect(left.rows[0]).toEqual({ m: 0, o: ["chat.session.erased"] });
+  });
+});

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { builtinReply, WELCOME } from "../../layers/chat/responders/builtin-responder.ts";
+import { boundContext, type Turn } from "../../layers/chat/responders/responder.ts";
+
+const user = (content: string): Turn => ({ role: "user", content });
+const bot = (content: string): Turn => ({ role: "assistant", content });
+
+describe("built-in responder", () => {
+  it("greets, helps and falls back, always with three suggestions", () => {
+    for (const text of ["hello", "help", "something random", "Is it raining?"]) {
+      const reply = builtinReply([bot(WELCOME.content), user(text)]);
+      expect(reply.content.length).toBeGreaterThan(0);
+      expect(reply.suggestions).toHaveLength(3);
+    }
+    expect(builtinReply([user("hello")]).content).toMatch(/help you/i);
+    expect(builtinReply([user("what can you do")]).content).toMatch(/remember/);
+  });
+
+  it("answers questions about the conversation from the history it is given", () => {
+    const history = [bot(WELCOME.content), user("I like tea"), bot("ok"), user("and cake"), bot("ok")];
+    expect(builtinReply([...history, user("what was my first message?")]).content).toContain('"I like tea"');
+    expect(builtinReply([...history, user("what was my last message?")]).content).toContain('"and cake"');
+    expect(builtinReply([...history, user("how many messages so far?")]).content).toContain(
+      "3 messages from you",
+    );
+    expect(builtinReply([...history, user("summarize please")]).content).toContain('"and cake"');
+  });
+
+  it("is deterministic", () => {
+    const h = [user("tell me a joke")];
+    expect(builtinReply(h)).toEqual(builtinReply(h));
+  });
+
+  it("never cuts an emoji in half when quoting", () => {
+    const reply = builtinReply([user("😀".repeat(200))]);
+    expect(reply.content.isWellFormed()).toBe(true);
+  });
+});
+
+describe("boundContext", () => {
+  it("keeps the newest turns within the message and character bounds, oldest first", () => {
+    const turns = Array.from({ length: 10 }, (_, i) => user(`m${i}`));
+    expect(boundContext(turns, 3, 1000).map((t) => t.content)).toEqual(["m7", "m8", "m9"]);
+    expect(
+      boundContext([user("x".repeat(50)), user("y".repeat(50)), user("z")], 10, 60).map((t) => t.content[0]),
+    ).toEqual(["y", "z"]);
+  });
+});

@@ -1,0 +1,122 @@
+import { GetBootstrapBrokersCommand, KafkaClient } from "@aws-sdk/client-kafka";
+import { mockClient } from "aws-sdk-client-mock";
+import { logLevel } from "kafkajs";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  buildKafkaConfig,
+  clearBrokerCache,
+  quietLogCreator,
+  resolveBrokers,
+} from "../../layers/chat/events/kafka-client.ts";
+
+const signer = vi.hoisted(() => ({
+  generateAuthToken: vi.fn(async (_: { region: string }) => ({ token: "signed-token", expiryTime: 1 })),
+}));
+vi.mock("aws-msk-iam-sasl-signer-js", () => signer);
+
+const base = { brokers: ["b-1:9098", "b-2:9098"], clientId: "chat-test" };
+
+describe("buildKafkaConfig", () => {
+  it("builds a plain config with short timeouts and bounded retries", () => {
+    const config = buildKafkaConfig({ ...base, ssl: false, auth: "none" });
+    expect(config).toMatchObject({
+      clientId: "chat-test",
+      brokers: ["b-1:9098", "b-2:9098"],
+      ssl: false,
+      connectionTimeout: 1000,
+      requestTimeout: 2000,
+      retry: { retries: 2, initialRetryTime: 100 },
+      logLevel: logLevel.WARN,
+    });
+    expect(config.sasl).toBeUndefined();
+  });
+
+  it("takes timeouts from the options", () => {
+    const config = buildKafkaConfig({
+      ...base,
+      ssl: true,
+      auth: "none",
+      connectionTimeoutMs: 300,
+      requestTimeoutMs: 700,
+    });
+    expect(config).toMatchObject({ ssl: true, connectionTimeout: 300, requestTimeout: 700 });
+  });
+
+  it("uses SASL OAUTHBEARER with an MSK IAM token over TLS", async () => {
+    const config = buildKafkaConfig({ ...base, ssl: false, auth: "msk-iam", region: "eu-west-1" });
+    expect(config.ssl).toBe(true);
+    expect(config.sasl?.mechanism).toBe("oauthbearer");
+    if (!config.sasl || !("oauthBearerProvider" in config.sasl)) throw new Error("no oauthBearerProvider");
+    await expect(config.sasl.oauthBearerProvider()).resolves.toEqual({ value: "signed-token" });
+    expect(signer.generateAuthToken).toHaveBeenCalledWith({ region: "eu-west-1" });
+  });
+
+  it("refuses msk-iam without a region", () => {
+    expect(() => buildKafkaConfig({ ...base, ssl: true, auth: "msk-iam" })).toThrow(/region/);
+  });
+});
+
+describe("quietLogCreator", () => {
+  const entry = (level: logLevel, log: Record<string, unknown>) => ({
+    namespace: "Producer",
+    level,
+    label: "x",
+    log: { timestamp: "t", message: "m", ...log },
+  });
+
+  it("passes WARN and ERROR on with safe fields only, drops INFO and DEBUG", () => {
+    const sink = vi.fn();
+    const log = quietLogCreator(sink)();
+    log(entry(logLevel.INFO, {}));
+    log(entry(logLevel.DEBUG, {}));
+    log(entry(logLevel.ERROR, { broker: "b-1:9098", error: "boom", value: "secret", messages: ["secret"] }));
+    log(entry(logLevel.WARN, { topic: "t" }));
+    expect(sink.mock.calls).toEqual([
+      ["error", "m", { namespace: "Producer", broker: "b-1:9098", error: "boom" }],
+      ["warn", "m", { namespace: "Producer", topic: "t" }],
+    ]);
+  });
+});
+
+describe("resolveBrokers", () => {
+  const arn = "arn:aws:kafka:eu-west-1:123456789012:cluster/chat/abc-1";
+  const kafka = mockClient(KafkaClient);
+
+  beforeEach(() => {
+    kafka.reset();
+    clearBrokerCache();
+  });
+
+  it("returns explicit brokers without calling AWS", async () => {
+    await expect(resolveBrokers({ brokers: ["x:1"], mskClusterArn: arn })).resolves.toEqual(["x:1"]);
+    expect(kafka.calls()).toHaveLength(0);
+  });
+
+  it("looks up the IAM bootstrap brokers once and caches them", async () => {
+    kafka
+      .on(GetBootstrapBrokersCommand, { ClusterArn: arn })
+      .resolves({ BootstrapBrokerStringSaslIam: "b-1.msk:9098,b-2.msk:9098" });
+    const first = await resolveBrokers({ mskClusterArn: arn });
+    const second = await resolveBrokers({ mskClusterArn: arn });
+    expect(first).toEqual(["b-1.msk:9098", "b-2.msk:9098"]);
+    expect(second).toEqual(first);
+    expect(kafka.commandCalls(GetBootstrapBrokersCommand)).toHaveLength(1);
+    expect(await kafka.call(0).thisValue.config.region()).toBe("eu-west-1");
+  });
+
+  it("does not cache a failed look-up", async () => {
+    kafka
+      .on(GetBootstrapBrokersCommand)
+      .rejectsOnce(new Error("throttled"))
+      .resolves({ BootstrapBrokerStringSaslIam: "b-1.msk:9098" });
+    await expect(resolveBrokers({ mskClusterArn: arn })).rejects.toThrow("throttled");
+    await expect(resolveBrokers({ mskClusterArn: arn })).resolves.toEqual(["b-1.msk:9098"]);
+    expect(kafka.commandCalls(GetBootstrapBrokersCommand)).toHaveLength(2);
+  });
+
+  it("fails clearly without brokers or ARN, or when the cluster has no IAM brokers", async () => {
+    await expect(resolveBrokers({})).rejects.toThrow(/brokers/);
+    kafka.on(GetBootstrapBrokersCommand).resolves({});
+    await expect(resolveBrokers({ mskClusterArn: arn })).rejects.toThrow(/no IAM bootstrap brokers/);
+  });
+});
