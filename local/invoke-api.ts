@@ -1,0 +1,140 @@
+import { randomUUID } from "node:crypto";
+import type { ClientContext } from "aws-lambda";
+import type { FunctionSpec } from "../functions/manifest.ts";
+import type { FunctionRuntime, InvokeOutcome } from "./function-runtime.ts";
+import type { HttpResponse } from "./http-result.ts";
+import { functionArn } from "./lambda-context.ts";
+
+/** The Lambda Invoke API path; FunctionName may be a name, `name:qualifier`, or a (partial) ARN. */
+const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
+
+export const isInvokeApiPath = (path: string) => path.startsWith("/2015-03-31/");
+
+export interface InvokeApiRequest {
+  method: string;
+  path: string;
+  /** Lower-cased names. */
+  headers: Record<string, string | undefined>;
+  body: Buffer;
+}
+
+/** `name`, `name:qualifier`, `arn:aws:lambda:region:account:function:name[:qualifier]` or `account:function:name`. */
+export function parseFunctionName(raw: string): { name: string; qualifier?: string } {
+  let decoded = raw;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    // a malformed escape is looked up as written, and so is not found
+  }
+  const parts = decoded.split(":");
+  const at = parts.indexOf("function");
+  const [name = "", qualifier] = at === -1 ? parts : parts.slice(at + 1);
+  return qualifier ? { name, qualifier } : { name };
+}
+
+function awsError(statusCode: number, type: string, message: string, requestId: string): HttpResponse {
+  return {
+    statusCode,
+    headers: { "content-type": "application/json", "x-amzn-errortype": type, "x-amzn-requestid": requestId },
+    cookies: [],
+    body: Buffer.from(JSON.stringify({ Type: "User", message })),
+  };
+}
+
+// X-Amz-Log-Type: Tail asks for the end of the log; we have no captured logs, only Lambda's framing lines.
+function tailLog(spec: FunctionSpec, outcome: InvokeOutcome): string {
+  const id = outcome.awsRequestId;
+  const ms = outcome.durationMs;
+  const lines = [
+    `START RequestId: ${id} Version: $LATEST`,
+    `END RequestId: ${id}`,
+    `REPORT RequestId: ${id}\tDuration: ${ms.toFixed(2)} ms\tBilled Duration: ${Math.max(1, Math.ceil(ms))} ms\tMemory Size: ${spec.memoryMb} MB\t`,
+  ];
+  return Buffer.from(`${lines.join("\n")}\n`).toString("base64");
+}
+
+function parseClientContext(header: string | undefined): ClientContext | undefined {
+  if (!header) return undefined;
+  try {
+    return JSON.parse(Buffer.from(header, "base64").toString("utf8")) as ClientContext;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Answers `POST /2015-03-31/functions/{FunctionName}/invocations` as the Lambda service does. */
+export async function handleInvokeApi(
+  req: InvokeApiRequest,
+  runtime: FunctionRuntime,
+): Promise<HttpResponse> {
+  const requestId = randomUUID();
+  const match = INVOKE_PATH.exec(req.path);
+  if (!match?.[1] || req.method !== "POST") {
+    return awsError(
+      404,
+      "UnknownOperationException",
+      `Unknown operation ${req.method} ${req.path}`,
+      requestId,
+    );
+  }
+  const { name } = parseFunctionName(match[1]);
+  const spec = runtime.find(name);
+  if (!spec)
+    return awsError(404, "ResourceNotFoundException", `Function not found: ${functionArn(name)}`, requestId);
+
+  const invocationType = req.headers["x-amz-invocation-type"] ?? "RequestResponse";
+  if (!["RequestResponse", "Event", "DryRun"].includes(invocationType)) {
+    return awsError(
+      400,
+      "InvalidParameterValueException",
+      `Unsupported InvocationType: ${invocationType}`,
+      requestId,
+    );
+  }
+
+  let event: unknown = {};
+  const text = req.body.toString("utf8");
+  if (text.trim() !== "") {
+    try {
+      event = JSON.parse(text);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      return awsError(
+        400,
+        "InvalidRequestContentException",
+        `Could not parse request body into json: ${reason}`,
+        requestId,
+      );
+    }
+  }
+
+  const base = { "x-amzn-requestid": requestId, "x-amz-executed-version": "$LATEST" };
+  if (invocationType === "DryRun")
+    return { statusCode: 204, headers: base, cookies: [], body: Buffer.alloc(0) };
+  const clientContext = parseClientContext(req.headers["x-amz-client-context"]);
+  const options = { awsRequestId: requestId, ...(clientContext ? { clientContext } : {}) };
+  if (invocationType === "Event") {
+    // Accepted now, run in the background; the runtime logs a failure (Lambda would retry twice).
+    void runtime.invoke(spec, event, options);
+    return {
+      statusCode: 202,
+      headers: { "x-amzn-requestid": requestId },
+      cookies: [],
+      body: Buffer.alloc(0),
+    };
+  }
+
+  const outcome = await runtime.invoke(spec, event, options);
+  const headers: Record<string, string> = { ...base, "content-type": "application/json" };
+  if (req.headers["x-amz-log-type"] === "Tail") headers["x-amz-log-result"] = tailLog(spec, outcome);
+  if (!outcome.ok) {
+    headers["x-amz-function-error"] = "Unhandled";
+    return { statusCode: 200, headers, cookies: [], body: Buffer.from(JSON.stringify(outcome.error)) };
+  }
+  return {
+    statusCode: 200,
+    headers,
+    cookies: [],
+    body: Buffer.from(JSON.stringify(outcome.result) ?? "null"),
+  };
+}

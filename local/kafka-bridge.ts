@@ -1,0 +1,71 @@
+import type { Consumer } from "kafkajs";
+import type { FunctionSpec } from "../functions/manifest.ts";
+import type { RunnerLog } from "./log.ts";
+import { toMskEvent } from "./msk-event.ts";
+
+export interface KafkaBridgeOptions {
+  brokers: string[];
+  /** The functions to feed: each one with a `kafkaTopic` gets its own consumer group. */
+  functions: readonly FunctionSpec[];
+  /** The runner's invoke; a rejection leaves the batch uncommitted, so kafkajs retries it. */
+  invoke: (name: string, payload: unknown) => Promise<unknown>;
+  clientId?: string;
+  ssl?: boolean;
+  log: RunnerLog;
+}
+
+export interface KafkaBridge {
+  stop(): Promise<void>;
+}
+
+/**
+ * HOOK POINT (local only) — stands in for the MSK event source mapping: consumes each function's topic and
+ * invokes the function with Lambda's MSK event, one partition batch at a time.
+ * kafkajs is imported lazily so a runner without KAFKA_BROKERS never loads it.
+ */
+export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<KafkaBridge> {
+  const { Kafka } = await import("kafkajs");
+  const { buildKafkaConfig } = await import("../layers/chat/events/kafka-client.ts");
+  const kafka = new Kafka(
+    buildKafkaConfig({
+      brokers: options.brokers,
+      clientId: options.clientId ?? "chat-local-runner",
+      ssl: options.ssl ?? false,
+      auth: "none",
+    }),
+  );
+  const consumers: Consumer[] = [];
+  for (const fn of options.functions) {
+    const topic = fn.kafkaTopic;
+    if (!topic) continue;
+    const consumer = kafka.consumer({ groupId: `local-${fn.name}` });
+    consumers.push(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachBatchAutoResolve: true,
+      eachBatch: async ({ batch }) => {
+        if (batch.messages.length === 0) return;
+        const event = toMskEvent({ ...batch, bootstrapServers: options.brokers });
+        try {
+          await options.invoke(fn.name, event);
+        } catch (err) {
+          options.log(
+            "error",
+            `${fn.name} failed on ${topic}-${batch.partition}; the batch will be retried`,
+            {
+              error: String(err),
+            },
+          );
+          throw err;
+        }
+      },
+    });
+    options.log("info", `kafka: ${topic} → ${fn.name} (group local-${fn.name})`);
+  }
+  return {
+    async stop() {
+      await Promise.allSettled(consumers.map((c) => c.disconnect()));
+    },
+  };
+}

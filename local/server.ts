@@ -1,0 +1,235 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { type FunctionSpec, functions as manifestFunctions } from "../functions/manifest.ts";
+import { buildHttpApiEvent, newApiGatewayRequestId } from "./api-gateway-event.ts";
+import { corsPreflight } from "./cors-preflight.ts";
+import {
+  createFunctionRuntime,
+  type HandlerLoader,
+  type LambdaErrorPayload,
+  moduleHandlerLoader,
+} from "./function-runtime.ts";
+import {
+  type HttpResponse,
+  internalServerError,
+  jsonResponse,
+  problemResponse,
+  toHttpResponse,
+} from "./http-result.ts";
+import { handleInvokeApi, isInvokeApiPath } from "./invoke-api.ts";
+import { consoleLog, type RunnerLog } from "./log.ts";
+import { buildRouteTable } from "./routes.ts";
+import { type ScheduleOptions, type Schedules, startSchedules } from "./schedules.ts";
+
+export const DEFAULT_HANDLERS_DIR = fileURLToPath(new URL("../functions", import.meta.url));
+/** API Gateway HTTP API's payload limit. */
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+export interface RunnerOptions {
+  port?: number;
+  host?: string;
+  /** Defaults to the manifest. */
+  functions?: readonly FunctionSpec[];
+  /** Where `<handler>.ts` files live; defaults to functions/. Ignored when loadHandler is given. */
+  handlersDir?: string;
+  loadHandler?: HandlerLoader;
+  /** false, or options such as a faster interval for tests. Env LOCAL_SCHEDULES=off also turns them off. */
+  schedules?: boolean | ScheduleOptions;
+  /** Origins whose CORS preflight gets an answer; defaults to env CORS_ORIGINS (comma-separated). */
+  corsOrigins?: string[];
+  log?: RunnerLog;
+}
+
+export interface Runner {
+  url: string;
+  port: number;
+  /** Invokes a function by name (RequestResponse); rejects with LambdaInvokeError when the function fails. */
+  invoke(name: string, payload?: unknown): Promise<unknown>;
+  /** Stops schedules and the server, then waits for invocations in flight. */
+  close(): Promise<void>;
+}
+
+export class LambdaInvokeError extends Error {
+  override name = "LambdaInvokeError";
+  readonly payload: LambdaErrorPayload;
+  constructor(functionName: string, payload: LambdaErrorPayload) {
+    super(`${functionName}: ${payload.errorType}: ${payload.errorMessage}`);
+    this.payload = payload;
+  }
+}
+
+const envList = (v: string | undefined) =>
+  (v ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function writeResponse(res: ServerResponse, response: HttpResponse): void {
+  res.statusCode = response.statusCode;
+  for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  if (response.cookies.length > 0) res.setHeader("set-cookie", response.cookies);
+  res.end(response.body);
+}
+
+/** Serves the functions over HTTP like API Gateway (payload 2.0) and answers the Lambda Invoke API. */
+export async function startRunner(options: RunnerOptions = {}): Promise<Runner> {
+  const functions = options.functions ?? manifestFunctions;
+  const log = options.log ?? consoleLog;
+  const corsOrigins = options.corsOrigins ?? envList(process.env.CORS_ORIGINS);
+  const loadHandler = options.loadHandler ?? moduleHandlerLoader(options.handlersDir ?? DEFAULT_HANDLERS_DIR);
+  const runtime = createFunctionRuntime({ functions, loadHandler, log });
+  const routes = buildRouteTable(functions);
+
+  async function respond(req: IncomingMessage, requestId: string): Promise<HttpResponse> {
+    const url = req.url ?? "/";
+    const path = url.split("?")[0] ?? "/";
+    const method = req.method ?? "GET";
+    const body = await readBody(req);
+    if (!body) return jsonResponse(413, { message: "Request Entity Too Large" });
+
+    if (isInvokeApiPath(path)) {
+      const headers = Object.fromEntries(
+        Object.entries(req.headersDistinct).map(([k, v]) => [k, v?.join(",")]),
+      );
+      return handleInvokeApi({ method, path, headers, body }, runtime);
+    }
+    if (method === "OPTIONS") return corsPreflight(req.headers, routes.methodsFor(path), corsOrigins);
+
+    const match = routes.match(method, path);
+    if (match.kind === "not_found") {
+      return problemResponse(
+        404,
+        "Not Found",
+        "route_not_found",
+        `No route for ${method} ${path}`,
+        requestId,
+      );
+    }
+    if (match.kind === "method_not_allowed") {
+      const response = problemResponse(
+        405,
+        "Method Not Allowed",
+        "method_not_allowed",
+        `${method} is not allowed on ${path}; allowed: ${match.allow.join(", ")}`,
+        requestId,
+      );
+      response.headers.allow = match.allow.join(", ");
+      return response;
+    }
+
+    const event = buildHttpApiEvent(
+      {
+        method,
+        url,
+        headers: req.headersDistinct,
+        body,
+        sourceIp: (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, ""),
+        protocol: `HTTP/${req.httpVersion}`,
+      },
+      { routeKey: match.routeKey, pathParameters: match.pathParameters, requestId },
+    );
+    const outcome = await runtime.invoke(match.fn, event);
+    if (outcome.ok) return toHttpResponse(outcome.result);
+    // Locally the timeout is spelled out rather than hidden behind a bare gateway error.
+    if (outcome.timedOut) {
+      return jsonResponse(504, {
+        message: `Task timed out after ${match.fn.timeoutSeconds.toFixed(2)} seconds`,
+      });
+    }
+    return internalServerError();
+  }
+
+  const requests = new Set<Promise<void>>();
+  const server = createServer((req, res) => {
+    const handling = handle(req, res).catch((err) => {
+      log("error", `could not answer ${req.method} ${req.url}`, { error: String(err) });
+      res.destroy();
+    });
+    requests.add(handling);
+    handling.finally(() => requests.delete(handling));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const requestId = newApiGatewayRequestId();
+    let response: HttpResponse;
+    try {
+      response = await respond(req, requestId);
+    } catch (err) {
+      log("error", `runner failed on ${req.method} ${req.url}`, { error: String(err) });
+      response = internalServerError();
+    }
+    if (!isInvokeApiPath(req.url ?? "/")) {
+      // API Gateway's own header; x-request-id only if the handler did not set one.
+      response.headers["x-request-id"] ??= requestId;
+      response.headers["apigw-requestid"] = requestId;
+    }
+    try {
+      writeResponse(res, response);
+    } catch (err) {
+      // e.g. a header value node refuses; the handler's response cannot be sent as it is
+      log("error", `bad response from ${req.method} ${req.url}`, { error: String(err) });
+      if (!res.headersSent) {
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        const fallback = internalServerError();
+        fallback.headers["x-request-id"] = requestId;
+        fallback.headers["apigw-requestid"] = requestId;
+        writeResponse(res, fallback);
+      }
+    }
+    log("info", `${req.method} ${req.url} ${response.statusCode} ${Date.now() - started}ms`);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host ?? "127.0.0.1";
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+
+  const schedulesOn = options.schedules !== false && process.env.LOCAL_SCHEDULES !== "off";
+  const schedules: Schedules | undefined = schedulesOn
+    ? startSchedules(functions, runtime, log, typeof options.schedules === "object" ? options.schedules : {})
+    : undefined;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    async invoke(name, payload = {}) {
+      const spec = runtime.find(name);
+      if (!spec) throw new Error(`Function not found: ${name}`);
+      const outcome = await runtime.invoke(spec, payload);
+      if (!outcome.ok) throw new LambdaInvokeError(name, outcome.error);
+      return outcome.result;
+    },
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await schedules?.stop();
+        await runtime.drain();
+        await Promise.allSettled([...requests]);
+        server.closeAllConnections();
+        await stopped;
+      })();
+      return closing;
+    },
+  };
+}

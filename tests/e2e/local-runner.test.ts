@@ -1,0 +1,487 @@
+import { fileURLToPath } from "node:url";
+import {
+  InvalidRequestContentException,
+  InvokeCommand,
+  type InvokeCommandInput,
+  LambdaClient,
+  ResourceNotFoundException,
+} from "@aws-sdk/client-lambda";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { FunctionSpec } from "../../functions/manifest.ts";
+import { type LambdaHandler, moduleHandlerLoader } from "../../local/function-runtime.ts";
+import type { LogLevel } from "../../local/log.ts";
+import { LambdaInvokeError, type Runner, startRunner } from "../../local/server.ts";
+import { fixtureFunctions } from "../fixtures/runner/manifest.ts";
+
+// The ARNs asserted below name the runner's default region.
+beforeAll(() => vi.stubEnv("AWS_REGION", "us-east-1"));
+afterAll(() => vi.unstubAllEnvs());
+
+const FIXTURES = fileURLToPath(new URL("../fixtures/runner", import.meta.url));
+const silent = () => {};
+
+interface Echo {
+  event: APIGatewayProxyEventV2;
+  context: Record<string, unknown>;
+}
+
+function lambdaClient(runner: Runner): LambdaClient {
+  return new LambdaClient({
+    endpoint: runner.url,
+    region: "us-east-1",
+    credentials: { accessKeyId: "x", secretAccessKey: "x" },
+    maxAttempts: 1,
+  });
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("local runner over HTTP (API Gateway HTTP API, payload 2.0)", () => {
+  let runner: Runner;
+  beforeAll(async () => {
+    runner = await startRunner({
+      functions: fixtureFunctions,
+      handlersDir: FIXTURES,
+      schedules: false,
+      log: silent,
+    });
+  });
+  afterAll(() => runner.close());
+
+  it("listens on a random port of 127.0.0.1", () => {
+    expect(runner.port).toBeGreaterThan(0);
+    expect(runner.url).toBe(`http://127.0.0.1:${runner.port}`);
+  });
+
+  it("passes a v2 event with path parameters, query and cookies to a middy handler", async () => {
+    const res = await fetch(`${runner.url}/echo/a%20b?x=1&x=2&y=z`, {
+      headers: { cookie: "a=1; b=2", "X-Custom": "Yes", "user-agent": "e2e-test" },
+    });
+    expect(res.status).toBe(200);
+    const { event, context } = (await res.json()) as Echo;
+    expect(event).toMatchObject({
+      version: "2.0",
+      routeKey: "GET /echo/{id}",
+      rawPath: "/echo/a%20b",
+      rawQueryString: "x=1&x=2&y=z",
+      cookies: ["a=1", "b=2"],
+      queryStringParameters: { x: "1,2", y: "z" },
+      pathParameters: { id: "a b" },
+      isBase64Encoded: false,
+      requestContext: {
+        accountId: "000000000000",
+        apiId: "local",
+        stage: "$default",
+        routeKey: "GET /echo/{id}",
+        http: {
+          method: "GET",
+          path: "/echo/a%20b",
+          protocol: "HTTP/1.1",
+          sourceIp: "127.0.0.1",
+          userAgent: "e2e-test",
+        },
+      },
+    });
+    expect(event.headers["x-custom"]).toBe("Yes");
+    expect(event.headers.cookie).toBeUndefined();
+    expect(event.body).toBeUndefined();
+    expect(event.stageVariables).toBeUndefined();
+    expect(event.requestContext.time).toMatch(/^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/);
+    expect(res.headers.get("x-request-id")).toBe(event.requestContext.requestId);
+    expect(res.headers.get("apigw-requestid")).toBe(event.requestContext.requestId);
+    expect(context).toMatchObject({
+      functionName: "echo",
+      functionVersion: "$LATEST",
+      invokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:echo",
+      memoryLimitInMB: "256",
+      logGroupName: "/aws/lambda/echo",
+      callbackWaitsForEmptyEventLoop: true,
+    });
+    expect(context.awsRequestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(context.remainingMs).toBeGreaterThan(4000);
+    expect(context.remainingMs).toBeLessThanOrEqual(5000);
+  });
+
+  it("passes a JSON body as a utf8 string and a binary body as base64", async () => {
+    const json = await fetch(`${runner.url}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "héllo" }),
+    });
+    const { event } = (await json.json()) as Echo;
+    expect(event.routeKey).toBe("POST /echo");
+    expect(event.isBase64Encoded).toBe(false);
+    expect(JSON.parse(event.body ?? "")).toEqual({ text: "héllo" });
+
+    const bytes = Buffer.from([0, 1, 2, 250, 255]);
+    const binary = await fetch(`${runner.url}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body: bytes,
+    });
+    const echoed = ((await binary.json()) as Echo).event;
+    expect(echoed.isBase64Encoded).toBe(true);
+    expect(Buffer.from(echoed.body ?? "", "base64")).toEqual(bytes);
+  });
+
+  it("maps a structured result: status, cookies as set-cookie, base64 body, the handler's x-request-id", async () => {
+    const res = await fetch(`${runner.url}/cookies`);
+    expect(res.status).toBe(201);
+    expect(res.headers.getSetCookie()).toEqual(["session=abc; Path=/; HttpOnly", "theme=dark"]);
+    expect(res.headers.get("content-type")).toBe("application/octet-stream");
+    expect(res.headers.get("x-request-id")).toBe("from-handler");
+    expect(res.headers.get("apigw-requestid")).toBeTruthy();
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.from([0, 1, 2, 254, 255]));
+  });
+
+  it("answers a plain string or an object without statusCode as 200 application/json", async () => {
+    const text = await fetch(`${runner.url}/plain-string`);
+    expect(text.status).toBe(200);
+    expect(text.headers.get("content-type")).toBe("application/json");
+    expect(await text.text()).toBe("just a string");
+
+    const obj = await fetch(`${runner.url}/plain-object`);
+    expect(obj.status).toBe(200);
+    expect(obj.headers.get("content-type")).toBe("application/json");
+    expect(await obj.json()).toMatchObject({ hello: "world", received: { routeKey: "GET /plain-object" } });
+  });
+
+  it("answers 500 Internal Server Error when the handler throws", async () => {
+    const res = await fetch(`${runner.url}/boom`);
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ message: "Internal Server Error" });
+    expect(res.headers.get("x-request-id")).toBe(res.headers.get("apigw-requestid"));
+  });
+
+  it("answers 500 when the handler's response cannot be sent as it is", async () => {
+    const res = await fetch(`${runner.url}/bad-header`);
+    expect(res.status).toBe(500);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(res.headers.get("x-bad")).toBeNull();
+    expect(res.headers.get("x-request-id")).toBeTruthy();
+    expect(await res.json()).toEqual({ message: "Internal Server Error" });
+  });
+
+  it("enforces the function timeout with a 504", async () => {
+    const started = Date.now();
+    const res = await fetch(`${runner.url}/slow`);
+    expect(res.status).toBe(504);
+    expect(await res.json()).toEqual({ message: "Task timed out after 1.00 seconds" });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("answers 404 route_not_found as problem+json", async () => {
+    const res = await fetch(`${runner.url}/nowhere?x=1`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ status: 404, code: "route_not_found", title: "Not Found" });
+    expect(body.request_id).toBe(res.headers.get("x-request-id"));
+    expect(typeof body.type).toBe("string");
+    expect(body.detail).toContain("/nowhere");
+  });
+
+  it("answers 405 method_not_allowed with an Allow header", async () => {
+    const res = await fetch(`${runner.url}/echo/123`, { method: "DELETE" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET");
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+    expect(await res.json()).toMatchObject({ status: 405, code: "method_not_allowed" });
+  });
+
+  it("answers OPTIONS with 204 and no CORS headers for an origin that is not listed", async () => {
+    const res = await fetch(`${runner.url}/echo/1`, {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.example", "access-control-request-method": "GET" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("keeps a handler warm between invocations", async () => {
+    const first = (await runner.invoke("counter")) as { count: number };
+    const second = (await runner.invoke("counter")) as { count: number };
+    expect(second.count).toBe(first.count + 1);
+  });
+});
+
+describe("local runner CORS preflight", () => {
+  it("answers the preflight of a listed origin with the route's methods", async () => {
+    const runner = await startRunner({
+      functions: fixtureFunctions,
+      handlersDir: FIXTURES,
+      schedules: false,
+      corsOrigins: ["https://app.example"],
+      log: silent,
+    });
+    try {
+      const res = await fetch(`${runner.url}/echo/1`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://app.example",
+          "access-control-request-headers": "content-type,idempotency-key",
+        },
+      });
+      expect(res.status).toBe(204);
+      expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example");
+      expect(res.headers.get("access-control-allow-methods")).toBe("GET");
+      expect(res.headers.get("access-control-allow-headers")).toBe("content-type,idempotency-key");
+    } finally {
+      await runner.close();
+    }
+  });
+});
+
+describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () => {
+  let runner: Runner;
+  let lambda: LambdaClient;
+  const asyncCalls: unknown[] = [];
+  const functions: FunctionSpec[] = [
+    ...fixtureFunctions,
+    { name: "recorder", handler: "recorder", description: "records", memoryMb: 128, timeoutSeconds: 3 },
+  ];
+
+  beforeAll(async () => {
+    const fromFiles = moduleHandlerLoader(FIXTURES);
+    runner = await startRunner({
+      functions,
+      schedules: false,
+      log: silent,
+      loadHandler: async (spec) => {
+        if (spec.name !== "recorder") return fromFiles(spec);
+        return async (event: unknown) => {
+          await new Promise((r) => setTimeout(r, 50));
+          asyncCalls.push(event);
+          return null;
+        };
+      },
+    });
+    lambda = lambdaClient(runner);
+  });
+  afterAll(async () => {
+    lambda.destroy();
+    await runner.close();
+  });
+
+  const invoke = (input: Omit<InvokeCommandInput, "Payload"> & { payload?: unknown }) => {
+    const { payload, ...rest } = input;
+    const Payload = payload === undefined ? undefined : new TextEncoder().encode(JSON.stringify(payload));
+    return lambda.send(new InvokeCommand({ ...rest, Payload }));
+  };
+  const decode = (bytes: Uint8Array | undefined) => JSON.parse(new TextDecoder().decode(bytes));
+
+  it("RequestResponse returns 200 with the JSON result and the executed version", async () => {
+    const out = await invoke({ FunctionName: "plain-object", payload: { a: 1 } });
+    expect(out.StatusCode).toBe(200);
+    expect(out.FunctionError).toBeUndefined();
+    expect(out.ExecutedVersion).toBe("$LATEST");
+    expect(decode(out.Payload)).toEqual({ hello: "world", received: { a: 1 } });
+  });
+
+  it("finds a function by full ARN and by name:qualifier", async () => {
+    const byArn = await invoke({
+      FunctionName: "arn:aws:lambda:us-east-1:000000000000:function:plain-string",
+      payload: {},
+    });
+    expect(decode(byArn.Payload)).toBe("just a string");
+    const byQualifier = await invoke({ FunctionName: "plain-string:$LATEST", payload: {} });
+    expect(decode(byQualifier.Payload)).toBe("just a string");
+  });
+
+  it("Event returns 202 at once and runs the function in the background", async () => {
+    const before = asyncCalls.length;
+    const out = await invoke({ FunctionName: "recorder", InvocationType: "Event", payload: { job: 7 } });
+    expect(out.StatusCode).toBe(202);
+    expect(asyncCalls.length).toBe(before); // not run yet: the handler takes 50 ms
+    await waitFor(() => asyncCalls.length > before);
+    expect(asyncCalls.at(-1)).toEqual({ job: 7 });
+  });
+
+  it("DryRun returns 204 without running the function", async () => {
+    const before = asyncCalls.length;
+    const out = await invoke({ FunctionName: "recorder", InvocationType: "DryRun", payload: {} });
+    expect(out.StatusCode).toBe(204);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(asyncCalls.length).toBe(before);
+  });
+
+  it("reports a thrown error as FunctionError Unhandled with errorType, errorMessage and trace", async () => {
+    const out = await invoke({ FunctionName: "boom", payload: {} });
+    expect(out.StatusCode).toBe(200);
+    expect(out.FunctionError).toBe("Unhandled");
+    const error = decode(out.Payload);
+    expect(error).toMatchObject({ errorType: "TypeError", errorMessage: "boom: something broke" });
+    expect(error.trace[0]).toBe("TypeError: boom: something broke");
+    expect(error.trace.length).toBeGreaterThan(1);
+  });
+
+  it("reports a timeout as Unhandled 'Task timed out after 1.00 seconds'", async () => {
+    const out = await invoke({ FunctionName: "slow", payload: {} });
+    expect(out.FunctionError).toBe("Unhandled");
+    const error = decode(out.Payload);
+    expect(error.errorType).toBe("Sandbox.Timedout");
+    expect(error.errorMessage).toContain("Task timed out after 1.00 seconds");
+  });
+
+  it("throws ResourceNotFoundException for an unknown function", async () => {
+    const err = await invoke({ FunctionName: "no-such-function", payload: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResourceNotFoundException);
+    expect((err as Error).message).toBe(
+      "Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-function",
+    );
+    expect((err as ResourceNotFoundException).$metadata.httpStatusCode).toBe(404);
+  });
+
+  it("throws InvalidRequestContentException for a payload that is not JSON", async () => {
+    const err = await lambda
+      .send(
+        new InvokeCommand({ FunctionName: "plain-object", Payload: new TextEncoder().encode("{not json") }),
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidRequestContentException);
+    expect((err as InvalidRequestContentException).$metadata.httpStatusCode).toBe(400);
+  });
+
+  it("answers the raw 404 with the x-amzn-errortype header and the Lambda body", async () => {
+    const res = await fetch(`${runner.url}/2015-03-31/functions/ghost/invocations`, {
+      method: "POST",
+      body: "{}",
+    });
+    expect(res.status).toBe(404);
+    expect(res.headers.get("x-amzn-errortype")).toBe("ResourceNotFoundException");
+    expect(await res.json()).toEqual({
+      Type: "User",
+      message: "Function not found: arn:aws:lambda:us-east-1:000000000000:function:ghost",
+    });
+  });
+});
+
+describe("local runner schedules", () => {
+  const spec = (name: string, schedule: string, timeoutSeconds = 3): FunctionSpec => ({
+    name,
+    handler: name,
+    description: name,
+    schedule,
+    memoryMb: 128,
+    timeoutSeconds,
+  });
+
+  it("runs a rate() schedule with EventBridge Scheduler's payload, never overlapping itself", async () => {
+    const events: Array<Record<string, unknown>> = [];
+    const logs: Array<[LogLevel, string]> = [];
+    let running = 0;
+    let maxRunning = 0;
+    const slowTick: LambdaHandler = async (event) => {
+      running += 1;
+      maxRunning = Math.max(maxRunning, running);
+      events.push(event as Record<string, unknown>);
+      await new Promise((r) => setTimeout(r, 250)); // longer than the 60 ms interval
+      running -= 1;
+    };
+    const runner = await startRunner({
+      functions: [spec("tick", "rate(1 minute)"), spec("nightly", "cron(0 3 * * ? *)")],
+      loadHandler: async () => slowTick,
+      schedules: { intervalMs: (s) => (s.name === "tick" ? 60 : undefined) },
+      log: (level, message) => logs.push([level, message]),
+    });
+    try {
+      await waitFor(() => events.length >= 2);
+    } finally {
+      await runner.close();
+    }
+    expect(maxRunning).toBe(1);
+    expect(
+      logs.some(([level, m]) => level === "warn" && m.includes("tick: previous scheduled run still going")),
+    ).toBe(true);
+    expect(
+      logs.some(([level, m]) => level === "warn" && m.includes("nightly: schedule cron(0 3 * * ? *)")),
+    ).toBe(true);
+    const [first] = events;
+    expect(first).toMatchObject({
+      version: "0",
+      "detail-type": "Scheduled Event",
+      source: "aws.scheduler",
+      account: "000000000000",
+      region: "us-east-1",
+      resources: ["arn:aws:scheduler:us-east-1:000000000000:schedule/default/tick"],
+      detail: "{}",
+    });
+    expect(first?.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(first?.time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+    expect(events[1]?.id).not.toBe(first?.id);
+  });
+
+  it("runs no schedule when LOCAL_SCHEDULES=off, yet the function can still be invoked by name", async () => {
+    const calls: unknown[] = [];
+    const previous = process.env.LOCAL_SCHEDULES;
+    process.env.LOCAL_SCHEDULES = "off";
+    try {
+      const runner = await startRunner({
+        functions: [spec("tick", "rate(1 minute)")],
+        loadHandler: async () => async (event) => {
+          calls.push(event);
+          return "ran";
+        },
+        schedules: { intervalMs: () => 30 },
+        log: silent,
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(calls).toHaveLength(0);
+      expect(await runner.invoke("tick", { manual: true })).toBe("ran");
+      expect(calls).toEqual([{ manual: true }]);
+      await runner.close();
+    } finally {
+      if (previous === undefined) delete process.env.LOCAL_SCHEDULES;
+      else process.env.LOCAL_SCHEDULES = previous;
+    }
+  });
+});
+
+describe("local runner handler loading", () => {
+  it("loads a handler once and keeps it warm; a failed load is retried on the next invocation", async () => {
+    let loads = 0;
+    const runner = await startRunner({
+      functions: [{ name: "warm", handler: "warm", description: "", memoryMb: 128, timeoutSeconds: 3 }],
+      schedules: false,
+      log: silent,
+      loadHandler: async () => {
+        loads += 1;
+        if (loads === 1) throw new Error("Cannot find module 'warm.ts'");
+        return async () => "ok";
+      },
+    });
+    try {
+      const failed = await runner.invoke("warm").catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(LambdaInvokeError);
+      expect((failed as LambdaInvokeError).payload.errorType).toBe("Runtime.ImportModuleError");
+      expect(await runner.invoke("warm")).toBe("ok");
+      expect(await runner.invoke("warm")).toBe("ok");
+      expect(await runner.invoke("warm")).toBe("ok");
+      expect(loads).toBe(2);
+    } finally {
+      await runner.close();
+    }
+  });
+});
+
+describe("local runner close()", () => {
+  it("stops listening", async () => {
+    const runner = await startRunner({
+      functions: fixtureFunctions,
+      handlersDir: FIXTURES,
+      schedules: false,
+      log: silent,
+    });
+    const ok = await fetch(`${runner.url}/plain-string`);
+    expect(ok.status).toBe(200);
+    await runner.close();
+    await expect(fetch(`${runner.url}/plain-string`)).rejects.toThrow();
+  });
+});

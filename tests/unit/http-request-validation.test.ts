@@ -1,0 +1,75 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { resetConfig } from "../../layers/chat/config.ts";
+import { call, httpEvent } from "../helpers/lambda-events.ts";
+
+// No services: every request here is rejected before the chat service (and its database) is touched.
+beforeAll(() => {
+  process.env.DATABASE_URL = "postgres://nobody@127.0.0.1:1/none";
+  process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
+  resetConfig();
+});
+
+const post = async (body: string | object | Buffer | undefined, headers: Record<string, string> = {}) => {
+  const { handler } = await import("../../functions/messages-post.ts");
+  return call(handler, "messages-post", httpEvent("POST", "/messages/post", { body, headers }));
+};
+const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
+
+describe("request parsing and validation (handlers called with v2 events)", () => {
+  it("answers malformed JSON with 400 malformed_json in the problem+json shape", async () => {
+    const res = await post("{not json", { "content-type": "application/json" });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers["content-type"]).toBe("application/problem+json");
+    expect(res.json).toMatchObject({ status: 400, code: "malformed_json", title: "Malformed JSON" });
+    expect(res.json.request_id).toBe(res.headers["x-request-id"]);
+    expect(res.json.type).toMatch(/^https:\/\//);
+  });
+
+  it("rejects unknown fields and wrong types with 400 validation_failed listing each path", async () => {
+    const res = await post({ session_id: "nope", content: 5, extra: true });
+    expect(res.statusCode).toBe(400);
+    expect(res.json.code).toBe("validation_failed");
+    const paths = res.json.errors.map((e: { path: string }) => e.path).sort();
+    expect(paths).toEqual(expect.arrayContaining(["content", "session_id"]));
+    expect(JSON.stringify(res.json.errors)).toContain("extra");
+  });
+
+  it("rejects a __proto__ key as an unknown field instead of polluting the prototype", async () => {
+    const res = await post(`{"session_id":"${sid}","content":"x","__proto__":{"polluted":true}}`, { "content-type": "application/json" });
+    expect(res.statusCode).toBe(400);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it("answers a non-JSON media type with 415 and a body over 64 KiB with 413", async () => {
+    expect((await post("content=x", { "content-type": "application/x-www-form-urlencoded" })).json.code).toBe("unsupported_media_type");
+    const big = await post({ session_id: sid, content: "x".repeat(70_000) });
+    expect(big.statusCode).toBe(413);
+    expect(big.json.code).toBe("payload_too_large");
+  });
+
+  it("answers invalid UTF-8 with 400 malformed_json", async () => {
+    const res = await post(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { "content-type": "application/json" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json.code).toBe("malformed_json");
+  });
+
+  it("adds security headers to error responses", async () => {
+    const res = await post("{", { "content-type": "application/json" });
+    expect(res.headers["x-content-type-options"]).toBe("nosniff");
+    expect(res.headers["strict-transport-security"]).toMatch(/max-age/);
+  });
+
+  it("requires history limits of 1–200", async () => {
+    const { handler } = await import("../../functions/session-messages.ts");
+    const res = await call(handler, "session-messages", httpEvent("GET", `/sessions/${sid}/messages?limit=500`));
+    expect(res.statusCode).toBe(400);
+    expect(res.json.errors[0].path).toBe("query.limit");
+  });
+
+  it("reports Postgres being unreachable as 503 service_unavailable with Retry-After, never 500", async () => {
+    const res = await post({ session_id: sid, content: "hello" }, { authorization: "Bearer abc" });
+    expect(res.statusCode).toBe(503);
+    expect(res.json.code).toBe("service_unavailable");
+    expect(res.headers["retry-after"]).toBeDefined();
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { problemResponse, toHttpResponse } from "../../local/http-result.ts";
+
+describe("toHttpResponse (API Gateway payload 2.0 result mapping)", () => {
+  it("maps a structured response with headers, cookies and a text body", () => {
+    const r = toHttpResponse({
+      statusCode: 201,
+      headers: { "Content-Type": "application/json", "X-Count": 3, "Content-Length": "1" },
+      multiValueHeaders: { "x-ignored": ["a", "b"] },
+      cookies: ["a=1; HttpOnly", "b=2"],
+      body: '{"ok":true}',
+    });
+    expect(r.statusCode).toBe(201);
+    expect(r.headers).toEqual({ "content-type": "application/json", "x-count": "3" });
+    expect(r.cookies).toEqual(["a=1; HttpOnly", "b=2"]);
+    expect(r.body.toString()).toBe('{"ok":true}');
+  });
+
+  it("decodes a base64 body", () => {
+    const r = toHttpResponse({
+      statusCode: 200,
+      isBase64Encoded: true,
+      body: Buffer.from([1, 2, 255]).toString("base64"),
+    });
+    expect([...r.body]).toEqual([1, 2, 255]);
+  });
+
+  it("answers an empty body when the structured response has none", () => {
+    const r = toHttpResponse({ statusCode: 204 });
+    expect(r.statusCode).toBe(204);
+    expect(r.body.length).toBe(0);
+  });
+
+  it("turns a string into a 200 JSON response, passed as-is", () => {
+    const r = toHttpResponse("hello");
+    expect(r).toMatchObject({ statusCode: 200, headers: { "content-type": "application/json" } });
+    expect(r.body.toString()).toBe("hello");
+  });
+
+  it("turns an object without statusCode (or null) into its JSON", () => {
+    expect(toHttpResponse({ a: [1, 2] }).body.toString()).toBe('{"a":[1,2]}');
+    expect(toHttpResponse([1]).body.toString()).toBe("[1]");
+    expect(toHttpResponse(undefined).body.toString()).toBe("null");
+  });
+
+  it("answers 500 for a malformed structured response", () => {
+    for (const bad of [
+      { statusCode: "200" },
+      { statusCode: 200, body: { a: 1 } },
+      { statusCode: 99 },
+      { statusCode: 200, cookies: "a=1" },
+    ]) {
+      const r = toHttpResponse(bad);
+      expect(r.statusCode).toBe(500);
+      expect(JSON.parse(r.body.toString())).toEqual({ message: "Internal Server Error" });
+    }
+  });
+});
+
+describe("problemResponse", () => {
+  it("is application/problem+json with code and request_id", () => {
+    const r = problemResponse(404, "Not Found", "route_not_found", "No route for GET /x", "rid");
+    expect(r.headers["content-type"]).toBe("application/problem+json");
+    expect(JSON.parse(r.body.toString())).toEqual({
+      type: "about:blank",
+      title: "Not Found",
+      status: 404,
+      detail: "No route for GET /x",
+      code: "route_not_found",
+      request_id: "rid",
+    });
+  });
+});
