@@ -22,7 +22,9 @@ export function httpEvent(
         ? opts.body
         : Buffer.from(typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body));
   const headers = {
-    ...(opts.body !== undefined && typeof opts.body === "object" && !Buffer.isBuffer(opts.body) ? { "content-type": "application/json" } : {}),
+    ...(opts.body !== undefined && typeof opts.body === "object" && !Buffer.isBuffer(opts.body)
+      ? { "content-type": "application/json" }
+      : {}),
     ...opts.headers,
   };
   return buildHttpApiEvent(
@@ -59,12 +61,17 @@ export function lambdaContext(name: string, timeoutMs = 10_000): Context {
   });
 }
 
-export type HttpLambda = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+export type HttpLambda = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>;
 
 /** Calls a handler and parses its JSON body. */
 export async function call(handler: HttpLambda, name: string, event: APIGatewayProxyEventV2) {
   const res = await handler(event, lambdaContext(name));
   // header names are case-insensitive; compare them lower-cased as an HTTP client would
-  const headers = Object.fromEntries(Object.entries(res.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  const headers = Object.fromEntries(
+    Object.entries(res.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]),
+  );
   return { ...res, json: res.body ? JSON.parse(res.body) : undefined, headers };
 }

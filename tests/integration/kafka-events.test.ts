@@ -42,7 +42,8 @@ async function readSessions(sessionIds: string[]) {
   });
 }
 
-const events = (records: { value: string }[]) => records.map((r) => JSON.parse(r.value) as CloudEvent);
+const events = (records: { value: string | null }[]) =>
+  records.map((r) => JSON.parse(r.value ?? "null") as CloudEvent);
 const pendingCount = async () =>
   (await f.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL")).rows[0]
     .n as number;
@@ -78,8 +79,8 @@ describe("events on chat-messages", () => {
       "chat.session.erased",
     ]);
     for (const r of all) {
-      const e = JSON.parse(r.value) as CloudEvent;
-      expect(parseEvent(r.value)).not.toBeNull();
+      const e = JSON.parse(r.value ?? "null") as CloudEvent;
+      expect(parseEvent(r.value ?? "")).not.toBeNull();
       expect(r.headers).toMatchObject({ ce_id: e.id, ce_type: e.type, ce_specversion: "1.0" });
       expect(r.headers["content-type"]).toMatch(/^application\/cloudevents\+json/);
       expect(e.subject).toBe(id);

@@ -35,20 +35,26 @@ describe("request parsing and validation (handlers called with v2 events)", () =
   });
 
   it("rejects a __proto__ key as an unknown field instead of polluting the prototype", async () => {
-    const res = await post(`{"session_id":"${sid}","content":"x","__proto__":{"polluted":true}}`, { "content-type": "application/json" });
+    const res = await post(`{"session_id":"${sid}","content":"x","__proto__":{"polluted":true}}`, {
+      "content-type": "application/json",
+    });
     expect(res.statusCode).toBe(400);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it("answers a non-JSON media type with 415 and a body over 64 KiB with 413", async () => {
-    expect((await post("content=x", { "content-type": "application/x-www-form-urlencoded" })).json.code).toBe("unsupported_media_type");
+    expect((await post("content=x", { "content-type": "application/x-www-form-urlencoded" })).json.code).toBe(
+      "unsupported_media_type",
+    );
     const big = await post({ session_id: sid, content: "x".repeat(70_000) });
     expect(big.statusCode).toBe(413);
     expect(big.json.code).toBe("payload_too_large");
   });
 
   it("answers invalid UTF-8 with 400 malformed_json", async () => {
-    const res = await post(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { "content-type": "application/json" });
+    const res = await post(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), {
+      "content-type": "application/json",
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json.code).toBe("malformed_json");
   });
@@ -61,7 +67,11 @@ describe("request parsing and validation (handlers called with v2 events)", () =
 
   it("requires history limits of 1–200", async () => {
     const { handler } = await import("../../functions/session-messages.ts");
-    const res = await call(handler, "session-messages", httpEvent("GET", `/sessions/${sid}/messages?limit=500`));
+    const res = await call(
+      handler,
+      "session-messages",
+      httpEvent("GET", `/sessions/${sid}/messages?limit=500`),
+    );
     expect(res.statusCode).toBe(400);
     expect(res.json.errors[0].path).toBe("query.limit");
   });
