@@ -1,8 +1,10 @@
 import { Redis } from "ioredis";
+import type pg from "pg";
 import { CacheGuard } from "../../layers/chat/cache/cache-guard.ts";
 import { SessionCache } from "../../layers/chat/cache/session-cache.ts";
 import { ChatService } from "../../layers/chat/chat/chat-service.ts";
 import { type Config, parseConfig } from "../../layers/chat/config.ts";
+import { buildPool } from "../../layers/chat/db/pool.ts";
 import { type EventPublisher, outboxOnlyPublisher } from "../../layers/chat/events/event-publisher.ts";
 import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
 import type { Responder } from "../../layers/chat/responders/responder.ts";
@@ -25,7 +27,7 @@ export async function chatFixture(
     redisUrl?: string | null;
     responder?: Responder;
     /** Built from this fixture's config and pool (e.g. the Kafka publisher). */
-    publisher?: (config: Config, pool: TestDatabase["pool"]) => EventPublisher;
+    publisher?: (config: Config, pool: pg.Pool) => EventPublisher;
     env?: Record<string, string>;
   } = {},
 ): Promise<ChatFixture> {
@@ -33,19 +35,22 @@ export async function chatFixture(
   const redisUrl = opts.redisUrl === undefined ? SHARED_REDIS_URL : opts.redisUrl;
   const config = parseConfig({
     DATABASE_URL: db.url,
+    DB_POOL_MAX: "20",
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     ...opts.env,
   });
+  // the service gets a pool built exactly as in Lambda (timeouts, lock_timeout); db.pool is for the test's checks
+  const pool = buildPool(db.url, config);
   const redis = redisUrl ? testRedis(redisUrl, config) : null;
   if (redis && redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
   const cache = redis
-    ? new CacheGuard(new SessionCache(redis, { sessionTtlSeconds: 300, historyTtlSeconds: 300 }), db.pool)
+    ? new CacheGuard(new SessionCache(redis, { sessionTtlSeconds: 300, historyTtlSeconds: 300 }), pool)
     : null;
   const chat = new ChatService({
-    pool: db.pool,
+    pool,
     cache,
     responder: opts.responder ?? builtinResponder,
-    publisher: opts.publisher ? opts.publisher(config, db.pool) : outboxOnlyPublisher,
+    publisher: opts.publisher ? opts.publisher(config, pool) : outboxOnlyPublisher,
     config,
   });
   return {
@@ -56,6 +61,7 @@ export async function chatFixture(
     config,
     async close() {
       redis?.disconnect();
+      await pool.end();
       await db.drop();
     },
   };

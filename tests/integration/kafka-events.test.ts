@@ -123,6 +123,7 @@ describe("Kafka down", () => {
   it("100 posts while every broker is down all succeed within the bound; one relay run then publishes every missed event in order", async () => {
     const s = await f.chat.createSession({});
     const id = s.session.session_id;
+    const before = await pendingCount();
     kafka.setAllDown();
     const times: number[] = [];
     try {
@@ -135,12 +136,12 @@ describe("Kafka down", () => {
       kafka.setAllUp();
     }
     expect(Math.max(...times)).toBeLessThan(f.config.KAFKA_PUBLISH_TIMEOUT_MS + 500);
-    expect(await pendingCount()).toBe(200);
+    expect(await pendingCount()).toBe(before + 200);
     const run = await relayOutbox(f.db.pool, (ev) => publishEvents(f.config, ev, 10_000), {
       batchSize: 500,
       timeBudgetMs: 30_000,
     });
-    expect(run).toMatchObject({ skipped: false, published: 200 });
+    expect(run).toMatchObject({ skipped: false, published: before + 200 });
     expect(await pendingCount()).toBe(0);
     const seqs = firstCopies(events(await readSessions([id])))
       .filter((e) => e.subject === id && e.type === "chat.message.created")
@@ -157,6 +158,9 @@ describe("Kafka down", () => {
     } finally {
       kafka.setAllUp();
     }
+    // the session's own create events may also be waiting (the fast path backs off after the last outage)
+    const pending = await pendingCount();
+    expect(pending).toBeGreaterThanOrEqual(60);
     const published: string[] = [];
     const publish = async (ev: CloudEvent[]) => {
       published.push(...ev.map((e) => e.id));
@@ -166,7 +170,8 @@ describe("Kafka down", () => {
       relayOutbox(f.db.pool, publish, { batchSize: 7, timeBudgetMs: 30_000 }),
       relayOutbox(f.db.pool, publish, { batchSize: 7, timeBudgetMs: 30_000 }),
     ]);
-    expect(a.published + b.published).toBe(60);
+    expect(a.published + b.published).toBe(pending);
+    expect(await pendingCount()).toBe(0);
     expect(new Set(published).size).toBe(published.length);
     expect([a.skipped, b.skipped].filter(Boolean).length).toBeLessThanOrEqual(1);
   });

@@ -375,21 +375,23 @@ export class ChatService {
     auth: AuthorizedSession,
     plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
   ): Promise<T> {
-    const optimistic = auth.history
-      ? { session: auth.session, messages: auth.history, complete: true }
-      : await this.#snapshot(auth.session.session_id);
-    const first = await plan(optimistic);
-    const applied = await applySessionChange(this.#d.pool, first.change);
-    if (applied) {
-      await this.#afterCommit(
-        applied.session,
-        optimistic.complete ? first.history(optimistic.messages) : null,
-        first.change.events,
-        applied.backlog,
-      );
-      return first.result;
-    }
-    return this.#changeLocked(auth.session.session_id, plan);
+    return busyOnLockTimeout(async () => {
+      const optimistic = auth.history
+        ? { session: auth.session, messages: auth.history, complete: true }
+        : await this.#snapshot(auth.session.session_id);
+      const first = await plan(optimistic);
+      const applied = await applySessionChange(this.#d.pool, first.change);
+      if (applied) {
+        await this.#afterCommit(
+          applied.session,
+          optimistic.complete ? first.history(optimistic.messages) : null,
+          first.change.events,
+          applied.backlog,
+        );
+        return first.result;
+      }
+      return this.#changeLocked(auth.session.session_id, plan);
+    });
   }
 
   async #changeLocked<T>(
@@ -401,7 +403,7 @@ export class ChatService {
     let snap: SessionSnapshot;
     let applied: Awaited<ReturnType<typeof applySessionChange>>;
     try {
-      await client.query(`BEGIN; SET LOCAL lock_timeout = ${Number(this.#d.config.SESSION_LOCK_TIMEOUT_MS)}`);
+      await client.query("BEGIN");
       const locked = await lockSnapshot(client, sessionId, HISTORY_CACHE_MAX);
       if (!locked) throw new ChatError("session_not_found", "session not found");
       snap = locked;
@@ -411,11 +413,6 @@ export class ChatService {
       await client.query("COMMIT");
     } catch (err) {
       await client.query("ROLLBACK").catch(() => {});
-      if ((err as { code?: string }).code === "55P03") {
-        throw new ChatError("session_busy", "the session is busy with another change; retry shortly", {
-          retryAfterSeconds: 1,
-        });
-      }
       throw err;
     } finally {
       client.release();
@@ -501,6 +498,20 @@ export class ChatService {
     return this.#d.responder.respond(
       boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS),
     );
+  }
+}
+
+/** The pool's lock_timeout (SESSION_LOCK_TIMEOUT_MS) expired waiting for the session row: another writer holds it. */
+async function busyOnLockTimeout<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if ((err as { code?: string }).code === "55P03") {
+      throw new ChatError("session_busy", "the session is busy with another change; retry shortly", {
+        retryAfterSeconds: 1,
+      });
+    }
+    throw err;
   }
 }
 

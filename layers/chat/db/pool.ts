@@ -5,12 +5,15 @@ import { databaseUrl } from "./database-url.ts";
 let pool: pg.Pool | undefined;
 let creating: Promise<pg.Pool> | undefined;
 
-function buildPool(url: string, cfg: Config): pg.Pool {
+/** The pool settings every process uses (tests build theirs with this too). */
+export function buildPool(url: string, cfg: Config): pg.Pool {
   const p = new pg.Pool({
     connectionString: url,
     max: cfg.DB_POOL_MAX,
     connectionTimeoutMillis: cfg.DB_CONNECT_TIMEOUT_MS,
     statement_timeout: cfg.DB_STATEMENT_TIMEOUT_MS,
+    // a writer waits this long for a session row held by another writer, then the request gets session_busy
+    lock_timeout: cfg.SESSION_LOCK_TIMEOUT_MS,
     idleTimeoutMillis: 60_000,
     ssl: cfg.DATABASE_SSL ? { rejectUnauthorized: true } : undefined,
     application_name: "chat-backend",

@@ -1,0 +1,106 @@
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import { LocalRateLimiter } from "./local-limiter.ts";
+import type { PolicyResult, RateCheck, RateDecision } from "./policies.ts";
+import { RedisRateLimiter } from "./redis-limiter.ts";
+
+export interface RateLimiterOptions {
+  /** The Redis client to use now, or null when Redis is not configured. Asked on every check. */
+  redis: () => Redis | null;
+  /** Bound on the Redis round trip (the client's command timeout); past it the local limiter decides. */
+  timeoutMs: number;
+  keyPrefix?: string;
+  local?: LocalRateLimiter;
+  /** After a Redis failure, how long to use only the local limiter before trying Redis again. */
+  retryRedisAfterMs?: number;
+  /** Called once each time the limiter falls back from Redis to the local limiter. Never gets a key. */
+  onFallback?: (err: unknown) => void;
+  now?: () => number;
+}
+
+class RedisTimeout extends Error {
+  override name = "RedisTimeout";
+}
+
+/**
+ * Redis first (shared across every Lambda instance); when Redis is absent, down, not yet connected or
+ * slower than the timeout, this process's in-memory limiter. A Redis failure never fails the request;
+ * after one, Redis is left alone for a second so a stalled server costs at most one timeout per second.
+ */
+export class RateLimiter {
+  readonly #opts: RateLimiterOptions;
+  readonly #local: LocalRateLimiter;
+  readonly #now: () => number;
+  #redisLimiter: { client: Redis; limiter: RedisRateLimiter } | undefined;
+  #skipRedisUntil = 0;
+
+  constructor(opts: RateLimiterOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#local = opts.local ?? new LocalRateLimiter({ now: this.#now });
+  }
+
+  async check(checks: readonly RateCheck[]): Promise<RateDecision> {
+    if (checks.length === 0) return { allowed: true, results: [], retryAfterSeconds: 0, source: "none" };
+    const shared = await this.#tryRedis(checks);
+    if (shared) return decide(shared, "redis");
+    return decide(this.#local.check(checks), "local");
+  }
+
+  async #tryRedis(checks: readonly RateCheck[]): Promise<PolicyResult[] | null> {
+    const client = this.#opts.redis();
+    if (!client || this.#now() < this.#skipRedisUntil) return null;
+    if (this.#redisLimiter?.client !== client) {
+      this.#redisLimiter = {
+        client,
+        limiter: new RedisRateLimiter(client, { keyPrefix: this.#opts.keyPrefix }),
+      };
+    }
+    const { limiter } = this.#redisLimiter;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeoutMs = this.#opts.timeoutMs;
+      if (client.status !== "ready") await waitReady(client, timeoutMs);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RedisTimeout(`no answer in ${timeoutMs} ms`)), timeoutMs);
+      });
+      const work = limiter.check(checks, randomBytes(12).toString("base64url"));
+      work.catch(() => {}); // lost the race: nobody listens any more
+      return await Promise.race([work, timeout]);
+    } catch (err) {
+      this.#skipRedisUntil = this.#now() + (this.#opts.retryRedisAfterMs ?? 1000);
+      this.#opts.onFallback?.(err);
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Waits at most timeoutMs for the client to become ready (a cold start's first connection). */
+async function waitReady(client: Redis, timeoutMs: number): Promise<void> {
+  const status = client.status;
+  if (status === "end" || status === "close") throw new Error(`redis connection ${status}`);
+  await new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      client.off("ready", onReady);
+      reject(new RedisTimeout(`redis not ready (${status}) after ${timeoutMs} ms`));
+    }, timeoutMs);
+    client.once("ready", onReady);
+  });
+}
+
+function decide(results: PolicyResult[], source: "redis" | "local"): RateDecision {
+  const denied = results.filter((r) => !r.allowed);
+  return {
+    allowed: denied.length === 0,
+    results,
+    retryAfterSeconds:
+      denied.length === 0 ? 0 : Math.max(1, ...denied.map((r) => Math.ceil(r.resetMs / 1000))),
+    source,
+  };
+}

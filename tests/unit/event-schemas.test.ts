@@ -1,0 +1,44 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  chatEvent,
+  cloudEventSchema,
+  eventTypes,
+  toKafkaRecord,
+} from "../../layers/chat/events/cloudevents.ts";
+import { eventJsonSchemas } from "../../layers/chat/events/event-schemas.ts";
+
+describe("event schemas", () => {
+  it("docs/events holds the current JSON Schema of every event type (run `npm run docs` after changing the zod types)", () => {
+    const generated = eventJsonSchemas();
+    for (const type of eventTypes) {
+      const committed = JSON.parse(
+        readFileSync(new URL(`../../docs/events/${type}.json`, import.meta.url), "utf8"),
+      );
+      expect(committed).toEqual(JSON.parse(JSON.stringify(generated[type])));
+    }
+  });
+
+  it("documents content on created and edited events and none on deleted ones", () => {
+    const s = eventJsonSchemas();
+    const props = (t: (typeof eventTypes)[number]) =>
+      (s[t].properties as Record<string, { properties?: Record<string, unknown>; required?: string[] }>)
+        .data ?? {};
+    expect(props("chat.message.created").required).toContain("content");
+    expect(props("chat.message.edited").required).toContain("content");
+    expect(Object.keys(props("chat.message.deleted").properties ?? {})).not.toContain("content");
+  });
+
+  it("builds CloudEvents 1.0 envelopes keyed by session, with ce_* headers", () => {
+    const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
+    const e = chatEvent("chat.session.created", sid, new Date().toISOString(), {
+      session_id: sid,
+      user_id: null,
+    });
+    expect(cloudEventSchema.parse(e)).toEqual(e);
+    const record = toKafkaRecord("chat-messages", e);
+    expect(record.key).toBe(sid);
+    expect(record.headers).toMatchObject({ ce_id: e.id, ce_type: e.type, ce_specversion: "1.0" });
+    expect(JSON.parse(record.value)).toEqual(e);
+  });
+});
