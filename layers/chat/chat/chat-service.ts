@@ -3,6 +3,7 @@ import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
 import type { Config } from "../config.ts";
 import {
+  type AppliedChange,
   applySessionChange,
   findMessage,
   historyPage,
@@ -20,6 +21,7 @@ import {
   idempotencyCompletion,
   releaseIdempotencyKey,
 } from "../db/idempotency-store.ts";
+import { withTransaction } from "../db/transaction.ts";
 import { type CloudEvent, chatEvent } from "../events/cloudevents.ts";
 import type { EventPublisher } from "../events/event-publisher.ts";
 import { WELCOME } from "../responders/builtin-responder.ts";
@@ -381,48 +383,23 @@ export class ChatService {
         : await this.#snapshot(auth.session.session_id);
       const first = await plan(optimistic);
       const applied = await applySessionChange(this.#d.pool, first.change);
-      if (applied) {
-        await this.#afterCommit(
-          applied.session,
-          optimistic.complete ? first.history(optimistic.messages) : null,
-          first.change.events,
-          applied.backlog,
-        );
-        return first.result;
-      }
-      return this.#changeLocked(auth.session.session_id, plan);
+      if (applied) return this.#committed(applied, optimistic, first);
+      const locked = await withTransaction(this.#d.pool, async (client) => {
+        const snap = await lockSnapshot(client, auth.session.session_id, HISTORY_CACHE_MAX);
+        if (!snap) throw new ChatError("session_not_found", "session not found");
+        const planned = await plan(snap);
+        const done = await applySessionChange(client, planned.change);
+        if (!done) throw new Error("session changed while its row was locked");
+        return { snap, planned, done };
+      });
+      return this.#committed(locked.done, locked.snap, locked.planned);
     });
   }
 
-  async #changeLocked<T>(
-    sessionId: string,
-    plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
-  ): Promise<T> {
-    const client = await this.#d.pool.connect();
-    let planned: Planned<T>;
-    let snap: SessionSnapshot;
-    let applied: Awaited<ReturnType<typeof applySessionChange>>;
-    try {
-      await client.query("BEGIN");
-      const locked = await lockSnapshot(client, sessionId, HISTORY_CACHE_MAX);
-      if (!locked) throw new ChatError("session_not_found", "session not found");
-      snap = locked;
-      planned = await plan(snap);
-      applied = await applySessionChange(client, planned.change);
-      if (!applied) throw new Error("session changed while locked");
-      await client.query("COMMIT");
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
-    await this.#afterCommit(
-      applied.session,
-      snap.complete ? planned.history(snap.messages) : null,
-      planned.change.events,
-      applied.backlog,
-    );
+  /** After commit: the cache gets the new state (written through when the whole history is known), Kafka the events. */
+  async #committed<T>(applied: AppliedChange, snap: SessionSnapshot, planned: Planned<T>): Promise<T> {
+    const history = snap.complete ? planned.history(snap.messages) : null;
+    await this.#afterCommit(applied.session, history, planned.change.events, applied.backlog);
     return planned.result;
   }
 

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { withTransaction } from "../db/transaction.ts";
 import { type CloudEvent, cloudEventSchema } from "../events/cloudevents.ts";
 
 export interface ProjectionOutcome {
@@ -30,10 +31,8 @@ ON CONFLICT (session_id) DO UPDATE SET
  * same transaction as the counter change, so a redelivered event changes nothing.
  */
 export async function applyEvents(pool: pg.Pool, events: CloudEvent[]): Promise<ProjectionOutcome> {
-  const client = await pool.connect();
-  let applied = 0;
-  try {
-    await client.query("BEGIN");
+  const applied = await withTransaction(pool, async (client) => {
+    let count = 0;
     for (const e of events) {
       const fresh = await client.query({
         name: "projection_mark_consumed",
@@ -56,15 +55,10 @@ export async function applyEvents(pool: pg.Pool, events: CloudEvent[]): Promise<
           e.time,
         ],
       });
-      applied++;
+      count++;
     }
-    await client.query("COMMIT");
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+    return count;
+  });
   return { applied, duplicates: events.length - applied };
 }
 
