@@ -1,5 +1,3 @@
-import { assertMetadataSize } from "#chat/chat/metadata-rules.ts";
-import { config } from "#chat/config.ts";
 import { httpHandler } from "./http/http-handler.ts";
 import { idempotencyRequest, replayHeaders, withoutReplayFlag } from "./http/idempotency-header.ts";
 import { createSessionBody } from "./http/schemas.ts";
@@ -8,9 +6,8 @@ import { createSessionBody } from "./http/schemas.ts";
 export const handler = httpHandler(
   { name: "sessions-create", body: createSessionBody, bodyOptional: true },
   async (req) => {
-    const metadata = assertMetadataSize(req.body.metadata, config().MAX_METADATA_BYTES);
     const idem = idempotencyRequest(req.headers, "sessions-create", req.body);
-    const created = await req.chat.createSession({ user_id: req.body.user_id ?? null, metadata }, idem);
+    const created = await req.chat.createSession(req.body, idem);
     return {
       status: 201,
       body: withoutReplayFlag(created),

@@ -11,11 +11,15 @@ interface Operation {
   summary?: string;
   body?: z.ZodType;
   query?: z.ZodObject;
+  /** The body's fields may come as query parameters instead (DELETE /messages/delete). */
+  bodyAsQuery?: boolean;
   auth: boolean;
   idempotent?: boolean;
   ifMatch?: boolean;
   ok: { status: number; schema?: z.ZodType; headers?: string[] };
   errors: number[];
+  /** Error statuses answered with a JSON body of their own instead of problem+json (GET /health's 503). */
+  errorBodies?: Record<number, z.ZodType>;
 }
 
 const SESSION_ERRORS = [400, 401, 404, 429, 503];
@@ -29,7 +33,7 @@ const operations: Record<string, Operation> = {
     errors: [400, 409, 413, 415, 422, 429, 503],
   },
   "session-get": { auth: true, ok: { status: 200, schema: s.sessionSchema }, errors: SESSION_ERRORS },
-  "session-erase": { auth: true, ok: { status: 204 }, errors: SESSION_ERRORS },
+  "session-erase": { auth: true, ok: { status: 204 }, errors: [...SESSION_ERRORS, 409] },
   "session-messages": {
     auth: true,
     query: s.historyQuery,
@@ -59,9 +63,15 @@ const operations: Record<string, Operation> = {
     body: s.deleteMessageBody,
     auth: true,
     ok: { status: 200, schema: s.deleteMessageResponse },
-    errors: [...SESSION_ERRORS, 413, 415],
+    bodyAsQuery: true,
+    errors: [...SESSION_ERRORS, 409, 413, 415],
   },
-  health: { auth: false, ok: { status: 200, schema: s.healthResponse }, errors: [503] },
+  health: {
+    auth: false,
+    ok: { status: 200, schema: s.healthResponse },
+    errors: [503],
+    errorBodies: { 503: s.healthResponse },
+  },
   openapi: { auth: false, ok: { status: 200, schema: z.object({}).loose() }, errors: [] },
 };
 
@@ -78,8 +88,9 @@ function schemaOf(schema: z.ZodType): Record<string, unknown> {
 }
 const ref = (id: string) => `#/components/schemas/${id}`;
 
+/** OpenAPI 3.1 embeds plain 2020-12 schemas: no dialect, and no zod `$id` (a fragment $id is invalid there). */
 function strip(schema: Record<string, unknown>): Record<string, unknown> {
-  const { $schema: _s, ...rest } = schema;
+  const { $schema: _s, $id: _i, ...rest } = schema;
   return rest;
 }
 
@@ -94,8 +105,9 @@ export function buildOpenApiDocument(version = "0.1.0") {
       required: true,
       schema: { type: "string", format: "uuid" },
     }));
-    const queryParams = op.query
-      ? Object.entries(op.query.shape).map(([name, schema]) => ({
+    const queryShape = op.query ?? (op.bodyAsQuery && op.body instanceof z.ZodObject ? op.body : undefined);
+    const queryParams = queryShape
+      ? Object.entries(queryShape.shape).map(([name, schema]) => ({
           name,
           in: "query",
           required: false,
@@ -131,13 +143,16 @@ export function buildOpenApiDocument(version = "0.1.0") {
       },
     };
     for (const status of new Set(op.errors)) {
-      responses[status] = {
-        description: Object.entries(statusOf)
-          .filter(([, st]) => st === status)
-          .map(([code]) => code)
-          .join(", "),
-        content: { "application/problem+json": { schema: { $ref: ref("Problem") } } },
-      };
+      const own = op.errorBodies?.[status];
+      responses[status] = own
+        ? { description: "Unavailable", content: { "application/json": { schema: strip(schemaOf(own)) } } }
+        : {
+            description: Object.entries(statusOf)
+              .filter(([, st]) => st === status)
+              .map(([code]) => code)
+              .join(", "),
+            content: { "application/problem+json": { schema: { $ref: ref("Problem") } } },
+          };
     }
     paths[fn.route.path] ??= {};
     (paths[fn.route.path] as Record<string, unknown>)[fn.route.method.toLowerCase()] = {
@@ -148,7 +163,7 @@ export function buildOpenApiDocument(version = "0.1.0") {
       ...(op.body
         ? {
             requestBody: {
-              required: fn.name !== "sessions-create",
+              required: fn.name !== "sessions-create" && !op.bodyAsQuery,
               content: { "application/json": { schema: strip(schemaOf(op.body)) } },
             },
           }

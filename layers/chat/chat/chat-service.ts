@@ -26,9 +26,10 @@ import { type CloudEvent, chatEvent } from "../events/cloudevents.ts";
 import type { EventPublisher } from "../events/event-publisher.ts";
 import { WELCOME } from "../responders/builtin-responder.ts";
 import { boundContext, type Responder } from "../responders/responder.ts";
-import { assertValidContent } from "./content-rules.ts";
+import { assertValidContent, assertValidUserId } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
+import { assertValidMetadata } from "./metadata-rules.ts";
 import { hashToken, newSessionToken, tokenMatches } from "./tokens.ts";
 import type { HistoryPage, Message, Session, SessionRecord } from "./types.ts";
 
@@ -114,6 +115,8 @@ export class ChatService {
     input: { user_id?: string | null; metadata?: Record<string, unknown> },
     idem?: IdempotencyRequest,
   ): Promise<Replayable<CreatedSession>> {
+    const userId = assertValidUserId(input.user_id);
+    const metadata = assertValidMetadata(input.metadata, this.#d.config.MAX_METADATA_BYTES);
     return this.#idempotent(idem, 201, async (completion) => {
       const sessionId = randomUUID();
       const token = newSessionToken();
@@ -129,14 +132,14 @@ export class ChatService {
       const events = [
         chatEvent("chat.session.created", sessionId, at, {
           session_id: sessionId,
-          user_id: input.user_id ?? null,
+          user_id: userId,
         }),
         messageEvent("chat.message.created", welcomeMessage, at),
       ];
       const record: SessionRecord = {
         session_id: sessionId,
-        user_id: input.user_id ?? null,
-        metadata: input.metadata ?? {},
+        user_id: userId,
+        metadata,
         created_at: at,
         updated_at: at,
         last_seq: 1,
@@ -361,7 +364,7 @@ export class ChatService {
     const sessionId = auth.session.session_id;
     const at = new Date().toISOString();
     const event = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
-    await eraseSession(this.#d.pool, sessionId, event);
+    await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event));
     await this.#d.cache?.afterErase(sessionId);
     await this.#d.publisher.afterCommit(sessionId, [event], false);
   }

@@ -1,26 +1,41 @@
 import { ChatError } from "./errors.ts";
 
 /**
- * Message content: 1..max characters (code points, so emoji count once), not only white space, no NUL
- * (Postgres text cannot hold it). Stored exactly as sent.
+ * Why a string cannot be stored as text or jsonb in Postgres, or null when it can: no NUL characters and
+ * no lone surrogates (valid UTF-16, so valid UTF-8 once encoded).
+ */
+export function textIssue(s: string): string | null {
+  if (s.includes("\u0000")) return "must not contain NUL characters";
+  if (!s.isWellFormed()) return "must be valid Unicode (lone surrogate)";
+  return null;
+}
+
+/**
+ * Message content: 1..max characters (code points, so an emoji counts once), not only white space, storable.
+ * Stored exactly as sent.
  */
 export function assertValidContent(content: unknown, max: number, path = "content"): string {
   if (typeof content !== "string") throw invalid(path, "must be a string");
-  if (content.includes("\u0000")) throw invalid(path, "must not contain NUL characters");
+  const issue = textIssue(content);
+  if (issue) throw invalid(path, issue);
   if (content.trim().length === 0) throw invalid(path, "must not be empty");
   let chars = 0;
   for (const _ of content) {
     chars++;
     if (chars > max) throw invalid(path, `must be at most ${max} characters`);
   }
-  if (hasLoneSurrogate(content)) throw invalid(path, "must be valid Unicode (lone surrogate)");
   return content;
 }
 
-function hasLoneSurrogate(s: string): boolean {
-  return !s.isWellFormed();
+/** An optional caller-chosen user id: 1–256 storable characters. */
+export function assertValidUserId(userId: string | null | undefined): string | null {
+  if (userId === undefined || userId === null) return null;
+  const issue = textIssue(userId);
+  if (issue) throw invalid("user_id", issue);
+  if (userId.length === 0 || userId.length > 256) throw invalid("user_id", "must be 1–256 characters");
+  return userId;
 }
 
-function invalid(path: string, message: string): ChatError {
+export function invalid(path: string, message: string): ChatError {
   return new ChatError("validation_failed", `${path} ${message}`, { errors: [{ path, message }] });
 }

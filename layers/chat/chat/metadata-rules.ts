@@ -1,21 +1,36 @@
-import { ChatError } from "./errors.ts";
+import { invalid, textIssue } from "./content-rules.ts";
 
-/** Session metadata is free-form JSON, bounded by its serialized size so a session row stays small. */
-export function assertMetadataSize(
+export const MAX_METADATA_DEPTH = 16;
+
+/**
+ * Session metadata: free-form JSON, at most MAX_METADATA_DEPTH levels deep, every key and string storable
+ * in jsonb, and bounded by its serialized size so a session row stays small. Walked without recursion, so
+ * hostile nesting cannot overflow the stack.
+ */
+export function assertValidMetadata(
   metadata: Record<string, unknown> | undefined,
   maxBytes: number,
 ): Record<string, unknown> {
   if (metadata === undefined) return {};
+  const stack: { value: unknown; depth: number; path: string }[] = [
+    { value: metadata, depth: 1, path: "metadata" },
+  ];
+  while (stack.length > 0) {
+    const { value, depth, path } = stack.pop() as (typeof stack)[number];
+    if (typeof value === "string") {
+      const issue = textIssue(value);
+      if (issue) throw invalid(path, issue);
+    } else if (value !== null && typeof value === "object") {
+      if (depth > MAX_METADATA_DEPTH)
+        throw invalid("metadata", `must be at most ${MAX_METADATA_DEPTH} levels deep`);
+      for (const [key, child] of Object.entries(value)) {
+        const issue = textIssue(key);
+        if (issue) throw invalid(`${path}.<key>`, issue);
+        stack.push({ value: child, depth: depth + 1, path: `${path}.${key}` });
+      }
+    }
+  }
   const bytes = Buffer.byteLength(JSON.stringify(metadata), "utf8");
-  if (bytes > maxBytes) {
-    throw new ChatError("validation_failed", `metadata must be at most ${maxBytes} bytes of JSON`, {
-      errors: [{ path: "metadata", message: `at most ${maxBytes} bytes` }],
-    });
-  }
-  if (JSON.stringify(metadata).includes("\\u0000")) {
-    throw new ChatError("validation_failed", "metadata must not contain NUL characters", {
-      errors: [{ path: "metadata", message: "no NUL characters" }],
-    });
-  }
+  if (bytes > maxBytes) throw invalid("metadata", `must be at most ${maxBytes} bytes of JSON`);
   return metadata;
 }

@@ -1,4 +1,5 @@
 import { type KafkaConfig, type LogEntry, logLevel } from "kafkajs";
+import "./kafkajs-idle-fix.ts";
 
 /** Plain options, filled from Config by the caller: this module never reads process.env. */
 export interface KafkaClientOptions {

@@ -1,0 +1,564 @@
+import { createHash, randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
+import { postMessageBody } from "../../functions/http/schemas.ts";
+import { rowCounts } from "../helpers/chat-fixture.ts";
+import { assertMatchesOpenApi, loadOpenApiDocument } from "../helpers/openapi-validator.ts";
+import {
+  type ApiResponse,
+  type CallOptions,
+  createSession,
+  postMessage,
+  type RunnerFixture,
+  startRunnerFixture,
+} from "../helpers/runner-fixture.ts";
+
+/**
+ * Every status and code of the error contract, over real HTTP: the problem+json shape, the status of the
+ * code, the headers that go with it (Allow, Retry-After), and that the failed request changed nothing in
+ * the database. Every response is also validated against docs/openapi.json by the fixture.
+ */
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  request_id: string;
+  errors?: { path: string; message: string }[];
+}
+
+const LOCK_TIMEOUT_MS = 200;
+let fx: RunnerFixture;
+let a: { sessionId: string; token: string; welcomeId: string };
+let b: { sessionId: string; token: string; welcomeId: string };
+let aTurn: { messageId: string; replyId: string };
+
+beforeAll(async () => {
+  fx = await startRunnerFixture({ env: { SESSION_LOCK_TIMEOUT_MS: String(LOCK_TIMEOUT_MS) } });
+  a = await createSession(fx, { user_id: "alice" });
+  b = await createSession(fx, { user_id: "bob" });
+  aTurn = await postMessage(fx, a, "Hello!");
+  await postMessage(fx, b, "Hi from b");
+});
+afterAll(async () => {
+  await fx?.close();
+});
+
+/** Rows, versions and the content of every session and message: "nothing changed" means this is equal. */
+async function snapshot() {
+  const counts = await rowCounts(fx.db.pool);
+  const digest = await fx.db.pool.query(
+    `SELECT md5(coalesce((SELECT string_agg(concat_ws('|', session_id, generation, last_seq, message_count, updated_at, suggestions), ',' ORDER BY session_id) FROM sessions), '')
+             || coalesce((SELECT string_agg(concat_ws('|', message_id, content, version, edited_at, deleted_at), ',' ORDER BY message_id) FROM messages), '')
+             || coalesce((SELECT string_agg(concat_ws('|', scope, idempotency_key, status), ',' ORDER BY scope, idempotency_key) FROM idempotency_records), '')) AS digest`,
+  );
+  return { ...counts, digest: digest.rows[0].digest as string };
+}
+
+/** Sends the request and checks it answered the problem `code` with `status`, changing nothing. */
+async function expectProblem(
+  status: number,
+  code: string,
+  method: string,
+  path: string,
+  opts: CallOptions = {},
+): Promise<ApiResponse<Problem>> {
+  const before = await snapshot();
+  const res = await fx.call<Problem>(method, path, opts);
+  expect(res.status, `${method} ${path}: ${res.text}`).toBe(status);
+  expect(res.contentType).toBe("application/problem+json");
+  expect(res.body).toMatchObject({ status, code, title: expect.any(String), detail: expect.any(String) });
+  expect(res.body.title.length).toBeGreaterThan(0);
+  expect(res.body.type).toMatch(/^(https:\/\/|about:blank)/);
+  expect(res.body.request_id).toBe(res.headers.get("x-request-id"));
+  expect(await snapshot(), `${method} ${path} changed the database`).toEqual(before);
+  return res;
+}
+
+const typeOf = (code: string) => `https://chat-backend.example/problems/${code.replaceAll("_", "-")}`;
+
+describe("400 validation_failed", () => {
+  it("rejects an unknown field in a body", async () => {
+    const res = await expectProblem(400, "validation_failed", "POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "hi", admin: true },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("validation_failed"));
+    expect(res.body.errors?.length).toBeGreaterThan(0);
+    expect(JSON.stringify(res.body.errors)).toContain("admin");
+  });
+
+  it("rejects an unknown field in POST /sessions/create", async () => {
+    await expectProblem(400, "validation_failed", "POST", "/sessions/create", { json: { role: "admin" } });
+  });
+
+  it("names the failing field: empty content, a session_id that is not a UUID", async () => {
+    const empty = await expectProblem(400, "validation_failed", "POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "" },
+      token: a.token,
+    });
+    expect(empty.body.errors).toContainEqual({ path: "content", message: expect.any(String) });
+    const badId = await expectProblem(400, "validation_failed", "POST", "/messages/post", {
+      json: { session_id: "12345", content: "hi" },
+      token: a.token,
+    });
+    expect(badId.body.errors).toContainEqual({ path: "session_id", message: expect.any(String) });
+  });
+
+  it("rejects a missing body where one is required", async () => {
+    await expectProblem(400, "validation_failed", "POST", "/messages/post", { token: a.token });
+    await expectProblem(400, "validation_failed", "PUT", "/messages/edit", { token: a.token });
+  });
+
+  it("rejects content longer than 8,000 characters (counted in code points)", async () => {
+    await expectProblem(400, "validation_failed", "POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "😀".repeat(8001) },
+      token: a.token,
+    });
+  });
+
+  it("rejects limit outside 1–200, a non-numeric limit and a negative after_seq", async () => {
+    for (const query of ["limit=0", "limit=201", "limit=abc", "after_seq=-1", "limit=2&extra=1"]) {
+      const res = await expectProblem(
+        400,
+        "validation_failed",
+        "GET",
+        `/sessions/${a.sessionId}/messages?${query}`,
+        {
+          token: a.token,
+        },
+      );
+      expect(res.body.errors?.[0]?.path, query).toMatch(/^query\./);
+    }
+  });
+
+  it("rejects a path session id that is not a UUID", async () => {
+    const res = await expectProblem(400, "validation_failed", "GET", "/sessions/not-a-uuid", {
+      token: a.token,
+    });
+    expect(res.body.errors).toContainEqual({ path: "path.session_id", message: expect.any(String) });
+  });
+
+  it("rejects regenerate on a user message that is not the latest", async () => {
+    const later = await postMessage(fx, a, "second message");
+    const res = await expectProblem(400, "validation_failed", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x", regenerate: true },
+      token: a.token,
+    });
+    expect(res.body.errors).toContainEqual({ path: "regenerate", message: expect.any(String) });
+    expect(later.messageId).toBeTruthy();
+  });
+
+  it("rejects an Idempotency-Key that is not 1–255 visible ASCII characters", async () => {
+    await expectProblem(400, "validation_failed", "POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "hi" },
+      headers: { "idempotency-key": "k".repeat(256) },
+      token: a.token,
+    });
+  });
+});
+
+describe("400 malformed_json", () => {
+  it("rejects a body that is not JSON", async () => {
+    const res = await expectProblem(400, "malformed_json", "POST", "/messages/post", {
+      rawBody: `{"session_id": "${a.sessionId}", "content": `,
+      headers: { "content-type": "application/json" },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("malformed_json"));
+  });
+
+  it("rejects malformed JSON on POST /sessions/create and PUT /messages/edit too", async () => {
+    await expectProblem(400, "malformed_json", "POST", "/sessions/create", {
+      rawBody: "{nope",
+      headers: { "content-type": "application/json" },
+    });
+    await expectProblem(400, "malformed_json", "PUT", "/messages/edit", {
+      rawBody: "[1,",
+      headers: { "content-type": "application/json; charset=utf-8" },
+      token: a.token,
+    });
+  });
+});
+
+describe("401 unauthorized", () => {
+  const routes = () =>
+    [
+      ["GET", `/sessions/${a.sessionId}`, undefined],
+      ["GET", `/sessions/${a.sessionId}/messages`, undefined],
+      ["GET", `/sessions/${a.sessionId}/suggestions`, undefined],
+      ["DELETE", `/sessions/${a.sessionId}`, undefined],
+      ["POST", "/messages/post", { session_id: a.sessionId, content: "hi" }],
+      ["PUT", "/messages/edit", { session_id: a.sessionId, message_id: aTurn.messageId, content: "x" }],
+      ["DELETE", "/messages/delete", { session_id: a.sessionId, message_id: aTurn.messageId }],
+    ] as const;
+
+  it("answers 401 on every session-scoped route without an Authorization header", async () => {
+    for (const [method, path, json] of routes()) {
+      const res = await expectProblem(401, "unauthorized", method, path, { json });
+      expect(res.body.type).toBe(typeOf("unauthorized"));
+    }
+  });
+
+  it("answers 401 on every session-scoped route with a wrong token or a non-Bearer scheme", async () => {
+    for (const [method, path, json] of routes()) {
+      await expectProblem(401, "unauthorized", method, path, { json, token: `${a.token}x` });
+      await expectProblem(401, "unauthorized", method, path, {
+        json,
+        headers: { authorization: `Basic ${a.token}` },
+      });
+    }
+  });
+});
+
+describe("404", () => {
+  it("session_not_found: a valid token of another session, on every session-scoped route", async () => {
+    const routes = [
+      ["GET", `/sessions/${a.sessionId}`, undefined],
+      ["GET", `/sessions/${a.sessionId}/messages`, undefined],
+      ["GET", `/sessions/${a.sessionId}/suggestions`, undefined],
+      ["DELETE", `/sessions/${a.sessionId}`, undefined],
+      ["POST", "/messages/post", { session_id: a.sessionId, content: "hi" }],
+      ["PUT", "/messages/edit", { session_id: a.sessionId, message_id: aTurn.messageId, content: "x" }],
+      ["DELETE", "/messages/delete", { session_id: a.sessionId, message_id: aTurn.messageId }],
+    ] as const;
+    for (const [method, path, json] of routes) {
+      const res = await expectProblem(404, "session_not_found", method, path, { json, token: b.token });
+      expect(res.body.type).toBe(typeOf("session_not_found"));
+    }
+  });
+
+  it("session_not_found: a session id that does not exist, with a valid token", async () => {
+    await expectProblem(404, "session_not_found", "GET", `/sessions/${randomUUID()}`, { token: a.token });
+  });
+
+  it("message_not_found: an unknown message id, on edit and delete", async () => {
+    const ghost = randomUUID();
+    const res = await expectProblem(404, "message_not_found", "DELETE", "/messages/delete", {
+      json: { session_id: a.sessionId, message_id: ghost },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("message_not_found"));
+    await expectProblem(404, "message_not_found", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: ghost, content: "x" },
+      token: a.token,
+    });
+  });
+
+  it("message_not_found: another session's message, even with this session's valid token", async () => {
+    await expectProblem(404, "message_not_found", "DELETE", "/messages/delete", {
+      json: { session_id: a.sessionId, message_id: b.welcomeId },
+      token: a.token,
+    });
+  });
+
+  it("message_not_found: a message that is already deleted (delete by query, then again)", async () => {
+    const turn = await postMessage(fx, a, "to be deleted");
+    const query = `/messages/delete?session_id=${a.sessionId}&message_id=${turn.messageId}`;
+    const first = await fx.call("DELETE", query, { token: a.token });
+    expect(first.status).toBe(200);
+    await expectProblem(404, "message_not_found", "DELETE", query, { token: a.token });
+    await expectProblem(404, "message_not_found", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: turn.messageId, content: "back?" },
+      token: a.token,
+    });
+  });
+
+  it("route_not_found: a path no route takes", async () => {
+    for (const path of ["/nope", "/sessions", `/sessions/${a.sessionId}/messages/extra`, "/messages"]) {
+      const res = await expectProblem(404, "route_not_found", "GET", path);
+      expect(res.body.detail).toContain(path.split("?")[0]);
+    }
+  });
+});
+
+describe("405 method_not_allowed", () => {
+  it("answers 405 with an Allow header listing exactly the methods the route has", async () => {
+    const cases: [string, string, string[]][] = [
+      ["POST", "/health", ["GET"]],
+      ["GET", "/messages/post", ["POST"]],
+      ["POST", "/messages/edit", ["PUT"]],
+      ["GET", "/messages/delete", ["DELETE"]],
+      ["PUT", "/openapi.json", ["GET"]],
+      ["PATCH", `/sessions/${a.sessionId}`, ["DELETE", "GET"]],
+      ["POST", `/sessions/${a.sessionId}/messages`, ["GET"]],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await expectProblem(405, "method_not_allowed", method, path, { token: a.token });
+      expect(
+        res.headers
+          .get("allow")
+          ?.split(",")
+          .map((m) => m.trim())
+          .sort(),
+        `${method} ${path}`,
+      ).toEqual(allow);
+    }
+  });
+
+  it("the Allow header of every documented path equals the methods docs/openapi.json lists for it", async () => {
+    const doc = loadOpenApiDocument();
+    const templates = Object.keys(doc.paths);
+    const matches = (template: string, path: string) =>
+      new RegExp(`^${template.replace(/\{\w+\}/g, "[^/]+")}$`).test(path);
+    for (const template of templates) {
+      const path = template.replace("{session_id}", a.sessionId);
+      // a literal path (/sessions/create) is also a value of /sessions/{session_id}: both count
+      const documented = templates
+        .filter((t) => matches(t, path))
+        .flatMap((t) => Object.keys(doc.paths[t] ?? {}));
+      const res = await fx.call<Problem>("PATCH", path);
+      expect(res.status, template).toBe(405);
+      expect(
+        res.headers
+          .get("allow")
+          ?.split(",")
+          .map((m) => m.trim().toLowerCase())
+          .sort(),
+        path,
+      ).toEqual([...new Set(documented)].sort());
+    }
+  });
+});
+
+describe("409", () => {
+  it("message_not_editable: editing the bot's message", async () => {
+    const res = await expectProblem(409, "message_not_editable", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: aTurn.replyId, content: "I am the bot now" },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("message_not_editable"));
+    await expectProblem(409, "message_not_editable", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: a.welcomeId, content: "x" },
+      token: a.token,
+    });
+  });
+
+  it("version_conflict: a stale expected_version in the body", async () => {
+    const res = await expectProblem(409, "version_conflict", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x", expected_version: 7 },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("version_conflict"));
+  });
+
+  it("request_in_progress: the same Idempotency-Key while the first request still runs, after ~2 s, with Retry-After", async () => {
+    const body = { session_id: a.sessionId, content: "in flight" };
+    const key = `in-progress-${randomUUID()}`;
+    const idem = idempotencyRequest(
+      { "idempotency-key": key },
+      `messages-post:${a.sessionId}`,
+      postMessageBody.parse(body),
+    );
+    if (!idem) throw new Error("no idempotency request");
+    await fx.db.pool.query(
+      `INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, locked_until, expires_at)
+       VALUES ($1, $2, $3, 'in_progress', now() + interval '60 seconds', now() + interval '1 day')`,
+      [idem.scope, createHash("sha256").update(`${idem.scope}\n${idem.key}`).digest("hex"), idem.requestHash],
+    );
+    const started = Date.now();
+    const res = await expectProblem(409, "request_in_progress", "POST", "/messages/post", {
+      json: body,
+      headers: { "idempotency-key": key },
+      token: a.token,
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(res.body.type).toBe(typeOf("request_in_progress"));
+  });
+
+  it("session_busy: a post to a session whose row another transaction holds locked answers 409 with Retry-After, within the lock timeout", async () => {
+    const locker = new pg.Client({ connectionString: fx.db.url });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("SELECT session_id FROM sessions WHERE session_id = $1 FOR UPDATE", [a.sessionId]);
+      const started = Date.now();
+      const res = await expectProblem(409, "session_busy", "POST", "/messages/post", {
+        json: { session_id: a.sessionId, content: "are you there?" },
+        token: a.token,
+      });
+      const took = Date.now() - started;
+      expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+      expect(res.body.type).toBe(typeOf("session_busy"));
+      // the lock timeout is 200 ms; allow the optimistic attempt and HTTP around it, not a statement timeout
+      expect(took).toBeLessThan(2000);
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {});
+      await locker.end();
+    }
+    // the lock released, the same post goes through
+    const ok = await fx.call("POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "are you there?" },
+      token: a.token,
+    });
+    expect(ok.status).toBe(201);
+  });
+
+  it("session_busy: edit and delete on a locked session answer 409 too, as documented", async () => {
+    const locker = new pg.Client({ connectionString: fx.db.url });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("SELECT session_id FROM sessions WHERE session_id = $1 FOR UPDATE", [a.sessionId]);
+      await expectProblem(409, "session_busy", "PUT", "/messages/edit", {
+        json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "edited while locked" },
+        token: a.token,
+      });
+      await expectProblem(409, "session_busy", "DELETE", "/messages/delete", {
+        json: { session_id: a.sessionId, message_id: aTurn.messageId },
+        token: a.token,
+      });
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {});
+      await locker.end();
+    }
+  });
+});
+
+describe("412 precondition_failed", () => {
+  it("If-Match naming a version the message is not at", async () => {
+    const res = await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x" },
+      headers: { "if-match": '"9"' },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("precondition_failed"));
+  });
+
+  it("If-Match and expected_version that disagree, and an If-Match that is not a version", async () => {
+    await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x", expected_version: 1 },
+      headers: { "if-match": '"2"' },
+      token: a.token,
+    });
+    await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x" },
+      headers: { "if-match": "*" },
+      token: a.token,
+    });
+  });
+});
+
+describe("413 payload_too_large", () => {
+  it("rejects a body over 64 KiB before anything runs", async () => {
+    const big = "a".repeat(65 * 1024);
+    const res = await expectProblem(413, "payload_too_large", "POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: big },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("payload_too_large"));
+    await expectProblem(413, "payload_too_large", "POST", "/sessions/create", {
+      json: { metadata: { blob: big } },
+    });
+    await expectProblem(413, "payload_too_large", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: aTurn.messageId, content: big },
+      token: a.token,
+    });
+  });
+});
+
+describe("415 unsupported_media_type", () => {
+  it("rejects a body that is not sent as application/json", async () => {
+    const json = JSON.stringify({ session_id: a.sessionId, content: "hi" });
+    const res = await expectProblem(415, "unsupported_media_type", "POST", "/messages/post", {
+      rawBody: json,
+      headers: { "content-type": "text/plain" },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("unsupported_media_type"));
+    await expectProblem(415, "unsupported_media_type", "POST", "/sessions/create", {
+      rawBody: "user_id=x",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    await expectProblem(415, "unsupported_media_type", "DELETE", "/messages/delete", {
+      rawBody: JSON.stringify({ session_id: a.sessionId, message_id: aTurn.messageId }),
+      headers: { "content-type": "text/plain" },
+      token: a.token,
+    });
+  });
+});
+
+describe("422 idempotency_key_reused", () => {
+  it("the same Idempotency-Key with a different body", async () => {
+    const key = `reused-${randomUUID()}`;
+    const first = await fx.call("POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "first body" },
+      headers: { "idempotency-key": key },
+      token: a.token,
+    });
+    expect(first.status).toBe(201);
+    const res = await expectProblem(422, "idempotency_key_reused", "POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "another body" },
+      headers: { "idempotency-key": key },
+      token: a.token,
+    });
+    expect(res.body.type).toBe(typeOf("idempotency_key_reused"));
+  });
+});
+
+// Last: this swaps the runner's DATABASE_URL for a port nobody listens on.
+describe("503 service_unavailable (Postgres unreachable)", () => {
+  beforeAll(async () => {
+    const port = await closedPort();
+    const u = new URL(fx.db.url);
+    u.port = String(port);
+    await fx.reconfigure({
+      SESSION_LOCK_TIMEOUT_MS: String(LOCK_TIMEOUT_MS),
+      DATABASE_URL: u.toString(),
+      DB_CONNECT_TIMEOUT_MS: "500",
+    });
+  });
+
+  it("answers 503 problem+json with Retry-After on routes that need Postgres", async () => {
+    // Reads of a session the cache holds are still served; a session it does not hold needs Postgres.
+    const uncached = randomUUID();
+    const cases = [
+      ["POST", "/sessions/create", {}],
+      ["GET", `/sessions/${uncached}`, undefined],
+      ["GET", `/sessions/${uncached}/messages`, undefined],
+      ["GET", `/sessions/${uncached}/suggestions`, undefined],
+      ["POST", "/messages/post", { session_id: a.sessionId, content: "hi" }],
+      ["PUT", "/messages/edit", { session_id: a.sessionId, message_id: aTurn.messageId, content: "x" }],
+      ["DELETE", "/messages/delete", { session_id: a.sessionId, message_id: aTurn.messageId }],
+      ["DELETE", `/sessions/${a.sessionId}`, undefined],
+    ] as const;
+    for (const [method, path, json] of cases) {
+      const res = await expectProblem(503, "service_unavailable", method, path, { json, token: a.token });
+      expect(res.headers.get("retry-after"), `${method} ${path}`).toMatch(/^\d+$/);
+      expect(res.body.type).toBe(typeOf("service_unavailable"));
+    }
+  });
+
+  it("GET /health answers 503 with postgres down (and the rest still reported)", async () => {
+    const res = await fx.call<{
+      status: string;
+      checks: Record<string, { status: string; latency_ms: unknown }>;
+    }>("GET", "/health", { openapi: false });
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({
+      status: "down",
+      version: "0.1.0",
+      checks: {
+        postgres: { status: "down", latency_ms: null },
+        redis: { status: "ok", latency_ms: expect.any(Number) },
+        kafka: { status: "disabled", latency_ms: null },
+      },
+    });
+    assertMatchesOpenApi("GET", "/health", res.status, res.headers, res.body);
+  });
+});
+
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}

@@ -1,0 +1,245 @@
+import { readFileSync } from "node:fs";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { describe, expect, it } from "vitest";
+import { buildOpenApiDocument } from "../../functions/http/openapi-document.ts";
+import { httpFunctions } from "../../functions/manifest.ts";
+import {
+  assertMatchesOpenApi,
+  componentErrors,
+  loadOpenApiDocument,
+  OPENAPI_PATH,
+  openApiAjv,
+  routeTemplateOf,
+} from "../helpers/openapi-validator.ts";
+
+/**
+ * docs/openapi.json against the code: it documents every route of the manifest, it is exactly what the
+ * generator produces now (so it cannot go stale), its schemas are valid JSON Schema 2020-12, and the
+ * validator the other e2e files run every response through really rejects what the document does not allow.
+ */
+const doc = loadOpenApiDocument();
+type Op = {
+  operationId: string;
+  parameters: { name: string; in: string }[];
+  requestBody?: { content: Record<string, { schema: unknown }> };
+  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+};
+const op = (method: string, path: string) => doc.paths[path]?.[method.toLowerCase()] as Op | undefined;
+
+const SESSION_ID = "0b0e9a61-4a8e-4c3f-9d0b-6b1f0f6c7a11";
+const MESSAGE = {
+  message_id: "6f1c1e0e-2d7a-4d7e-8a55-2c1f6b7e9d01",
+  session_id: SESSION_ID,
+  seq: 2,
+  role: "user",
+  content: "hi",
+  version: 1,
+  created_at: "2026-01-02T03:04:05.678Z",
+  edited_at: null,
+  reply_to: null,
+};
+
+describe("docs/openapi.json documents the manifest", () => {
+  it("has an operation for every HTTP route of the manifest, named by operationId", () => {
+    for (const fn of httpFunctions) {
+      const o = op(fn.route.method, fn.route.path);
+      expect(o, `${fn.route.method} ${fn.route.path} (${fn.name}) is not documented`).toBeDefined();
+      expect(o?.operationId).toBe(fn.name);
+    }
+  });
+
+  it("documents no operation that the manifest does not route", () => {
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    const routed = httpFunctions.map((f) => `${f.route.method} ${f.route.path}`);
+    expect(documented.sort()).toEqual(routed.sort());
+  });
+
+  it("documents each path parameter of a route as a required path parameter", () => {
+    for (const fn of httpFunctions) {
+      const names = [...fn.route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      const params = op(fn.route.method, fn.route.path)?.parameters ?? [];
+      for (const name of names)
+        expect(params, `${fn.name}: path parameter ${name}`).toContainEqual(
+          expect.objectContaining({ name, in: "path", required: true }),
+        );
+    }
+  });
+
+  it("documents that DELETE /messages/delete also takes session_id and message_id as query parameters", () => {
+    const params = op("DELETE", "/messages/delete")?.parameters ?? [];
+    for (const name of ["session_id", "message_id"])
+      expect(params).toContainEqual(expect.objectContaining({ name, in: "query" }));
+  });
+
+  it("documents 409 (session_busy) for every operation that changes a session under its row lock", () => {
+    for (const [method, path] of [
+      ["POST", "/messages/post"],
+      ["PUT", "/messages/edit"],
+      ["DELETE", "/messages/delete"],
+    ] as const) {
+      expect(Object.keys(op(method, path)?.responses ?? {}), `${method} ${path}`).toContain("409");
+    }
+  });
+
+  it("documents GET /health 503 with the Health body the handler sends, not a Problem", () => {
+    const r = op("GET", "/health")?.responses["503"];
+    expect(r?.content).toEqual({ "application/json": { schema: { $ref: "#/components/schemas/Health" } } });
+  });
+});
+
+describe("docs/openapi.json is current", () => {
+  it("is byte for byte what buildOpenApiDocument() generates now (run `node scripts/write-openapi.ts`)", () => {
+    const committed = readFileSync(OPENAPI_PATH, "utf8");
+    expect(committed).toBe(`${JSON.stringify(buildOpenApiDocument(), null, 2)}\n`);
+  });
+
+  it("is OpenAPI 3.1 with bearer auth on the session-scoped operations only", () => {
+    expect(doc.openapi).toBe("3.1.0");
+    for (const fn of httpFunctions) {
+      const o = op(fn.route.method, fn.route.path) as Op & { security: unknown[] };
+      const sessionScoped = fn.route.path.includes("{session_id}") || fn.route.path.startsWith("/messages/");
+      expect(o.security, fn.name).toEqual(sessionScoped ? [{ sessionToken: [] }] : []);
+    }
+  });
+});
+
+describe("docs/openapi.json schemas", () => {
+  it("every component schema is a valid JSON Schema 2020-12 schema", () => {
+    const ajv = new Ajv2020({ strict: false });
+    const invalid = Object.entries(doc.components.schemas)
+      .filter(([, schema]) => !ajv.validateSchema(schema))
+      .map(([name]) => `${name}: ${ajv.errorsText(ajv.errors)}`);
+    expect(invalid).toEqual([]);
+  });
+
+  it("every request and response schema compiles and every $ref resolves", () => {
+    const ajv = openApiAjv(doc);
+    let compiled = 0;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, o] of Object.entries(ops) as [string, Op][]) {
+        const bodies = [
+          ...Object.entries(o.requestBody?.content ?? {}).map(([type]) => ["requestBody", "content", type]),
+          ...Object.entries(o.responses).flatMap(([status, r]) =>
+            Object.keys(r.content ?? {}).map((type) => ["responses", status, "content", type]),
+          ),
+        ];
+        for (const parts of bodies) {
+          const pointer = ["paths", path, method, ...parts, "schema"]
+            .map((p) => encodeURIComponent(p.replaceAll("~", "~0").replaceAll("/", "~1")))
+            .join("/");
+          expect(() =>
+            ajv.compile({ $ref: `https://chat-backend.example/openapi.json#/${pointer}` }),
+          ).not.toThrow();
+          compiled++;
+        }
+      }
+    }
+    expect(compiled).toBeGreaterThan(30);
+  });
+
+  it("request bodies are strict objects, as the handlers are (unknown fields rejected)", () => {
+    const ajv = openApiAjv(doc);
+    const schemaOf = (path: string, method: string) =>
+      ajv.compile({
+        $ref: `https://chat-backend.example/openapi.json#/paths/${encodeURIComponent(path.replaceAll("/", "~1"))}/${method}/requestBody/content/application~1json/schema`,
+      });
+    const post = schemaOf("/messages/post", "post");
+    expect(post({ session_id: SESSION_ID, content: "hi" })).toBe(true);
+    expect(post({ session_id: SESSION_ID, content: "hi", extra: 1 })).toBe(false);
+    expect(post({ session_id: "not-a-uuid", content: "hi" })).toBe(false);
+    const create = schemaOf("/sessions/create", "post");
+    expect(create({})).toBe(true);
+    expect(create({ user_id: "u", metadata: { a: 1 } })).toBe(true);
+    expect(create({ admin: true })).toBe(false);
+  });
+});
+
+describe("the response validator the e2e tests use", () => {
+  const headers = new Headers({ "content-type": "application/json", "x-request-id": "r1" });
+
+  it("accepts a response the document describes", () => {
+    expect(() =>
+      assertMatchesOpenApi("GET", "/sessions/{session_id}/messages", 200, headers, {
+        messages: [MESSAGE],
+        next_after_seq: null,
+      }),
+    ).not.toThrow();
+    expect(() =>
+      assertMatchesOpenApi(
+        "DELETE",
+        "/sessions/{session_id}",
+        204,
+        new Headers({ "x-request-id": "r" }),
+        undefined,
+      ),
+    ).not.toThrow();
+  });
+
+  it("rejects an unknown field, a wrong type, a non-UTC time and a non-UUID id", () => {
+    const page = (m: Record<string, unknown>) => ({ messages: [m], next_after_seq: null });
+    for (const bad of [
+      page({ ...MESSAGE, extra: true }),
+      page({ ...MESSAGE, seq: "2" }),
+      page({ ...MESSAGE, created_at: "2026-01-02T03:04:05+02:00" }),
+      page({ ...MESSAGE, message_id: "42" }),
+      { messages: [MESSAGE] },
+    ]) {
+      expect(() => assertMatchesOpenApi("GET", "/sessions/{session_id}/messages", 200, headers, bad)).toThrow(
+        /does not match the document/,
+      );
+    }
+  });
+
+  it("rejects an undocumented status, an undocumented media type and a body where none is documented", () => {
+    expect(() => assertMatchesOpenApi("GET", "/sessions/{session_id}", 418, headers, {})).toThrow(
+      /not documented/,
+    );
+    expect(() =>
+      assertMatchesOpenApi("GET", "/sessions/{session_id}", 404, headers, {
+        type: "t",
+        title: "t",
+        status: 404,
+        detail: "d",
+        code: "session_not_found",
+        request_id: "r",
+      }),
+    ).toThrow(/content-type application\/json is not documented/);
+    expect(() => assertMatchesOpenApi("DELETE", "/sessions/{session_id}", 204, headers, { a: 1 })).toThrow(
+      /without a body/,
+    );
+    expect(() => assertMatchesOpenApi("PATCH", "/sessions/{session_id}", 200, headers, {})).toThrow(
+      /not in docs\/openapi.json/,
+    );
+  });
+
+  it("rejects a contract header the operation does not document", () => {
+    expect(() =>
+      assertMatchesOpenApi(
+        "GET",
+        "/sessions/{session_id}",
+        200,
+        new Headers({ "content-type": "application/json", "x-cache": "hit" }),
+        {
+          session_id: SESSION_ID,
+          user_id: null,
+          metadata: {},
+          created_at: MESSAGE.created_at,
+          updated_at: MESSAGE.created_at,
+          last_seq: 1,
+          message_count: 1,
+        },
+      ),
+    ).toThrow(/x-cache is sent but not documented/);
+  });
+
+  it("maps concrete paths to their route template, and Problem bodies validate as Problem", () => {
+    expect(routeTemplateOf("GET", `/sessions/${SESSION_ID}/messages?limit=2`)).toBe(
+      "/sessions/{session_id}/messages",
+    );
+    expect(routeTemplateOf("DELETE", "/messages/delete?session_id=x")).toBe("/messages/delete");
+    expect(routeTemplateOf("PATCH", "/messages/delete")).toBeUndefined();
+    expect(componentErrors("Problem", { type: "t" })).not.toBeNull();
+  });
+});

@@ -1,0 +1,168 @@
+import { readFileSync } from "node:fs";
+import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
+import addFormatsModule from "ajv-formats";
+import { expect } from "vitest";
+import { httpFunctions } from "../../functions/manifest.ts";
+
+/**
+ * Validates responses against the committed docs/openapi.json with ajv (JSON Schema 2020-12, the dialect of
+ * OpenAPI 3.1). The document itself is loaded as a schema resource, so `#/components/schemas/*` and any JSON
+ * pointer into `paths` resolve as they do for an OpenAPI tool.
+ */
+export const OPENAPI_PATH = new URL("../../docs/openapi.json", import.meta.url);
+export const DOC_ID = "https://chat-backend.example/openapi.json";
+
+type Json = Record<string, unknown>;
+export interface OpenApiDocument {
+  openapi: string;
+  paths: Record<string, Record<string, Json>>;
+  components: { schemas: Record<string, Json> };
+  [k: string]: unknown;
+}
+
+export function loadOpenApiDocument(): OpenApiDocument {
+  return JSON.parse(readFileSync(OPENAPI_PATH, "utf8")) as OpenApiDocument;
+}
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+/**
+ * An ajv instance holding the document. Component schemas carry a `$id` that is a JSON pointer
+ * ("#/components/schemas/X", which 2020-12 forbids); it is dropped here so that refs resolve by pointer
+ * against the document (openapi-contract.test.ts checks the schemas themselves separately).
+ */
+export function openApiAjv(doc: OpenApiDocument = loadOpenApiDocument()): Ajv2020 {
+  const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: true });
+  addFormats(ajv);
+  for (const k of ["openapi", "info", "servers", "paths", "components", "security", "tags"])
+    ajv.addKeyword(k);
+  const schemas = Object.fromEntries(
+    Object.entries(doc.components.schemas).map(([name, s]) => {
+      const { $id: _id, ...rest } = s;
+      return [name, rest];
+    }),
+  );
+  ajv.addSchema({ ...doc, $id: DOC_ID, components: { ...doc.components, schemas } });
+  return ajv;
+}
+
+let shared: { ajv: Ajv2020; doc: OpenApiDocument; validators: Map<string, ValidateFunction> } | undefined;
+function state() {
+  if (!shared) {
+    const doc = loadOpenApiDocument();
+    shared = { doc, ajv: openApiAjv(doc), validators: new Map() };
+  }
+  return shared;
+}
+
+const pointer = (...parts: string[]) =>
+  parts.map((p) => encodeURIComponent(p.replaceAll("~", "~0").replaceAll("/", "~1"))).join("/");
+
+function validatorFor(ref: string): ValidateFunction {
+  const s = state();
+  let v = s.validators.get(ref);
+  if (!v) {
+    v = s.ajv.compile({ $ref: `${DOC_ID}#/${ref}` });
+    s.validators.set(ref, v);
+  }
+  return v;
+}
+
+/** Validates a value against the schema at `#/components/schemas/<name>`; returns ajv's errors. */
+export function componentErrors(name: string, value: unknown) {
+  const v = validatorFor(pointer("components", "schemas", name));
+  return v(value) ? null : v.errors;
+}
+
+/** Headers the contract names on success responses; when a response carries one, the operation must document it. */
+const CONTRACT_HEADERS = ["x-request-id", "x-cache", "idempotent-replayed"];
+
+/**
+ * The response is one the document describes for `method pathTemplate`: the status is listed, the media
+ * type is listed, the body validates against its schema (or there is no body when none is documented), and
+ * contract headers it carries are documented.
+ */
+export function assertMatchesOpenApi(
+  method: string,
+  pathTemplate: string,
+  status: number,
+  headers: Headers | Record<string, string | undefined>,
+  body: unknown,
+): void {
+  const { doc } = state();
+  const where = `${method} ${pathTemplate} → ${status}`;
+  const op = doc.paths[pathTemplate]?.[method.toLowerCase()] as
+    | { responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }> }
+    | undefined;
+  expect(op, `${method} ${pathTemplate} is not in docs/openapi.json`).toBeDefined();
+  const response = op?.responses[String(status)];
+  expect(
+    response,
+    `${where}: status ${status} is not documented (documented: ${Object.keys(op?.responses ?? {}).join(", ")})`,
+  ).toBeDefined();
+  if (!response) return;
+  const header = (name: string) =>
+    headers instanceof Headers ? headers.get(name) : (headers[name] ?? headers[name.toLowerCase()]);
+  const contentType = header("content-type")?.split(";")[0]?.trim().toLowerCase();
+  if (!response.content) {
+    expect(body ?? undefined, `${where}: documented without a body, but one came`).toBeUndefined();
+  } else {
+    const types = Object.keys(response.content);
+    expect(types, `${where}: content-type ${contentType} is not documented`).toContain(contentType);
+    const v = validatorFor(
+      pointer(
+        "paths",
+        pathTemplate,
+        method.toLowerCase(),
+        "responses",
+        String(status),
+        "content",
+        contentType ?? "",
+        "schema",
+      ),
+    );
+    const ok = v(body);
+    expect(
+      ok,
+      `${where}: body does not match the document: ${JSON.stringify(v.errors, null, 1)}\n${JSON.stringify(body)}`,
+    ).toBe(true);
+  }
+  for (const name of CONTRACT_HEADERS) {
+    if (header(name) == null) continue;
+    const documented = Object.keys(response.headers ?? {}).map((h) => h.toLowerCase());
+    // Problem responses document no headers; x-request-id on them is covered by the contract tests.
+    if (name === "x-request-id" && status >= 400) continue;
+    expect(documented, `${where}: header ${name} is sent but not documented`).toContain(name);
+  }
+}
+
+/** The manifest route a concrete method + path belongs to, e.g. GET /sessions/123 → /sessions/{session_id}. */
+export function routeTemplateOf(method: string, path: string): string | undefined {
+  const p = (path.split("?")[0] ?? path).split("/");
+  for (const fn of httpFunctions) {
+    if (fn.route.method !== method.toUpperCase()) continue;
+    const t = fn.route.path.split("/");
+    if (t.length === p.length && t.every((seg, i) => seg.startsWith("{") || seg === p[i]))
+      return fn.route.path;
+  }
+  return undefined;
+}
+
+/**
+ * For a response the runner gave: a routed request is checked against its operation; a request no route
+ * takes (404 route_not_found, 405) has no operation, and its body must be a Problem.
+ */
+export function assertResponseMatchesOpenApi(
+  method: string,
+  path: string,
+  res: { status: number; headers: Headers; body: unknown },
+): void {
+  const template = routeTemplateOf(method, path);
+  if (template) {
+    assertMatchesOpenApi(method, template, res.status, res.headers, res.body);
+    return;
+  }
+  expect([404, 405], `${method} ${path} matched no route yet answered ${res.status}`).toContain(res.status);
+  const errors = componentErrors("Problem", res.body);
+  expect(errors, `${method} ${path} → ${res.status}: not a Problem: ${JSON.stringify(errors)}`).toBeNull();
+}
