@@ -1,6 +1,7 @@
 /**
  * Failures that mean "a backend is away", answered 503 with Retry-After instead of 500:
- * Postgres refusing or dropping connections, a pool that cannot connect in time, a server shutting down.
+ * Postgres refusing or dropping connections, a pool that cannot connect in time, a server shutting down,
+ * a password rotated moments ago (28P01: the cached secret catches up within minutes).
  */
 const UNAVAILABLE_PG_CODES = new Set([
   "57P01",

@@ -23,6 +23,8 @@ export const configSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   /** Secrets Manager secret (RDS format: host, port, username, password, dbname). */
   DATABASE_SECRET_ARN: z.string().optional(),
+  /** Overrides the secret's host: the RDS Proxy endpoint (the secret names the instance, for rotation). */
+  DATABASE_HOST: z.string().optional(),
   DATABASE_SSL: flag(false),
   DB_POOL_MAX: int(2, 1, 100),
   DB_CONNECT_TIMEOUT_MS: int(2000, 100),

@@ -1,14 +1,14 @@
 import pg from "pg";
 import { type Config, config } from "../config.ts";
-import { databaseUrl } from "./database-url.ts";
+import { connectionConfig } from "./database-url.ts";
 
 let pool: pg.Pool | undefined;
 let creating: Promise<pg.Pool> | undefined;
 
 /** The pool settings every process uses (tests build theirs with this too). */
-export function buildPool(url: string, cfg: Config): pg.Pool {
+export function buildPool(connection: string | pg.ClientConfig, cfg: Config): pg.Pool {
   const p = new pg.Pool({
-    connectionString: url,
+    ...(typeof connection === "string" ? { connectionString: connection } : connection),
     max: cfg.DB_POOL_MAX,
     connectionTimeoutMillis: cfg.DB_CONNECT_TIMEOUT_MS,
     statement_timeout: cfg.DB_STATEMENT_TIMEOUT_MS,
@@ -28,7 +28,7 @@ export function getPool(): Promise<pg.Pool> {
   if (pool) return Promise.resolve(pool);
   creating ??= (async () => {
     const cfg = config();
-    pool = buildPool(await databaseUrl(cfg), cfg);
+    pool = buildPool(await connectionConfig(cfg), cfg);
     return pool;
   })().finally(() => {
     creating = undefined;

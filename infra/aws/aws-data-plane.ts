@@ -1,0 +1,81 @@
+import { Validations } from "aws-cdk-lib";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
+import { Construct, type IDependable } from "constructs";
+import type { ChatContext } from "../context.ts";
+import type { DataPlaneVariant, Placement } from "../data-plane.ts";
+import { Cache } from "./cache.ts";
+import { Database } from "./database.ts";
+import { Kafka } from "./kafka.ts";
+import { Network } from "./network.ts";
+
+/** The `aws` variant: everything private in one VPC, reachable only from the functions' security group. */
+export class AwsDataPlane extends Construct implements DataPlaneVariant {
+  readonly environment: Record<string, string>;
+  readonly placement: Placement;
+  readonly dependables: IDependable[];
+  readonly network: Network;
+  readonly database: Database;
+  readonly kafka: Kafka;
+  private readonly topic: string;
+
+  constructor(scope: Construct, id: string, props: { ctx: ChatContext; topic: string }) {
+    super(scope, id);
+    const { ctx, topic } = props;
+    this.topic = topic;
+    this.network = new Network(this, "Network", { bedrock: ctx.responder === "bedrock" });
+    this.database = new Database(this, "Database", { network: this.network, ctx });
+    const cache = new Cache(this, "Cache", { network: this.network });
+    this.kafka = new Kafka(this, "Kafka", { network: this.network });
+
+    this.environment = {
+      DATABASE_SECRET_ARN: this.database.secret.secretArn,
+      // The secret's host is the instance (it is attached for rotation); clients go through the proxy.
+      DATABASE_HOST: this.database.proxy.endpoint,
+      DATABASE_SSL: "true",
+      REDIS_URL: cache.url,
+      REDIS_TLS: "true",
+      MSK_CLUSTER_ARN: this.kafka.clusterArn,
+      KAFKA_AUTH: "msk-iam",
+      KAFKA_SSL: "true",
+      KAFKA_TOPIC: topic,
+    };
+    this.placement = {
+      vpc: this.network.vpc,
+      vpcSubnets: this.network.subnets,
+      securityGroups: [this.network.functionSg],
+    };
+    this.dependables = [this.network, this.database.proxy, this.kafka];
+  }
+
+  grantClient(fn: lambda.Function): void {
+    this.database.secret.grantRead(fn);
+    this.kafka.grantProduce(fn, this.topic);
+  }
+
+  grantMigrator(fn: lambda.Function): void {
+    this.database.secret.grantRead(fn);
+    this.kafka.grantCreateTopic(fn, this.topic);
+  }
+
+  addConsumer(fn: lambda.Function, topic: string, group: string): lambda.EventSourceMapping {
+    this.kafka.grantConsume(fn, topic, group);
+    fn.addEventSource(
+      new sources.ManagedKafkaEventSource({
+        clusterArn: this.kafka.clusterArn,
+        topic,
+        consumerGroupId: group,
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+      }),
+    );
+    Validations.of(fn).acknowledge({
+      id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaMSKExecutionRole]",
+      reason:
+        "Added by ManagedKafkaEventSource for the pollers' ENI and cluster-describe calls, which take no resource ARN; topic and group access is granted separately on their ARNs.",
+    });
+    const mapping = fn.node.children.find((c) => c instanceof lambda.EventSourceMapping);
+    if (!mapping) throw new Error(`no event source mapping was created for ${fn.node.path}`);
+    return mapping as lambda.EventSourceMapping;
+  }
+}

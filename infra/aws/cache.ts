@@ -1,0 +1,40 @@
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as elasticache from "aws-cdk-lib/aws-elasticache";
+import { Construct } from "constructs";
+import { physicalName } from "../names.ts";
+import type { Network } from "./network.ts";
+
+/** Serverless endpoint ports: 6379 read/write, 6380 reader endpoint. */
+const CACHE_PORTS = ec2.Port.tcpRange(6379, 6380);
+
+/**
+ * ElastiCache Serverless for Valkey: TLS-only, no nodes to size, and Valkey's minimum storage is 100 MB (Redis OSS
+ * serverless bills 1 GB minimum). Usage limits cap the bill if a bug floods the cache.
+ */
+export class Cache extends Construct {
+  readonly url: string;
+
+  constructor(scope: Construct, id: string, props: { network: Network }) {
+    super(scope, id);
+    const { network } = props;
+    const sg = new ec2.SecurityGroup(this, "CacheSg", {
+      vpc: network.vpc,
+      description: "valkey: 6379-6380 from the functions only",
+      allowAllOutbound: false,
+    });
+    sg.connections.allowFrom(network.functionSg, CACHE_PORTS, "functions to valkey");
+    const cache = new elasticache.CfnServerlessCache(this, "Cache", {
+      serverlessCacheName: physicalName(this, 40),
+      engine: "valkey",
+      majorEngineVersion: "8",
+      description: "chat-backend session/history cache",
+      securityGroupIds: [sg.securityGroupId],
+      subnetIds: network.vpc.selectSubnets(network.subnets).subnetIds,
+      cacheUsageLimits: {
+        dataStorage: { maximum: 5, unit: "GB" },
+        ecpuPerSecond: { maximum: 15000 },
+      },
+    });
+    this.url = `rediss://${cache.attrEndpointAddress}:${cache.attrEndpointPort}`;
+  }
+}

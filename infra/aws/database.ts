@@ -1,0 +1,110 @@
+import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as rds from "aws-cdk-lib/aws-rds";
+import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import { Construct } from "constructs";
+import type { ChatContext } from "../context.ts";
+import type { Network } from "./network.ts";
+
+export const DB_PORT = 5432;
+export const DB_NAME = "chat";
+
+/**
+ * RDS for PostgreSQL 17 behind RDS Proxy. The credentials live in a generated Secrets Manager secret (RDS format);
+ * functions read it at init and connect to the proxy with TLS (the proxy's certificate is ACM-issued, so Node
+ * trusts it without the RDS CA bundle). Only the proxy (and the rotation function) can reach the instance.
+ */
+export class Database extends Construct {
+  readonly secret: secretsmanager.ISecret;
+  readonly proxy: rds.DatabaseProxy;
+  readonly instance: rds.DatabaseInstance;
+
+  constructor(scope: Construct, id: string, props: { network: Network; ctx: ChatContext }) {
+    super(scope, id);
+    const { network, ctx } = props;
+    const vpc = network.vpc;
+    const dbSg = new ec2.SecurityGroup(this, "DbSg", {
+      vpc,
+      description: "postgres: 5432 from the proxy and the rotation function only",
+      allowAllOutbound: false,
+    });
+    const proxySg = new ec2.SecurityGroup(this, "ProxySg", {
+      vpc,
+      description: "rds proxy: 5432 from the functions, 5432 to the database",
+      allowAllOutbound: false,
+    });
+
+    this.instance = new rds.DatabaseInstance(this, "Instance", {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
+      instanceType: new ec2.InstanceType(ctx.dbInstanceType),
+      vpc,
+      vpcSubnets: network.subnets,
+      securityGroups: [dbSg],
+      port: DB_PORT,
+      databaseName: DB_NAME,
+      credentials: rds.Credentials.fromGeneratedSecret("chat_admin"),
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: 20,
+      maxAllocatedStorage: 100,
+      storageEncrypted: true,
+      multiAz: ctx.dbMultiAz,
+      deletionProtection: ctx.deletionProtection,
+      backupRetention: Duration.days(7),
+      iamAuthentication: true,
+      autoMinorVersionUpgrade: true,
+      removalPolicy: ctx.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.SNAPSHOT,
+    });
+    if (!this.instance.secret) throw new Error("generated credentials always have a secret");
+    this.secret = this.instance.secret;
+
+    this.proxy = this.instance.addProxy("Proxy", {
+      vpc,
+      vpcSubnets: network.subnets,
+      securityGroups: [proxySg],
+      secrets: [this.secret],
+      requireTLS: true,
+      borrowTimeout: Duration.seconds(30),
+      // Lambda opens many short-lived connections; the proxy multiplexes them onto a few server connections.
+      maxConnectionsPercent: 90,
+      idleClientTimeout: Duration.minutes(15),
+    });
+    // addProxy already opened proxy → database; the functions may reach only the proxy.
+    this.proxy.connections.allowFrom(network.functionSg, ec2.Port.tcp(DB_PORT), "functions to proxy");
+
+    if (ctx.dbSecretRotationDays > 0) {
+      const rotationSg = new ec2.SecurityGroup(this, "RotationSg", {
+        vpc,
+        description: "secret rotation: 5432 to the database, 443 to Secrets Manager",
+        allowAllOutbound: false,
+      });
+      this.instance.addRotationSingleUser({
+        automaticallyAfter: Duration.days(ctx.dbSecretRotationDays),
+        endpoint: network.secretsManager,
+        vpcSubnets: network.subnets,
+        securityGroup: rotationSg,
+      });
+      network.secretsManager.connections.allowDefaultPortFrom(rotationSg, "rotation to Secrets Manager");
+    } else {
+      Validations.of(this.instance).acknowledge({
+        id: "AwsSolutions-SMG4",
+        reason: "Rotation switched off with -c dbSecretRotationDays=0 (e.g. a short-lived test stack).",
+      });
+    }
+
+    Validations.of(this.instance).acknowledge({
+      id: "AwsSolutions-RDS11",
+      reason: "Default port is fine: the instance is in isolated subnets and its SG admits only the proxy.",
+    });
+    if (!ctx.dbMultiAz)
+      Validations.of(this.instance).acknowledge({
+        id: "AwsSolutions-RDS3",
+        reason: "Single-AZ is the low-cost default; production deploys pass -c dbMultiAz=true.",
+      });
+    if (!ctx.deletionProtection)
+      Validations.of(this.instance).acknowledge({
+        id: "AwsSolutions-RDS10",
+        reason:
+          "Off by default so dev stacks can be destroyed (a final snapshot is kept); -c deletionProtection=true.",
+      });
+  }
+}

@@ -1,0 +1,85 @@
+import { join } from "node:path";
+import { RemovalPolicy } from "aws-cdk-lib";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type { Construct } from "constructs";
+import type { LayerMode } from "./context.ts";
+import { SDK_CLIENTS } from "./layer-packages.ts";
+import { REPO_ROOT } from "./paths.ts";
+
+export const RUNTIME = lambda.Runtime.NODEJS_24_X;
+
+/** What every function of the app shares; built once by the stack. */
+export interface ChatFunctionDefaults {
+  layerMode: LayerMode;
+  /** The dependencies layer (layer mode only) and the package names it provides. */
+  layer?: lambda.ILayerVersion;
+  layerPackages: readonly string[];
+  logRetention: logs.RetentionDays;
+  environment: Record<string, string>;
+}
+
+export interface ChatFunctionProps extends Omit<nodejs.NodejsFunctionProps, "runtime" | "architecture"> {
+  entry: string;
+  defaults: ChatFunctionDefaults;
+}
+
+/**
+ * Bundling per layer mode.
+ * - layer: CJS, so `require("pg")` finds /opt/nodejs/node_modules through NODE_PATH (ESM imports never look
+ *   there). import.meta.url does not exist in CJS; a banner rebuilds it so migrate.ts can locate its folder.
+ * - bundled: ESM with everything inlined; createRequire gives CJS dependencies a `require` for Node builtins.
+ */
+export function bundlingFor(mode: LayerMode, layerPackages: readonly string[]): nodejs.BundlingOptions {
+  const common = {
+    minify: true,
+    sourceMap: true,
+    sourcesContent: false,
+    target: "node24",
+    logLevel: nodejs.LogLevel.WARNING,
+  };
+  if (mode === "layer") {
+    return {
+      ...common,
+      format: nodejs.OutputFormat.CJS,
+      externalModules: [SDK_CLIENTS, ...layerPackages],
+      banner: 'const __importMetaUrl=require("node:url").pathToFileURL(__filename).href;',
+      define: { "import.meta.url": "__importMetaUrl" },
+    };
+  }
+  return {
+    ...common,
+    format: nodejs.OutputFormat.ESM,
+    mainFields: ["module", "main"],
+    externalModules: [SDK_CLIENTS],
+    banner: 'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);',
+  };
+}
+
+/** A NodejsFunction with the app's defaults: Node 24 on arm64, its own log group, Powertools env, the layer. */
+export class ChatFunction extends nodejs.NodejsFunction {
+  constructor(scope: Construct, id: string, props: ChatFunctionProps) {
+    const { defaults, bundling, environment, layers, ...rest } = props;
+    // A sibling so the group exists (with retention) before the function first logs.
+    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+      retention: defaults.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    super(scope, id, {
+      runtime: RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, "package-lock.json"),
+      logGroup,
+      ...rest,
+      layers: [...(defaults.layer ? [defaults.layer] : []), ...(layers ?? [])],
+      environment: {
+        NODE_OPTIONS: "--enable-source-maps",
+        ...defaults.environment,
+        ...environment,
+      },
+      bundling: { ...bundlingFor(defaults.layerMode, defaults.layerPackages), ...bundling },
+    });
+  }
+}

@@ -1,0 +1,141 @@
+import { readFileSync } from "node:fs";
+import { Aws, CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type { Construct } from "constructs";
+import { configSchema } from "#chat/config.ts";
+import { CHAT_TOPIC, type FunctionSpec, functions } from "#functions/manifest.ts";
+import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
+import type { ChatContext } from "./context.ts";
+import { DataPlane } from "./data-plane.ts";
+import { DependenciesLayer } from "./dependencies-layer.ts";
+import { ChatHttpApi } from "./http-api.ts";
+import { Migrations } from "./migrations.ts";
+import { HealthAlarms } from "./monitoring.ts";
+import { FUNCTIONS_DIR, REPO_ROOT, STUB_HANDLER } from "./paths.ts";
+import { ChatSchedules } from "./schedules.ts";
+
+/** The one function that needs no data plane: it calls the public API, so it runs outside the VPC. */
+export const HEALTH_CANARY = "health-canary";
+
+export interface ChatStackProps extends StackProps {
+  ctx: ChatContext;
+}
+
+/** "sessions-create" → "SessionsCreate": construct ids (and so logical ids) that read like the manifest. */
+export const constructId = (name: string) =>
+  name.replace(/(^|-)([a-z0-9])/g, (_m, _dash: string, c: string) => c.toUpperCase());
+
+function retention(days: number): logs.RetentionDays {
+  if (!Object.values(logs.RetentionDays).includes(days))
+    throw new Error(`logRetentionDays ${days} is not a CloudWatch retention`);
+  return days as logs.RetentionDays;
+}
+
+/** Every function of functions/manifest.ts, its trigger (route, schedule or topic), the data plane and alarms. */
+export class ChatStack extends Stack {
+  readonly chatFunctions = new Map<string, ChatFunction>();
+
+  constructor(scope: Construct, id: string, props: ChatStackProps) {
+    super(scope, id, props);
+    const { ctx } = props;
+    const runtimeDefaults = configSchema.parse({});
+    const version = (JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { version: string })
+      .version;
+    const modelId = ctx.bedrockModelId ?? runtimeDefaults.BEDROCK_MODEL_ID;
+
+    const deps = ctx.layerMode === "layer" ? new DependenciesLayer(this, "Dependencies") : undefined;
+    const defaults: ChatFunctionDefaults = {
+      layerMode: ctx.layerMode,
+      layer: deps?.layer,
+      layerPackages: deps?.packages ?? [],
+      logRetention: retention(ctx.logRetentionDays),
+      environment: {
+        POWERTOOLS_SERVICE_NAME: ctx.serviceName,
+        POWERTOOLS_LOG_LEVEL: ctx.logLevel,
+        POWERTOOLS_METRICS_NAMESPACE: ctx.metricsNamespace,
+        SERVICE_VERSION: version,
+        RESPONDER: ctx.responder,
+        ...(ctx.responder === "bedrock" ? { BEDROCK_MODEL_ID: modelId } : {}),
+        ...(ctx.corsOrigins.length ? { CORS_ORIGINS: ctx.corsOrigins.join(",") } : {}),
+      },
+    };
+
+    const dataPlane = new DataPlane(this, "DataPlane", { ctx, topic: CHAT_TOPIC });
+    const api = new ChatHttpApi(this, "Http", {
+      corsOrigins: ctx.corsOrigins,
+      throttleRateLimit: ctx.throttleRateLimit,
+      throttleBurstLimit: ctx.throttleBurstLimit,
+      logRetention: defaults.logRetention,
+    });
+    const migrations = new Migrations(this, "Migrations", {
+      defaults,
+      dataPlane,
+      topic: CHAT_TOPIC,
+      partitions: ctx.kafkaPartitions,
+    });
+    const schedules = new ChatSchedules(this, "Schedules");
+    const bedrockInvoke =
+      ctx.responder === "bedrock"
+        ? new iam.PolicyStatement({
+            actions: ["bedrock:InvokeModel"],
+            resources: [`arn:${Aws.PARTITION}:bedrock:${Aws.REGION}::foundation-model/${modelId}`],
+          })
+        : undefined;
+
+    for (const spec of functions) {
+      const canary = spec.name === HEALTH_CANARY;
+      const fn = new ChatFunction(this, constructId(spec.name), {
+        functionName: `${this.stackName}-${spec.name}`,
+        entry: ctx.stubHandlers ? STUB_HANDLER : `${FUNCTIONS_DIR}/${spec.handler}.ts`,
+        description: spec.description,
+        memorySize: spec.memoryMb,
+        timeout: Duration.seconds(spec.timeoutSeconds),
+        defaults,
+        ...(canary ? {} : dataPlane.placement),
+        environment: canary ? { HEALTH_URL: `${api.url}health` } : dataPlane.environment,
+      });
+      this.chatFunctions.set(spec.name, fn);
+      // New code expects the new schema: functions update only after the migrations applied.
+      fn.node.addDependency(migrations.resource);
+      if (!canary) dataPlane.grantClient(fn);
+      if (bedrockInvoke && !canary) fn.addToRolePolicy(bedrockInvoke);
+      this.wire(spec, fn, { api, schedules, dataPlane, migrations });
+    }
+
+    const alarms = new HealthAlarms(this, "HealthAlarms", {
+      namespace: ctx.metricsNamespace,
+      service: ctx.serviceName,
+      latencyThresholdMs: ctx.healthLatencyThresholdMs,
+      alarmEmail: ctx.alarmEmail,
+    });
+    Validations.of(this).acknowledge({
+      id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+      reason: "Lambda's standard logging policy; each function writes only to its own log group.",
+    });
+    if (ctx.dataPlane === "aws")
+      Validations.of(this).acknowledge({
+        id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+        reason: "Lambda's standard policy for VPC ENIs, whose EC2 actions take no resource ARN.",
+      });
+
+    new CfnOutput(this, "ApiUrl", { value: api.url, description: "HTTP API base URL" });
+    new CfnOutput(this, "HealthUrl", { value: `${api.url}health` });
+    new CfnOutput(this, "AlarmTopicArn", { value: alarms.topic.topicArn });
+    new CfnOutput(this, "MigrationsFunction", { value: migrations.handler.functionName });
+  }
+
+  private wire(
+    spec: FunctionSpec,
+    fn: ChatFunction,
+    to: { api: ChatHttpApi; schedules: ChatSchedules; dataPlane: DataPlane; migrations: Migrations },
+  ): void {
+    if (spec.route) to.api.addRoute(constructId(spec.name), spec.route, fn);
+    if (spec.schedule) to.schedules.add(constructId(spec.name), spec.schedule, fn);
+    if (spec.kafkaTopic) {
+      const mapping = to.dataPlane.addConsumer(fn, spec.kafkaTopic, `${this.stackName}-${spec.name}`);
+      // The topic is created by the migration resource; the mapping must not start before it exists.
+      mapping?.node.addDependency(to.migrations.resource);
+    }
+  }
+}

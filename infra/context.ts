@@ -1,0 +1,124 @@
+import type { Node } from "constructs";
+
+/** Every deploy-time setting, read once from CDK context (`cdk.json` or `-c key=value`). */
+export type DataPlaneKind = "aws" | "external";
+/** `layer`: third-party packages in the Lambda layer, CJS bundles. `bundled`: everything in each ESM bundle. */
+export type LayerMode = "layer" | "bundled";
+
+export interface ExternalEndpoints {
+  /** Secrets Manager secret in RDS format (host, port, username, password, dbname). */
+  databaseSecretArn?: string;
+  /** Local tools only (SAM local, LocalStack): a plain DATABASE_URL, used when no secret ARN is given. */
+  databaseUrl?: string;
+  databaseSsl: boolean;
+  redisUrl?: string;
+  redisTls: boolean;
+  kafkaBrokers: string[];
+  kafkaSsl: boolean;
+  /** SASL/SCRAM secret for a self-managed Kafka event source; without it no event source is created. */
+  kafkaSecretArn?: string;
+}
+
+export interface ChatContext {
+  dataPlane: DataPlaneKind;
+  layerMode: LayerMode;
+  corsOrigins: string[];
+  throttleRateLimit: number;
+  throttleBurstLimit: number;
+  alarmEmail?: string;
+  logRetentionDays: number;
+  logLevel: string;
+  serviceName: string;
+  metricsNamespace: string;
+  healthLatencyThresholdMs: number;
+  responder: "builtin" | "bedrock";
+  bedrockModelId?: string;
+  kafkaPartitions: number;
+  dbInstanceType: string;
+  dbMultiAz: boolean;
+  deletionProtection: boolean;
+  dbSecretRotationDays: number;
+  external?: ExternalEndpoints;
+  /** Test-only: point every manifest entry at tests/fixtures/infra/stub-handler.ts. */
+  stubHandlers: boolean;
+}
+
+type Raw = (key: string) => unknown;
+
+const str = (raw: Raw, key: string): string | undefined => {
+  const v = raw(key);
+  if (v === undefined || v === null || v === "") return undefined;
+  return String(v);
+};
+const bool = (raw: Raw, key: string, def: boolean): boolean => {
+  const v = str(raw, key);
+  if (v === undefined) return def;
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new Error(`context ${key} must be true or false, got ${v}`);
+};
+const num = (raw: Raw, key: string, def: number): number => {
+  const v = str(raw, key);
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`context ${key} must be a non-negative number, got ${v}`);
+  return n;
+};
+// `-c corsOrigins=a,b` arrives as a string, cdk.json may hold an array.
+const list = (raw: Raw, key: string): string[] => {
+  const v = raw(key);
+  const items = Array.isArray(v) ? v.map(String) : (str(raw, key)?.split(",") ?? []);
+  return items.map((s) => s.trim()).filter(Boolean);
+};
+function oneOf<T extends string>(raw: Raw, key: string, values: readonly T[], def: T): T {
+  const v = str(raw, key) ?? def;
+  if (!values.includes(v as T))
+    throw new Error(`context ${key} must be one of ${values.join(", ")}, got ${v}`);
+  return v as T;
+}
+
+export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
+  const raw: Raw = (key) => node.tryGetContext(key);
+  const dataPlane = oneOf(raw, "dataPlane", ["aws", "external"] as const, "aws");
+  let external: ExternalEndpoints | undefined;
+  if (dataPlane === "external") {
+    const databaseSecretArn = str(raw, "databaseSecretArn");
+    const databaseUrl = str(raw, "databaseUrl");
+    if (!databaseSecretArn && !databaseUrl)
+      throw new Error(
+        "dataPlane=external needs -c databaseSecretArn=<RDS-format secret ARN> (or, locally, -c databaseUrl=...)",
+      );
+    external = {
+      databaseSecretArn,
+      databaseUrl: databaseSecretArn ? undefined : databaseUrl,
+      databaseSsl: bool(raw, "databaseSsl", false),
+      redisUrl: str(raw, "redisUrl"),
+      redisTls: bool(raw, "redisTls", false),
+      kafkaBrokers: list(raw, "kafkaBrokers"),
+      kafkaSsl: bool(raw, "kafkaSsl", false),
+      kafkaSecretArn: str(raw, "kafkaSecretArn"),
+    };
+  }
+  return {
+    dataPlane,
+    layerMode: oneOf(raw, "layerMode", ["layer", "bundled"] as const, "layer"),
+    corsOrigins: list(raw, "corsOrigins"),
+    throttleRateLimit: num(raw, "throttleRateLimit", 50),
+    throttleBurstLimit: num(raw, "throttleBurstLimit", 100),
+    alarmEmail: str(raw, "alarmEmail"),
+    logRetentionDays: num(raw, "logRetentionDays", 30),
+    logLevel: str(raw, "logLevel") ?? "INFO",
+    serviceName: str(raw, "serviceName") ?? "chat-backend",
+    metricsNamespace: str(raw, "metricsNamespace") ?? "ChatBackend",
+    healthLatencyThresholdMs: num(raw, "healthLatencyThresholdMs", 2000),
+    responder: oneOf(raw, "responder", ["builtin", "bedrock"] as const, "builtin"),
+    bedrockModelId: str(raw, "bedrockModelId"),
+    kafkaPartitions: num(raw, "kafkaPartitions", 6),
+    dbInstanceType: str(raw, "dbInstanceType") ?? "t4g.micro",
+    dbMultiAz: bool(raw, "dbMultiAz", false),
+    deletionProtection: bool(raw, "deletionProtection", false),
+    dbSecretRotationDays: num(raw, "dbSecretRotationDays", 30),
+    external,
+    stubHandlers: bool(raw, "stubHandlers", false),
+  };
+}

@@ -1,0 +1,114 @@
+import type { CloudFormationCustomResourceEvent, Context } from "aws-lambda";
+import { Kafka } from "kafkajs";
+import { type Config, config } from "#chat/config.ts";
+import { databaseUrl } from "#chat/db/database-url.ts";
+import { MIGRATIONS_DIR, migrate } from "#chat/db/migrate.ts";
+import { buildKafkaConfig, resolveBrokers } from "#chat/events/kafka-client.ts";
+
+/**
+ * Custom resource (Provider onEvent) run on every deploy whose migrations changed: applies pending SQL migrations
+ * through the RDS Proxy, then creates the Kafka topic if it is missing (MSK Serverless never auto-creates topics).
+ * Delete does nothing: the schema and the topic go away with the database and the cluster, or stay with them.
+ */
+
+interface Properties {
+  Topic?: string;
+  Partitions?: string;
+  MigrationsHash?: string;
+}
+
+export interface OnEventResponse {
+  PhysicalResourceId: string;
+  Data?: Record<string, string>;
+}
+
+const PHYSICAL_ID = "chat-schema";
+
+/** The secret's URL, pointed at DATABASE_HOST (the proxy) and with TLS verification when DATABASE_SSL is on. */
+export function clientUrl(url: string, host: string | undefined, ssl: boolean): string {
+  const u = new URL(url);
+  if (host) u.hostname = host;
+  if (ssl && !u.searchParams.has("sslmode")) u.searchParams.set("sslmode", "verify-full");
+  return u.toString();
+}
+
+// Right after create, the proxy may still be registering its target: connection errors are worth a retry.
+const TRANSIENT =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|timeout|terminated|starting up|no targets/i;
+
+async function withRetry<T>(
+  what: string,
+  run: () => Promise<T>,
+  deadline: number,
+  log = console.warn,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!TRANSIENT.test(message) || Date.now() + 15_000 > deadline) throw err;
+      log(JSON.stringify({ level: "WARN", message: `${what} failed, retrying`, attempt, error: message }));
+      await new Promise((r) => setTimeout(r, Math.min(2_000 * attempt, 10_000)));
+    }
+  }
+}
+
+export async function ensureTopic(cfg: Config, topic: string, partitions: number): Promise<boolean> {
+  if (cfg.KAFKA_BROKERS.length === 0 && !cfg.MSK_CLUSTER_ARN) return false;
+  const brokers = await resolveBrokers({ brokers: cfg.KAFKA_BROKERS, mskClusterArn: cfg.MSK_CLUSTER_ARN });
+  const kafka = new Kafka(
+    buildKafkaConfig({
+      brokers,
+      clientId: `${cfg.KAFKA_CLIENT_ID}-deploy`,
+      ssl: cfg.KAFKA_SSL,
+      auth: cfg.KAFKA_AUTH,
+      region: cfg.MSK_CLUSTER_ARN?.split(":")[3] ?? process.env.AWS_REGION,
+      connectionTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+    }),
+  );
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    // false when it already exists; the replication factor is the cluster's default (MSK Serverless: 3).
+    return await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions }],
+      waitForLeaders: true,
+      timeout: 30_000,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function handler(
+  event: CloudFormationCustomResourceEvent,
+  context?: Context,
+): Promise<OnEventResponse> {
+  if (event.RequestType === "Delete") return { PhysicalResourceId: event.PhysicalResourceId };
+  const props = event.ResourceProperties as unknown as Properties;
+  const deadline = Date.now() + (context?.getRemainingTimeInMillis() ?? 300_000);
+  const cfg = config();
+  const url = clientUrl(await databaseUrl(cfg), process.env.DATABASE_HOST, cfg.DATABASE_SSL);
+  const applied = await withRetry(
+    "migrate",
+    () => migrate(url, process.env.MIGRATIONS_DIR ?? MIGRATIONS_DIR),
+    deadline,
+  );
+  const created = props.Topic
+    ? await withRetry(
+        "create topic",
+        () => ensureTopic(cfg, props.Topic ?? "", Number(props.Partitions ?? 6)),
+        deadline,
+      )
+    : false;
+  console.log(
+    JSON.stringify({ level: "INFO", message: "deploy migration done", applied, topicCreated: created }),
+  );
+  // Response data is capped at 4 KB: counts, not names.
+  return {
+    PhysicalResourceId: PHYSICAL_ID,
+    Data: { Applied: String(applied.length), TopicCreated: String(created) },
+  };
+}

@@ -1,0 +1,95 @@
+import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import * as apigw from "aws-cdk-lib/aws-apigateway";
+import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
+import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import { Construct } from "constructs";
+import type { HttpRoute } from "#functions/manifest.ts";
+
+export interface ChatHttpApiProps {
+  corsOrigins: string[];
+  throttleRateLimit: number;
+  throttleBurstLimit: number;
+  logRetention: logs.RetentionDays;
+}
+
+// HTTP API context variables ($context.resourcePath/caller do not exist here, unlike REST APIs).
+const ACCESS_LOG_FORMAT = JSON.stringify({
+  requestId: "$context.requestId",
+  ip: "$context.identity.sourceIp",
+  requestTime: "$context.requestTime",
+  routeKey: "$context.routeKey",
+  status: "$context.status",
+  protocol: "$context.protocol",
+  responseLength: "$context.responseLength",
+  latencyMs: "$context.responseLatency",
+  integrationLatencyMs: "$context.integrationLatency",
+  integrationError: "$context.integrationErrorMessage",
+  userAgent: "$context.identity.userAgent",
+});
+
+/** HTTP API (payload 2.0) with one route per manifest route, stage throttling, CORS and JSON access logs. */
+export class ChatHttpApi extends Construct {
+  readonly api: apigwv2.HttpApi;
+  readonly stage: apigwv2.HttpStage;
+
+  constructor(scope: Construct, id: string, props: ChatHttpApiProps) {
+    super(scope, id);
+    this.api = new apigwv2.HttpApi(this, "Api", {
+      description: "chat-backend",
+      // The stage below carries throttling and access logs, which the implicit default stage cannot.
+      createDefaultStage: false,
+      corsPreflight: props.corsOrigins.length
+        ? {
+            allowOrigins: props.corsOrigins,
+            allowMethods: [
+              apigwv2.CorsHttpMethod.GET,
+              apigwv2.CorsHttpMethod.POST,
+              apigwv2.CorsHttpMethod.PUT,
+              apigwv2.CorsHttpMethod.DELETE,
+              apigwv2.CorsHttpMethod.OPTIONS,
+            ],
+            // Request headers the OpenAPI document uses; exposed ones match functions/http/http-handler.ts.
+            allowHeaders: ["authorization", "content-type", "idempotency-key", "if-match"],
+            exposeHeaders: ["x-request-id", "idempotent-replayed", "x-cache", "retry-after"],
+            maxAge: Duration.hours(1),
+          }
+        : undefined,
+    });
+    const accessLogs = new logs.LogGroup(this, "AccessLogs", {
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stage = this.api.addStage("DefaultStage", {
+      stageName: "$default",
+      autoDeploy: true,
+      throttle: { rateLimit: props.throttleRateLimit, burstLimit: props.throttleBurstLimit },
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(accessLogs),
+        format: apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+      },
+    });
+  }
+
+  /** The API URL, ending in "/". */
+  get url(): string {
+    return this.stage.url;
+  }
+
+  addRoute(name: string, route: HttpRoute, fn: lambda.IFunction): void {
+    const [routeConstruct] = this.api.addRoutes({
+      path: route.path,
+      methods: [apigwv2.HttpMethod[route.method]],
+      integration: new HttpLambdaIntegration(`${name}Integration`, fn, {
+        payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+      }),
+    });
+    if (routeConstruct)
+      Validations.of(routeConstruct).acknowledge({
+        id: "AwsSolutions-APIG4",
+        reason:
+          "Authorization is the per-session bearer token, verified in the handler against its stored hash; session creation, health and the OpenAPI document are public by design.",
+      });
+  }
+}

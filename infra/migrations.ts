@@ -1,0 +1,81 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CustomResource, Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as cr from "aws-cdk-lib/custom-resources";
+import { Construct } from "constructs";
+import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
+import type { DataPlane } from "./data-plane.ts";
+import { invokeVersionsFinding } from "./nag.ts";
+import { MIGRATIONS_DIR, REPO_ROOT } from "./paths.ts";
+
+/** Names and contents of the SQL migrations: a new or edited migration changes it, and so re-runs the resource. */
+export function migrationsHash(dir = MIGRATIONS_DIR): string {
+  const h = createHash("sha256");
+  for (const name of readdirSync(dir).sort())
+    h.update(name)
+      .update("\0")
+      .update(readFileSync(join(dir, name)));
+  return h.digest("hex");
+}
+
+export interface MigrationsProps {
+  defaults: ChatFunctionDefaults;
+  dataPlane: DataPlane;
+  topic: string;
+  partitions: number;
+}
+
+/** Runs infra/handlers/migrate-on-deploy.ts on deploy, with the SQL files copied next to its bundle. */
+export class Migrations extends Construct {
+  readonly resource: CustomResource;
+  readonly handler: ChatFunction;
+
+  constructor(scope: Construct, id: string, props: MigrationsProps) {
+    super(scope, id);
+    const { dataPlane } = props;
+    this.handler = new ChatFunction(this, "Handler", {
+      entry: join(REPO_ROOT, "infra/handlers/migrate-on-deploy.ts"),
+      description: "Apply SQL migrations and create the Kafka topic on deploy",
+      memorySize: 512,
+      timeout: Duration.minutes(5),
+      defaults: props.defaults,
+      ...dataPlane.placement,
+      environment: dataPlane.environment,
+      bundling: {
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          // migrate.ts looks for ./migrations next to the bundle (import.meta.url).
+          afterBundling: (inputDir: string, outputDir: string) => [
+            `cp -R "${inputDir}/layers/chat/db/migrations" "${outputDir}/migrations"`,
+          ],
+        },
+      },
+    });
+    dataPlane.grantMigrator(this.handler);
+
+    const provider = new cr.Provider(this, "Provider", {
+      onEventHandler: this.handler,
+      logGroup: new logs.LogGroup(this, "ProviderLogs", {
+        retention: props.defaults.logRetention,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+    });
+    Validations.of(provider).acknowledge({
+      id: invokeVersionsFinding(this.handler),
+      reason: "The Provider framework may invoke only the migration handler (any version of it).",
+    });
+    this.resource = new CustomResource(this, "Resource", {
+      serviceToken: provider.serviceToken,
+      resourceType: "Custom::ChatMigrations",
+      properties: {
+        MigrationsHash: migrationsHash(),
+        Topic: props.topic,
+        Partitions: String(props.partitions),
+      },
+    });
+    for (const d of dataPlane.dependables) this.resource.node.addDependency(d);
+  }
+}

@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { readContext } from "../../infra/context.ts";
+
+const ctx = (values: Record<string, unknown>) => readContext({ tryGetContext: (k: string) => values[k] });
+
+describe("context", () => {
+  it("defaults to the aws data plane with the dependencies layer", () => {
+    expect(ctx({})).toMatchObject({
+      dataPlane: "aws",
+      layerMode: "layer",
+      corsOrigins: [],
+      logRetentionDays: 30,
+    });
+  });
+
+  it("parses -c strings and cdk.json values alike", () => {
+    expect(
+      ctx({
+        corsOrigins: "https://a.example, https://b.example",
+        dbMultiAz: "true",
+        throttleRateLimit: "20",
+      }),
+    ).toMatchObject({
+      corsOrigins: ["https://a.example", "https://b.example"],
+      dbMultiAz: true,
+      throttleRateLimit: 20,
+    });
+    expect(ctx({ corsOrigins: ["https://a.example"], dbMultiAz: true })).toMatchObject({
+      corsOrigins: ["https://a.example"],
+      dbMultiAz: true,
+    });
+  });
+
+  it("rejects bad values, naming the key", () => {
+    expect(() => ctx({ layerMode: "zip" })).toThrow(/layerMode/);
+    expect(() => ctx({ dbMultiAz: "yes" })).toThrow(/dbMultiAz/);
+    expect(() => ctx({ dataPlane: "external" })).toThrow(/databaseSecretArn/);
+  });
+
+  it("reads the external endpoints", () => {
+    expect(
+      ctx({
+        dataPlane: "external",
+        databaseSecretArn: "arn:s",
+        redisUrl: "redis://r:6379",
+        kafkaBrokers: "k1:9092,k2:9092",
+      }).external,
+    ).toEqual({
+      databaseSecretArn: "arn:s",
+      databaseUrl: undefined,
+      databaseSsl: false,
+      redisUrl: "redis://r:6379",
+      redisTls: false,
+      kafkaBrokers: ["k1:9092", "k2:9092"],
+      kafkaSsl: false,
+      kafkaSecretArn: undefined,
+    });
+  });
+});

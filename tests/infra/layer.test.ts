@@ -1,0 +1,75 @@
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  importedPackages,
+  isRequirable,
+  layerPackages,
+  packageClosure,
+  packageName,
+  writeLayer,
+} from "../../infra/layer-packages.ts";
+import { REPO_ROOT } from "../../infra/paths.ts";
+import { lambdaSandbox } from "./lambda-sim.ts";
+
+const packages = layerPackages(REPO_ROOT);
+const closure = packageClosure(REPO_ROOT, packages);
+const dependencies = Object.keys(
+  (
+    JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    }
+  ).dependencies,
+);
+
+describe("which packages go into the layer", () => {
+  it("holds the data layer's heavy dependencies", () => {
+    expect(packages).toEqual(expect.arrayContaining(["pg", "ioredis", "kafkajs", "zod"]));
+  });
+
+  it("only lists packages the code imports and package.json depends on", () => {
+    const imported = importedPackages(REPO_ROOT);
+    for (const p of packages) {
+      expect(dependencies, p).toContain(p);
+      expect(imported.has(p), p).toBe(true);
+    }
+  });
+
+  it("keeps ESM-only packages (middy) and the runtime's SDK clients out", () => {
+    expect(packages.filter((p) => p.startsWith("@middy/") || p.startsWith("@aws-sdk/client-"))).toEqual([]);
+    expect(closure.filter((p) => /node_modules\/(@aws-sdk\/client-|@types\/)/.test(p))).toEqual([]);
+    expect(isRequirable({ exports: { ".": { import: { types: "./a.d.ts", default: "./a.js" } } } })).toBe(
+      false,
+    );
+    expect(isRequirable({ exports: { ".": { import: "./a.mjs", require: "./a.cjs" } } })).toBe(true);
+    expect(packageName("@aws-lambda-powertools/parameters/secrets")).toBe(
+      "@aws-lambda-powertools/parameters",
+    );
+  });
+});
+
+describe("the layer as Lambda sees it", () => {
+  const out = mkdtempSync(join(tmpdir(), "chat-layer-"));
+  writeLayer(REPO_ROOT, closure, out);
+
+  it("contains no native addon (built on x64, it must run on arm64) and no type declarations", () => {
+    const files = readdirSync(out, { recursive: true }).map(String);
+    expect(files.filter((f) => f.endsWith(".node"))).toEqual([]);
+    expect(files.filter((f) => f.endsWith(".d.ts"))).toEqual([]);
+    expect(files).toContain("nodejs/node_modules/pg/package.json");
+  });
+
+  it("loads every package with require() through NODE_PATH alone", () => {
+    const sandbox = lambdaSandbox(join(REPO_ROOT, "tests/fixtures/infra"), out);
+    const script = `
+      import { createRequire } from "node:module";
+      const require = createRequire(process.cwd() + "/task/index.js");
+      const loaded = ${JSON.stringify(packages)}.map((p) => [p, typeof require(p)]);
+      require("@aws-lambda-powertools/parameters/secrets");
+      require("aws-msk-iam-sasl-signer-js").generateAuthToken;
+      console.log(JSON.stringify(loaded));`;
+    const loaded = JSON.parse(sandbox.run(script)) as [string, string][];
+    expect(loaded.map(([p]) => p)).toEqual(packages);
+  });
+});

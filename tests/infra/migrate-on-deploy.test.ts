@@ -1,0 +1,102 @@
+import type { CloudFormationCustomResourceEvent } from "aws-lambda";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+
+const migrate = vi.fn(async (_url: string, _dir?: string) => ["1732600000000_initial-schema"]);
+const createTopics = vi.fn(async (_args: unknown) => true);
+const admin = { connect: vi.fn(async () => {}), disconnect: vi.fn(async () => {}), createTopics };
+const kafkaConfigs: unknown[] = [];
+
+vi.mock("#chat/db/migrate.ts", () => ({ MIGRATIONS_DIR: "/var/task/migrations", migrate }));
+vi.mock("#chat/db/database-url.ts", () => ({
+  databaseUrl: async () => "postgres://chat_admin:s3cr%40t@db.instance.internal:5432/chat",
+}));
+vi.mock("kafkajs", () => ({
+  Kafka: class {
+    constructor(config: unknown) {
+      kafkaConfigs.push(config);
+    }
+    admin() {
+      return admin;
+    }
+  },
+  logLevel: { NOTHING: 0, ERROR: 1, WARN: 2, INFO: 4, DEBUG: 5 },
+}));
+
+const { clientUrl, handler } = await import("../../infra/handlers/migrate-on-deploy.ts");
+const { resetConfig } = await import("#chat/config.ts");
+
+const event = (type: "Create" | "Update" | "Delete", props: Record<string, string> = {}) =>
+  ({
+    RequestType: type,
+    PhysicalResourceId: "chat-schema",
+    ResourceProperties: { ServiceToken: "arn", ...props },
+  }) as unknown as CloudFormationCustomResourceEvent;
+
+describe("migrate-on-deploy", () => {
+  beforeEach(() => {
+    vi.clearAllMocks();
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    kafkaConfigs.length = 0;
+    for (const k of ["DATABASE_HOST", "DATABASE_SSL", "KAFKA_BROKERS", "MSK_CLUSTER_ARN", "MIGRATIONS_DIR"])
+      delete process.env[k];
+    resetConfig();
+  });
+
+  it("points the secret's URL at the proxy with verified TLS", () => {
+    expect(clientUrl("postgres://u:p%40ss@db.internal:5432/chat", "proxy.example", true)).toBe(
+      "postgres://u:p%40ss@proxy.example:5432/chat?sslmode=verify-full",
+    );
+    expect(clientUrl("postgres://u:p@db:5432/chat", undefined, false)).toBe("postgres://u:p@db:5432/chat");
+  });
+
+  it("applies migrations through DATABASE_HOST on create and update", async () => {
+    process.env.DATABASE_HOST = "chat-proxy.proxy-abc.us-east-1.rds.amazonaws.com";
+    process.env.DATABASE_SSL = "true";
+    for (const type of ["Create", "Update"] as const) {
+      const res = await handler(event(type, { MigrationsHash: "h" }));
+      expect(res).toEqual({
+        PhysicalResourceId: "chat-schema",
+        Data: { Applied: "1", TopicCreated: "false" },
+      });
+    }
+    expect(migrate).toHaveBeenCalledTimes(2);
+    const [url, dir] = migrate.mock.calls[0] ?? [];
+    expect(new URL(url ?? "").hostname).toBe("chat-proxy.proxy-abc.us-east-1.rds.amazonaws.com");
+    expect(url).toContain("sslmode=verify-full");
+    expect(dir).toBe("/var/task/migrations");
+  });
+
+  it("creates the topic when Kafka is configured", async () => {
+    process.env.KAFKA_BROKERS = "kafka:9092";
+    const res = await handler(event("Create", { Topic: "chat-messages", Partitions: "3" }));
+    expect(res.Data?.TopicCreated).toBe("true");
+    expect(createTopics).toHaveBeenCalledWith(
+      expect.objectContaining({
+        topics: [{ topic: "chat-messages", numPartitions: 3 }],
+        waitForLeaders: true,
+      }),
+    );
+    expect(admin.disconnect).toHaveBeenCalled();
+    expect(kafkaConfigs[0]).toMatchObject({ brokers: ["kafka:9092"] });
+  });
+
+  it("does nothing on delete: the schema and topic live with the database and cluster", async () => {
+    const res = await handler(event("Delete"));
+    expect(res).toEqual({ PhysicalResourceId: "chat-schema" });
+    expect(migrate).not.toHaveBeenCalled();
+  });
+
+  it("retries while the proxy is still registering its target", async () => {
+    migrate.mockRejectedValueOnce(new Error("connect ECONNREFUSED 10.0.1.5:5432"));
+    const res = await handler(event("Create"));
+    expect(res.Data?.Applied).toBe("1");
+    expect(migrate).toHaveBeenCalledTimes(2);
+  });
+
+  it("fails the deploy on a migration error", async () => {
+    migrate.mockRejectedValueOnce(new Error('relation "sessions" already exists'));
+    await expect(handler(event("Create"))).rejects.toThrow(/already exists/);
+    expect(migrate).toHaveBeenCalledTimes(1);
+  });
+});

@@ -1,0 +1,195 @@
+import { Match } from "aws-cdk-lib/assertions";
+import { describe, expect, it } from "vitest";
+import { CHAT_TOPIC, functions, httpFunctions, scheduledFunctions } from "#functions/manifest.ts";
+import { HEALTH_CANARY } from "../../infra/chat-stack.ts";
+import { functionLogicalId, resourcesOf, synth } from "./synth.ts";
+
+const s = synth({ corsOrigins: "https://app.example", alarmEmail: "oncall@example.com" });
+const { template } = s;
+const lambdas = resourcesOf(template, "AWS::Lambda::Function");
+const arnOf = (logicalId: string) => ({ "Fn::GetAtt": [logicalId, "Arn"] });
+
+describe("functions from the manifest", () => {
+  it.each(functions.map((f) => [f.name, f] as const))(
+    "%s: nodejs24.x on arm64, sized by the manifest",
+    (name, spec) => {
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        FunctionName: `${s.stack.stackName}-${name}`,
+        Runtime: "nodejs24.x",
+        Architectures: ["arm64"],
+        MemorySize: spec.memoryMb,
+        Timeout: spec.timeoutSeconds,
+        LoggingConfig: { LogGroup: Match.anyValue() },
+        Environment: {
+          Variables: Match.objectLike({
+            POWERTOOLS_SERVICE_NAME: "chat-backend",
+            POWERTOOLS_LOG_LEVEL: "INFO",
+            POWERTOOLS_METRICS_NAMESPACE: "ChatBackend",
+          }),
+        },
+      });
+    },
+  );
+
+  it("has no function the manifest does not list, besides the migration custom resource", () => {
+    const named = Object.values(lambdas)
+      .map((r) => r.Properties?.FunctionName)
+      .filter((n): n is string => typeof n === "string");
+    expect(named.sort()).toEqual(functions.map((f) => `${s.stack.stackName}-${f.name}`).sort());
+  });
+
+  it("attaches the dependencies layer to every app function", () => {
+    const [layerId] = Object.keys(resourcesOf(template, "AWS::Lambda::LayerVersion"));
+    expect(layerId).toBeDefined();
+    const appFunctions = Object.entries(lambdas).filter(([, r]) => r.Properties?.Handler === "index.handler");
+    expect(appFunctions.length).toBe(functions.length + 1); // + migrate-on-deploy
+    for (const [id, r] of appFunctions) expect(r.Properties?.Layers, id).toEqual([{ Ref: layerId }]);
+  });
+
+  it("gives each function its own log group with a retention", () => {
+    for (const spec of functions) {
+      const id = functionLogicalId(s, spec.name);
+      const logging = lambdas[id]?.Properties?.LoggingConfig as { LogGroup: { Ref: string } } | undefined;
+      const logGroupRef = logging?.LogGroup.Ref ?? "";
+      expect(template.toJSON().Resources[logGroupRef].Properties.RetentionInDays).toBe(30);
+    }
+  });
+});
+
+describe("HTTP API", () => {
+  it.each(httpFunctions.map((f) => [f.name, f.route] as const))("routes %s", (name, route) => {
+    const routes = resourcesOf(template, "AWS::ApiGatewayV2::Route");
+    const match = Object.values(routes).find(
+      (r) => r.Properties?.RouteKey === `${route.method} ${route.path}`,
+    );
+    expect(match, `${route.method} ${route.path}`).toBeDefined();
+    const target = JSON.stringify(match?.Properties?.Target);
+    const integrationId = /"Ref":"([^"]+)"/.exec(target)?.[1] ?? "";
+    const integration = template.toJSON().Resources[integrationId];
+    expect(integration.Properties).toMatchObject({
+      IntegrationType: "AWS_PROXY",
+      PayloadFormatVersion: "2.0",
+      IntegrationUri: arnOf(functionLogicalId(s, name)),
+    });
+  });
+
+  it("has exactly the manifest's routes", () => {
+    expect(Object.keys(resourcesOf(template, "AWS::ApiGatewayV2::Route")).length).toBe(httpFunctions.length);
+  });
+
+  it("throttles the $default stage and writes JSON access logs", () => {
+    template.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
+      StageName: "$default",
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      AccessLogSettings: {
+        DestinationArn: Match.anyValue(),
+        Format: Match.serializedJson(
+          Match.objectLike({ requestId: "$context.requestId", routeKey: "$context.routeKey" }),
+        ),
+      },
+    });
+  });
+
+  it("takes CORS origins from context", () => {
+    template.hasResourceProperties("AWS::ApiGatewayV2::Api", {
+      ProtocolType: "HTTP",
+      CorsConfiguration: Match.objectLike({ AllowOrigins: ["https://app.example"] }),
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      FunctionName: `${s.stack.stackName}-messages-post`,
+      Environment: { Variables: Match.objectLike({ CORS_ORIGINS: "https://app.example" }) },
+    });
+  });
+
+  it("outputs the API URL", () => {
+    template.hasOutput("ApiUrl", Match.anyValue());
+  });
+});
+
+describe("schedules", () => {
+  it.each(scheduledFunctions.map((f) => [f.name, f.schedule] as const))(
+    "%s runs on %s",
+    (name, expression) => {
+      template.hasResourceProperties("AWS::Scheduler::Schedule", {
+        ScheduleExpression: expression,
+        State: "ENABLED",
+        Target: Match.objectLike({ Arn: arnOf(functionLogicalId(s, name)) }),
+      });
+    },
+  );
+
+  it("has one schedule per scheduled function", () => {
+    expect(Object.keys(resourcesOf(template, "AWS::Scheduler::Schedule")).length).toBe(
+      scheduledFunctions.length,
+    );
+  });
+
+  it("gives the canary HEALTH_URL = API URL + /health, outside the VPC", () => {
+    const canary = lambdas[functionLogicalId(s, HEALTH_CANARY)]?.Properties ?? {};
+    expect(JSON.stringify(canary.Environment)).toMatch(/execute-api.*\/health"/);
+    expect(canary.VpcConfig).toBeUndefined();
+  });
+});
+
+describe("Kafka consumer", () => {
+  const consumers = functions.filter((f) => f.kafkaTopic);
+
+  it.each(consumers.map((f) => [f.name, f.kafkaTopic] as const))("%s reads %s from MSK", (name, topic) => {
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FunctionName: { Ref: functionLogicalId(s, name) },
+      Topics: [topic],
+      StartingPosition: "TRIM_HORIZON",
+      BatchSize: 100,
+      EventSourceArn: { "Fn::GetAtt": [Match.stringLikeRegexp("Kafka"), "Arn"] },
+    });
+  });
+
+  it("starts consuming only after the deploy created the topic", () => {
+    const [migrationId] = Object.keys(resourcesOf(template, "Custom::ChatMigrations"));
+    for (const mapping of Object.values(resourcesOf(template, "AWS::Lambda::EventSourceMapping")))
+      expect(mapping.DependsOn).toContain(migrationId);
+  });
+});
+
+describe("migrations on deploy", () => {
+  it("re-runs when the migrations folder changes, and creates the topic", () => {
+    template.hasResourceProperties("Custom::ChatMigrations", {
+      MigrationsHash: Match.stringLikeRegexp("^[0-9a-f]{64}$"),
+      Topic: CHAT_TOPIC,
+      Partitions: "6",
+    });
+  });
+
+  it("updates every function only after the migrations applied", () => {
+    const [migrationId] = Object.keys(resourcesOf(template, "Custom::ChatMigrations"));
+    for (const spec of functions) {
+      const fn = template.toJSON().Resources[functionLogicalId(s, spec.name)];
+      expect(fn.DependsOn, spec.name).toContain(migrationId);
+    }
+  });
+});
+
+describe("alarms", () => {
+  it.each([
+    ["HealthCheckFailed", "Sum"],
+    ["HealthCheckLatency", "Maximum"],
+  ])("alarms on %s to SNS", (metricName, statistic) => {
+    const [topicId] = Object.keys(resourcesOf(template, "AWS::SNS::Topic"));
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "ChatBackend",
+      MetricName: metricName,
+      Statistic: statistic,
+      Dimensions: [{ Name: "service", Value: "chat-backend" }],
+      AlarmActions: [{ Ref: topicId }],
+    });
+  });
+
+  it("subscribes alarmEmail and encrypts the topic", () => {
+    template.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "email",
+      Endpoint: "oncall@example.com",
+    });
+    template.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: Match.anyValue() });
+  });
+});

@@ -1,0 +1,122 @@
+import { Match } from "aws-cdk-lib/assertions";
+import { OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import { describe, expect, it } from "vitest";
+import { functions } from "#functions/manifest.ts";
+import { bundlingFor } from "../../infra/chat-function.ts";
+import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, synth } from "./synth.ts";
+
+describe("external data plane", () => {
+  const s = synth(EXTERNAL_CONTEXT);
+
+  it("creates no VPC, database, cache or cluster", () => {
+    for (const type of [
+      "AWS::EC2::VPC",
+      "AWS::RDS::DBInstance",
+      "AWS::RDS::DBProxy",
+      "AWS::ElastiCache::ServerlessCache",
+      "AWS::MSK::ServerlessCluster",
+    ])
+      expect(resourcesOf(s.template, type), type).toEqual({});
+  });
+
+  it("passes the given endpoints to the functions", () => {
+    s.template.hasResourceProperties("AWS::Lambda::Function", {
+      FunctionName: `${s.stack.stackName}-messages-post`,
+      Environment: {
+        Variables: Match.objectLike({
+          DATABASE_SECRET_ARN: EXTERNAL_CONTEXT.databaseSecretArn,
+          DATABASE_SSL: "false",
+          REDIS_URL: "redis://redis:6379",
+          KAFKA_BROKERS: "kafka:9092",
+          KAFKA_TOPIC: "chat-messages",
+        }),
+      },
+    });
+  });
+
+  it("still runs the migrations custom resource and keeps routes and schedules", () => {
+    expect(Object.keys(resourcesOf(s.template, "Custom::ChatMigrations"))).toHaveLength(1);
+    expect(Object.keys(resourcesOf(s.template, "AWS::ApiGatewayV2::Route")).length).toBe(
+      functions.filter((f) => f.route).length,
+    );
+    expect(Object.keys(resourcesOf(s.template, "AWS::Scheduler::Schedule")).length).toBe(
+      functions.filter((f) => f.schedule).length,
+    );
+  });
+
+  it("takes a plain database URL for local tools when no secret is given", () => {
+    const local = synth({ dataPlane: "external", databaseUrl: "postgres://chat:chat@postgres:5432/chat" });
+    local.template.hasResourceProperties("AWS::Lambda::Function", {
+      FunctionName: `${local.stack.stackName}-session-get`,
+      Environment: {
+        Variables: Match.objectLike({ DATABASE_URL: "postgres://chat:chat@postgres:5432/chat" }),
+      },
+    });
+  });
+
+  it("has no event source without Kafka credentials", () => {
+    expect(resourcesOf(s.template, "AWS::Lambda::EventSourceMapping")).toEqual({});
+  });
+
+  it("uses a self-managed Kafka event source when a SASL/SCRAM secret is given", () => {
+    const withKafka = synth({
+      ...EXTERNAL_CONTEXT,
+      kafkaSecretArn: "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf",
+    });
+    withKafka.template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FunctionName: { Ref: functionLogicalId(withKafka, "events-consumer") },
+      Topics: ["chat-messages"],
+      StartingPosition: "TRIM_HORIZON",
+      BatchSize: 100,
+      SelfManagedEventSource: { Endpoints: { KafkaBootstrapServers: ["kafka:9092"] } },
+    });
+  });
+});
+
+describe("layer modes", () => {
+  it("layer: CJS bundles that leave exactly the layer's packages (and SDK clients) to /opt", () => {
+    const s = synth();
+    const layerDescription = String(
+      Object.values(resourcesOf(s.template, "AWS::Lambda::LayerVersion"))[0]?.Properties?.Description,
+    );
+    const layerPackages = layerDescription.replace(/^[^:]*: /, "").split(", ");
+    const options = bundlingFor("layer", layerPackages);
+    expect(options.format).toBe(OutputFormat.CJS);
+    expect(options.externalModules).toEqual(["@aws-sdk/client-*", ...layerPackages]);
+    expect(layerPackages).toEqual(expect.arrayContaining(["pg", "ioredis", "kafkajs", "zod"]));
+  });
+
+  it("bundled: ESM with only the SDK clients external", () => {
+    const options = bundlingFor("bundled", []);
+    expect(options.format).toBe(OutputFormat.ESM);
+    expect(options.externalModules).toEqual(["@aws-sdk/client-*"]);
+    expect(options.banner).toContain("createRequire");
+  });
+
+  it("bundled mode synthesizes with no layer at all, everything in each function's bundle", () => {
+    const s = synth({ layerMode: "bundled" });
+    expect(resourcesOf(s.template, "AWS::Lambda::LayerVersion")).toEqual({});
+    for (const r of Object.values(resourcesOf(s.template, "AWS::Lambda::Function")))
+      expect(r.Properties?.Layers).toBeUndefined();
+  });
+});
+
+describe("responder", () => {
+  it("bedrock: model id in env, InvokeModel on that model only, a bedrock-runtime endpoint", () => {
+    const s = synth({ responder: "bedrock", bedrockModelId: "anthropic.claude-3-5-haiku-20241022-v1:0" });
+    s.template.hasResourceProperties("AWS::Lambda::Function", {
+      FunctionName: `${s.stack.stackName}-messages-post`,
+      Environment: {
+        Variables: Match.objectLike({
+          RESPONDER: "bedrock",
+          BEDROCK_MODEL_ID: "anthropic.claude-3-5-haiku-20241022-v1:0",
+        }),
+      },
+    });
+    const policies = JSON.stringify(resourcesOf(s.template, "AWS::IAM::Policy"));
+    expect(policies).toContain("foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0");
+    s.template.hasResourceProperties("AWS::EC2::VPCEndpoint", {
+      ServiceName: Match.objectLike({ "Fn::Join": Match.arrayWith([Match.arrayWith([".bedrock-runtime"])]) }),
+    });
+  });
+});
