@@ -89,7 +89,9 @@ describe("layer mode: the migration handler (CJS) with the dependencies layer", 
     expect(loaded.trim()).toBe("function");
     try {
       await probe.connect();
-    } catch {
+    } catch (err) {
+      // in CI a missing service fails the run; on a laptop without Postgres this part is skipped, loudly
+      if (process.env.CI) throw err;
       console.warn(`no PostgreSQL at ${admin}: skipped running the migration bundle`);
       return;
     }
