@@ -11,6 +11,7 @@ import { getChatService } from "#chat/chat-runtime.ts";
 import { config } from "#chat/config.ts";
 import { logger } from "./logger.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
+import { rateLimit } from "./rate-limit.ts";
 import { parseRequest } from "./request-parsing.ts";
 import { isBackendUnavailable } from "./service-errors.ts";
 
@@ -76,10 +77,15 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
   const cors = config().CORS_ORIGINS;
   const chain = cors.length
     ? base.use(
-        httpCors({ origins: cors, exposeHeaders: "x-request-id,idempotent-replayed,x-cache,retry-after" }),
+        httpCors({
+          origins: cors,
+          exposeHeaders: "x-request-id,idempotent-replayed,x-cache,retry-after,ratelimit,ratelimit-policy",
+        }),
       )
     : base;
-  return chain.use(problemResponses(spec.name)).handler(async (event) => {
+  // Rate limit just before problemResponses: its after/onError then see the response problemResponses built.
+  const limited = chain.use(rateLimit(spec.name));
+  return limited.use(problemResponses(spec.name)).handler(async (event) => {
     const parsed = parseRequest(spec, event);
     const chat = spec.chat === false ? (undefined as unknown as ChatService) : await getChatService();
     const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat });

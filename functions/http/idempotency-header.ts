@@ -14,7 +14,17 @@ export function idempotencyRequest(
       errors: [{ path: "headers.idempotency-key", message: "1–255 visible ASCII characters" }],
     });
   }
-  return { scope, key, requestHash: requestHash(request) };
+  // Hashed on first use, which is after the service validated the request: hashing hostile input (say,
+  // metadata nested thousands deep) before validation would overflow the stack.
+  let hash: string | undefined;
+  return {
+    scope,
+    key,
+    get requestHash() {
+      hash ??= requestHash(request);
+      return hash;
+    },
+  };
 }
 
 /** The replay marker header, when the response is a replay. */

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AuthorizedSession } from "../../layers/chat/chat/chat-service.ts";
 import { ChatError } from "../../layers/chat/chat/errors.ts";
 import { type ChatFixture, chatFixture, rowCounts } from "../helpers/chat-fixture.ts";
 

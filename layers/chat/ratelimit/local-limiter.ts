@@ -3,6 +3,8 @@ import type { PolicyResult, RateCheck } from "./policies.ts";
 export interface LocalLimiterOptions {
   /** Most partitions kept (memory bound); past it the least recently used is dropped. */
   maxKeys?: number;
+  /** Every this many checks, partitions whose whole log has expired are dropped. */
+  sweepEvery?: number;
   /** Milliseconds; injectable for tests. */
   now?: () => number;
 }
@@ -18,10 +20,14 @@ export interface LocalLimiterOptions {
 export class LocalRateLimiter {
   readonly #logs = new Map<string, number[]>();
   readonly #maxKeys: number;
+  readonly #sweepEvery: number;
   readonly #now: () => number;
+  #longestWindowMs = 0;
+  #checksSinceSweep = 0;
 
   constructor(opts: LocalLimiterOptions = {}) {
     this.#maxKeys = opts.maxKeys ?? 10_000;
+    this.#sweepEvery = opts.sweepEvery ?? 1000;
     this.#now = opts.now ?? Date.now;
   }
 
@@ -32,9 +38,11 @@ export class LocalRateLimiter {
 
   check(checks: readonly RateCheck[]): PolicyResult[] {
     const now = this.#now();
+    if (++this.#checksSinceSweep >= this.#sweepEvery) this.#sweep(now);
     const state = checks.map((c) => {
       const id = `${c.policy.name}\u0000${c.key}`;
       const windowMs = c.policy.windowSeconds * 1000;
+      this.#longestWindowMs = Math.max(this.#longestWindowMs, windowMs);
       const log = this.#logs.get(id) ?? [];
       // timestamps are appended in order, so the expired ones are a prefix
       let expired = 0;
@@ -69,6 +77,15 @@ export class LocalRateLimiter {
       const freeing = log[log.length - limit] as number;
       return { policy: c.policy, allowed: false, remaining: 0, resetMs: freeing + windowMs - now };
     });
+  }
+
+  /** Drops the partitions nothing in any window still counts: memory follows recent traffic. */
+  #sweep(now: number): void {
+    this.#checksSinceSweep = 0;
+    for (const [id, log] of this.#logs) {
+      if (log.length === 0 || (log[log.length - 1] as number) <= now - this.#longestWindowMs)
+        this.#logs.delete(id);
+    }
   }
 
   #store(id: string, log: number[]): void {

@@ -9,6 +9,8 @@ export interface RateLimiterOptions {
   redis: () => Redis | null;
   /** Bound on the Redis round trip (the client's command timeout); past it the local limiter decides. */
   timeoutMs: number;
+  /** How long a check may wait for a connection that is still being made (default: timeoutMs). */
+  readyWaitMs?: number;
   keyPrefix?: string;
   local?: LocalRateLimiter;
   /** After a Redis failure, how long to use only the local limiter before trying Redis again. */
@@ -60,7 +62,7 @@ export class RateLimiter {
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeoutMs = this.#opts.timeoutMs;
-      if (client.status !== "ready") await waitReady(client, timeoutMs);
+      if (client.status !== "ready") await waitReady(client, this.#opts.readyWaitMs ?? timeoutMs);
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new RedisTimeout(`no answer in ${timeoutMs} ms`)), timeoutMs);
       });

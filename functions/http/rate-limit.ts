@@ -1,0 +1,105 @@
+import type middy from "@middy/core";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { getRedis } from "#chat/cache/redis-client.ts";
+import { ChatError } from "#chat/chat/errors.ts";
+import { config } from "#chat/config.ts";
+import { rateLimitHeaders } from "#chat/ratelimit/headers.ts";
+import {
+  ipPartition,
+  policiesFromLimits,
+  type RateCheck,
+  type RateDecision,
+  tokenPartition,
+} from "#chat/ratelimit/policies.ts";
+import { RateLimiter } from "#chat/ratelimit/rate-limiter.ts";
+import { logger } from "./logger.ts";
+
+/** Functions that are never limited: the health check (probes, canaries) and the OpenAPI document. */
+export const RATE_LIMIT_EXEMPT: ReadonlySet<string> = new Set(["health", "openapi"]);
+
+let limiter: RateLimiter | undefined;
+
+/** The process-wide limiter: the shared Redis client when there is one, this process's memory otherwise. */
+export function getRateLimiter(): RateLimiter {
+  if (limiter) return limiter;
+  const cfg = config();
+  limiter = new RateLimiter({
+    redis: getRedis,
+    timeoutMs: cfg.REDIS_COMMAND_TIMEOUT_MS,
+    readyWaitMs: cfg.REDIS_CONNECT_TIMEOUT_MS,
+    onFallback: (err) =>
+      logger.warn("rate limiter: Redis unavailable, limiting in this process for now", {
+        error: err instanceof Error ? { name: err.name, code: (err as { code?: string }).code } : typeof err,
+      }),
+  });
+  return limiter;
+}
+
+/** For tests that change the limits or the Redis URL between cases (with resetConfig). */
+export function resetRateLimiter(): void {
+  limiter = undefined;
+}
+
+/** The checks for a request: its bearer token (hashed) and its client address, per the configured limits. */
+export function rateChecks(event: APIGatewayProxyEventV2): RateCheck[] {
+  const policies = policiesFromLimits(config());
+  const checks: RateCheck[] = [];
+  const token = bearerToken(event.headers?.authorization);
+  if (policies.token && token) checks.push({ policy: policies.token, key: tokenPartition(token) });
+  const ip = ipPartition(event.requestContext?.http?.sourceIp);
+  if (policies.ip && ip) checks.push({ policy: policies.ip, key: ip });
+  return checks;
+}
+
+/**
+ * Rate limits per session token and per client address, before the request is parsed or the chat
+ * service does anything: a refused request changes nothing. Over a limit: 429 `rate_limited` with
+ * Retry-After. Every answer of a limited function carries RateLimit and RateLimit-Policy.
+ *
+ * Sits just before the problem middleware, so its `after`/`onError` run once the response (or the
+ * problem response) exists and can add the fields to it.
+ */
+export function rateLimit(
+  name: string,
+): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  if (RATE_LIMIT_EXEMPT.has(name)) return { before: () => undefined };
+  const fields = new WeakMap<object, Record<string, string>>();
+  const addFields = (request: middy.Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
+    const extra = fields.get(request);
+    if (extra && request.response) request.response.headers = { ...request.response.headers, ...extra };
+  };
+  return {
+    before: async (request) => {
+      const checks = rateChecks(request.event);
+      if (checks.length === 0) return;
+      let decision: RateDecision;
+      try {
+        decision = await getRateLimiter().check(checks);
+      } catch (err) {
+        // the limiter already absorbs Redis failures; anything else must not fail the request either
+        logger.error("rate limiter failed; request let through", {
+          function: name,
+          error: err instanceof Error ? err.name : typeof err,
+        });
+        return;
+      }
+      fields.set(request, rateLimitHeaders(decision.results));
+      if (!decision.allowed) {
+        const policies = decision.results.filter((r) => !r.allowed).map((r) => r.policy.name);
+        logger.info("rate limited", { function: name, policies, source: decision.source });
+        throw new ChatError(
+          "rate_limited",
+          `too many requests (${policies.join(", ")}); retry in ${decision.retryAfterSeconds} s`,
+          { retryAfterSeconds: decision.retryAfterSeconds },
+        );
+      }
+    },
+    after: addFields,
+    onError: addFields,
+  };
+}
+
+/** As request-parsing reads it: `Authorization: Bearer <token>`. */
+function bearerToken(header: string | undefined): string | undefined {
+  return header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+}

@@ -1,0 +1,283 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
+import { closeRedis } from "../../layers/chat/cache/redis-client.ts";
+import { newSessionToken } from "../../layers/chat/chat/tokens.ts";
+import { resetChatRuntime } from "../../layers/chat/chat-runtime.ts";
+import { parseConfig, resetConfig } from "../../layers/chat/config.ts";
+import { closePool } from "../../layers/chat/db/pool.ts";
+import { LocalRateLimiter } from "../../layers/chat/ratelimit/local-limiter.ts";
+import { type RateCheck, type RatePolicy, tokenPartition } from "../../layers/chat/ratelimit/policies.ts";
+import { RateLimiter } from "../../layers/chat/ratelimit/rate-limiter.ts";
+import { RedisRateLimiter } from "../../layers/chat/ratelimit/redis-limiter.ts";
+import { rowCounts, SHARED_REDIS_URL, testRedis } from "../helpers/chat-fixture.ts";
+import { call, type HttpLambda, httpEvent } from "../helpers/lambda-events.ts";
+import { type PrivateRedis, startPrivateRedis } from "../helpers/private-redis.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
+});
+
+const cfg = parseConfig({});
+const policy = (limit: number, windowSeconds: number, name = "p"): RatePolicy => ({
+  name,
+  limit,
+  windowSeconds,
+});
+/** Every test its own keys on the shared Redis. */
+const prefix = () => `rl-test:${randomUUID()}:`;
+const member = () => randomBytes(12).toString("base64url");
+
+async function keysUnder(redis: Redis, p: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${p}*`, "COUNT", 1000);
+    out.push(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  return out;
+}
+
+describe("RedisRateLimiter on the shared Redis", () => {
+  let redis: Redis;
+  beforeAll(async () => {
+    redis = testRedis(SHARED_REDIS_URL, { ...cfg, REDIS_COMMAND_TIMEOUT_MS: 2000 });
+    if (redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
+  });
+  afterAll(() => redis.disconnect());
+
+  it("admits `limit` requests per window, then refuses with the wait until a unit frees up", async () => {
+    const p = prefix();
+    const lim = new RedisRateLimiter(redis, { keyPrefix: p });
+    const check: RateCheck = { policy: policy(3, 60), key: "a" };
+    const seen = [];
+    for (let i = 0; i < 5; i++) seen.push((await lim.check([check], member()))[0]);
+    expect(seen.map((r) => r?.allowed)).toEqual([true, true, true, false, false]);
+    expect(seen.map((r) => r?.remaining)).toEqual([2, 1, 0, 0, 0]);
+    expect(seen[0]?.resetMs).toBe(60_000);
+    expect(seen[3]?.resetMs).toBeGreaterThan(58_000);
+    expect(seen[3]?.resetMs).toBeLessThanOrEqual(60_000);
+    // one sorted set per partition, holding only the admitted requests, expiring with the window
+    const key = lim.key(check);
+    expect(await redis.zcard(key)).toBe(3);
+    const ttl = await redis.pttl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    // another partition is untouched
+    expect((await lim.check([{ ...check, key: "b" }], member()))[0]).toMatchObject({
+      allowed: true,
+      remaining: 2,
+    });
+  });
+
+  it("slides: a unit comes back when its request leaves the window", async () => {
+    const lim = new RedisRateLimiter(redis, { keyPrefix: prefix() });
+    const c: RateCheck = { policy: policy(2, 1), key: "s" };
+    expect((await lim.check([c], member()))[0]?.allowed).toBe(true);
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await lim.check([c], member()))[0]?.allowed).toBe(true);
+    const refused = (await lim.check([c], member()))[0];
+    expect(refused?.allowed).toBe(false);
+    expect(refused?.resetMs).toBeLessThanOrEqual(600 + 20);
+    await new Promise((r) => setTimeout(r, (refused?.resetMs ?? 0) + 30));
+    // the first one has left; the second is still in the window
+    expect((await lim.check([c], member()))[0]).toMatchObject({ allowed: true, remaining: 0 });
+    expect((await lim.check([c], member()))[0]?.allowed).toBe(false);
+  });
+
+  it("is atomic: of 60 concurrent requests over 4 connections exactly `limit` get through", async () => {
+    const p = prefix();
+    const clients = Array.from({ length: 4 }, () =>
+      testRedis(SHARED_REDIS_URL, { ...cfg, REDIS_COMMAND_TIMEOUT_MS: 2000 }),
+    );
+    await Promise.all(
+      clients.map((c) => (c.status === "ready" ? null : new Promise((r) => c.once("ready", r)))),
+    );
+    try {
+      const c: RateCheck = { policy: policy(10, 60), key: "hot" };
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          new RedisRateLimiter(clients[i % 4] as Redis, { keyPrefix: p }).check([c], member()),
+        ),
+      );
+      expect(results.filter(([r]) => r?.allowed)).toHaveLength(10);
+      expect(await redis.zcard(`${p}p:hot`)).toBe(10);
+    } finally {
+      for (const c of clients) c.disconnect();
+    }
+  });
+
+  it("takes a refused request back out of the policies that admitted it", async () => {
+    const p = prefix();
+    const lim = new RedisRateLimiter(redis, { keyPrefix: p });
+    const token = policy(1, 60, "per-token");
+    const ip = policy(5, 60, "per-ip");
+    const checks = (t: string): RateCheck[] => [
+      { policy: token, key: t },
+      { policy: ip, key: "10.0.0.7" },
+    ];
+    expect((await lim.check(checks("t1"), member())).map((r) => r.allowed)).toEqual([true, true]);
+    for (let i = 0; i < 5; i++) {
+      const r = await lim.check(checks("t1"), member());
+      expect(r.map((x) => x.allowed)).toEqual([false, true]);
+      expect(r[1]?.remaining).toBe(4);
+    }
+    expect(await redis.zcard(`${p}per-ip:10.0.0.7`)).toBe(1);
+  });
+
+  it("never stores the token: keys hold a hash of it, members are random", async () => {
+    const p = prefix();
+    const lim = new RedisRateLimiter(redis, { keyPrefix: p });
+    const token = newSessionToken();
+    await lim.check([{ policy: policy(5, 60, "per-token"), key: tokenPartition(token) }], member());
+    const keys = await keysUnder(redis, p);
+    expect(keys).toEqual([`${p}per-token:${tokenPartition(token)}`]);
+    const members = await redis.zrange(keys[0] as string, "0", "-1");
+    expect(JSON.stringify([keys, members])).not.toContain(token);
+    expect(JSON.stringify([keys, members])).not.toContain(token.slice(0, 12));
+  });
+});
+
+describe("RateLimiter with a private Redis that goes away", () => {
+  let priv: PrivateRedis;
+  let client: Redis;
+  beforeAll(async () => {
+    priv = await startPrivateRedis();
+    client = testRedis(priv.url, cfg); // the runtime's options: 50 ms command timeout, no offline queue
+    if (client.status !== "ready") await new Promise((r) => client.once("ready", r));
+  });
+  afterAll(async () => {
+    priv.resume();
+    client.disconnect();
+    await priv.stop();
+  });
+
+  it("uses Redis while it is up, the local limiter (still bounded) when it is stopped or stalled, and Redis again after", async () => {
+    const fallbacks: unknown[] = [];
+    const local = new LocalRateLimiter();
+    const lim = new RateLimiter({
+      redis: () => client,
+      timeoutMs: cfg.REDIS_COMMAND_TIMEOUT_MS,
+      keyPrefix: prefix(),
+      local,
+      retryRedisAfterMs: 300,
+      onFallback: (e) => fallbacks.push(e),
+    });
+    const c: RateCheck[] = [{ policy: policy(5, 60), key: "k" }];
+    // up: Redis decides
+    for (let i = 0; i < 2; i++) expect(await lim.check(c)).toMatchObject({ allowed: true, source: "redis" });
+
+    // stopped: every check still answers, quickly, from this process's memory, which still limits
+    await priv.stop();
+    const outcomes = [];
+    for (let i = 0; i < 12; i++) {
+      const started = performance.now();
+      const d = await lim.check(c);
+      expect(performance.now() - started).toBeLessThan(cfg.REDIS_COMMAND_TIMEOUT_MS + 150);
+      expect(d.source).toBe("local");
+      outcomes.push(d.allowed);
+    }
+    expect(outcomes.filter(Boolean)).toHaveLength(5);
+    expect(fallbacks.length).toBeGreaterThanOrEqual(1);
+
+    // back up: after the retry interval Redis decides again (its own count: 2 so far)
+    await priv.start();
+    await new Promise((r) => setTimeout(r, 400));
+    for (let i = 0; i < 40 && client.status !== "ready"; i++) await new Promise((r) => setTimeout(r, 50));
+    const again = await lim.check(c);
+    expect(again).toMatchObject({ allowed: true, source: "redis" });
+
+    // stalled (SIGSTOP: the socket stays open, nothing answers): bounded by the command timeout
+    priv.pause();
+    try {
+      await new Promise((r) => setTimeout(r, 350)); // past the retry interval
+      const started = performance.now();
+      const d = await lim.check(c);
+      const elapsed = performance.now() - started;
+      expect(d.source).toBe("local");
+      expect(elapsed).toBeGreaterThanOrEqual(cfg.REDIS_COMMAND_TIMEOUT_MS - 5);
+      expect(elapsed).toBeLessThan(cfg.REDIS_COMMAND_TIMEOUT_MS + 150);
+      expect(d.allowed).toBe(false); // the local log already holds 5
+    } finally {
+      priv.resume();
+    }
+  });
+});
+
+describe("rate limits on the handlers (shared Redis, real database)", () => {
+  let db: TestDatabase;
+  const token = { value: "" };
+  beforeAll(async () => {
+    db = await createTestDatabase(5);
+    process.env.DATABASE_URL = db.url;
+    process.env.REDIS_URL = SHARED_REDIS_URL;
+    process.env.RATE_LIMIT_PER_TOKEN = "3";
+    process.env.RATE_LIMIT_PER_IP = "1000";
+    process.env.RATE_LIMIT_WINDOW_SECONDS = "60";
+    resetConfig();
+    resetRateLimiter();
+    resetChatRuntime();
+  });
+  afterAll(async () => {
+    await closeRedis();
+    await closePool();
+    await db.drop();
+  });
+
+  const ip = `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+  const send = async (name: string, event: APIGatewayProxyEventV2) => {
+    const { handler } = (await import(`../../functions/${name}.ts`)) as { handler: HttpLambda };
+    event.requestContext.http.sourceIp = ip;
+    return call(handler, name, event);
+  };
+
+  it("refuses the request over the token's limit before the chat service does anything", async () => {
+    const created = await send("sessions-create", httpEvent("POST", "/sessions/create", { body: {} }));
+    expect(created.statusCode).toBe(201);
+    token.value = created.json.token;
+    const sid = created.json.session.session_id;
+    const auth = { authorization: `Bearer ${token.value}` };
+    const post = (content: string, extra: Record<string, string> = {}) =>
+      send(
+        "messages-post",
+        httpEvent("POST", "/messages/post", {
+          body: { session_id: sid, content },
+          headers: { ...auth, ...extra },
+        }),
+      );
+    for (let i = 0; i < 3; i++) {
+      const res = await post(`hello ${i}`);
+      expect(res.statusCode).toBe(201);
+      expect(res.headers.ratelimit).toContain(`"per-token";r=${2 - i};t=`);
+    }
+    // the shared Redis holds the count, under the token's hash
+    const redis = testRedis(SHARED_REDIS_URL, cfg);
+    if (redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
+    try {
+      expect(await redis.zcard(`rl:per-token:${tokenPartition(token.value)}`)).toBe(3);
+    } finally {
+      redis.disconnect();
+    }
+
+    const before = await rowCounts(db.pool);
+    const limited = await post("one too many", { "idempotency-key": randomUUID() });
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json).toMatchObject({ code: "rate_limited", status: 429 });
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect(limited.headers["ratelimit-policy"]).toBe('"per-token";q=3;w=60, "per-ip";q=1000;w=60');
+    // every session-scoped route is refused for this token, and nothing changed
+    expect(
+      (await send("session-erase", httpEvent("DELETE", `/sessions/${sid}`, { headers: auth }))).statusCode,
+    ).toBe(429);
+    expect(
+      (await send("session-get", httpEvent("GET", `/sessions/${sid}`, { headers: auth }))).statusCode,
+    ).toBe(429);
+    expect(await rowCounts(db.pool)).toEqual(before);
+    // the health check is never limited
+    expect((await send("health", httpEvent("GET", "/health"))).headers.ratelimit).toBeUndefined();
+  });
+});
