@@ -71,6 +71,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
   fn: (req: HttpRequest<B, Q, P>) => Promise<HttpResult>,
 ): Handler {
   const base = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>()
+    .use(startTimer)
     .use(httpHeaderNormalizer())
     .use(httpSecurityHeaders())
     .use(injectLambdaContext(logger, { resetKeys: true }));
@@ -97,13 +98,17 @@ function requestIdOf(event: APIGatewayProxyEventV2): string {
   return event.requestContext?.requestId ?? "unknown";
 }
 
+/** First in the chain, so the access log's duration covers every middleware (the rate limiter too). */
+const startTimer: middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> = {
+  before: (request) => {
+    (request.internal as Record<string, unknown>).startedAt = performance.now();
+  },
+};
+
 function problemResponses(
   name: string,
 ): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   return {
-    before: (request) => {
-      (request.internal as Record<string, unknown>).startedAt = performance.now();
-    },
     after: (request) => {
       const res = request.response;
       if (res) res.headers = { ...res.headers, "x-request-id": requestIdOf(request.event) };
