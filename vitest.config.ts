@@ -2,7 +2,8 @@ import { defineConfig } from "vitest/config";
 
 /**
  * unit: no services. integration: real Postgres and Redis (and librdkafka's mock Kafka cluster).
- * e2e: the local runner over HTTP. infra: CDK synth and assertions. `npm test` runs all four.
+ * e2e: the local runner over HTTP. reliability: fault injection on private instances.
+ * infra: CDK synth and assertions. `npm test` runs all five.
  */
 export default defineConfig({
   test: {
@@ -24,6 +25,18 @@ export default defineConfig({
           globalSetup: ["tests/helpers/global-database.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "reliability",
+          include: ["tests/reliability/**/*.test.ts"],
+          environment: "node",
+          // One file at a time: each starts its own Postgres, Redis, Kafka mock and runner processes and
+          // measures latency on a 2-core machine.
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
         },
       },
       {

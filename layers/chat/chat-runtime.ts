@@ -37,6 +37,7 @@ async function build(): Promise<ChatService> {
         new SessionCache(redis, {
           sessionTtlSeconds: cfg.CACHE_SESSION_TTL_SECONDS,
           historyTtlSeconds: cfg.CACHE_HISTORY_TTL_SECONDS,
+          batchTimeoutMs: cfg.REDIS_COMMAND_TIMEOUT_MS * 2,
         }),
         pool,
       )

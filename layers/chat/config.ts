@@ -50,6 +50,8 @@ export const configSchema = z.object({
   OUTBOX_BATCH_SIZE: int(500, 1, 10000),
   OUTBOX_RETENTION_HOURS: int(24, 1),
   IDEMPOTENCY_TTL_SECONDS: int(86400, 60),
+  /** How long a claimed key blocks its duplicates; past it a crashed request's key can be taken over. ≥ the function timeout. */
+  IDEMPOTENCY_LOCK_SECONDS: int(15, 1),
   SESSION_RETENTION_DAYS: int(0, 0),
   RESPONDER: z.enum(["builtin", "bedrock"]).default("builtin"),
   BEDROCK_MODEL_ID: z.string().default("anthropic.claude-3-haiku-20240307-v1:0"),

@@ -44,7 +44,14 @@ export async function chatFixture(
   const redis = redisUrl ? testRedis(redisUrl, config) : null;
   if (redis && redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
   const cache = redis
-    ? new CacheGuard(new SessionCache(redis, { sessionTtlSeconds: 300, historyTtlSeconds: 300 }), pool)
+    ? new CacheGuard(
+        new SessionCache(redis, {
+          sessionTtlSeconds: 300,
+          historyTtlSeconds: 300,
+          batchTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS * 2,
+        }),
+        pool,
+      )
     : null;
   const chat = new ChatService({
     pool,

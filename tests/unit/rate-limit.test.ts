@@ -291,11 +291,12 @@ function fakeRedis(behaviour: "hang" | "fail" | "ok", status = "ready") {
     status,
     once: () => {},
     off: () => {},
+    defineCommand: () => {},
     pipeline() {
       calls.pipelines++;
       const cmds: unknown[] = [];
       const p = {
-        eval: (...a: unknown[]) => {
+        chatSlidingWindow: (...a: unknown[]) => {
           cmds.push(a);
           return p;
         },

@@ -3,10 +3,15 @@ import type { Queryable } from "../db/chat-store.ts";
 import type { CacheLookup, SessionCache } from "./session-cache.ts";
 
 const RECOVERY_INTERVAL_MS = 1000;
+/** Consecutive failed reads that turn the cache off, so an outage costs one timeout per second, not per request. */
+const READ_FAILURES_TO_DISTRUST = 3;
 
 /**
  * Wraps the cache so that Redis can fail without failing a request:
- * - any Redis error turns the cache off for this process (reads go to Postgres) and notes it;
+ * - a failed read or refill is a miss; only several in a row turn the cache off (a busy CPU alone can make a
+ *   50 ms command time out, and a failed read cannot make anything stale);
+ * - a failed write turns the cache off for this process at once (reads go to Postgres): the entry it
+ *   meant to replace may still be in Redis;
  * - while off, writers record their sessions in `cache_invalidations` (Postgres), because the entries
  *   Redis still holds for them are now stale;
  * - at most once a second it tries to come back: it first deletes every recorded session's entries,
@@ -16,6 +21,9 @@ export class CacheGuard {
   readonly #cache: SessionCache;
   readonly #db: Queryable;
   #trusted = true;
+  #readFailures = 0;
+  #nextDrainAt = 0;
+  #draining: Promise<boolean> | undefined;
   #nextRecoveryAt = 0;
   #recovering: Promise<boolean> | undefined;
 
@@ -30,10 +38,15 @@ export class CacheGuard {
 
   async get(sessionId: string): Promise<CacheLookup> {
     if (!(await this.#usable())) return { kind: "miss" };
+    // Another instance may have been cut off from Redis while writing: apply what it recorded, at most
+    // once a second, so its changes cannot be hidden by this instance's cache for longer than that.
+    if (Date.now() >= this.#nextDrainAt && !(await this.#drainShared())) return { kind: "miss" };
     try {
-      return await this.#cache.get(sessionId);
+      const found = await this.#cache.get(sessionId);
+      this.#readFailures = 0;
+      return found;
     } catch {
-      this.#distrust();
+      this.#readFailed();
       return { kind: "miss" };
     }
   }
@@ -44,7 +57,8 @@ export class CacheGuard {
     try {
       await this.#cache.put(session, history);
     } catch {
-      this.#distrust();
+      // the put is conditional on generation: failing leaves at worst an older entry that reads already reject
+      this.#readFailed();
     }
   }
 
@@ -77,25 +91,58 @@ export class CacheGuard {
     await this.#cache.ping();
   }
 
-  /** Deletes the entries of every session recorded while Redis was away; true when done. */
+  /**
+   * Applies every recorded invalidation: each session's entry is replaced by a placeholder at its current
+   * generation (so a reader holding an older snapshot cannot fill it back), and the record is removed
+   * only if it was not recorded again meanwhile. True when the table is empty.
+   */
   async drainInvalidations(): Promise<boolean> {
-    for (;;) {
+    // bounded: a table that keeps refilling faster than we drain is drained again on the next call
+    for (let batch = 0; batch < 20; batch++) {
       const res = await this.#db.query({
         name: "cache_invalidations_next",
-        text: "SELECT session_id FROM cache_invalidations ORDER BY created_at LIMIT 500",
+        text: `SELECT c.session_id, c.created_at::text AS created_at, s.generation FROM cache_invalidations c
+                 LEFT JOIN sessions s USING (session_id) ORDER BY c.created_at LIMIT 500`,
       });
-      const ids = res.rows.map((r) => r.session_id as string);
-      if (ids.length === 0) return true;
-      await this.#cache.invalidate(ids);
+      if (res.rows.length === 0) return true;
+      await this.#cache.invalidate(
+        res.rows.map((r) => ({
+          sessionId: r.session_id as string,
+          generation: r.generation === null ? null : Number(r.generation),
+        })),
+      );
       await this.#db.query({
         name: "cache_invalidations_done",
-        text: "DELETE FROM cache_invalidations WHERE session_id = ANY($1::uuid[])",
-        values: [ids],
+        text: `DELETE FROM cache_invalidations c USING unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
+                WHERE c.session_id = d.id AND c.created_at = d.at`,
+        // created_at as text: a JS Date would drop the microseconds and match nothing
+        values: [res.rows.map((r) => r.session_id), res.rows.map((r) => r.created_at)],
       });
     }
+    return false;
+  }
+
+  async #drainShared(): Promise<boolean> {
+    this.#draining ??= (async () => {
+      this.#nextDrainAt = Date.now() + RECOVERY_INTERVAL_MS;
+      try {
+        return await this.drainInvalidations();
+      } catch {
+        return false;
+      } finally {
+        this.#draining = undefined;
+      }
+    })();
+    return this.#draining;
+  }
+
+  #readFailed(): void {
+    this.#readFailures++;
+    if (this.#readFailures >= READ_FAILURES_TO_DISTRUST) this.#distrust();
   }
 
   #distrust(): void {
+    this.#readFailures = 0;
     this.#trusted = false;
     this.#nextRecoveryAt = Date.now() + RECOVERY_INTERVAL_MS;
   }
@@ -114,6 +161,7 @@ export class CacheGuard {
     try {
       await this.#cache.ping();
       await this.drainInvalidations();
+      this.#nextDrainAt = Date.now() + RECOVERY_INTERVAL_MS;
       this.#trusted = true;
       return true;
     } catch {
@@ -121,11 +169,22 @@ export class CacheGuard {
     }
   }
 
+  /**
+   * Records sessions whose entries may now be stale. If the cache came back while the record was being
+   * written, the recovery's drain may have missed it: apply it now, before the request is answered.
+   * A failure here does not fail the request (its change is committed); the entry then lives at most its TTL.
+   */
   async #recordInvalidation(sessionIds: string[]): Promise<void> {
-    await this.#db.query({
-      name: "cache_invalidations_add",
-      text: "INSERT INTO cache_invalidations (session_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING",
-      values: [sessionIds],
-    });
+    try {
+      await this.#db.query({
+        name: "cache_invalidations_add",
+        text: `INSERT INTO cache_invalidations (session_id) SELECT unnest($1::uuid[])
+               ON CONFLICT (session_id) DO UPDATE SET created_at = clock_timestamp()`,
+        values: [sessionIds],
+      });
+      if (this.#trusted) await this.drainInvalidations();
+    } catch {
+      // nothing more to do: see above
+    }
   }
 }

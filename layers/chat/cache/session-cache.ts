@@ -13,6 +13,8 @@ export interface CachedSession {
 }
 
 const ERASED_GENERATION = "9007199254740991";
+/** A session entry that only holds a generation: a miss for readers, a floor for fills. */
+const PLACEHOLDER = "null";
 
 const FILL_IF_NEWER = `
 local cur = redis.call('GET', KEYS[1])
@@ -39,6 +41,8 @@ function split(entry: string | null): { generation: number; json: string } | nul
 export interface SessionCacheOptions {
   sessionTtlSeconds: number;
   historyTtlSeconds: number;
+  /** Bound on a pipeline or MULTI (ioredis's commandTimeout does not end those): a stalled server must not hang us. */
+  batchTimeoutMs?: number;
 }
 
 export type CacheLookup = { kind: "hit"; value: CachedSession } | { kind: "erased" } | { kind: "miss" };
@@ -57,7 +61,7 @@ export class SessionCache {
   async get(sessionId: string): Promise<CacheLookup> {
     const [s, h] = await this.#redis.mget(...keys(sessionId));
     const session = split(s ?? null);
-    if (!session) return { kind: "miss" };
+    if (!session || session.json === PLACEHOLDER) return { kind: "miss" };
     if (String(session.generation) === ERASED_GENERATION) return { kind: "erased" };
     const history = split(h ?? null);
     return {
@@ -89,23 +93,58 @@ export class SessionCache {
     return stored === 1;
   }
 
-  /** Forget a session so the next read goes to Postgres. */
-  async invalidate(sessionIds: string[]): Promise<void> {
-    if (sessionIds.length === 0) return;
-    await this.#redis.del(...sessionIds.flatMap((id) => keys(id)));
+  /**
+   * Forget sessions so the next read goes to Postgres. Each entry becomes a placeholder at the session's
+   * current generation, which readers treat as a miss but which still blocks a fill from an older snapshot;
+   * a session that no longer exists (generation null) gets the erased tombstone.
+   */
+  async invalidate(sessions: { sessionId: string; generation: number | null }[]): Promise<void> {
+    if (sessions.length === 0) return;
+    const pipeline = this.#redis.pipeline() as ReturnType<Redis["pipeline"]> & {
+      chatFillIfNewer: (...a: (string | number)[]) => unknown;
+    };
+    for (const { sessionId, generation } of sessions) {
+      const [sKey, hKey] = keys(sessionId);
+      if (generation === null) {
+        pipeline.set(sKey, `${ERASED_GENERATION}|{}`, "EX", this.#opts.sessionTtlSeconds).del(hKey);
+      } else {
+        pipeline.chatFillIfNewer(sKey, hKey, generation, PLACEHOLDER, "", this.#opts.sessionTtlSeconds, 1);
+      }
+    }
+    const replies = await this.#bounded(pipeline.exec());
+    const failed = replies?.find(([err]) => err);
+    if (failed) throw failed[0];
   }
 
   /** After erasure: a tombstone newer than any generation, so no racing reader can refill the session. */
   async markErased(sessionId: string): Promise<void> {
     const [sKey, hKey] = keys(sessionId);
-    await this.#redis
-      .multi()
-      .set(sKey, `${ERASED_GENERATION}|{}`, "EX", this.#opts.sessionTtlSeconds)
-      .del(hKey)
-      .exec();
+    await this.#bounded(
+      this.#redis
+        .multi()
+        .set(sKey, `${ERASED_GENERATION}|{}`, "EX", this.#opts.sessionTtlSeconds)
+        .del(hKey)
+        .exec(),
+    );
   }
 
   async ping(): Promise<void> {
     await this.#redis.ping();
+  }
+
+  async #bounded<T>(work: Promise<T>): Promise<T> {
+    const ms = this.#opts.batchTimeoutMs ?? 200;
+    let timer: NodeJS.Timeout | undefined;
+    work.catch(() => {}); // a late failure after the bound is not an unhandled rejection
+    try {
+      return await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`Redis batch timed out after ${ms} ms`)), ms);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -427,7 +427,7 @@ export class ChatService {
     if (!idem) return run();
     const claim = await claimIdempotencyKey(this.#d.pool, idem, {
       ttlSeconds: this.#d.config.IDEMPOTENCY_TTL_SECONDS,
-      lockSeconds: 60,
+      lockSeconds: this.#d.config.IDEMPOTENCY_LOCK_SECONDS,
       waitMs: 2000,
     });
     if (claim.kind === "replay") return { ...(claim.response as T), replayed: true };

@@ -55,7 +55,9 @@ export async function claimIdempotencyKey(
     if (claimed.rowCount) return { kind: "claimed" };
     const res = await db.query({
       name: "idempotency_read",
-      text: "SELECT request_hash, status, status_code, response FROM idempotency_records WHERE scope = $1 AND idempotency_key = $2",
+      text: `SELECT request_hash, status, status_code, response,
+                    greatest(1, ceil(extract(epoch FROM locked_until - now())))::int AS lock_left_seconds
+               FROM idempotency_records WHERE scope = $1 AND idempotency_key = $2`,
       values: [req.scope, hashKey(req)],
     });
     const row = res.rows[0];
@@ -67,11 +69,12 @@ export async function claimIdempotencyKey(
       return { kind: "replay", statusCode: row.status_code as number, response: decrypt(req, row.response) };
     }
     if (Date.now() >= deadline) {
+      // Retry-After: until the claim ends (the first request finishes, or its lock runs out and a retry takes over)
       throw new ChatError(
         "request_in_progress",
         "a request with this Idempotency-Key is still being processed",
         {
-          retryAfterSeconds: 1,
+          retryAfterSeconds: row.lock_left_seconds as number,
         },
       );
     }

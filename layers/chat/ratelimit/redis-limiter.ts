@@ -38,6 +38,8 @@ export class RedisRateLimiter {
   constructor(redis: Redis, opts: { keyPrefix?: string } = {}) {
     this.#redis = redis;
     this.#prefix = opts.keyPrefix ?? "rl:";
+    // EVALSHA (ioredis falls back to EVAL once per connection on NOSCRIPT): the script text is not resent per request
+    redis.defineCommand("chatSlidingWindow", { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
   }
 
   key(check: RateCheck): string {
@@ -46,16 +48,11 @@ export class RedisRateLimiter {
 
   /** `member` must be unique per request: it is this request's entry in every partition it counts in. */
   async check(checks: readonly RateCheck[], member: string): Promise<PolicyResult[]> {
-    const pipeline = this.#redis.pipeline();
+    const pipeline = this.#redis.pipeline() as ReturnType<Redis["pipeline"]> & {
+      chatSlidingWindow(key: string, limit: number, windowMs: number, member: string): unknown;
+    };
     for (const c of checks) {
-      pipeline.eval(
-        SLIDING_WINDOW_LUA,
-        1,
-        this.key(c),
-        c.policy.limit,
-        c.policy.windowSeconds * 1000,
-        member,
-      );
+      pipeline.chatSlidingWindow(this.key(c), c.policy.limit, c.policy.windowSeconds * 1000, member);
     }
     const replies = await pipeline.exec();
     if (!replies || replies.length !== checks.length) throw new RedisLimiterError("pipeline aborted");

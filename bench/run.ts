@@ -1,0 +1,215 @@
+/**
+ * `npm run bench`: every benchmark, each figure next to its reference in the same run, reported as ratios
+ * against the targets (PASS/MISS). Writes bench/results/<timestamp>.json, docs/performance.md (the generated
+ * block) and docs/performance-latency.svg.
+ * `npm run bench:smoke`: the same with tiny counts (~10 s), output in a temporary folder; exits 0 whatever the
+ * figures, non-zero only when a benchmark itself crashes.
+ * Options: --only write,history,kafka,cold · --out DIR · --profile (worker CPU profiles) · --no-wait ·
+ * --report FILE (rewrite the document and chart from a results file, no benchmark).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { join, relative } from "node:path";
+import { type BenchContext, makeContext, REPO_ROOT } from "./lib/context.ts";
+import { benchDatabases, serverInfo } from "./lib/db.ts";
+import { chart, markdown, mergeDocument, type RunInfo } from "./lib/report.ts";
+import { type BenchResults, evaluateTargets } from "./lib/targets.ts";
+import { quietKnownWarnings } from "./lib/warnings.ts";
+import { coldStartBench } from "./scenarios/cold-start.ts";
+import { historyBench } from "./scenarios/history.ts";
+import { kafkaBench } from "./scenarios/kafka.ts";
+import { writeBench } from "./scenarios/write.ts";
+
+quietKnownWarnings();
+const started = performance.now();
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string) => {
+  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return undefined;
+  const a = argv[i] as string;
+  return a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[i + 1];
+};
+
+const PHASES = ["write", "history", "kafka", "cold"] as const;
+type Phase = (typeof PHASES)[number];
+const smoke = flag("smoke");
+const only = (option("only")
+  ?.split(",")
+  .map((s) => s.trim()) ?? [...PHASES]) as Phase[];
+for (const p of only)
+  if (!PHASES.includes(p)) throw new Error(`--only: unknown benchmark ${p} (${PHASES.join(", ")})`);
+const outDir = option("out") ?? (smoke ? join(tmpdir(), "chat-bench-smoke") : undefined);
+const profileDir = join(REPO_ROOT, "bench", "results", "profiles");
+const log = (m: string) =>
+  process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
+
+/** A full run waits (bounded) for the machine to be quiet: other engineers' test suites skew every figure. */
+async function waitForQuiet(): Promise<void> {
+  if (smoke || flag("no-wait")) return;
+  const until = Date.now() + 5 * 60_000;
+  while ((loadavg()[0] as number) > 1.5 && Date.now() < until) {
+    log(
+      `waiting for a quieter machine (1-min load ${(loadavg()[0] as number).toFixed(2)}; at most 5 min, --no-wait skips)`,
+    );
+    await new Promise((r) => setTimeout(r, 15_000));
+  }
+}
+
+function git(): RunInfo["git"] {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT })
+      .toString()
+      .trim();
+    const dirty = execFileSync(
+      "git",
+      ["status", "--porcelain", "--", "functions", "layers", "local", "package.json"],
+      {
+        cwd: REPO_ROOT,
+      },
+    )
+      .toString()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.slice(3));
+    return { commit, dirty };
+  } catch {
+    return { commit: "unknown", dirty: [] };
+  }
+}
+
+/** --report FILE: rebuild docs/performance.md and the chart from a results file, without running anything. */
+function reportOnly(file: string): number {
+  const saved = JSON.parse(readFileSync(file, "utf8")) as { info: RunInfo; results: BenchResults };
+  const targets = evaluateTargets(saved.results);
+  const docsDir = outDir ?? join(REPO_ROOT, "docs");
+  const svg = chart(saved.results, saved.info);
+  if (svg) writeFileSync(join(docsDir, "performance-latency.svg"), svg);
+  const docPath = join(docsDir, "performance.md");
+  writeFileSync(
+    docPath,
+    mergeDocument(docPath, markdown(saved.info, saved.results, targets, "performance-latency.svg")),
+  );
+  process.stdout.write(`Rewrote ${docPath} from ${file}\n`);
+  return 0;
+}
+
+async function main(): Promise<number> {
+  const fromFile = option("report");
+  if (fromFile) return reportOnly(fromFile);
+  await waitForQuiet();
+  log(`${smoke ? "smoke" : "full"} run: ${only.join(", ")}`);
+  const dbs = await benchDatabases();
+  const cleanup = async () => {
+    await dbs.dropAll().catch((err) => log(`cleanup failed: ${String(err)}`));
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      log(`${signal}: dropping the bench databases`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  const workerExecArgv: string[] = [];
+  if (flag("profile")) {
+    mkdirSync(profileDir, { recursive: true });
+    workerExecArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`);
+  }
+  const ctx: BenchContext = makeContext({ smoke, dbs, workerExecArgv, started });
+  const results: BenchResults = {};
+  const load: RunInfo["load"] = {};
+  const crashes: string[] = [];
+  const run = async (name: Phase, fn: (c: BenchContext) => Promise<unknown>) => {
+    if (!only.includes(name)) return;
+    const before = loadavg()[0] as number;
+    try {
+      (results as Record<string, unknown>)[name] = await fn(ctx);
+    } catch (err) {
+      crashes.push(`${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      log(`${name} CRASHED: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    load[name] = [before, loadavg()[0] as number];
+  };
+  let info: Record<string, string>;
+  try {
+    info = await serverInfo();
+    if (smoke) {
+      // Figures do not matter here: run the four benchmarks side by side to stay short.
+      await Promise.all([
+        run("write", writeBench),
+        run("history", historyBench),
+        run("kafka", kafkaBench),
+        run("cold", coldStartBench),
+      ]);
+    } else {
+      await run("write", writeBench);
+      await run("history", historyBench);
+      await run("kafka", kafkaBench);
+      await run("cold", coldStartBench);
+    }
+  } finally {
+    await cleanup();
+  }
+
+  const targets = evaluateTargets(results);
+  const date = new Date().toISOString();
+  const stamp = date.replace(/:/g, "-").replace(/\.\d+Z$/, "Z");
+  const resultsDir = outDir ?? join(REPO_ROOT, "bench", "results");
+  const docsDir = outDir ?? join(REPO_ROOT, "docs");
+  mkdirSync(resultsDir, { recursive: true });
+  mkdirSync(docsDir, { recursive: true });
+  const resultsFile = join(resultsDir, `${smoke ? "smoke-" : ""}${stamp}.json`);
+  const runInfo: RunInfo = {
+    date,
+    smoke,
+    command: smoke
+      ? "npm run bench:smoke"
+      : only.length === PHASES.length
+        ? "npm run bench"
+        : `node bench/run.ts --only ${only.join(",")}`,
+    durationSeconds: (performance.now() - started) / 1000,
+    resultsFile: relative(REPO_ROOT, resultsFile).startsWith("..")
+      ? resultsFile
+      : relative(REPO_ROOT, resultsFile),
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      ...info,
+    },
+    git: git(),
+    load,
+  };
+  writeFileSync(resultsFile, `${JSON.stringify({ info: runInfo, targets, results, crashes }, null, 1)}\n`);
+  const svg = chart(results, runInfo);
+  const chartName = "performance-latency.svg";
+  if (svg) writeFileSync(join(docsDir, chartName), svg);
+  const docPath = join(docsDir, "performance.md");
+  writeFileSync(docPath, mergeDocument(docPath, markdown(runInfo, results, targets, chartName)));
+
+  process.stdout.write(`\nTargets (${smoke ? "smoke run: figures meaningless" : "full run"}):\n`);
+  for (const t of targets)
+    process.stdout.write(
+      `  ${t.pass ? "PASS" : "MISS"}  ${t.target}: ${t.measured} → ${t.value} (${t.limit})\n`,
+    );
+  process.stdout.write(
+    `\nResults: ${resultsFile}\nReport:  ${docPath}${svg ? ` and ${join(docsDir, chartName)}` : ""}\n`,
+  );
+  process.stdout.write(`Took ${((performance.now() - started) / 1000).toFixed(1)} s.\n`);
+  if (crashes.length) {
+    process.stderr.write(`\n${crashes.length} benchmark(s) crashed:\n${crashes.join("\n\n")}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);

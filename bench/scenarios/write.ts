@@ -1,0 +1,234 @@
+import { randomUUID } from "node:crypto";
+import { type LoopResult, mergeRounds } from "../lib/closed-loop.ts";
+import type { BenchContext } from "../lib/context.ts";
+import { WORKERS } from "../lib/context.ts";
+import { checkpoint } from "../lib/db.ts";
+import { httpLoad } from "../lib/http-load.ts";
+import type { CounterReport } from "../lib/instrument.ts";
+import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
+import { startWorker, type Worker } from "../lib/worker-rpc.ts";
+
+/**
+ * The write path: the raw limit path (1 SQL statement + 1 Redis pipeline) at c = 1 and 16, next to
+ * POST /messages/post over HTTP through the local runner and called directly, at c = 1, 16, 64.
+ */
+export interface WriteParams {
+  rawLevels: number[];
+  apiLevels: number[];
+  durationMs: number;
+  directDurationMs: number;
+  warmupMs: number;
+  maxOps: number;
+  postsPerSession: number;
+  diagnosticsPosts: number;
+  /** Each level's time is split into this many interleaved rounds per path. */
+  rounds: number;
+}
+
+export const writeParams = (smoke: boolean): WriteParams =>
+  smoke
+    ? {
+        rawLevels: [1, 16],
+        apiLevels: [1, 16, 64],
+        durationMs: 250,
+        directDurationMs: 200,
+        warmupMs: 50,
+        maxOps: 400,
+        postsPerSession: 25,
+        diagnosticsPosts: 20,
+        rounds: 1,
+      }
+    : {
+        rawLevels: [1, 16],
+        apiLevels: [1, 16, 64],
+        durationMs: 8000,
+        directDurationMs: 6000,
+        warmupMs: 2000,
+        maxOps: 60_000,
+        postsPerSession: 25,
+        diagnosticsPosts: 300,
+        rounds: 4,
+      };
+
+type Run = LoopResult & { sessionsUsed?: number; sessionsReused?: number; counters?: CounterReport };
+
+export interface WriteResults {
+  params: WriteParams;
+  raw: Record<string, Run>;
+  http: Record<string, Run & { cacheTrusted: boolean | null }>;
+  direct: Record<string, Run & { cacheTrusted: boolean | null }>;
+  /** Statements and commands per POST, from a fixed-count pass over HTTP after the timed runs. */
+  perRequest: Record<
+    string,
+    {
+      requests: number;
+      pg: Record<string, number>;
+      redis: Record<string, number>;
+      pgTotal: number;
+      redisTotal: number;
+      timings: CounterReport["timings"];
+    }
+  >;
+}
+
+const perOp = (c: CounterReport, n: number) => ({
+  requests: n,
+  pgTotal: Math.round((c.pgTotal / n) * 100) / 100,
+  redisTotal: Math.round((c.redisTotal / n) * 100) / 100,
+  pg: Object.fromEntries(Object.entries(c.pg).map(([k, v]) => [k, Math.round((v / n) * 100) / 100])),
+  redis: Object.fromEntries(Object.entries(c.redis).map(([k, v]) => [k, Math.round((v / n) * 100) / 100])),
+  timings: c.timings,
+});
+
+export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
+  const p = writeParams(ctx.smoke);
+  const rawDb = await ctx.dbs.create("write_raw");
+  const apiDb = await ctx.dbs.create("write_api");
+  const workers: Worker[] = [];
+  try {
+    const raw = await startWorker("raw", WORKERS.raw, {
+      env: ctx.env({ DATABASE_URL: rawDb.url, REDIS_URL: ctx.redisUrl }),
+      execArgv: ctx.workerExecArgv,
+    });
+    workers.push(raw);
+    const api = await startWorker("api", WORKERS.api, {
+      env: ctx.env({ DATABASE_URL: apiDb.url, REDIS_URL: ctx.redisUrl }),
+      execArgv: ctx.workerExecArgv,
+    });
+    workers.push(api);
+    const { url } = await api.call<{ url: string }>("start");
+
+    const results: WriteResults = { params: p, raw: {}, http: {}, direct: {}, perRequest: {} };
+    const loop = (c: number, durationMs: number) => ({
+      concurrency: c,
+      durationMs,
+      maxOps: p.maxOps,
+      warmupMs: p.warmupMs,
+      postsPerSession: p.postsPerSession,
+    });
+    // Raw sessions are cheap (bulk SQL): make plenty; API sessions are sized from the raw rate (an upper bound).
+    const rawPerLevel = ctx.smoke ? 200 : 4000;
+    await raw.call("setup", { sessions: rawPerLevel * p.rawLevels.length });
+    let rawFrom = 0;
+    let rawRate = 0;
+    const sessionsFor = async (c: number, durationMs: number) => {
+      const expected = (Math.max(rawRate, 100) * 1.15 * (durationMs + p.warmupMs)) / 1000;
+      const n = Math.min(Math.ceil(Math.min(expected, p.maxOps * 1.2) / p.postsPerSession) + c, 6000);
+      return api.call<BenchSession[]>("createSessions", { n: Math.max(n, c), concurrency: 8 }, 300_000);
+    };
+    await vacuum(rawDb.pool, apiDb.pool);
+    const post = (s: BenchSession, seq: number) => ({
+      method: "POST" as const,
+      path: "/messages/post",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${s.token}`,
+        "idempotency-key": randomUUID(),
+      },
+      body: JSON.stringify({ session_id: s.id, content: contentFor(seq) }),
+    });
+
+    // Per level: raw, HTTP and direct in interleaved rounds, so the machine's other load hits all three alike.
+    for (const c of p.apiLevels) {
+      const hasRaw = p.rawLevels.includes(c);
+      const rawParts: Run[] = [];
+      const httpParts: (Run & { cacheTrusted: boolean | null })[] = [];
+      const directParts: (Run & { cacheTrusted: boolean | null })[] = [];
+      const part = (ms: number, round: number) => ({
+        ...loop(c, ms / p.rounds),
+        warmupMs: round === 0 ? p.warmupMs : 0,
+        keepSamples: true,
+      });
+      let httpRotation: SessionRotation | undefined;
+      let directSessions: BenchSession[] = [];
+      let rawLevelFrom = rawFrom;
+      ctx.log(
+        `write: c=${c}: ${hasRaw ? "raw limit path, " : ""}POST over HTTP, handler direct; ${p.rounds} interleaved rounds`,
+      );
+      for (let round = 0; round < p.rounds; round++) {
+        await checkpoint();
+        if (hasRaw) {
+          const r = await raw.call<Run>("write", { ...part(p.durationMs, round), from: rawLevelFrom });
+          rawLevelFrom += r.sessionsUsed ?? 0;
+          rawParts.push(r);
+          if (round === 0) rawRate = r.opsPerSec;
+        }
+        if (!httpRotation) {
+          const httpSessions = await sessionsFor(c, p.durationMs);
+          directSessions = await sessionsFor(c, p.directDurationMs);
+          httpRotation = new SessionRotation(httpSessions, c, p.postsPerSession);
+        }
+        const rotation = httpRotation;
+        await api.call("resetCounters");
+        const h = await httpLoad(url, part(p.durationMs, round), (w, seq) => post(rotation.next(w), seq));
+        const cache = await api.call<{ trusted: boolean | null }>("cacheState");
+        const counters = await api.call<CounterReport>("counters");
+        httpParts.push({
+          ...h,
+          counters,
+          sessionsUsed: rotation.consumed,
+          sessionsReused: rotation.reused,
+          cacheTrusted: cache.trusted,
+        });
+        const d = await api.call<Run & { cacheTrusted: boolean | null }>(
+          "directPost",
+          { ...part(p.directDurationMs, round), sessions: directSessions },
+          600_000,
+        );
+        directSessions = directSessions.slice(
+          Math.min(d.sessionsUsed ?? 0, Math.max(0, directSessions.length - c)),
+        );
+        directParts.push(d);
+      }
+      rawFrom += rawPerLevel;
+      const lastCounters = <T extends Run>(parts: T[]) => parts[parts.length - 1]?.counters;
+      if (hasRaw) {
+        const r = mergeRounds(rawParts);
+        results.raw[c] = { ...r, counters: lastCounters(rawParts) };
+        ctx.log(`  raw c=${c}: p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.opsPerSec} ops/s`);
+      }
+      const h = mergeRounds(httpParts);
+      results.http[c] = {
+        ...h,
+        counters: lastCounters(httpParts),
+        cacheTrusted: httpParts.every((x) => x.cacheTrusted !== false),
+      };
+      ctx.log(`  http c=${c}: p50 ${h.p50} ms, p99 ${h.p99} ms, ${h.opsPerSec} req/s, non-2xx ${h.non2xx}`);
+      const d = mergeRounds(directParts);
+      results.direct[c] = {
+        ...d,
+        counters: lastCounters(directParts),
+        cacheTrusted: directParts.every((x) => x.cacheTrusted !== false),
+      };
+      ctx.log(`  direct c=${c}: p50 ${d.p50} ms, p99 ${d.p99} ms, ${d.opsPerSec} ops/s, non-2xx ${d.non2xx}`);
+    }
+
+    // Round trips per request: a fixed number of posts over HTTP, counted in the runner's process.
+    for (const c of [1, 16]) {
+      const n = c === 1 ? p.diagnosticsPosts : p.diagnosticsPosts * 4;
+      const sessions = await api.call<BenchSession[]>("createSessions", {
+        n: Math.ceil(n / p.postsPerSession) + c,
+        concurrency: 8,
+      });
+      const rotation = new SessionRotation(sessions, c, p.postsPerSession);
+      await api.call("resetCounters");
+      const d = await httpLoad(url, { concurrency: c, durationMs: 60_000, maxOps: n }, (w, seq) =>
+        post(rotation.next(w), seq),
+      );
+      const counters = await api.call<CounterReport>("counters");
+      results.perRequest[`http_c${c}`] = perOp(counters, d.n + d.errors);
+    }
+    const rawCounters = results.raw[1]?.counters;
+    // The raw counters cover warm-up and measured operations: divide by the statements actually run.
+    if (rawCounters) results.perRequest.raw_c1 = perOp(rawCounters, rawCounters.pg.raw_post ?? 1);
+    return results;
+  } finally {
+    for (const w of workers) await w.close();
+    ctx.dbs.release(rawDb);
+    ctx.dbs.release(apiDb);
+  }
+}
+
+async function vacuum(...pools: { query: (sql: string) => Promise<unknown> }[]) {
+  for (const pool of pools) await pool.query("VACUUM ANALYZE");
+}
