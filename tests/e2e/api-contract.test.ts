@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Message, Session } from "../../layers/chat/chat/types.ts";
 import { WELCOME } from "../../layers/chat/responders/builtin-responder.ts";
 import { RUNNER_REDIS_URL, type RunnerFixture, startRunnerFixture } from "../helpers/runner-fixture.ts";
 
@@ -13,26 +14,6 @@ import { RUNNER_REDIS_URL, type RunnerFixture, startRunnerFixture } from "../hel
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
-interface Message {
-  message_id: string;
-  session_id: string;
-  seq: number;
-  role: "user" | "assistant";
-  content: string;
-  version: number;
-  created_at: string;
-  edited_at: string | null;
-  reply_to: string | null;
-}
-interface Session {
-  session_id: string;
-  user_id: string | null;
-  metadata: Record<string, unknown>;
-  created_at: string;
-  updated_at: string;
-  last_seq: number;
-  message_count: number;
-}
 interface Created {
   session: Session;
   token: string;

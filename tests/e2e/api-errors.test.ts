@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { postMessageBody } from "../../functions/http/schemas.ts";
 import { rowCounts } from "../helpers/chat-fixture.ts";
 import { assertMatchesOpenApi, loadOpenApiDocument } from "../helpers/openapi-validator.ts";
+import { freePort } from "../helpers/private-redis.ts";
 import {
   type ApiResponse,
   type CallOptions,
@@ -366,7 +366,10 @@ describe("409", () => {
       token: a.token,
     });
     expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
-    expect(res.headers.get("retry-after")).toBe("1");
+    // Retry-After: until the claim's lock (60 s from the insert above) ends, less the ~2 s already waited
+    const retryAfter = Number(res.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(55);
+    expect(retryAfter).toBeLessThanOrEqual(60);
     expect(res.body.type).toBe(typeOf("request_in_progress"));
   });
 
@@ -503,7 +506,7 @@ describe("422 idempotency_key_reused", () => {
 // Last: this swaps the runner's DATABASE_URL for a port nobody listens on.
 describe("503 service_unavailable (Postgres unreachable)", () => {
   beforeAll(async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const u = new URL(fx.db.url);
     u.port = String(port);
     await fx.reconfigure({
@@ -551,14 +554,3 @@ describe("503 service_unavailable (Postgres unreachable)", () => {
     assertMatchesOpenApi("GET", "/health", res.status, res.headers, res.body);
   });
 });
-
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Message } from "../../../layers/chat/chat/types.ts";
 import type { HttpAnswer, RequestOptions } from "../../helpers/load.ts";
 
 /** The slice of the HTTP API the reliability scenarios drive, over a recording `http` function. */
@@ -9,15 +10,8 @@ export type Http = <T = unknown>(
   opts?: RequestOptions,
 ) => Promise<HttpAnswer<T>>;
 
-export interface ApiMessage {
-  message_id: string;
-  session_id: string;
-  seq: number;
-  role: "user" | "assistant";
-  content: string;
-  version: number;
-  reply_to: string | null;
-}
+/** What the tests read of a message: the API's own Message type. */
+export type ApiMessage = Message;
 
 export interface SessionRef {
   sessionId: string;
