@@ -4,7 +4,7 @@ import { HttpClient, type LoadRecord, startLoad, summarize } from "../helpers/lo
 import type { ShutdownMode } from "../helpers/private-postgres.ts";
 import { type Http, mustCreateSession, newTag, postMessage } from "./support/chat-api.ts";
 import { sample, writeFigures } from "./support/figures.ts";
-import { reconcile, reconciliationFigures } from "./support/reconcile.ts";
+import { reconcile, reconciled, reconciliationFigures } from "./support/reconcile.ts";
 import { type Backends, sleep, startBackends, startScenario, waitUntil } from "./support/stack.ts";
 import {
   retryFailedPosts,
@@ -128,12 +128,8 @@ async function restartScenario(mode: ShutdownMode) {
           ok: rec.eventProblems.length === 0,
           detail: sample(rec.eventProblems),
         },
-        {
-          name: "every acknowledged id in Postgres",
-          ok: rec.missing.length === 0,
-          detail: sample(rec.missing),
-        },
-        { name: "gapless seq per session", ok: rec.seqGaps.length === 0, detail: sample(rec.seqGaps) },
+        reconciled.acknowledged(rec),
+        reconciled.gapless(rec),
         { name: "no duplicate turn (retries included)", ok: rec.duplicateTags.length === 0 },
         { name: "no stale read", ok: stale.staleReads === 0, detail: sample(stale.details) },
         {
@@ -258,7 +254,7 @@ async function stuckClaimScenario() {
           ok: retry.status === 201,
           detail: `${retry.status} ${retryRecord?.code}; claim ${claim.rows[0]?.status}, locked ${claim.rows[0]?.locked_for} s more`,
         },
-        { name: "no duplicate turn", ok: rec.duplicateTags.length === 0, detail: sample(rec.duplicateTags) },
+        reconciled.noDuplicates(rec),
         {
           name: "no half-written turn",
           ok: rec.halfWrittenTurns.length === 0,

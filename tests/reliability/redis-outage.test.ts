@@ -11,7 +11,7 @@ import {
   postMessage,
 } from "./support/chat-api.ts";
 import { sample, writeFigures } from "./support/figures.ts";
-import { reconcile, reconciliationFigures } from "./support/reconcile.ts";
+import { reconcile, reconciled, reconciliationFigures } from "./support/reconcile.ts";
 import {
   type Backends,
   type Scenario,
@@ -125,18 +125,10 @@ async function redisScenario(variant: "stop" | "pause") {
           ok: stale.staleReads === 0,
           detail: sample(stale.details),
         },
-        {
-          name: "every acknowledged id in Postgres",
-          ok: rec.missing.length === 0,
-          detail: sample(rec.missing),
-        },
-        { name: "no duplicate turn", ok: rec.duplicateTags.length === 0, detail: sample(rec.duplicateTags) },
-        { name: "gapless seq per session", ok: rec.seqGaps.length === 0, detail: sample(rec.seqGaps) },
-        {
-          name: "one outbox event per change",
-          ok: rec.eventProblems.length === 0,
-          detail: sample(rec.eventProblems),
-        },
+        reconciled.acknowledged(rec),
+        reconciled.noDuplicates(rec),
+        reconciled.gapless(rec),
+        reconciled.oneEventPerChange(rec),
         { name: "the cache serves again after Redis returned", ok: cacheHitRatio(after) > 0 },
       ],
       durationSeconds: Math.round((Date.now() - t0) / 1000),
@@ -270,17 +262,9 @@ async function partitionScenario() {
           ok: overBound.warm + overBound.cut + overBound.idle + overBound.after === 0,
           detail: sample(details),
         },
-        {
-          name: "every acknowledged id in Postgres",
-          ok: rec.missing.length === 0,
-          detail: sample(rec.missing),
-        },
-        { name: "gapless seq per session", ok: rec.seqGaps.length === 0, detail: sample(rec.seqGaps) },
-        {
-          name: "one outbox event per change",
-          ok: rec.eventProblems.length === 0,
-          detail: sample(rec.eventProblems),
-        },
+        reconciled.acknowledged(rec),
+        reconciled.gapless(rec),
+        reconciled.oneEventPerChange(rec),
       ],
       notes: [
         "A records the sessions whose cache entries it could not update in cache_invalidations; every instance " +
@@ -384,11 +368,7 @@ async function lateInvalidationScenario() {
       },
       invariants: [
         { name: "the post was acknowledged", ok: posted.status === 201, detail: String(posted.status) },
-        {
-          name: "every acknowledged id in Postgres",
-          ok: rec.missing.length === 0,
-          detail: sample(rec.missing),
-        },
+        reconciled.acknowledged(rec),
         {
           name: "a read after the acknowledgement shows it (session and history)",
           ok: !staleSession && !stalePage,

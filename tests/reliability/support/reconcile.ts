@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { type ReadRecord, readTopic } from "../../helpers/kafka-mock-cluster.ts";
 import type { LoadRecord } from "../../helpers/load.ts";
+import { sample } from "./figures.ts";
 import { TOPIC } from "./stack.ts";
 
 /**
@@ -292,3 +293,27 @@ export function reconciliationFigures(r: Reconciliation): Record<string, number>
       : {}),
   };
 }
+
+/** The invariants every scenario checks on its reconciliation, by name, so each test states only what it adds. */
+export const reconciled = {
+  acknowledged: (r: Reconciliation) => ({
+    name: "every acknowledged id in Postgres",
+    ok: r.missing.length === 0,
+    detail: sample(r.missing),
+  }),
+  gapless: (r: Reconciliation) => ({
+    name: "gapless seq per session",
+    ok: r.seqGaps.length === 0,
+    detail: sample(r.seqGaps),
+  }),
+  noDuplicates: (r: Reconciliation) => ({
+    name: "no duplicate turn",
+    ok: r.duplicateTags.length === 0,
+    detail: sample(r.duplicateTags),
+  }),
+  oneEventPerChange: (r: Reconciliation) => ({
+    name: "one outbox event per change",
+    ok: r.eventProblems.length === 0,
+    detail: sample(r.eventProblems),
+  }),
+};
