@@ -1,3 +1,5 @@
+// The Redis driver at init: redis-client.ts requires it on first use only (for functions that never use Redis).
+import "ioredis";
 import { getRedis } from "#chat/cache/redis-client.ts";
 import { config } from "#chat/config.ts";
 import { getPool } from "#chat/db/pool.ts";

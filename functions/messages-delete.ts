@@ -5,7 +5,7 @@ import { deleteMessageBody } from "./http/schemas.ts";
 export const handler = httpHandler(
   { name: "messages-delete", body: deleteMessageBody, bodyFromQuery: true },
   async (req) => {
-    const auth = await req.chat.authorize(req.body.session_id, req.token);
+    const auth = await req.chat.authorize(req.body.session_id, req.token, req.prefetched);
     return { status: 200, body: await req.chat.deleteMessage(auth, req.body.message_id) };
   },
 );

@@ -13,7 +13,7 @@ export const handler = httpHandler({ name: "messages-edit", body: editMessageBod
   ) {
     throw new HttpProblem("precondition_failed", "If-Match and expected_version disagree");
   }
-  const auth = await req.chat.authorize(req.body.session_id, req.token);
+  const auth = await req.chat.authorize(req.body.session_id, req.token, req.prefetched);
   try {
     const result = await req.chat.editMessage(auth, {
       ...req.body,

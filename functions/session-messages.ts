@@ -5,8 +5,8 @@ import { historyQuery, sessionPathParams } from "./http/schemas.ts";
 export const handler = httpHandler(
   { name: "session-messages", path: sessionPathParams, query: historyQuery },
   async (req) => {
-    const auth = await req.chat.authorize(req.path.session_id, req.token);
-    const { fromCache, ...page } = await req.chat.history(auth, req.query.after_seq, req.query.limit);
-    return { status: 200, body: page, headers: { "x-cache": fromCache ? "hit" : "miss" } };
+    const auth = await req.chat.authorize(req.path.session_id, req.token, req.prefetched);
+    const page = await req.chat.historyJson(auth, req.query.after_seq, req.query.limit);
+    return { status: 200, json: page.json, headers: { "x-cache": page.fromCache ? "hit" : "miss" } };
   },
 );

@@ -6,8 +6,9 @@ import { closureHash, layerPackages, packageClosure, writeLayer } from "./layer-
 import { REPO_ROOT } from "./paths.ts";
 
 /**
- * The data layer's third-party packages (pg, ioredis, kafkajs, zod, Powertools, ...) as a Lambda layer under
- * nodejs/node_modules. The function bundles mark exactly `packages` external, so the two always agree.
+ * The data layer's third-party packages (pg, ioredis, kafkajs, Powertools parameters, ...) as a Lambda layer under
+ * nodejs/node_modules; zod and the Powertools logger and metrics are bundled into each function instead (INLINED
+ * in layer-packages.ts). The function bundles mark exactly `packages` external, so the two always agree.
  * Built by copying the installed closure from node_modules (no Docker, no network); pure JS, so arm64-safe.
  */
 export class DependenciesLayer extends Construct {

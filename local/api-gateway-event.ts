@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { pooledRandomBytes } from "#chat/random.ts";
 import { LOCAL_ACCOUNT_ID } from "./lambda-context.ts";
 
 /** What the runner read off the socket: enough to build the API Gateway event, nothing node-specific. */
@@ -26,7 +26,7 @@ export interface RouteInfo {
 
 /** API Gateway request ids look like `JKJaXmPLvHcESHA=`: 11 random bytes in base64. */
 export function newApiGatewayRequestId(): string {
-  return randomBytes(11).toString("base64");
+  return pooledRandomBytes(11).toString("base64");
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

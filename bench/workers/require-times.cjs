@@ -1,19 +1,21 @@
 // Preload for the cold-start breakdown (layer mode, CJS): times each package the function bundle require()s
 // at init (inclusive of that package's own dependencies) and writes them as one JSON line to stderr.
+// "What the bundle requires" is decided by the requiring module (the bundle file, argv[2] of the probe), not
+// by nesting depth: a bundle may require during init after its top-level code has returned (a dynamic import
+// esbuild inlined runs in a microtask), where a depth count would name the package's own internal files.
 const Module = require("node:module");
+const { resolve } = require("node:path");
 
+const bundle = process.argv[2] ? resolve(process.argv[2]) : undefined;
 const load = Module._load;
 const times = [];
-let depth = 0;
-Module._load = function (request, ...rest) {
+Module._load = function (request, parent, ...rest) {
+  if (!bundle || parent?.filename !== bundle) return load.call(this, request, parent, ...rest);
   const started = performance.now();
-  depth++;
   try {
-    return load.call(this, request, ...rest);
+    return load.call(this, request, parent, ...rest);
   } finally {
-    depth--;
-    // depth 0 is the bundle itself; depth 1 what the bundle requires
-    if (depth === 1) times.push([request, performance.now() - started]);
+    times.push([request, performance.now() - started]);
   }
 };
 process.on("exit", () => {

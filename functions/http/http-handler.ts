@@ -4,27 +4,27 @@ import httpCors from "@middy/http-cors";
 import httpHeaderNormalizer from "@middy/http-header-normalizer";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import type { z } from "zod";
+import type { ZodMiniType } from "zod/mini";
+import type { PrefetchedEntries } from "#chat/cache/session-cache.ts";
 import type { ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError } from "#chat/chat/errors.ts";
-import { getChatService } from "#chat/chat-runtime.ts";
 import { config } from "#chat/config.ts";
 import { logger } from "./logger.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
-import { rateLimit } from "./rate-limit.ts";
+import { prefetchedSession, rateLimit } from "./rate-limit.ts";
 import { parseRequest } from "./request-parsing.ts";
 import { isBackendUnavailable } from "./service-errors.ts";
 
 export interface HttpSpec<B, Q, P> {
   /** The manifest name of the function. */
   name: string;
-  body?: z.ZodType<B>;
+  body?: ZodMiniType<B>;
   /** sessions/create takes an empty body as `{}`. */
   bodyOptional?: boolean;
   /** DELETE /messages/delete: the body's fields may come as query parameters instead. */
   bodyFromQuery?: boolean;
-  query?: z.ZodType<Q>;
-  path?: z.ZodType<P>;
+  query?: ZodMiniType<Q>;
+  path?: ZodMiniType<P>;
   /** Health and the OpenAPI document do not need the chat service (nor a database to build it). */
   chat?: false;
 }
@@ -38,12 +38,16 @@ export interface HttpRequest<B, Q, P> {
   headers: Record<string, string | undefined>;
   /** The bearer token, if any. Never logged. */
   token: string | undefined;
+  /** The session's cache entries, when the rate limiter read them in its round trip (for chat.authorize). */
+  prefetched: PrefetchedEntries | undefined;
   chat: ChatService;
 }
 
 export interface HttpResult {
   status: number;
   body?: unknown;
+  /** The body already serialized as JSON (instead of `body`), e.g. a history page cut from the cache. */
+  json?: string;
   headers?: Record<string, string>;
 }
 
@@ -52,13 +56,13 @@ type Handler = (
   context: Context,
 ) => Promise<APIGatewayProxyStructuredResultV2>;
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  status === 204
-    ? { statusCode: status, headers }
+const json = (result: HttpResult) =>
+  result.status === 204
+    ? { statusCode: result.status, headers: result.headers ?? {} }
     : {
-        statusCode: status,
-        headers: { "content-type": "application/json", ...headers },
-        body: JSON.stringify(body),
+        statusCode: result.status,
+        headers: { "content-type": "application/json", ...result.headers },
+        body: result.json ?? JSON.stringify(result.body ?? null),
       };
 
 /**
@@ -86,11 +90,17 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
     : base;
   // Rate limit just before problemResponses: its after/onError then see the response problemResponses built.
   const limited = chain.use(rateLimit(spec.name));
+  // The chat runtime (pg, ioredis, the chat service) only where the function uses it: openapi and health never
+  // load it. The import starts here, at init, so the functions that use it still pay for it during init, as with
+  // a static import, not on their first request. (esbuild inlines it; a rejection is reported by the handler.)
+  const runtime = spec.chat === false ? undefined : import("#chat/chat-runtime.ts");
+  runtime?.catch(() => undefined);
   return limited.use(problemResponses(spec.name)).handler(async (event) => {
     const parsed = parseRequest(spec, event);
-    const chat = spec.chat === false ? (undefined as unknown as ChatService) : await getChatService();
-    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat });
-    return json(result.status, result.body ?? null, result.headers);
+    const chat = runtime ? await (await runtime).getChatService() : (undefined as unknown as ChatService);
+    const prefetched = prefetchedSession(event);
+    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, prefetched });
+    return json(result);
   }) as unknown as Handler;
 }
 

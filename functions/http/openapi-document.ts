@@ -1,25 +1,32 @@
-import { z } from "zod";
+import {
+  globalRegistry,
+  looseObject,
+  registry,
+  toJSONSchema,
+  ZodMiniObject,
+  type ZodMiniType,
+} from "zod/mini";
 import { httpFunctions } from "../manifest.ts";
 import { statusOf } from "./problem.ts";
 import * as s from "./schemas.ts";
 
 /**
  * OpenAPI 3.1, generated from the manifest's routes and the same zod schemas the handlers validate with.
- * `npm run openapi` writes it to docs/openapi.json; GET /openapi.json serves it.
+ * `npm run docs` writes it to docs/openapi.json, which GET /openapi.json serves (functions/openapi.ts).
  */
 interface Operation {
   summary?: string;
-  body?: z.ZodType;
-  query?: z.ZodObject;
+  body?: ZodMiniType;
+  query?: ZodMiniObject;
   /** The body's fields may come as query parameters instead (DELETE /messages/delete). */
   bodyAsQuery?: boolean;
   auth: boolean;
   idempotent?: boolean;
   ifMatch?: boolean;
-  ok: { status: number; schema?: z.ZodType; headers?: string[] };
+  ok: { status: number; schema?: ZodMiniType; headers?: string[] };
   errors: number[];
   /** Error statuses answered with a JSON body of their own instead of problem+json (GET /health's 503). */
-  errorBodies?: Record<number, z.ZodType>;
+  errorBodies?: Record<number, ZodMiniType>;
 }
 
 const SESSION_ERRORS = [400, 401, 404, 429, 503];
@@ -72,18 +79,18 @@ const operations: Record<string, Operation> = {
     errors: [503],
     errorBodies: { 503: s.healthResponse },
   },
-  openapi: { auth: false, ok: { status: 200, schema: z.object({}).loose() }, errors: [] },
+  openapi: { auth: false, ok: { status: 200, schema: looseObject({}) }, errors: [] },
 };
 
 /** A named schema becomes a $ref to its component; an unnamed one is inlined. */
-function schemaOf(schema: z.ZodType): Record<string, unknown> {
-  const id = z.globalRegistry.get(schema)?.id;
+function schemaOf(schema: ZodMiniType): Record<string, unknown> {
+  const id = globalRegistry.get(schema)?.id;
   if (id) return { $ref: ref(id) };
-  return z.toJSONSchema(schema, {
+  return toJSONSchema(schema, {
     target: "draft-2020-12",
     io: "input",
     unrepresentable: "any",
-    metadata: z.registry<{ id?: string }>(),
+    metadata: registry<{ id?: string }>(),
   }) as Record<string, unknown>;
 }
 const ref = (id: string) => `#/components/schemas/${id}`;
@@ -105,13 +112,13 @@ export function buildOpenApiDocument(version = "0.1.0") {
       required: true,
       schema: { type: "string", format: "uuid" },
     }));
-    const queryShape = op.query ?? (op.bodyAsQuery && op.body instanceof z.ZodObject ? op.body : undefined);
+    const queryShape = op.query ?? (op.bodyAsQuery && op.body instanceof ZodMiniObject ? op.body : undefined);
     const queryParams = queryShape
       ? Object.entries(queryShape.shape).map(([name, schema]) => ({
           name,
           in: "query",
           required: false,
-          schema: strip(schemaOf(schema as z.ZodType)),
+          schema: strip(schemaOf(schema as ZodMiniType)),
         }))
       : [];
     const headerParams = [
@@ -171,7 +178,7 @@ export function buildOpenApiDocument(version = "0.1.0") {
       responses,
     };
   }
-  const registry = z.toJSONSchema(z.globalRegistry, { target: "draft-2020-12", uri: ref }) as {
+  const components = toJSONSchema(globalRegistry, { target: "draft-2020-12", uri: ref }) as {
     schemas: Record<string, Record<string, unknown>>;
   };
   return {
@@ -184,7 +191,7 @@ export function buildOpenApiDocument(version = "0.1.0") {
     servers: [{ url: "http://localhost:8000" }],
     paths,
     components: {
-      schemas: Object.fromEntries(Object.entries(registry.schemas).map(([k, v]) => [k, strip(v)])),
+      schemas: Object.fromEntries(Object.entries(components.schemas).map(([k, v]) => [k, strip(v)])),
       securitySchemes: {
         sessionToken: { type: "http", scheme: "bearer", description: "The token from POST /sessions/create" },
       },

@@ -1,6 +1,7 @@
 import type middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { getRedis } from "#chat/cache/redis-client.ts";
+import { type PrefetchedEntries, sessionCacheKeys } from "#chat/cache/session-cache.ts";
 import { ChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import { rateLimitHeaders } from "#chat/ratelimit/headers.ts";
@@ -59,6 +60,26 @@ export function rateChecks(event: APIGatewayProxyEventV2): RateCheck[] {
  * Sits just before the problem middleware, so its `after`/`onError` run once the response (or the
  * problem response) exists and can add the fields to it.
  */
+/** What the limiter's round trip read for the handler, by the event it was read for. */
+const prefetches = new WeakMap<APIGatewayProxyEventV2, PrefetchedEntries>();
+
+/** The session's cache entries read together with this request's rate limit, if they were. */
+export function prefetchedSession(event: APIGatewayProxyEventV2): PrefetchedEntries | undefined {
+  return prefetches.get(event);
+}
+
+/**
+ * The session a request is about, guessed before parsing: the path parameter, or a `"session_id":"<uuid>"` in
+ * the JSON body. Only decides what to read ahead; the handler still validates the request, and a prefetch for
+ * another session id than the validated one is ignored.
+ */
+export function sessionHint(event: APIGatewayProxyEventV2): string | undefined {
+  const fromPath = event.pathParameters?.session_id;
+  if (fromPath) return fromPath;
+  if (!event.body || event.isBase64Encoded || event.body.length > 65_536) return undefined;
+  return event.body.match(/"session_id"\s*:\s*"([0-9a-fA-F-]{36})"/)?.[1];
+}
+
 export function rateLimit(
   name: string,
 ): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
@@ -72,9 +93,10 @@ export function rateLimit(
     before: async (request) => {
       const checks = rateChecks(request.event);
       if (checks.length === 0) return;
-      let decision: RateDecision;
+      let decision: RateDecision & { got?: (string | null)[] };
+      const hint = sessionHint(request.event);
       try {
-        decision = await getRateLimiter().check(checks);
+        decision = await getRateLimiter().check(checks, hint ? sessionCacheKeys(hint) : undefined);
       } catch (err) {
         // the limiter already absorbs Redis failures; anything else must not fail the request either
         logger.error("rate limiter failed; request let through", {
@@ -84,6 +106,7 @@ export function rateLimit(
         return;
       }
       fields.set(request, rateLimitHeaders(decision.results));
+      if (hint && decision.got) prefetches.set(request.event, { sessionId: hint, values: decision.got });
       if (!decision.allowed) {
         const policies = decision.results.filter((r) => !r.allowed).map((r) => r.policy.name);
         logger.info("rate limited", { function: name, policies, source: decision.source });

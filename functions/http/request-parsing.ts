@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import type { z } from "zod";
+import { safeParse, type ZodMiniType } from "zod/mini";
 import { ChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import type { HttpSpec } from "./http-handler.ts";
@@ -73,8 +73,8 @@ function parseJson(raw: string): unknown {
   }
 }
 
-function validate<T>(schema: z.ZodType<T>, value: unknown, prefix: string): T {
-  const result = schema.safeParse(value);
+function validate<T>(schema: ZodMiniType<T>, value: unknown, prefix: string): T {
+  const result = safeParse(schema, value);
   if (result.success) return result.data;
   const errors = result.error.issues.map((i) => ({
     path: prefix + i.path.map(String).join("."),

@@ -1,3 +1,5 @@
+// The Redis driver at init: redis-client.ts requires it on first use only (for functions that never use Redis).
+import "ioredis";
 import type pg from "pg";
 import { CacheGuard } from "./cache/cache-guard.ts";
 import { getRedis, redisReady } from "./cache/redis-client.ts";

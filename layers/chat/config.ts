@@ -1,77 +1,97 @@
-import { z } from "zod";
+import {
+  _default,
+  coerce,
+  enum as enumOf,
+  int,
+  maximum,
+  minimum,
+  minLength,
+  object,
+  optional,
+  type output,
+  pipe,
+  string,
+  transform,
+  url,
+} from "zod/mini";
+import "./zod-locale.ts";
 
-/** Environment variables, parsed once. A bad or missing value fails at start, naming the variable. */
-const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+/**
+ * Environment variables, parsed once. A bad or missing value fails at start, naming the variable.
+ * zod/mini (functional API): every function parses this at init, and bundles keep only what is used.
+ */
+const integer = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  _default(coerce.number().check(int(), minimum(min), maximum(max)), def);
+const flags = ["true", "false", "1", "0"] as const;
 const flag = (def: boolean) =>
-  z
-    .enum(["true", "false", "1", "0"])
-    .default(def ? "true" : "false")
-    .transform((v) => v === "true" || v === "1");
-const list = z
-  .string()
-  .default("")
-  .transform((v) =>
+  pipe(
+    _default(enumOf(flags), def ? "true" : "false"),
+    transform((v: (typeof flags)[number]) => v === "true" || v === "1"),
+  );
+const list = pipe(
+  _default(string(), ""),
+  transform((v: string) =>
     v
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean),
-  );
+  ),
+);
 
-export const configSchema = z.object({
+export const configSchema = object({
   /** postgres://… ; in AWS built from DATABASE_SECRET_ARN at init instead. */
-  DATABASE_URL: z.string().url().optional(),
+  DATABASE_URL: optional(string().check(url())),
   /** Secrets Manager secret (RDS format: host, port, username, password, dbname). */
-  DATABASE_SECRET_ARN: z.string().optional(),
+  DATABASE_SECRET_ARN: optional(string()),
   /** Overrides the secret's host: the RDS Proxy endpoint (the secret names the instance, for rotation). */
-  DATABASE_HOST: z.string().optional(),
+  DATABASE_HOST: optional(string()),
   DATABASE_SSL: flag(false),
-  DB_POOL_MAX: int(2, 1, 100),
-  DB_CONNECT_TIMEOUT_MS: int(2000, 100),
-  DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
+  DB_POOL_MAX: integer(2, 1, 100),
+  DB_CONNECT_TIMEOUT_MS: integer(2000, 100),
+  DB_STATEMENT_TIMEOUT_MS: integer(5000, 100),
   /** Unset: no cache, everything from Postgres. */
-  REDIS_URL: z.string().optional(),
+  REDIS_URL: optional(string()),
   REDIS_TLS: flag(false),
-  REDIS_CONNECT_TIMEOUT_MS: int(50, 5),
-  REDIS_COMMAND_TIMEOUT_MS: int(50, 5),
-  CACHE_HISTORY_TTL_SECONDS: int(300, 1),
-  CACHE_SESSION_TTL_SECONDS: int(300, 1),
-  CACHE_SUGGESTIONS_TTL_SECONDS: int(300, 1),
+  REDIS_CONNECT_TIMEOUT_MS: integer(50, 5),
+  REDIS_COMMAND_TIMEOUT_MS: integer(50, 5),
+  CACHE_HISTORY_TTL_SECONDS: integer(300, 1),
+  CACHE_SESSION_TTL_SECONDS: integer(300, 1),
+  CACHE_SUGGESTIONS_TTL_SECONDS: integer(300, 1),
   /** Comma-separated host:port list. Unset (and no MSK_CLUSTER_ARN): events wait in the outbox. */
   KAFKA_BROKERS: list,
-  MSK_CLUSTER_ARN: z.string().optional(),
-  KAFKA_AUTH: z.enum(["none", "msk-iam"]).default("none"),
+  MSK_CLUSTER_ARN: optional(string()),
+  KAFKA_AUTH: _default(enumOf(["none", "msk-iam"]), "none"),
   KAFKA_SSL: flag(false),
-  KAFKA_TOPIC: z.string().min(1).default("chat-messages"),
-  KAFKA_CLIENT_ID: z.string().default("chat-backend"),
+  KAFKA_TOPIC: _default(string().check(minLength(1)), "chat-messages"),
+  KAFKA_CLIENT_ID: _default(string(), "chat-backend"),
   /** Bound on the after-commit publish in a request. */
-  KAFKA_PUBLISH_TIMEOUT_MS: int(1000, 50),
-  KAFKA_COMPRESSION: z.enum(["none", "gzip"]).default("none"),
-  OUTBOX_BATCH_SIZE: int(500, 1, 10000),
-  OUTBOX_RETENTION_HOURS: int(24, 1),
-  IDEMPOTENCY_TTL_SECONDS: int(86400, 60),
+  KAFKA_PUBLISH_TIMEOUT_MS: integer(1000, 50),
+  KAFKA_COMPRESSION: _default(enumOf(["none", "gzip"]), "none"),
+  OUTBOX_BATCH_SIZE: integer(500, 1, 10000),
+  OUTBOX_RETENTION_HOURS: integer(24, 1),
+  IDEMPOTENCY_TTL_SECONDS: integer(86400, 60),
   /** How long a claimed key blocks its duplicates; past it a crashed request's key can be taken over. ≥ the function timeout. */
-  IDEMPOTENCY_LOCK_SECONDS: int(15, 1),
-  SESSION_RETENTION_DAYS: int(0, 0),
-  RESPONDER: z.enum(["builtin", "bedrock"]).default("builtin"),
-  BEDROCK_MODEL_ID: z.string().default("anthropic.claude-3-haiku-20240307-v1:0"),
-  BEDROCK_REGION: z.string().optional(),
-  BEDROCK_TIMEOUT_MS: int(4000, 100),
-  RESPONDER_CONTEXT_MESSAGES: int(20, 1, 200),
-  RESPONDER_CONTEXT_CHARS: int(8000, 100),
-  MAX_CONTENT_CHARS: int(8000, 1, 100000),
-  MAX_BODY_BYTES: int(65536, 1024),
-  MAX_METADATA_BYTES: int(4096, 2),
-  SESSION_LOCK_TIMEOUT_MS: int(3000, 10),
-  RATE_LIMIT_PER_TOKEN: int(120, 0),
-  RATE_LIMIT_PER_IP: int(600, 0),
-  RATE_LIMIT_WINDOW_SECONDS: int(60, 1),
+  IDEMPOTENCY_LOCK_SECONDS: integer(15, 1),
+  SESSION_RETENTION_DAYS: integer(0, 0),
+  RESPONDER: _default(enumOf(["builtin", "bedrock"]), "builtin"),
+  BEDROCK_MODEL_ID: _default(string(), "anthropic.claude-3-haiku-20240307-v1:0"),
+  BEDROCK_REGION: optional(string()),
+  BEDROCK_TIMEOUT_MS: integer(4000, 100),
+  RESPONDER_CONTEXT_MESSAGES: integer(20, 1, 200),
+  RESPONDER_CONTEXT_CHARS: integer(8000, 100),
+  MAX_CONTENT_CHARS: integer(8000, 1, 100000),
+  MAX_BODY_BYTES: integer(65536, 1024),
+  MAX_METADATA_BYTES: integer(4096, 2),
+  SESSION_LOCK_TIMEOUT_MS: integer(3000, 10),
+  RATE_LIMIT_PER_TOKEN: integer(120, 0),
+  RATE_LIMIT_PER_IP: integer(600, 0),
+  RATE_LIMIT_WINDOW_SECONDS: integer(60, 1),
   CORS_ORIGINS: list,
-  SERVICE_VERSION: z.string().default("0.1.0"),
-  HEALTH_URL: z.string().url().optional(),
+  SERVICE_VERSION: _default(string(), "0.1.0"),
+  HEALTH_URL: optional(string().check(url())),
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = output<typeof configSchema>;
 
 export class ConfigError extends Error {
   override name = "ConfigError";

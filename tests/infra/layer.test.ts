@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  INLINED,
   importedPackages,
   isRequirable,
   layerPackages,
@@ -25,7 +26,15 @@ const dependencies = Object.keys(
 
 describe("which packages go into the layer", () => {
   it("holds the data layer's heavy dependencies", () => {
-    expect(packages).toEqual(expect.arrayContaining(["pg", "ioredis", "kafkajs", "zod"]));
+    expect(packages).toEqual(expect.arrayContaining(["pg", "ioredis", "kafkajs"]));
+  });
+
+  it("leaves zod out: each bundle inlines the few zod/mini functions it uses", () => {
+    // Tree-shaken zod/mini is ~15 KB per bundle and loads in a few ms; require("zod/mini") from the layer loads
+    // zod's whole CJS build, every locale included, ~40 ms of every cold start.
+    expect(INLINED.has("zod")).toBe(true);
+    expect(packages).not.toContain("zod");
+    expect(closure.filter((p) => p.endsWith("node_modules/zod"))).toEqual([]);
   });
 
   it("only lists packages the code imports and package.json depends on", () => {

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
 import { closeRedis } from "../../layers/chat/cache/redis-client.ts";
@@ -234,6 +234,32 @@ describe("rate limits on the handlers (shared Redis, real database)", () => {
     event.requestContext.http.sourceIp = ip;
     return call(handler, name, event);
   };
+
+  it("reads the session's cache entries in the limiter's round trip: a cache hit sends no MGET of its own", async () => {
+    const created = await send("sessions-create", httpEvent("POST", "/sessions/create", { body: {} }));
+    const sid = created.json.session.session_id;
+    const headers = { authorization: `Bearer ${created.json.token}` };
+    // the first cache read of a process applies other instances' invalidations first (at most once a
+    // second) and then reads afresh, ignoring what was read ahead: have it happen before counting
+    await send("session-get", httpEvent("GET", `/sessions/${sid}`, { headers }));
+    const mget = vi.spyOn(Redis.prototype, "mget");
+    try {
+      const page = await send("session-messages", httpEvent("GET", `/sessions/${sid}/messages`, { headers }));
+      expect(page.statusCode).toBe(200);
+      expect(page.headers["x-cache"]).toBe("hit");
+      expect(page.json.messages).toHaveLength(1);
+      expect(mget).not.toHaveBeenCalled();
+      // without a usable hint (session id only in the query string), the chat service reads it itself
+      const del = await send(
+        "messages-delete",
+        httpEvent("DELETE", `/messages/delete?session_id=${sid}&message_id=${randomUUID()}`, { headers }),
+      );
+      expect(del.statusCode).toBe(404);
+      expect(mget).toHaveBeenCalledTimes(1);
+    } finally {
+      mget.mockRestore();
+    }
+  });
 
   it("refuses the request over the token's limit before the chat service does anything", async () => {
     const created = await send("sessions-create", httpEvent("POST", "/sessions/create", { body: {} }));

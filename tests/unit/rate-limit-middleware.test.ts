@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
+import { resetRateLimiter, sessionHint } from "../../functions/http/rate-limit.ts";
 import { newSessionToken } from "../../layers/chat/chat/tokens.ts";
 import { resetConfig } from "../../layers/chat/config.ts";
 import { call, type HttpLambda, httpEvent } from "../helpers/lambda-events.ts";
@@ -154,5 +154,25 @@ describe("rate-limit middleware (handlers called with v2 events, in-process limi
       statuses.push(res.statusCode ?? 0);
     }
     expect(statuses).toEqual([400, 400, 400, 400, 429, 429]);
+  });
+});
+
+describe("sessionHint (which session's cache entries the limiter reads ahead)", () => {
+  const id = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
+  it("takes the path parameter, else a top-level-looking session_id string in the JSON body", () => {
+    expect(sessionHint(httpEvent("GET", `/sessions/${id}/messages`))).toBe(id);
+    const post = httpEvent("POST", "/messages/post", { body: { content: "hi", session_id: id } });
+    expect(sessionHint(post)).toBe(id);
+  });
+  it("finds none in escaped text, base64 bodies, non-UUID values or no body", () => {
+    const quoted = httpEvent("POST", "/messages/post", {
+      body: { content: `{"session_id":"${id}"}`, session_id: "not-a-uuid" },
+    });
+    expect(sessionHint(quoted)).toBeUndefined();
+    const b64 = httpEvent("POST", "/messages/post", { body: { session_id: id } });
+    b64.body = Buffer.from(b64.body ?? "").toString("base64");
+    b64.isBase64Encoded = true;
+    expect(sessionHint(b64)).toBeUndefined();
+    expect(sessionHint(httpEvent("POST", "/sessions/create"))).toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 import type { Message, SessionRecord } from "../chat/types.ts";
 import type { Queryable } from "../db/chat-store.ts";
-import type { CacheLookup, SessionCache } from "./session-cache.ts";
+import type { CacheLookup, PrefetchedEntries, SessionCache } from "./session-cache.ts";
 
 const RECOVERY_INTERVAL_MS = 1000;
 /** Consecutive failed reads that turn the cache off, so an outage costs one timeout per second, not per request. */
@@ -36,13 +36,18 @@ export class CacheGuard {
     return this.#trusted;
   }
 
-  async get(sessionId: string): Promise<CacheLookup> {
+  /** `prefetched`: the session's entries as just read by the rate limiter's round trip (saves one). */
+  async get(sessionId: string, prefetched?: PrefetchedEntries): Promise<CacheLookup> {
     if (!(await this.#usable())) return { kind: "miss" };
+    let ready = prefetched?.sessionId === sessionId ? prefetched.values : undefined;
     // Another instance may have been cut off from Redis while writing: apply what it recorded, at most
     // once a second, so its changes cannot be hidden by this instance's cache for longer than that.
-    if (Date.now() >= this.#nextDrainAt && !(await this.#drainShared())) return { kind: "miss" };
+    if (Date.now() >= this.#nextDrainAt) {
+      if (!(await this.#drainShared())) return { kind: "miss" };
+      ready = undefined; // read before the drain: it may hold an entry the drain just removed
+    }
     try {
-      const found = await this.#cache.get(sessionId);
+      const found = ready ? this.#cache.lookup(ready) : await this.#cache.get(sessionId);
       this.#readFailures = 0;
       return found;
     } catch {
@@ -67,6 +72,24 @@ export class CacheGuard {
     if (await this.#usable()) {
       try {
         await this.#cache.put(session, history);
+        return;
+      } catch {
+        this.#distrust();
+      }
+    }
+    await this.#recordInvalidation([session.session_id]);
+  }
+
+  /** As afterWrite, for a change from `previousGeneration` that only appended messages (a post). */
+  async afterAppend(
+    session: SessionRecord,
+    previousGeneration: number,
+    appended: readonly Message[],
+    maxMessages: number,
+  ): Promise<void> {
+    if (await this.#usable()) {
+      try {
+        await this.#cache.append(session, previousGeneration, appended, maxMessages);
         return;
       } catch {
         this.#distrust();

@@ -1,7 +1,21 @@
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
+import type { Redis } from "ioredis";
 import { config } from "../config.ts";
 
 let client: Redis | null | undefined;
+
+/**
+ * ioredis, loaded on the first getRedis() that needs a client rather than when this module loads: the rate limiter
+ * imports this module in every HTTP function, and the ones that never talk to Redis (openapi, rate-limit exempt)
+ * then skip its ~35 ms of require time. Functions that do use Redis import "ioredis" themselves
+ * (chat-runtime.ts, health.ts), so they still load it during init.
+ * A plain `require` where there is one, which esbuild bundles (bundled mode) or leaves to the layer (layer mode);
+ * Node running the ESM sources has none and takes createRequire's. ioredis is CommonJS only: both give the
+ * same module instance as an `import` of it.
+ */
+function ioredis(): typeof import("ioredis") {
+  return typeof require === "function" ? require("ioredis") : createRequire(import.meta.url)("ioredis");
+}
 
 /**
  * One ioredis client per process, or null when REDIS_URL is unset. Redis is only a cache: short timeouts,
@@ -14,6 +28,7 @@ export function getRedis(): Redis | null {
     client = null;
     return client;
   }
+  const { Redis } = ioredis();
   client = new Redis(cfg.REDIS_URL, {
     connectTimeout: cfg.REDIS_CONNECT_TIMEOUT_MS,
     commandTimeout: cfg.REDIS_COMMAND_TIMEOUT_MS,

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { historyLines, historyText, parseHistoryText } from "../chat/history-text.ts";
 import type { Message, SessionRecord } from "../chat/types.ts";
 
 /**
@@ -8,8 +9,10 @@ import type { Message, SessionRecord } from "../chat/types.ts";
  */
 export interface CachedSession {
   session: SessionRecord;
-  /** The whole non-deleted history at session.generation, when cached. */
-  history: Message[] | null;
+  /** The whole non-deleted history at session.generation, when cached (parsed on first access). */
+  readonly history: Message[] | null;
+  /** The same history as stored (history-text.ts), for pages cut without parsing. */
+  historyText: string | null;
 }
 
 const ERASED_GENERATION = "9007199254740991";
@@ -30,7 +33,44 @@ else
 end
 return 1`;
 
+/**
+ * After a change that only appended messages: moves the session entry forward (as FILL_IF_NEWER) and, if the
+ * history entry is the one of the generation the change started from, appends the new lines to it (only
+ * those cross the network); any other history entry is deleted, for a reader to refill from Postgres.
+ * KEYS session, history; ARGV generation, session json, previous generation, new lines, TTLs.
+ */
+const APPEND_IF_AT = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cg = tonumber(string.match(cur, '^(%d+)|'))
+  if cg and cg > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[5])
+local h = redis.call('GET', KEYS[2])
+if h then
+  local bar = string.find(h, '|', 1, true)
+  local body = bar and string.sub(h, bar + 1) or ''
+  if bar and string.sub(h, 1, bar - 1) == ARGV[3]
+     and string.sub(body, 1, 2) == '[\\n' and string.sub(body, -2) == '\\n]' then
+    local sep = (body == '[\\n\\n]') and '' or ',\\n'
+    local head = (body == '[\\n\\n]') and '[\\n' or string.sub(body, 1, -3)
+    redis.call('SET', KEYS[2], ARGV[1] .. '|' .. head .. sep .. ARGV[4] .. '\\n]', 'EX', ARGV[6])
+    return 1
+  end
+end
+redis.call('DEL', KEYS[2])
+return 1`;
+
 const keys = (sessionId: string) => [`chat:{${sessionId}}:s`, `chat:{${sessionId}}:h`] as const;
+
+/** The keys get() reads, for a caller that reads them in a round trip of its own (the rate limiter's). */
+export const sessionCacheKeys = (sessionId: string): readonly string[] => keys(sessionId);
+
+/** The values of sessionCacheKeys(sessionId), read just now by someone else's round trip. */
+export interface PrefetchedEntries {
+  sessionId: string;
+  values: readonly (string | null)[];
+}
 
 function split(entry: string | null): { generation: number; json: string } | null {
   if (!entry) return null;
@@ -55,23 +95,33 @@ export class SessionCache {
     this.#redis = redis;
     this.#opts = opts;
     redis.defineCommand("chatFillIfNewer", { numberOfKeys: 2, lua: FILL_IF_NEWER });
+    redis.defineCommand("chatAppendIfAt", { numberOfKeys: 2, lua: APPEND_IF_AT });
   }
 
   /** One round trip: the session entry and, if it is at the same generation, the history. */
   async get(sessionId: string): Promise<CacheLookup> {
-    const [s, h] = await this.#redis.mget(...keys(sessionId));
+    return this.lookup(await this.#redis.mget(...keys(sessionId)));
+  }
+
+  /** What get() makes of the values of sessionCacheKeys(), in that order. */
+  lookup([s, h]: readonly (string | null | undefined)[]): CacheLookup {
     const session = split(s ?? null);
     if (!session || session.json === PLACEHOLDER) return { kind: "miss" };
     if (String(session.generation) === ERASED_GENERATION) return { kind: "erased" };
     const history = split(h ?? null);
+    const text = history && history.generation === session.generation ? history.json : null;
+    let parsed: Message[] | undefined;
     return {
       kind: "hit",
       value: {
         session: JSON.parse(session.json) as SessionRecord,
-        history:
-          history && history.generation === session.generation
-            ? (JSON.parse(history.json) as Message[])
-            : null,
+        // a session or suggestions read never needs the history: parse it only when asked
+        get history() {
+          if (text === null) return null;
+          parsed ??= parseHistoryText(text);
+          return parsed;
+        },
+        historyText: text,
       },
     };
   }
@@ -86,7 +136,35 @@ export class SessionCache {
       hKey,
       session.generation,
       JSON.stringify(session),
-      history ? JSON.stringify(history) : "",
+      history ? historyText(history) : "",
+      this.#opts.sessionTtlSeconds,
+      this.#opts.historyTtlSeconds,
+    );
+    return stored === 1;
+  }
+
+  /**
+   * After a change from `previousGeneration` that only appended `appended`: the new session entry, and the
+   * history extended in Redis if it was cached at `previousGeneration` (else dropped). Never makes a
+   * history longer than `maxMessages`: past it, the history entry is dropped.
+   */
+  async append(
+    session: SessionRecord,
+    previousGeneration: number,
+    appended: readonly Message[],
+    maxMessages: number,
+  ): Promise<boolean> {
+    if (session.message_count > maxMessages) return this.put(session, null);
+    const [sKey, hKey] = keys(session.session_id);
+    const stored = await (
+      this.#redis as unknown as { chatAppendIfAt: (...a: (string | number)[]) => Promise<number> }
+    ).chatAppendIfAt(
+      sKey,
+      hKey,
+      session.generation,
+      JSON.stringify(session),
+      previousGeneration,
+      historyLines(appended),
       this.#opts.sessionTtlSeconds,
       this.#opts.historyTtlSeconds,
     );

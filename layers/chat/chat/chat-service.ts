@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
+import type { PrefetchedEntries } from "../cache/session-cache.ts";
 import type { Config } from "../config.ts";
 import {
   type AppliedChange,
@@ -19,6 +20,7 @@ import {
   claimIdempotencyKey,
   type IdempotencyRequest,
   idempotencyCompletion,
+  isIdempotencyConflict,
   releaseIdempotencyKey,
 } from "../db/idempotency-store.ts";
 import { withTransaction } from "../db/transaction.ts";
@@ -29,6 +31,7 @@ import { boundContext, type Responder } from "../responders/responder.ts";
 import { assertValidContent, assertValidUserId } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
+import { isLineForm, pageJsonFromText } from "./history-text.ts";
 import { assertValidMetadata } from "./metadata-rules.ts";
 import { hashToken, newSessionToken, tokenMatches } from "./tokens.ts";
 import type { HistoryPage, Message, Session, SessionRecord } from "./types.ts";
@@ -48,7 +51,9 @@ export interface ChatDeps {
 export interface AuthorizedSession {
   session: SessionRecord;
   /** Whole non-deleted history at session.generation, when it was at hand. */
-  history: Message[] | null;
+  readonly history: Message[] | null;
+  /** The same history as the cache holds it (history-text.ts), when it came from the cache. */
+  historyText?: string | null;
   fromCache: boolean;
 }
 
@@ -87,6 +92,8 @@ interface Planned<T> {
   change: SessionChange;
   result: T;
   history: (before: Message[]) => Message[];
+  /** Set when the change only appends these messages: the cache then appends them instead of rewriting. */
+  appended?: Message[];
 }
 
 export class ChatService {
@@ -96,11 +103,18 @@ export class ChatService {
     this.#d = deps;
   }
 
-  /** Checks the bearer token. Wrong or missing: 401. A valid token of another session: 404. */
-  async authorize(sessionId: string, token: string | undefined): Promise<AuthorizedSession> {
+  /**
+   * Checks the bearer token. Wrong or missing: 401. A valid token of another session: 404.
+   * `prefetched`: the session's cache entries, if the request already read them (with its rate limit).
+   */
+  async authorize(
+    sessionId: string,
+    token: string | undefined,
+    prefetched?: PrefetchedEntries,
+  ): Promise<AuthorizedSession> {
     if (!token)
       throw new ChatError("unauthorized", "a session token is required (Authorization: Bearer <token>)");
-    const found = await this.#readSession(sessionId);
+    const found = await this.#readSession(sessionId, prefetched);
     if (found && tokenMatches(token, found.session.token_hash)) return found;
     const owner = await this.#d.pool.query({
       name: "session_by_token",
@@ -204,6 +218,7 @@ export class ChatService {
         return {
           result,
           history: (before) => applyToHistory(before, { inserts: inserted }),
+          appended: inserted,
           change: {
             sessionId: s.session_id,
             expectedGeneration: s.generation,
@@ -351,6 +366,18 @@ export class ChatService {
     };
   }
 
+  /** The JSON body of history(): cut straight from the cache entry's text when the history came from there. */
+  async historyJson(
+    auth: AuthorizedSession,
+    afterSeq: number,
+    limit: number,
+  ): Promise<{ json: string; fromCache: boolean }> {
+    if (auth.historyText && isLineForm(auth.historyText))
+      return { json: pageJsonFromText(auth.historyText, afterSeq, limit), fromCache: auth.fromCache };
+    const { fromCache, ...page } = await this.history(auth, afterSeq, limit);
+    return { json: JSON.stringify(page), fromCache };
+  }
+
   getSession(auth: AuthorizedSession): Session {
     return publicSession(auth.session);
   }
@@ -385,13 +412,14 @@ export class ChatService {
         ? { session: auth.session, messages: auth.history, complete: true }
         : await this.#snapshot(auth.session.session_id);
       const first = await plan(optimistic);
-      const applied = await applySessionChange(this.#d.pool, first.change);
+      const checkBacklog = this.#d.publisher.usesBacklog;
+      const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
       if (applied) return this.#committed(applied, optimistic, first);
       const locked = await withTransaction(this.#d.pool, async (client) => {
         const snap = await lockSnapshot(client, auth.session.session_id, HISTORY_CACHE_MAX);
         if (!snap) throw new ChatError("session_not_found", "session not found");
         const planned = await plan(snap);
-        const done = await applySessionChange(client, planned.change);
+        const done = await applySessionChange(client, { ...planned.change, checkBacklog });
         if (!done) throw new Error("session changed while its row was locked");
         return { snap, planned, done };
       });
@@ -401,8 +429,21 @@ export class ChatService {
 
   /** After commit: the cache gets the new state (written through when the whole history is known), Kafka the events. */
   async #committed<T>(applied: AppliedChange, snap: SessionSnapshot, planned: Planned<T>): Promise<T> {
+    const { change } = planned;
+    if (planned.appended) {
+      await Promise.all([
+        this.#d.cache?.afterAppend(
+          applied.session,
+          change.expectedGeneration,
+          planned.appended,
+          HISTORY_CACHE_MAX,
+        ),
+        this.#d.publisher.afterCommit(change.sessionId, change.events, applied.backlog),
+      ]);
+      return planned.result;
+    }
     const history = snap.complete ? planned.history(snap.messages) : null;
-    await this.#afterCommit(applied.session, history, planned.change.events, applied.backlog);
+    await this.#afterCommit(applied.session, history, change.events, applied.backlog);
     return planned.result;
   }
 
@@ -419,20 +460,39 @@ export class ChatService {
     ]);
   }
 
+  /**
+   * Runs a change at most once per Idempotency-Key. Fast path: the change statement itself creates the
+   * completed record, so a first request costs no extra round trip; if the key already has a record (a
+   * duplicate, a claim in progress, an expired record), that statement fails and changes nothing, and the
+   * claim protocol below decides: replay, wait, 409, 422, or take the key over and run.
+   * With a costly responder the claim comes first, so concurrent duplicates never pay for two answers.
+   */
   async #idempotent<T extends object>(
     idem: IdempotencyRequest | undefined,
     statusCode: number,
     run: (completion?: (result: T) => ReturnType<typeof idempotencyCompletion>) => Promise<T>,
   ): Promise<Replayable<T>> {
     if (!idem) return run();
+    const ttlSeconds = this.#d.config.IDEMPOTENCY_TTL_SECONDS;
+    if (!this.#d.responder.costly) {
+      try {
+        return await run((result) =>
+          idempotencyCompletion(idem, statusCode, result, { claim: true, ttlSeconds }),
+        );
+      } catch (err) {
+        if (!isIdempotencyConflict(err)) throw err;
+      }
+    }
     const claim = await claimIdempotencyKey(this.#d.pool, idem, {
-      ttlSeconds: this.#d.config.IDEMPOTENCY_TTL_SECONDS,
+      ttlSeconds,
       lockSeconds: this.#d.config.IDEMPOTENCY_LOCK_SECONDS,
       waitMs: 2000,
     });
     if (claim.kind === "replay") return { ...(claim.response as T), replayed: true };
     try {
-      return await run((result) => idempotencyCompletion(idem, statusCode, result));
+      return await run((result) =>
+        idempotencyCompletion(idem, statusCode, result, { claim: false, ttlSeconds }),
+      );
     } catch (err) {
       await releaseIdempotencyKey(this.#d.pool, idem).catch(() => {});
       throw err;
@@ -441,10 +501,20 @@ export class ChatService {
 
   // --- reads ----------------------------------------------------------------------------------
 
-  async #readSession(sessionId: string): Promise<AuthorizedSession | null> {
-    const cached = await this.#d.cache?.get(sessionId);
+  async #readSession(sessionId: string, prefetched?: PrefetchedEntries): Promise<AuthorizedSession | null> {
+    const cached = await this.#d.cache?.get(sessionId, prefetched);
     if (cached?.kind === "erased") return null;
-    if (cached?.kind === "hit") return { ...cached.value, fromCache: true };
+    if (cached?.kind === "hit") {
+      const hit = cached.value; // not spread: that would parse the history, which most reads never need
+      return {
+        session: hit.session,
+        get history() {
+          return hit.history;
+        },
+        historyText: hit.historyText,
+        fromCache: true,
+      };
+    }
     const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX);
     if (!snap) return null;
     const history = snap.complete ? snap.messages : null;

@@ -6,12 +6,20 @@ import { MESSAGE_COLUMNS, SESSION_COLUMNS, toMessage, toSession } from "./rows.t
 /** Anything that runs a query: the pool (autocommit) or a client inside a transaction. */
 export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
 
-/** Completes an idempotency claim in the same statement as the change it guards. */
+/**
+ * The Idempotency-Key record written by the change it guards, in the same statement. `claim: true`: the
+ * record is created here, completed (no separate claim round trip); a record already there for the key makes
+ * the whole statement fail on the primary key (23505) and change nothing. `claim: false`: completes the
+ * claim this request took beforehand.
+ */
 export interface IdempotencyCompletion {
   scope: string;
   keyHash: string;
   statusCode: number;
   response: unknown;
+  claim: boolean;
+  requestHash: string;
+  ttlSeconds: number;
 }
 
 export interface NewMessage {
@@ -36,6 +44,8 @@ export interface SessionChange {
   deleteMessageId?: string;
   events: CloudEvent[];
   idempotency?: IdempotencyCompletion;
+  /** Whether to report older unpublished events of the session (only the Kafka publisher uses it). */
+  checkBacklog?: boolean;
 }
 
 export interface AppliedChange {
@@ -44,8 +54,41 @@ export interface AppliedChange {
   backlog: boolean;
 }
 
-const APPLY_CHANGE = `
-WITH s AS (
+type IdempotencyMode = "none" | "claim" | "complete";
+
+const idempotencyMode = (i: IdempotencyCompletion | undefined): IdempotencyMode =>
+  i ? (i.claim ? "claim" : "complete") : "none";
+
+/**
+ * The CTE that writes the Idempotency-Key record with the change, gated on `s` (the row the change updated
+ * or inserted), from parameter $p on: scope, key hash, status code, response[, request hash, TTL seconds].
+ * Only the one needed is in the statement: each data-modifying CTE costs the executor even when it writes nothing.
+ */
+function idempotencyCte(mode: IdempotencyMode, p: number): string {
+  if (mode === "complete")
+    return `, idem AS (
+  UPDATE idempotency_records SET status = 'completed', status_code = $${p + 2}, response = $${p + 3}::jsonb
+    FROM s WHERE scope = $${p} AND idempotency_key = $${p + 1}
+)`;
+  if (mode === "claim")
+    return `, idem AS (
+  INSERT INTO idempotency_records
+         (scope, idempotency_key, request_hash, status, status_code, response, locked_until, expires_at)
+  SELECT $${p}, $${p + 1}, $${p + 4}, 'completed', $${p + 2}, $${p + 3}::jsonb, now(),
+         now() + make_interval(secs => $${p + 5}::int)
+    FROM s
+)`;
+  return "";
+}
+
+function idempotencyValues(i: IdempotencyCompletion | undefined): unknown[] {
+  if (!i) return [];
+  const common = [i.scope, i.keyHash, i.statusCode, JSON.stringify(i.response)];
+  return i.claim ? [...common, i.requestHash, i.ttlSeconds] : common;
+}
+
+const SESSION_UPDATE = `
+s AS (
   UPDATE sessions
      SET generation = generation + 1, updated_at = $3, last_seq = $4,
          message_count = message_count + $5, suggestions = COALESCE($6::jsonb, suggestions)
@@ -55,44 +98,72 @@ WITH s AS (
   INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at, reply_to)
   SELECT m.message_id, $1, m.seq, m.role, m.content, 1, $3, m.reply_to
     FROM s, jsonb_to_recordset($7::jsonb) AS m(message_id uuid, seq int, role text, content text, reply_to uuid)
-), upd AS (
+)`;
+
+const OUTBOX_INSERT = (p: number) => `
+ob AS (
+  INSERT INTO outbox (event_id, session_id, event_type, event)
+  SELECT (e->>'id')::uuid, $1, e->>'type', e FROM s, jsonb_array_elements($${p}::jsonb) AS e
+)`;
+
+// The backlog probe is an index lookup, but only the Kafka publisher needs it: skipped otherwise.
+const BACKLOG = (p: number) =>
+  `CASE WHEN $${p}::boolean THEN EXISTS (SELECT 1 FROM outbox WHERE session_id = $1 AND published_at IS NULL) ELSE false END AS backlog`;
+
+/** Any change: inserts, edits, a delete. */
+const applyChangeSql = (mode: IdempotencyMode) => `
+WITH ${SESSION_UPDATE}, upd AS (
   UPDATE messages AS t SET content = u.content, version = t.version + 1, edited_at = $3
     FROM s, jsonb_to_recordset($8::jsonb) AS u(message_id uuid, content text)
    WHERE t.message_id = u.message_id AND t.session_id = $1 AND t.deleted_at IS NULL
 ), del AS (
   UPDATE messages AS t SET deleted_at = $3, content = ''
     FROM s WHERE t.message_id = $9 AND t.session_id = $1 AND t.deleted_at IS NULL
-), ob AS (
-  INSERT INTO outbox (event_id, session_id, event_type, event)
-  SELECT (e->>'id')::uuid, $1, e->>'type', e FROM s, jsonb_array_elements($10::jsonb) AS e
-), idem AS (
-  UPDATE idempotency_records SET status = 'completed', status_code = $13, response = $14::jsonb
-    FROM s WHERE scope = $11 AND idempotency_key = $12
-)
-SELECT s.*, EXISTS (SELECT 1 FROM outbox WHERE session_id = $1 AND published_at IS NULL) AS backlog FROM s`;
+), ${OUTBOX_INSERT(10)}${idempotencyCte(mode, 12)}
+SELECT s.*, ${BACKLOG(11)} FROM s`;
 
-/** Applies a change if the session is still at the expected generation; null when it moved on. */
+/**
+ * A change that only appends messages (every post): without the edit and delete CTEs, whose mere presence
+ * costs the executor a third of the statement's time (they open the messages table and its indexes).
+ */
+const appendChangeSql = (mode: IdempotencyMode) => `
+WITH ${SESSION_UPDATE}, ${OUTBOX_INSERT(8)}${idempotencyCte(mode, 10)}
+SELECT s.*, ${BACKLOG(9)} FROM s`;
+
+const MODES: IdempotencyMode[] = ["none", "claim", "complete"];
+const APPLY_CHANGE = Object.fromEntries(MODES.map((m) => [m, applyChangeSql(m)]));
+const APPEND_CHANGE = Object.fromEntries(MODES.map((m) => [m, appendChangeSql(m)]));
+
+/**
+ * Applies a change if the session is still at the expected generation; null when it moved on. With
+ * `idempotency.claim`, fails with 23505 (changing nothing) when the Idempotency-Key already has a record.
+ */
 export async function applySessionChange(db: Queryable, c: SessionChange): Promise<AppliedChange | null> {
-  const res = await db.query({
-    name: "apply_session_change",
-    text: APPLY_CHANGE,
-    values: [
-      c.sessionId,
-      c.expectedGeneration,
-      c.at,
-      c.lastSeq,
-      c.messageCountDelta,
-      c.suggestions ? JSON.stringify(c.suggestions) : null,
-      JSON.stringify(c.inserts ?? []),
-      JSON.stringify(c.edits ?? []),
-      c.deleteMessageId ?? null,
-      JSON.stringify(c.events),
-      c.idempotency?.scope ?? null,
-      c.idempotency?.keyHash ?? null,
-      c.idempotency?.statusCode ?? null,
-      c.idempotency ? JSON.stringify(c.idempotency.response) : null,
-    ],
-  });
+  const mode = idempotencyMode(c.idempotency);
+  const head = [
+    c.sessionId,
+    c.expectedGeneration,
+    c.at,
+    c.lastSeq,
+    c.messageCountDelta,
+    c.suggestions ? JSON.stringify(c.suggestions) : null,
+    JSON.stringify(c.inserts ?? []),
+  ];
+  const tail = [JSON.stringify(c.events), c.checkBacklog ?? false, ...idempotencyValues(c.idempotency)];
+  const appendOnly = !c.edits?.length && c.deleteMessageId === undefined;
+  const res = await db.query(
+    appendOnly
+      ? {
+          name: `append_session_change_${mode}`,
+          text: APPEND_CHANGE[mode] as string,
+          values: [...head, ...tail],
+        }
+      : {
+          name: `apply_session_change_${mode}`,
+          text: APPLY_CHANGE[mode] as string,
+          values: [...head, JSON.stringify(c.edits ?? []), c.deleteMessageId ?? null, ...tail],
+        },
+  );
   const row = res.rows[0];
   return row ? { session: toSession(row), backlog: row.backlog === true } : null;
 }
@@ -109,7 +180,7 @@ export interface NewSession {
   idempotency?: IdempotencyCompletion;
 }
 
-const INSERT_SESSION = `
+const insertSessionSql = (mode: IdempotencyMode) => `
 WITH s AS (
   INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count, suggestions)
   VALUES ($1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb)
@@ -117,19 +188,16 @@ WITH s AS (
 ), ins AS (
   INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at)
   SELECT $7, $1, 1, 'assistant', $8, 1, $5 FROM s
-), ob AS (
-  INSERT INTO outbox (event_id, session_id, event_type, event)
-  SELECT (e->>'id')::uuid, $1, e->>'type', e FROM s, jsonb_array_elements($9::jsonb) AS e
-), idem AS (
-  UPDATE idempotency_records SET status = 'completed', status_code = $12, response = $13::jsonb
-    FROM s WHERE scope = $10 AND idempotency_key = $11
-)
+), ${OUTBOX_INSERT(9)}${idempotencyCte(mode, 10)}
 SELECT * FROM s`;
+const INSERT_SESSION = Object.fromEntries(MODES.map((m) => [m, insertSessionSql(m)]));
 
+/** With `idempotency.claim`, fails with 23505 (creating nothing) when the Idempotency-Key already has a record. */
 export async function insertSession(db: Queryable, n: NewSession): Promise<SessionRecord> {
+  const mode = idempotencyMode(n.idempotency);
   const res = await db.query({
-    name: "insert_session",
-    text: INSERT_SESSION,
+    name: `insert_session_${mode}`,
+    text: INSERT_SESSION[mode] as string,
     values: [
       n.sessionId,
       n.userId,
@@ -140,10 +208,7 @@ export async function insertSession(db: Queryable, n: NewSession): Promise<Sessi
       n.welcome.message_id,
       n.welcome.content,
       JSON.stringify(n.events),
-      n.idempotency?.scope ?? null,
-      n.idempotency?.keyHash ?? null,
-      n.idempotency?.statusCode ?? null,
-      n.idempotency ? JSON.stringify(n.idempotency.response) : null,
+      ...idempotencyValues(n.idempotency),
     ],
   });
   return toSession(res.rows[0]);

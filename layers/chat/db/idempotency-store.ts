@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
 import { ChatError } from "../chat/errors.ts";
+import { pooledRandomBytes } from "../random.ts";
 import type { IdempotencyCompletion, Queryable } from "./chat-store.ts";
 
 /**
@@ -91,17 +92,35 @@ export async function releaseIdempotencyKey(db: Queryable, req: IdempotencyReque
   });
 }
 
-/** The completion that the change statement writes. */
+/**
+ * The record the change statement writes: with `claim`, it creates the completed record itself (the fast
+ * path: no claim round trip); otherwise it completes the claim taken by claimIdempotencyKey.
+ */
 export function idempotencyCompletion(
   req: IdempotencyRequest,
   statusCode: number,
   response: unknown,
+  opts: { claim: boolean; ttlSeconds: number },
 ): IdempotencyCompletion {
-  return { scope: req.scope, keyHash: hashKey(req), statusCode, response: encrypt(req, response) };
+  return {
+    scope: req.scope,
+    keyHash: hashKey(req),
+    statusCode,
+    response: encrypt(req, response),
+    claim: opts.claim,
+    requestHash: req.requestHash,
+    ttlSeconds: opts.ttlSeconds,
+  };
+}
+
+/** The change statement's own claim found a record for the key (a duplicate, a claim, an expired one). */
+export function isIdempotencyConflict(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e?.code === "23505" && e.constraint === "idempotency_records_pkey";
 }
 
 function encrypt(req: IdempotencyRequest, value: unknown): { iv: string; tag: string; data: string } {
-  const iv = randomBytes(12);
+  const iv = pooledRandomBytes(12);
   const c = createCipheriv("aes-256-gcm", cipherKey(req), iv);
   const data = Buffer.concat([c.update(JSON.stringify(value), "utf8"), c.final()]);
   return { iv: iv.toString("base64"), tag: c.getAuthTag().toString("base64"), data: data.toString("base64") };

@@ -1,7 +1,21 @@
 import { randomUUID } from "node:crypto";
-import { z } from "zod";
+import {
+  enum as enumOf,
+  int,
+  literal,
+  nullable,
+  number,
+  object,
+  optional,
+  type output,
+  positive,
+  string,
+  union,
+  uuid,
+} from "zod/mini";
+import "../zod-locale.ts";
 
-/** CloudEvents 1.0 (structured JSON) on the chat-messages topic. The zod schemas also generate docs/events. */
+/** CloudEvents 1.0 (structured JSON) on the chat-messages topic. The zod schemas (zod/mini) also generate docs/events. */
 export const EVENT_SOURCE = "/chat-backend";
 export const EVENT_DATA_VERSION = "1";
 export const EVENT_SCHEMA_BASE = "https://chat-backend.example/schemas/events/v1";
@@ -15,35 +29,35 @@ export const eventTypes = [
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
-export const sessionEventDataSchema = z.object({
-  session_id: z.uuid(),
-  user_id: z.string().nullable().optional(),
+export const sessionEventDataSchema = object({
+  session_id: uuid(),
+  user_id: optional(nullable(string())),
 });
 
-export const messageEventDataSchema = z.object({
-  session_id: z.uuid(),
-  message_id: z.uuid(),
-  seq: z.number().int().positive(),
-  role: z.enum(["user", "assistant"]),
-  version: z.number().int().positive(),
+export const messageEventDataSchema = object({
+  session_id: uuid(),
+  message_id: uuid(),
+  seq: number().check(int(), positive()),
+  role: enumOf(["user", "assistant"]),
+  version: number().check(int(), positive()),
   /** Absent on chat.message.deleted: a deleted message's text leaves the system. */
-  content: z.string().optional(),
-  reply_to: z.uuid().nullable().optional(),
+  content: optional(string()),
+  reply_to: optional(nullable(uuid())),
 });
 
-export const cloudEventSchema = z.object({
-  specversion: z.literal("1.0"),
-  id: z.uuid(),
-  source: z.string(),
-  type: z.enum(eventTypes),
-  subject: z.uuid(),
-  time: z.string(),
-  datacontenttype: z.literal("application/json"),
-  dataschema: z.string(),
-  dataversion: z.literal(EVENT_DATA_VERSION),
-  data: z.union([messageEventDataSchema, sessionEventDataSchema]),
+export const cloudEventSchema = object({
+  specversion: literal("1.0"),
+  id: uuid(),
+  source: string(),
+  type: enumOf(eventTypes),
+  subject: uuid(),
+  time: string(),
+  datacontenttype: literal("application/json"),
+  dataschema: string(),
+  dataversion: literal(EVENT_DATA_VERSION),
+  data: union([messageEventDataSchema, sessionEventDataSchema]),
 });
-export type CloudEvent = z.infer<typeof cloudEventSchema>;
+export type CloudEvent = output<typeof cloudEventSchema>;
 
 export function chatEvent(
   type: EventType,

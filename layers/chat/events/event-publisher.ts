@@ -6,10 +6,13 @@ import type { CloudEvent } from "./cloudevents.ts";
  * its bound: what it could not publish, the outbox relay publishes later.
  */
 export interface EventPublisher {
+  /** Whether afterCommit needs to know of older unpublished events (the change statement then checks). */
+  readonly usesBacklog: boolean;
   afterCommit(sessionId: string, events: CloudEvent[], backlog: boolean): Promise<void>;
 }
 
 /** Kafka off: events wait in the outbox. */
 export const outboxOnlyPublisher: EventPublisher = {
+  usesBacklog: false,
   afterCommit: async () => {},
 };

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { extend, literal, omit, required, toJSONSchema } from "zod/mini";
 import {
   cloudEventSchema,
   type EventType,
@@ -15,13 +15,13 @@ export function eventJsonSchemas(): Record<EventType, Record<string, unknown>> {
       type === "chat.session.created" || type === "chat.session.erased"
         ? sessionEventDataSchema
         : type === "chat.message.deleted"
-          ? messageEventDataSchema.omit({ content: true })
-          : messageEventDataSchema.required({ content: true });
-    const schema = cloudEventSchema.extend({ type: z.literal(type), data });
+          ? omit(messageEventDataSchema, { content: true })
+          : required(messageEventDataSchema, { content: true });
+    const schema = extend(cloudEventSchema, { type: literal(type), data });
     out[type] = {
       $id: `https://chat-backend.example/schemas/events/v1/${type}.json`,
       title: type,
-      ...z.toJSONSchema(schema, { target: "draft-2020-12" }),
+      ...toJSONSchema(schema, { target: "draft-2020-12" }),
     };
   }
   return out;

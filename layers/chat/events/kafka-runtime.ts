@@ -59,6 +59,7 @@ const BACKOFF_MS = 5000;
 export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
   let pausedUntil = 0;
   return {
+    usesBacklog: true,
     async afterCommit(sessionId, events, backlog) {
       if (Date.now() < pausedUntil) return;
       const started = Date.now();

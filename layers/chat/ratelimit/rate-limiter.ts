@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
+import { pooledRandomBytes } from "../random.ts";
 import { LocalRateLimiter } from "./local-limiter.ts";
 import type { PolicyResult, RateCheck, RateDecision } from "./policies.ts";
 import { RedisRateLimiter } from "./redis-limiter.ts";
@@ -42,14 +42,24 @@ export class RateLimiter {
     this.#local = opts.local ?? new LocalRateLimiter({ now: this.#now });
   }
 
-  async check(checks: readonly RateCheck[]): Promise<RateDecision> {
+  /**
+   * `alsoGet`: Redis keys the request will read next, fetched in the limiter's round trip when it goes to
+   * Redis (`got` in the decision); absent when the local limiter decided or the read failed.
+   */
+  async check(
+    checks: readonly RateCheck[],
+    alsoGet?: readonly string[],
+  ): Promise<RateDecision & { got?: (string | null)[] }> {
     if (checks.length === 0) return { allowed: true, results: [], retryAfterSeconds: 0, source: "none" };
-    const shared = await this.#tryRedis(checks);
-    if (shared) return decide(shared, "redis");
+    const shared = await this.#tryRedis(checks, alsoGet);
+    if (shared) return { ...decide(shared.results, "redis"), got: shared.got };
     return decide(this.#local.check(checks), "local");
   }
 
-  async #tryRedis(checks: readonly RateCheck[]): Promise<PolicyResult[] | null> {
+  async #tryRedis(
+    checks: readonly RateCheck[],
+    alsoGet: readonly string[] | undefined,
+  ): Promise<{ results: PolicyResult[]; got?: (string | null)[] } | null> {
     const client = this.#opts.redis();
     if (!client || this.#now() < this.#skipRedisUntil) return null;
     if (this.#redisLimiter?.client !== client) {
@@ -66,7 +76,7 @@ export class RateLimiter {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new RedisTimeout(`no answer in ${timeoutMs} ms`)), timeoutMs);
       });
-      const work = limiter.check(checks, randomBytes(12).toString("base64url"));
+      const work = limiter.checkAndGet(checks, pooledRandomBytes(12).toString("base64url"), alsoGet);
       work.catch(() => {}); // lost the race: nobody listens any more
       return await Promise.race([work, timeout]);
     } catch (err) {

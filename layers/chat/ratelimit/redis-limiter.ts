@@ -48,14 +48,30 @@ export class RedisRateLimiter {
 
   /** `member` must be unique per request: it is this request's entry in every partition it counts in. */
   async check(checks: readonly RateCheck[], member: string): Promise<PolicyResult[]> {
+    return (await this.checkAndGet(checks, member)).results;
+  }
+
+  /**
+   * check(), plus `alsoGet`: keys read (MGET) in the same round trip for the request's next step (the session's
+   * cache entries), so admitting a request and reading its session cost one round trip, not two.
+   */
+  async checkAndGet(
+    checks: readonly RateCheck[],
+    member: string,
+    alsoGet?: readonly string[],
+  ): Promise<{ results: PolicyResult[]; got?: (string | null)[] }> {
     const pipeline = this.#redis.pipeline() as ReturnType<Redis["pipeline"]> & {
       chatSlidingWindow(key: string, limit: number, windowMs: number, member: string): unknown;
     };
     for (const c of checks) {
       pipeline.chatSlidingWindow(this.key(c), c.policy.limit, c.policy.windowSeconds * 1000, member);
     }
+    if (alsoGet?.length) pipeline.mget(...alsoGet);
     const replies = await pipeline.exec();
-    if (!replies || replies.length !== checks.length) throw new RedisLimiterError("pipeline aborted");
+    const expected = checks.length + (alsoGet?.length ? 1 : 0);
+    if (!replies || replies.length !== expected) throw new RedisLimiterError("pipeline aborted");
+    const extra = alsoGet?.length ? replies[checks.length] : undefined;
+    const got = extra && !extra[0] ? (extra[1] as (string | null)[]) : undefined;
     const results = checks.map((c, i): PolicyResult => {
       const [err, reply] = replies[i] as [Error | null, unknown];
       if (err) throw err;
@@ -75,9 +91,9 @@ export class RedisRateLimiter {
         const undo = this.#redis.pipeline();
         for (const c of admitted) undo.zrem(this.key(c), member);
         await undo.exec().catch(() => {});
-        return results.map((r) => (r.allowed ? { ...r, remaining: r.remaining + 1 } : r));
+        return { results: results.map((r) => (r.allowed ? { ...r, remaining: r.remaining + 1 } : r)) };
       }
     }
-    return results;
+    return { results, got };
   }
 }

@@ -33,6 +33,7 @@ export function bedrockResponder(opts: BedrockOptions): Responder {
   };
   return {
     name: "bedrock",
+    costly: true,
     async respond(history: Turn[]): Promise<Reply> {
       const fallback = builtinReply(history);
       try {

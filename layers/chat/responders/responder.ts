@@ -14,6 +14,11 @@ export interface Reply {
 
 export interface Responder {
   readonly name: string;
+  /**
+   * Each answer costs money (a model call): an Idempotency-Key is then claimed before answering, so a
+   * duplicate request waits and replays instead of paying for a second answer.
+   */
+  readonly costly?: boolean;
   /** `history` ends with the user message being answered. */
   respond(history: Turn[]): Promise<Reply>;
 }

@@ -1,0 +1,42 @@
+import type { Message } from "./types.ts";
+
+/**
+ * The history cache entry's text: a JSON array with one message per line ("[\n{…},\n{…}\n]"). It is
+ * plain JSON (JSON.parse reads it, as older readers did), and since JSON.stringify never writes a raw
+ * line break, ",\n" can only be the separator: a page is cut out of the text without parsing it, and the
+ * response body is built from the cut lines without serializing them again.
+ */
+export function historyText(history: readonly Message[]): string {
+  return `[\n${historyLines(history)}\n]`;
+}
+
+/** The lines of `messages` as they sit between "[\n" and "\n]" (what an append adds). */
+export const historyLines = (messages: readonly Message[]): string =>
+  messages.map((m) => JSON.stringify(m)).join(",\n");
+
+export const parseHistoryText = (text: string): Message[] => JSON.parse(text) as Message[];
+
+/** Whether `text` is in the one-message-per-line form (an entry written by an older version is not). */
+export const isLineForm = (text: string): boolean => text.startsWith("[\n") && text.endsWith("\n]");
+
+/**
+ * The JSON body of pageOf(parseHistoryText(text), afterSeq, limit), from a line-form text, without parsing
+ * the messages: each line's seq is read at its `"seq":` key (a string value's quotes are escaped, so the
+ * first unescaped `"seq":` of a line is the key).
+ */
+export function pageJsonFromText(text: string, afterSeq: number, limit: number): string {
+  const inner = text.slice(2, -2);
+  const lines = inner === "" ? [] : inner.split(",\n");
+  let first = 0;
+  while (first < lines.length && seqOf(lines[first] as string) <= afterSeq) first++;
+  const page = lines.slice(first, first + limit);
+  const more = lines.length - first > limit;
+  const next = more ? seqOf(page[page.length - 1] as string) : null;
+  return `{"messages":[${page.join(",")}],"next_after_seq":${next}}`;
+}
+
+function seqOf(line: string): number {
+  const at = line.indexOf('"seq":');
+  if (at < 0) throw new Error("history line without a seq");
+  return Number.parseInt(line.slice(at + 6, at + 26), 10);
+}

@@ -1,0 +1,80 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { pageOf } from "../../layers/chat/chat/history-rules.ts";
+import {
+  historyText,
+  isLineForm,
+  pageJsonFromText,
+  parseHistoryText,
+} from "../../layers/chat/chat/history-text.ts";
+import type { Message } from "../../layers/chat/chat/types.ts";
+
+// content that tries to look like the format: separators, keys, quotes, line breaks, unicode
+const nasty = fc.oneof(
+  fc.string(),
+  fc.constantFrom(",\n", '"seq":1', '\\"seq\\":2', '},{"seq":3}', "\n]", "[\n", "\u2028", "😀", '"', "\\"),
+  fc.string({ unit: "grapheme" }),
+);
+
+const history = fc
+  .array(
+    fc.record({
+      gap: fc.integer({ min: 1, max: 3 }),
+      role: fc.constantFrom("user" as const, "assistant" as const),
+      content: nasty,
+      version: fc.integer({ min: 1, max: 5 }),
+      edited: fc.boolean(),
+    }),
+    { maxLength: 40 },
+  )
+  .map((items) => {
+    let seq = 0;
+    return items.map((it, i): Message => {
+      seq += it.gap;
+      return {
+        message_id: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+        session_id: "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f",
+        seq,
+        role: it.role,
+        content: it.content,
+        version: it.version,
+        created_at: "2026-11-26T09:00:00.000Z",
+        edited_at: it.edited ? "2026-11-26T09:01:00.000Z" : null,
+        reply_to: null,
+      };
+    });
+  });
+
+describe("history cache text", () => {
+  it("is JSON that parses back to the same history", () => {
+    fc.assert(
+      fc.property(history, (h) => {
+        const text = historyText(h);
+        expect(isLineForm(text)).toBe(true);
+        expect(parseHistoryText(text)).toEqual(h);
+      }),
+    );
+  });
+
+  it("a page cut from the text is exactly JSON.stringify(pageOf(history))", () => {
+    fc.assert(
+      fc.property(
+        history,
+        fc.integer({ min: 0, max: 130 }),
+        fc.integer({ min: 1, max: 60 }),
+        (h, afterSeq, limit) => {
+          expect(pageJsonFromText(historyText(h), afterSeq, limit)).toBe(
+            JSON.stringify(pageOf(h, afterSeq, limit)),
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("an entry in the older compact form is not taken for the line form", () => {
+    expect(isLineForm(JSON.stringify([{ seq: 1 }]))).toBe(false);
+    expect(isLineForm(historyText([]))).toBe(true);
+    expect(pageJsonFromText(historyText([]), 0, 50)).toBe('{"messages":[],"next_after_seq":null}');
+  });
+});

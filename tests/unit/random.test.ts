@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { pooledRandomBytes } from "../../layers/chat/random.ts";
+
+describe("pooledRandomBytes", () => {
+  it("returns the asked length, never the same bytes twice, across many pool refills", () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 20_000; i++) {
+      const b = pooledRandomBytes(12);
+      expect(b).toHaveLength(12);
+      seen.add(b.toString("hex"));
+    }
+    expect(seen.size).toBe(20_000);
+  });
+
+  it("hands out copies: changing one does not change the next", () => {
+    const a = pooledRandomBytes(16);
+    const before = pooledRandomBytes(16).toString("hex");
+    a.fill(0);
+    expect(before).not.toBe("0".repeat(32));
+    expect(pooledRandomBytes(600)).toHaveLength(600); // larger than a pool cut: straight from the CSPRNG
+  });
+
+  it("is not all zeros and spreads over byte values", () => {
+    const counts = new Array(256).fill(0);
+    for (let i = 0; i < 2000; i++) for (const byte of pooledRandomBytes(16)) counts[byte]++;
+    // 32,000 bytes over 256 values: every value appears (expected 125 each)
+    expect(Math.min(...counts)).toBeGreaterThan(50);
+  });
+});
