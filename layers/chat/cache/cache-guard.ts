@@ -69,15 +69,7 @@ export class CacheGuard {
 
   /** After a committed change: store the new state, or make sure the old one can never be served. */
   async afterWrite(session: SessionRecord, history: Message[] | null): Promise<void> {
-    if (await this.#usable()) {
-      try {
-        await this.#cache.put(session, history);
-        return;
-      } catch {
-        this.#distrust();
-      }
-    }
-    await this.#recordInvalidation([session.session_id]);
+    await this.#writeOrInvalidate(session.session_id, () => this.#cache.put(session, history));
   }
 
   /** As afterWrite, for a change from `previousGeneration` that only appended messages (a post). */
@@ -87,21 +79,20 @@ export class CacheGuard {
     appended: readonly Message[],
     maxMessages: number,
   ): Promise<void> {
-    if (await this.#usable()) {
-      try {
-        await this.#cache.append(session, previousGeneration, appended, maxMessages);
-        return;
-      } catch {
-        this.#distrust();
-      }
-    }
-    await this.#recordInvalidation([session.session_id]);
+    await this.#writeOrInvalidate(session.session_id, () =>
+      this.#cache.append(session, previousGeneration, appended, maxMessages),
+    );
   }
 
   async afterErase(sessionId: string): Promise<void> {
+    await this.#writeOrInvalidate(sessionId, () => this.#cache.markErased(sessionId));
+  }
+
+  /** A write after a committed change; if it cannot be made, the session's old entry must never be served. */
+  async #writeOrInvalidate(sessionId: string, write: () => Promise<unknown>): Promise<void> {
     if (await this.#usable()) {
       try {
-        await this.#cache.markErased(sessionId);
+        await write();
         return;
       } catch {
         this.#distrust();

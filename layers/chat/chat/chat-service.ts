@@ -429,21 +429,19 @@ export class ChatService {
 
   /** After commit: the cache gets the new state (written through when the whole history is known), Kafka the events. */
   async #committed<T>(applied: AppliedChange, snap: SessionSnapshot, planned: Planned<T>): Promise<T> {
-    const { change } = planned;
-    if (planned.appended) {
-      await Promise.all([
-        this.#d.cache?.afterAppend(
-          applied.session,
-          change.expectedGeneration,
-          planned.appended,
-          HISTORY_CACHE_MAX,
-        ),
-        this.#d.publisher.afterCommit(change.sessionId, change.events, applied.backlog),
-      ]);
-      return planned.result;
+    const { change, appended } = planned;
+    const cache = this.#d.cache;
+    if (appended) {
+      await this.#publishAfter(
+        cache?.afterAppend(applied.session, change.expectedGeneration, appended, HISTORY_CACHE_MAX),
+        change.sessionId,
+        change.events,
+        applied.backlog,
+      );
+    } else {
+      const history = snap.complete ? planned.history(snap.messages) : null;
+      await this.#afterCommit(applied.session, history, change.events, applied.backlog);
     }
-    const history = snap.complete ? planned.history(snap.messages) : null;
-    await this.#afterCommit(applied.session, history, change.events, applied.backlog);
     return planned.result;
   }
 
@@ -454,10 +452,22 @@ export class ChatService {
     backlog: boolean,
   ) {
     const cacheable = history && history.length <= HISTORY_CACHE_MAX ? history : null;
-    await Promise.all([
+    await this.#publishAfter(
       this.#d.cache?.afterWrite(session, cacheable),
-      this.#d.publisher.afterCommit(session.session_id, events, backlog),
-    ]);
+      session.session_id,
+      events,
+      backlog,
+    );
+  }
+
+  /** The cache write and the Kafka fast path of a committed change, side by side. */
+  async #publishAfter(
+    cacheWrite: Promise<void> | undefined,
+    sessionId: string,
+    events: CloudEvent[],
+    backlog: boolean,
+  ) {
+    await Promise.all([cacheWrite, this.#d.publisher.afterCommit(sessionId, events, backlog)]);
   }
 
   /**
