@@ -40,7 +40,8 @@ const beyond = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RES
 
 export const epochNow = () => performance.timeOrigin + performance.now();
 
-const CHANGE_STATEMENTS = new Set(["apply_session_change", "insert_session"]);
+/** The product's change statements (one per idempotency mode: `append_session_change_claim`, …). */
+const CHANGE_STATEMENT = /^(append_session_change|apply_session_change|insert_session)_/;
 
 function statementName(config: unknown): string {
   if (typeof config === "string") return firstWord(config);
@@ -52,10 +53,10 @@ function statementName(config: unknown): string {
 }
 const firstWord = (sql: string) => sql.trim().split(/\s+/, 1)[0]?.toUpperCase() ?? "?";
 
-/** The events JSON is parameter $10 of apply_session_change and $9 of insert_session. */
-function eventIds(name: string, config: unknown, values: unknown): string[] {
+/** The events JSON is the statement's one parameter holding an array of CloudEvents (found by shape, not position). */
+function eventIds(config: unknown, values: unknown): string[] {
   const params = (Array.isArray(values) ? values : (config as { values?: unknown[] }).values) ?? [];
-  const raw = params[name === "apply_session_change" ? 9 : 8];
+  const raw = params.find((v) => typeof v === "string" && v.startsWith("[{") && v.includes('"specversion"'));
   if (typeof raw !== "string") return [];
   try {
     return (JSON.parse(raw) as { id: string }[]).map((e) => e.id);
@@ -78,7 +79,7 @@ export function installInstrumentation(): void {
     counters.pg[name] = (counters.pg[name] ?? 0) + 1;
     counters.pgTotal++;
     const started = performance.now();
-    const ids = recordCommits && CHANGE_STATEMENTS.has(name) ? eventIds(name, config, values) : [];
+    const ids = recordCommits && CHANGE_STATEMENT.test(name) ? eventIds(config, values) : [];
     const done = (res: { rowCount?: number | null } | undefined) => {
       time(`pg ${name}`, performance.now() - started);
       if (ids.length === 0 || !res?.rowCount) return;

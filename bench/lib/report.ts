@@ -218,12 +218,12 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
       "",
       `Relay: ${k.params.relayEvents} pre-filled outbox events published by \`relayOutbox\` with the product's producer (acks=all), warm producer; "on topic" is the advance of the topic's offsets. Commit-to-topic: POST /messages/post through the runner with Kafka on (the after-commit fast path); from the change statement's completion (stamped in the runner process) to a kafkajs consumer (maxWaitTimeInMs ${k.params.consumerMaxWaitMs}) seeing the record.`,
       "",
-      "| Relay batch | Events | events/s | Batches | Elapsed ms | in Kafka publish ms | in Postgres ms | On topic |",
-      "|---|---|---|---|---|---|---|---|",
+      "| Relay batch | Compression | Events | events/s | Batches | Elapsed ms | in Kafka publish ms | in Postgres ms | On topic |",
+      "|---|---|---|---|---|---|---|---|---|",
     );
     for (const x of k.relay)
       L.push(
-        `| ${x.batchSize} | ${x.published} | ${x.eventsPerSec} | ${x.batches} | ${x.elapsedMs} | ${x.publishMs} | ${x.postgresMs} | ${x.onTopic} |`,
+        `| ${x.batchSize} | ${x.compression ?? "none"} | ${x.published} | ${x.eventsPerSec} | ${x.batches} | ${x.elapsedMs} | ${x.publishMs} | ${x.postgresMs} | ${x.onTopic} |`,
       );
     L.push(
       "",

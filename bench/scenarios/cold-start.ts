@@ -391,6 +391,6 @@ export async function coldStartBench(ctx: BenchContext): Promise<ColdResults> {
       modes,
     };
   } finally {
-    rmSync(root, { recursive: true, force: true });
+    if (!process.env.BENCH_KEEP_COLD) rmSync(root, { recursive: true, force: true });
   }
 }

@@ -20,6 +20,8 @@ import { startWorker, type Worker } from "../lib/worker-rpc.ts";
 export interface KafkaParams {
   relayEvents: number;
   batchSizes: number[];
+  /** The producer's KAFKA_COMPRESSION settings the relay is measured with (the first is the product default). */
+  compressions: ("none" | "gzip")[];
   latencyLevels: { concurrency: number; posts: number }[];
   consumerMaxWaitMs: number;
 }
@@ -29,12 +31,14 @@ export const kafkaParams = (smoke: boolean): KafkaParams =>
     ? {
         relayEvents: 1000,
         batchSizes: [500, 2000],
+        compressions: ["none", "gzip"],
         latencyLevels: [{ concurrency: 1, posts: 10 }],
         consumerMaxWaitMs: 10,
       }
     : {
         relayEvents: 30_000,
         batchSizes: [500, 2000],
+        compressions: ["none", "gzip"],
         latencyLevels: [
           { concurrency: 1, posts: 400 },
           { concurrency: 16, posts: 1600 },
@@ -44,6 +48,8 @@ export const kafkaParams = (smoke: boolean): KafkaParams =>
 
 export interface RelayRun {
   batchSize: number;
+  /** Older result files have none: "none". */
+  compression?: "none" | "gzip";
   events: number;
   published: number;
   batches: number;
@@ -145,45 +151,55 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
     });
 
     const results: KafkaResults = { params: p, relay: [], latency: [] };
-    const relay = await startWorker("relay", WORKERS.api, {
-      env: ctx.env({ DATABASE_URL: relayDb.url, KAFKA_BROKERS: mock.bootstrap, KAFKA_TOPIC: RELAY_TOPIC }),
-      execArgv: ctx.workerExecArgv,
-    });
-    workers.push(relay);
-    for (const batchSize of p.batchSizes) {
-      await fill(relayDb.pool, p.relayEvents);
-      const before = await topicTotal(admin, RELAY_TOPIC);
-      ctx.log(`kafka: relay ${p.relayEvents} events, batch ${batchSize}`);
-      const r = await relay.call<{
-        published: number;
-        batches: number;
-        elapsedMs: number;
-        publishMs: number;
-        error?: string;
-        counters: CounterReport;
-      }>("relay", { batchSize, timeBudgetMs: 120_000 }, 180_000);
-      const onTopic = (await topicTotal(admin, RELAY_TOPIC)) - before;
-      const run: RelayRun = {
-        batchSize,
-        events: p.relayEvents,
-        published: r.published,
-        batches: r.batches,
-        elapsedMs: round(r.elapsedMs, 1),
-        eventsPerSec: round((r.published * 1000) / r.elapsedMs, 0),
-        publishMs: round(r.publishMs, 1),
-        postgresMs: round(r.elapsedMs - r.publishMs, 1),
-        onTopic,
-        counters: r.counters,
-        ...(r.error ? { error: r.error } : {}),
-      };
-      if (r.published !== p.relayEvents || onTopic < r.published)
-        throw new Error(
-          `relay published ${r.published}/${p.relayEvents}, topic advanced by ${onTopic}: ${r.error ?? ""}`,
+    // One relay worker per compression setting: the producer reads KAFKA_COMPRESSION once per process.
+    for (const compression of p.compressions) {
+      const relay = await startWorker(`relay-${compression}`, WORKERS.api, {
+        env: ctx.env({
+          DATABASE_URL: relayDb.url,
+          KAFKA_BROKERS: mock.bootstrap,
+          KAFKA_TOPIC: RELAY_TOPIC,
+          KAFKA_COMPRESSION: compression,
+        }),
+        execArgv: ctx.workerExecArgv,
+      });
+      workers.push(relay);
+      for (const batchSize of p.batchSizes) {
+        await fill(relayDb.pool, p.relayEvents);
+        const before = await topicTotal(admin, RELAY_TOPIC);
+        ctx.log(`kafka: relay ${p.relayEvents} events, batch ${batchSize}, compression ${compression}`);
+        const r = await relay.call<{
+          published: number;
+          batches: number;
+          elapsedMs: number;
+          publishMs: number;
+          error?: string;
+          counters: CounterReport;
+        }>("relay", { batchSize, timeBudgetMs: 120_000 }, 180_000);
+        const onTopic = (await topicTotal(admin, RELAY_TOPIC)) - before;
+        const run: RelayRun = {
+          batchSize,
+          compression,
+          events: p.relayEvents,
+          published: r.published,
+          batches: r.batches,
+          elapsedMs: round(r.elapsedMs, 1),
+          eventsPerSec: round((r.published * 1000) / r.elapsedMs, 0),
+          publishMs: round(r.publishMs, 1),
+          postgresMs: round(r.elapsedMs - r.publishMs, 1),
+          onTopic,
+          counters: r.counters,
+          ...(r.error ? { error: r.error } : {}),
+        };
+        if (r.published !== p.relayEvents || onTopic < r.published)
+          throw new Error(
+            `relay published ${r.published}/${p.relayEvents}, topic advanced by ${onTopic}: ${r.error ?? ""}`,
+          );
+        results.relay.push(run);
+        ctx.log(
+          `  ${run.eventsPerSec} events/s (${run.batches} batches, Kafka ${run.publishMs} ms, Postgres ${run.postgresMs} ms)`,
         );
-      results.relay.push(run);
-      ctx.log(
-        `  ${run.eventsPerSec} events/s (${run.batches} batches, Kafka ${run.publishMs} ms, Postgres ${run.postgresMs} ms)`,
-      );
+      }
+      await relay.close();
     }
 
     const api = await startWorker("api-kafka", WORKERS.api, {
@@ -221,6 +237,11 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
         acks: Record<string, number>;
       }>("drainCommits");
       const ids = Object.keys(commits);
+      // No stamped commit means the instrumentation no longer recognizes the change statement: fail loudly.
+      if (load.n > 0 && ids.length === 0)
+        throw new Error(
+          "commit-to-topic: no change statement was stamped (bench/lib/instrument.ts out of date)",
+        );
       const deadline = Date.now() + 15_000;
       while (ids.some((id) => !seen.has(id)) && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 50));

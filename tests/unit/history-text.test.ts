@@ -4,6 +4,7 @@ import { pageOf } from "../../layers/chat/chat/history-rules.ts";
 import {
   historyText,
   isLineForm,
+  lastMessagesFromText,
   pageJsonFromText,
   parseHistoryText,
 } from "../../layers/chat/chat/history-text.ts";
@@ -68,6 +69,15 @@ describe("history cache text", () => {
           );
         },
       ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("the newest n messages read from the text are the history's last n", () => {
+    fc.assert(
+      fc.property(history, fc.integer({ min: 0, max: 45 }), (h, n) => {
+        expect(lastMessagesFromText(historyText(h), n)).toEqual(n === 0 ? [] : h.slice(-n));
+      }),
       { numRuns: 500 },
     );
   });

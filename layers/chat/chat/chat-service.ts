@@ -31,7 +31,7 @@ import { boundContext, type Responder } from "../responders/responder.ts";
 import { assertValidContent, assertValidUserId } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
-import { isLineForm, pageJsonFromText } from "./history-text.ts";
+import { isLineForm, lastMessagesFromText, pageJsonFromText } from "./history-text.ts";
 import { assertValidMetadata } from "./metadata-rules.ts";
 import { hashToken, newSessionToken, tokenMatches } from "./tokens.ts";
 import type { HistoryPage, Message, Session, SessionRecord } from "./types.ts";
@@ -201,7 +201,8 @@ export class ChatService {
           content,
           reply_to: null,
         };
-        const reply = await this.#respond([...toTurns(snap.messages), { role: "user", content }]);
+        const context = newestMessages(snap, this.#d.config.RESPONDER_CONTEXT_MESSAGES);
+        const reply = await this.#respond([...toTurns(context), { role: "user", content }]);
         const bot: NewMessage = {
           message_id: randomUUID(),
           seq: s.last_seq + 2,
@@ -408,9 +409,7 @@ export class ChatService {
     plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
   ): Promise<T> {
     return busyOnLockTimeout(async () => {
-      const optimistic = auth.history
-        ? { session: auth.session, messages: auth.history, complete: true }
-        : await this.#snapshot(auth.session.session_id);
+      const optimistic = authSnapshot(auth) ?? (await this.#snapshot(auth.session.session_id));
       const first = await plan(optimistic);
       const checkBacklog = this.#d.publisher.usesBacklog;
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
@@ -559,6 +558,31 @@ export class ChatService {
       boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS),
     );
   }
+}
+
+/**
+ * What authorize() read, as a snapshot to plan a change from, if it holds the whole history. From the cache's
+ * line-form text the messages are parsed only if the plan reads them (a post reads only the newest few).
+ */
+function authSnapshot(auth: AuthorizedSession): SessionSnapshot | null {
+  const text = auth.historyText;
+  if (text && isLineForm(text)) {
+    return {
+      session: auth.session,
+      get messages() {
+        return auth.history ?? [];
+      },
+      complete: true,
+      historyText: text,
+    };
+  }
+  const history = auth.history;
+  return history ? { session: auth.session, messages: history, complete: true } : null;
+}
+
+/** The newest `n` messages of a snapshot (without parsing the rest when they came from the cache). */
+function newestMessages(snap: SessionSnapshot, n: number): Message[] {
+  return snap.historyText ? lastMessagesFromText(snap.historyText, n) : snap.messages.slice(-n);
 }
 
 /** The pool's lock_timeout (SESSION_LOCK_TIMEOUT_MS) expired waiting for the session row: another writer holds it. */

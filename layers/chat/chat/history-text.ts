@@ -16,6 +16,18 @@ export const historyLines = (messages: readonly Message[]): string =>
 
 export const parseHistoryText = (text: string): Message[] => JSON.parse(text) as Message[];
 
+/** The last `n` messages of a line-form text, parsing only their lines (a post's responder needs no more). */
+export function lastMessagesFromText(text: string, n: number): Message[] {
+  if (n <= 0 || text === "[\n\n]") return [];
+  let start = text.length - 2; // before "\n]"
+  for (let kept = 0; kept < n; kept++) {
+    const sep = text.lastIndexOf(",\n", start - 1);
+    if (sep < 0) return parseHistoryText(text);
+    start = sep;
+  }
+  return JSON.parse(`[${text.slice(start + 2, -2)}]`) as Message[];
+}
+
 /** Whether `text` is in the one-message-per-line form (an entry written by an older version is not). */
 export const isLineForm = (text: string): boolean => text.startsWith("[\n") && text.endsWith("\n]");
 

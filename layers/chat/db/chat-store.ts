@@ -233,6 +233,8 @@ export interface SessionSnapshot {
   messages: Message[];
   /** True when `messages` is the session's whole non-deleted history. */
   complete: boolean;
+  /** `messages` as the cache's line-form text (history-text.ts), when they came from there. */
+  historyText?: string;
 }
 
 const SNAPSHOT = `

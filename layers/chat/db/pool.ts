@@ -1,6 +1,7 @@
 import pg from "pg";
 import { type Config, config } from "../config.ts";
 import { connectionConfig } from "./database-url.ts";
+import { poolTypes } from "./timestamps.ts";
 
 let pool: pg.Pool | undefined;
 let creating: Promise<pg.Pool> | undefined;
@@ -17,6 +18,7 @@ export function buildPool(connection: string | pg.ClientConfig, cfg: Config): pg
     idleTimeoutMillis: 60_000,
     ssl: cfg.DATABASE_SSL ? { rejectUnauthorized: true } : undefined,
     application_name: "chat-backend",
+    types: poolTypes,
   });
   // An idle client that loses its server (restart, failover) must not crash the process; the pool replaces it.
   p.on("error", () => {});

@@ -6,8 +6,14 @@ export const SESSION_COLUMNS =
 export const MESSAGE_COLUMNS =
   "message_id, session_id, seq, role, content, version, created_at, edited_at, reply_to";
 
+// The product's pool already returns timestamptz in this form (timestamps.ts); a Date or other text is converted.
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const iso = (v: Date | string | null): string | null =>
-  v === null ? null : v instanceof Date ? v.toISOString() : new Date(v).toISOString();
+  v === null
+    ? null
+    : typeof v === "string" && ISO_UTC.test(v)
+      ? v
+      : (v instanceof Date ? v : new Date(v)).toISOString();
 
 export function toSession(r: Record<string, unknown>): SessionRecord {
   return {
