@@ -9,7 +9,8 @@ import { REPO_ROOT } from "./paths.ts";
  * The data layer's third-party packages (pg, ioredis, kafkajs, Powertools parameters, ...) as a Lambda layer under
  * nodejs/node_modules; zod and the Powertools logger and metrics are bundled into each function instead (INLINED
  * in layer-packages.ts). The function bundles mark exactly `packages` external, so the two always agree.
- * Built by copying the installed closure from node_modules (no Docker, no network); pure JS, so arm64-safe.
+ * Built from the installed closure in node_modules (no Docker, no network): ioredis and pg as one esbuild bundle each
+ * (PREBUNDLED), the rest copied; pure JS, so arm64-safe.
  */
 export class DependenciesLayer extends Construct {
   readonly layer: lambda.LayerVersion;
@@ -18,7 +19,8 @@ export class DependenciesLayer extends Construct {
   constructor(scope: Construct, id: string) {
     super(scope, id);
     this.packages = layerPackages(REPO_ROOT);
-    const closure = packageClosure(REPO_ROOT, this.packages);
+    const packages = this.packages;
+    const closure = packageClosure(REPO_ROOT, packages);
     const code = lambda.Code.fromAsset(`${REPO_ROOT}/layers`, {
       // Hash of the closure's versions: code-only changes keep the same layer version.
       assetHash: closureHash(REPO_ROOT, closure),
@@ -28,7 +30,7 @@ export class DependenciesLayer extends Construct {
         image: DockerImage.fromRegistry("public.ecr.aws/sam/build-nodejs24.x"),
         local: {
           tryBundle(outputDir: string) {
-            writeLayer(REPO_ROOT, closure, outputDir);
+            writeLayer(REPO_ROOT, packages, outputDir);
             return true;
           },
         },

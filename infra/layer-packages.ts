@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, readdirSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
+import { buildSync } from "esbuild";
 
 /**
  * Which npm packages go into the dependencies layer, and their on-disk closure. Pure file-system code, no CDK,
@@ -25,12 +26,25 @@ export const RUNTIME_PROVIDED = /^@aws-sdk\/client-/;
  */
 export const INLINED = new Set(["zod", "@aws-lambda-powertools/logger", "@aws-lambda-powertools/metrics"]);
 
+/**
+ * Layer packages shipped as one minified CommonJS file each (esbuild) instead of their npm file trees: the two
+ * drivers every chat function loads at init. require() then reads and compiles one file instead of resolving,
+ * stat-ing and wrapping dozens (ioredis: 11 packages, pg: 12), which cuts their load time by about a third.
+ * Only packages used through their main entry qualify (kafkajs is patched through a deep import, node-pg-migrate
+ * loads migration files at run time); pg stays one copy for node-pg-migrate, which requires it as a peer.
+ */
+export const PREBUNDLED = new Set(["ioredis", "pg"]);
+
+/** Optional requires inside the prebundled packages that must stay requires (absent in Lambda, guarded by try). */
+const PREBUNDLE_EXTERNAL = ["pg-native", "pg-cloudflare", "cloudflare:sockets"];
+
 /** The folders whose code ends up in function bundles; their bare imports decide the layer. */
 export const SOURCE_DIRS = ["functions", "layers", "infra/handlers"];
 
 interface PackageJson {
   name?: string;
   version?: string;
+  license?: string;
   main?: string;
   exports?: unknown;
   dependencies?: Record<string, string>;
@@ -120,14 +134,22 @@ function resolveFrom(fromDir: string, name: string, root: string): string | unde
   }
 }
 
-/** Folders (relative to root, e.g. `node_modules/pg`) of the packages and everything they load at run time. */
-export function packageClosure(root: string, packages: readonly string[]): string[] {
+/**
+ * Folders (relative to root, e.g. `node_modules/pg`) of the packages and everything they load at run time.
+ * With `shipped`, what the layer holds: a PREBUNDLED package's dependencies are inside its bundle, not folders.
+ */
+export function packageClosure(
+  root: string,
+  packages: readonly string[],
+  opts: { shipped?: boolean } = {},
+): string[] {
   const seen = new Set<string>();
   const visit = (dir: string) => {
     const rel = relative(root, dir);
     if (seen.has(rel)) return;
     seen.add(rel);
     const pkg = readJson(join(dir, "package.json"));
+    if (opts.shipped && PREBUNDLED.has(pkg.name ?? "")) return;
     const optionalPeers = pkg.peerDependenciesMeta ?? {};
     const wanted = [
       ...Object.keys(pkg.dependencies ?? {}),
@@ -154,10 +176,18 @@ export function packageClosure(root: string, packages: readonly string[]): strin
 // Type declarations, sources and maps are never loaded at run time (Node does not strip types under node_modules).
 const SKIP_FILE = /(\.d\.[cm]?ts|\.[cm]?ts|\.map|\.md|\.markdown)$/i;
 
-/** Copies the closure into `<outDir>/nodejs/<same relative path>`, keeping nesting so resolution is unchanged. */
-export function writeLayer(root: string, closure: readonly string[], outDir: string): void {
-  for (const rel of closure) {
+/**
+ * Writes the layer for `packages` under `<outDir>/nodejs/`: each PREBUNDLED package as one bundle, every other
+ * folder of the closure copied at the same relative path, keeping nesting so resolution is unchanged.
+ */
+export function writeLayer(root: string, packages: readonly string[], outDir: string): void {
+  for (const rel of packageClosure(root, packages, { shipped: true })) {
     const src = join(root, rel);
+    const pkg = readJson(join(src, "package.json"));
+    if (PREBUNDLED.has(pkg.name ?? "")) {
+      writePrebundled(root, src, pkg, join(outDir, "nodejs", rel));
+      continue;
+    }
     cpSync(src, join(outDir, "nodejs", rel), {
       recursive: true,
       dereference: true,
@@ -172,9 +202,47 @@ export function writeLayer(root: string, closure: readonly string[], outDir: str
   }
 }
 
+/**
+ * The package as `index.js` (minified CommonJS, license comments kept) with a package.json that points at it, its
+ * LICENSE, and THIRD_PARTY_LICENSES: the license text of every package the bundle took in.
+ */
+function writePrebundled(root: string, src: string, pkg: PackageJson, dest: string): void {
+  mkdirSync(dest, { recursive: true });
+  buildSync({
+    entryPoints: [src],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node24",
+    minify: true,
+    legalComments: "eof",
+    external: PREBUNDLE_EXTERNAL,
+    outfile: join(dest, "index.js"),
+    logLevel: "error",
+  });
+  writeFileSync(
+    join(dest, "package.json"),
+    `${JSON.stringify({ name: pkg.name, version: pkg.version, main: "index.js", license: pkg.license }, null, 2)}\n`,
+  );
+  const licenseOf = (dir: string) => readdirSync(dir).find((f) => /^licen[cs]e/i.test(f));
+  const own = licenseOf(src);
+  if (own) cpSync(join(src, own), join(dest, own));
+  const notices = packageClosure(root, [pkg.name as string])
+    .filter((rel) => join(root, rel) !== src)
+    .map((rel) => {
+      const dep = readJson(join(root, rel, "package.json"));
+      const file = licenseOf(join(root, rel));
+      const text = file
+        ? readFileSync(join(root, rel, file), "utf8").trim()
+        : `License: ${dep.license ?? "?"}`;
+      return `${dep.name}@${dep.version}\n\n${text}\n`;
+    });
+  writeFileSync(join(dest, "THIRD_PARTY_LICENSES"), notices.join(`\n${"-".repeat(72)}\n\n`));
+}
+
 /** Changes only when a package in the closure changes version, so code-only deploys keep the layer version. */
 export function closureHash(root: string, closure: readonly string[]): string {
-  const h = createHash("sha256").update("layer-v1\n");
+  const h = createHash("sha256").update(`layer-v2 prebundled:${[...PREBUNDLED].join(",")}\n`);
   for (const rel of closure) h.update(`${rel}@${readJson(join(root, rel, "package.json")).version ?? "?"}\n`);
   return h.digest("hex");
 }

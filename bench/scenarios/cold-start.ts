@@ -101,8 +101,7 @@ async function bundlingSetup(): Promise<BundlingSetup> {
     };
     const lp = (await import("../../infra/layer-packages.ts")) as {
       layerPackages: (root: string) => string[];
-      packageClosure: (root: string, packages: readonly string[]) => string[];
-      writeLayer: (root: string, closure: readonly string[], outDir: string) => void;
+      writeLayer: (root: string, packages: readonly string[], outDir: string) => void;
     };
     const packages = lp.layerPackages(REPO_ROOT);
     const src = readFileSync(join(REPO_ROOT, "infra/chat-function.ts"), "utf8");
@@ -121,7 +120,7 @@ async function bundlingSetup(): Promise<BundlingSetup> {
         bundling: fn.bundlingFor(mode, mode === "layer" ? packages : []),
         layerPackages: mode === "layer" ? packages : [],
       }),
-      writeLayer: (outDir, pkgs) => lp.writeLayer(REPO_ROOT, lp.packageClosure(REPO_ROOT, pkgs), outDir),
+      writeLayer: (outDir, pkgs) => lp.writeLayer(REPO_ROOT, pkgs, outDir),
     };
   } catch (err) {
     const fallback: CdkBundling = {

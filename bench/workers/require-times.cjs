@@ -10,7 +10,9 @@ const bundle = process.argv[2] ? resolve(process.argv[2]) : undefined;
 const load = Module._load;
 const times = [];
 Module._load = function (request, parent, ...rest) {
-  if (!bundle || parent?.filename !== bundle) return load.call(this, request, parent, ...rest);
+  // The probe's own require of the bundle (made with createRequire(bundle)) is not one of the bundle's requires.
+  if (!bundle || parent?.filename !== bundle || resolve(request) === bundle)
+    return load.call(this, request, parent, ...rest);
   const started = performance.now();
   try {
     return load.call(this, request, parent, ...rest);

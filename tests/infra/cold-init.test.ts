@@ -5,7 +5,7 @@ import { type BuildOptions, build } from "esbuild";
 import { beforeAll, describe, expect, it } from "vitest";
 import { bundlingFor } from "../../infra/chat-function.ts";
 import type { LayerMode } from "../../infra/context.ts";
-import { layerPackages, packageClosure, writeLayer } from "../../infra/layer-packages.ts";
+import { layerPackages, writeLayer } from "../../infra/layer-packages.ts";
 import { REPO_ROOT } from "../../infra/paths.ts";
 import { lambdaSandbox } from "./lambda-sim.ts";
 
@@ -55,7 +55,7 @@ function requiredAtInit(task: string): string[] {
   return JSON.parse(out.trim().split("\n").at(-1) ?? "[]") as string[];
 }
 
-beforeAll(() => writeLayer(REPO_ROOT, packageClosure(REPO_ROOT, packages), layerDir));
+beforeAll(() => writeLayer(REPO_ROOT, packages, layerDir));
 
 describe("layer mode: what each function requires during init", () => {
   const fn = (name: string) =>
