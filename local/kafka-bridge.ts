@@ -12,6 +12,11 @@ export interface KafkaBridgeOptions {
   clientId?: string;
   ssl?: boolean;
   log: RunnerLog;
+  /**
+   * How long stop() waits for the consumers to leave their groups. With the brokers gone, kafkajs's disconnect
+   * waits out its own retries (≈ 25 s); the runner's shutdown must not.
+   */
+  stopTimeoutMs?: number;
 }
 
 export interface KafkaBridge {
@@ -65,7 +70,20 @@ export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<Kaf
   }
   return {
     async stop() {
-      await Promise.allSettled(consumers.map((c) => c.disconnect()));
+      const limitMs = options.stopTimeoutMs ?? 5000;
+      let timer: NodeJS.Timeout | undefined;
+      const left = await Promise.race([
+        Promise.allSettled(consumers.map((c) => c.disconnect())).then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), limitMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!left)
+        options.log(
+          "warn",
+          `kafka: consumers did not leave their groups within ${limitMs} ms; stopping anyway`,
+        );
     },
   };
 }
