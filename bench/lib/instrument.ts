@@ -65,6 +65,92 @@ function eventIds(config: unknown, values: unknown): string[] {
   }
 }
 
+/**
+ * EXPLAIN ANALYZE of the next few write statements (the product's change statements, the raw path's): Postgres'
+ * own planning and execution time, away from the driver and the event loop. Each explained statement runs first
+ * as `EXPLAIN (ANALYZE, BUFFERS)` inside BEGIN … ROLLBACK on the same connection, then for real, so the product
+ * sees its normal result. Skipped inside a transaction of the product's (the locked retry path).
+ */
+const EXPLAINED =
+  /^(append_session_change|apply_session_change|insert_session)_|^raw_post$|^load_snapshot$|^raw_history_page$/;
+let explainLeft = 0;
+const explained: Record<
+  string,
+  { planningMs: number; executionMs: number; sharedHit: number; sharedRead: number }[]
+> = {};
+const inTransaction = new WeakSet<object>();
+
+export interface ExplainSummary {
+  n: number;
+  planningMsP50: number;
+  executionMsP50: number;
+  executionMsP90: number;
+  /** Buffers touched per statement (shared hit + read), median. */
+  buffersP50: number;
+}
+
+/** Explains the next `n` matching statements this process runs. */
+export function explainNext(n: number): void {
+  explainLeft = n;
+}
+
+export function drainExplains(): Record<string, ExplainSummary> {
+  const med = (xs: number[], q = 0.5) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return (
+      Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN) * 1000) /
+      1000
+    );
+  };
+  const out: Record<string, ExplainSummary> = {};
+  for (const [name, runs] of Object.entries(explained)) {
+    out[name] = {
+      n: runs.length,
+      planningMsP50: med(runs.map((r) => r.planningMs)),
+      executionMsP50: med(runs.map((r) => r.executionMs)),
+      executionMsP90: med(
+        runs.map((r) => r.executionMs),
+        0.9,
+      ),
+      buffersP50: med(runs.map((r) => r.sharedHit + r.sharedRead)),
+    };
+    delete explained[name];
+  }
+  explainLeft = 0;
+  return out;
+}
+
+interface PlanNode {
+  "Shared Hit Blocks"?: number;
+  "Shared Read Blocks"?: number;
+}
+
+type RawQuery = (config: unknown, values?: unknown) => Promise<{ rows: Record<string, unknown>[] }>;
+
+/** Queues BEGIN, EXPLAIN ANALYZE of the statement and ROLLBACK on this connection, ahead of the real statement. */
+function explainFirst(client: object, original: RawQuery, name: string, config: unknown, values: unknown) {
+  const c = (typeof config === "string" ? { text: config } : config) as { text?: string; values?: unknown[] };
+  const params = (Array.isArray(values) ? values : c.values) ?? [];
+  const run = (q: unknown, v?: unknown) => original.call(client, q, v);
+  run("BEGIN").catch(() => {});
+  run({ text: `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${c.text ?? ""}`, values: params })
+    .then((res) => {
+      type Explained = { Plan: PlanNode; "Planning Time": number; "Execution Time": number };
+      const plan = ((res.rows[0]?.["QUERY PLAN"] as Explained[] | undefined) ?? [])[0];
+      if (!plan) return;
+      const runs = explained[name] ?? [];
+      explained[name] = runs;
+      runs.push({
+        planningMs: plan["Planning Time"],
+        executionMs: plan["Execution Time"],
+        sharedHit: plan.Plan["Shared Hit Blocks"] ?? 0,
+        sharedRead: plan.Plan["Shared Read Blocks"] ?? 0,
+      });
+    })
+    .catch(() => {});
+  run("ROLLBACK").catch(() => {});
+}
+
 let installed = false;
 
 export function installInstrumentation(): void {
@@ -80,6 +166,12 @@ export function installInstrumentation(): void {
     counters.pgTotal++;
     const started = performance.now();
     const ids = recordCommits && CHANGE_STATEMENT.test(name) ? eventIds(config, values) : [];
+    if (name === "BEGIN") inTransaction.add(this as object);
+    else if (name === "COMMIT" || name === "ROLLBACK") inTransaction.delete(this as object);
+    else if (explainLeft > 0 && EXPLAINED.test(name) && !inTransaction.has(this as object)) {
+      explainLeft--;
+      explainFirst(this as object, original as RawQuery, name, config, values);
+    }
     const done = (res: { rowCount?: number | null } | undefined) => {
       time(`pg ${name}`, performance.now() - started);
       if (ids.length === 0 || !res?.rowCount) return;

@@ -4,7 +4,7 @@ import type { BenchContext } from "../lib/context.ts";
 import { WORKERS } from "../lib/context.ts";
 import { checkpoint } from "../lib/db.ts";
 import { httpLoad } from "../lib/http-load.ts";
-import type { CounterReport } from "../lib/instrument.ts";
+import type { CounterReport, ExplainSummary } from "../lib/instrument.ts";
 import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
 import { startWorker, type Worker } from "../lib/worker-rpc.ts";
 
@@ -57,6 +57,8 @@ export interface WriteResults {
   raw: Record<string, Run>;
   http: Record<string, Run & { cacheTrusted: boolean | null }>;
   direct: Record<string, Run & { cacheTrusted: boolean | null }>;
+  /** EXPLAIN ANALYZE of the write statement by name (product and raw), from a short c=1 pass; older files: none. */
+  explain?: Record<string, ExplainSummary>;
   /** Statements and commands per POST, from a fixed-count pass over HTTP after the timed runs. */
   perRequest: Record<
     string,
@@ -218,6 +220,28 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
       const counters = await api.call<CounterReport>("counters");
       results.perRequest[`http_c${c}`] = perOp(counters, d.n + d.errors);
     }
+    // In Postgres itself: EXPLAIN ANALYZE of the write statement, the product's against the raw path's, c=1.
+    const explainN = ctx.smoke ? 5 : 40;
+    const fresh = await api.call<BenchSession[]>("createSessions", {
+      n: Math.ceil(explainN / p.postsPerSession) + 1,
+      concurrency: 4,
+    });
+    const explainRotation = new SessionRotation(fresh, 1, p.postsPerSession);
+    await api.call("explainNext", explainN);
+    await httpLoad(url, { concurrency: 1, durationMs: 60_000, maxOps: explainN }, (w, seq) =>
+      post(explainRotation.next(w), seq),
+    );
+    const apiExplain = await api.call<Record<string, ExplainSummary>>("drainExplains");
+    const rawTotal = await raw.call<number>("setup", { sessions: explainN });
+    await raw.call("explainNext", explainN);
+    await raw.call<Run>("write", {
+      ...loop(1, 60_000),
+      maxOps: explainN,
+      warmupMs: 0,
+      from: rawTotal - explainN,
+    });
+    results.explain = { ...(await raw.call<Record<string, ExplainSummary>>("drainExplains")), ...apiExplain };
+
     const rawCounters = results.raw[1]?.counters;
     // The raw counters cover warm-up and measured operations: divide by the statements actually run.
     if (rawCounters) results.perRequest.raw_c1 = perOp(rawCounters, rawCounters.pg.raw_post ?? 1);

@@ -17,6 +17,8 @@ import { type Runner, startRunner } from "../../local/server.ts";
 import { runLoop } from "../lib/closed-loop.ts";
 import {
   drainCommitTimes,
+  drainExplains,
+  explainNext,
   installInstrumentation,
   readCounters,
   recordCommitTimes,
@@ -221,6 +223,8 @@ serveWorker(
     cacheState: () => ({ trusted: getCacheGuard()?.trusted ?? null }),
     recordCommits: (on: boolean) => recordCommitTimes(on),
     drainCommits: () => drainCommitTimes(),
+    explainNext: (n: number) => explainNext(n),
+    drainExplains: () => drainExplains(),
   },
   async () => {
     await runner?.close();

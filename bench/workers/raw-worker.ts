@@ -10,7 +10,13 @@ import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { runLoop } from "../lib/closed-loop.ts";
-import { installInstrumentation, readCounters, resetCounters } from "../lib/instrument.ts";
+import {
+  drainExplains,
+  explainNext,
+  installInstrumentation,
+  readCounters,
+  resetCounters,
+} from "../lib/instrument.ts";
 import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
 import { serveWorker } from "../lib/worker-rpc.ts";
 
@@ -290,9 +296,21 @@ async function bareHttp(args: { body: string }): Promise<{ url: string }> {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-serveWorker({ setup, write, redisGet, sqlPage, bareHttp, counters: () => readCounters() }, async () => {
-  server?.close();
-  server?.closeAllConnections();
-  redis?.disconnect();
-  await pool.end();
-});
+serveWorker(
+  {
+    setup,
+    write,
+    redisGet,
+    sqlPage,
+    bareHttp,
+    counters: () => readCounters(),
+    explainNext: (n: number) => explainNext(n),
+    drainExplains: () => drainExplains(),
+  },
+  async () => {
+    server?.close();
+    server?.closeAllConnections();
+    redis?.disconnect();
+    await pool.end();
+  },
+);
