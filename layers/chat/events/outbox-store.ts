@@ -21,13 +21,32 @@ export async function pendingForSession(
   return res.rows as OutboxRow[];
 }
 
-/** The oldest unpublished events of all sessions (a prefix of each session's backlog). */
-export async function pendingBatch(db: Queryable, limit: number): Promise<OutboxRow[]> {
-  const res = await db.query({
-    name: "outbox_pending_batch",
-    text: "SELECT id, event FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-    values: [limit],
-  });
+/**
+ * The oldest unpublished events of all sessions (a prefix of each session's backlog), leaving out `inFlight`
+ * (outbox row ids): events already fetched, whose publish or mark is still under way.
+ */
+export async function pendingBatch(
+  db: Queryable,
+  limit: number,
+  inFlight: readonly string[] = [],
+): Promise<OutboxRow[]> {
+  const res = await db.query(
+    inFlight.length === 0
+      ? {
+          name: "outbox_pending_batch",
+          text: "SELECT id, event FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+          values: [limit],
+        }
+      : {
+          // an anti-join on a hashed list, not `<> ALL(array)`, whose cost grows with rows × list length
+          name: "outbox_pending_batch_excluding",
+          text: `SELECT o.id, o.event FROM outbox o
+                  WHERE o.published_at IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[]) AS f(id) WHERE f.id = o.id)
+                  ORDER BY o.id LIMIT $1`,
+          values: [limit, inFlight],
+        },
+  );
   return res.rows as OutboxRow[];
 }
 

@@ -1,0 +1,140 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { CloudEvent } from "../../layers/chat/events/cloudevents.ts";
+import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+
+// The relay is pipelined (fetch n+1 while n is published, mark n while n+1 is published): these check that the
+// overlap never reorders a session, never skips an event, and never marks what Kafka did not ack.
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase(8);
+});
+afterAll(() => db.drop());
+beforeEach(() => db.pool.query("TRUNCATE outbox"));
+
+type Queryable = { query: (sql: string, values?: unknown[]) => Promise<unknown> };
+const insertEvent = (q: Queryable, session: string, seq: number) => {
+  const id = randomUUID();
+  const event = { specversion: "1.0", id, type: "chat.message.created", subject: session, data: { seq } };
+  return q.query("INSERT INTO outbox (event_id, session_id, event_type, event) VALUES ($1, $2, $3, $4)", [
+    id,
+    session,
+    event.type,
+    JSON.stringify(event),
+  ]);
+};
+const seqOf = (e: CloudEvent) => (e.data as { seq: number }).seq;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Per session, the seqs in the order they were first published. */
+function firstCopiesBySession(published: CloudEvent[]): Map<string, number[]> {
+  const seen = new Set<string>();
+  const out = new Map<string, number[]>();
+  for (const e of published) {
+    if (seen.has(e.id)) continue;
+    seen.add(e.id);
+    const list = out.get(e.subject as string) ?? [];
+    list.push(seqOf(e));
+    out.set(e.subject as string, list);
+  }
+  return out;
+}
+
+describe("pipelined outbox relay", () => {
+  it("publishes every event once, each session in order, while writers keep adding", async () => {
+    const sessions: string[] = Array.from({ length: 8 }, () => randomUUID());
+    const written = new Map<string, number>();
+    const write = async (s: string) => {
+      const seq = (written.get(s) ?? 0) + 1;
+      written.set(s, seq);
+      await insertEvent(db.pool, s, seq);
+    };
+    for (let i = 0; i < 12; i++) for (const s of sessions) await write(s);
+    const published: CloudEvent[] = [];
+    const publish = async (events: CloudEvent[]) => {
+      await sleep(2); // a broker round trip: the next fetch and the last mark run meanwhile
+      published.push(...events);
+    };
+    let writing = true;
+    const writers = Promise.all(
+      sessions.map(async (s) => {
+        for (let i = 0; i < 25; i++) {
+          await write(s);
+          await sleep(Math.random() * 3);
+        }
+      }),
+    ).finally(() => {
+      writing = false;
+    });
+    let runs = 0;
+    for (;;) {
+      const stillWriting = writing;
+      const r = await relayOutbox(db.pool, publish, { batchSize: 7, timeBudgetMs: 10_000 });
+      runs++;
+      expect(r.error).toBeUndefined();
+      if (!stillWriting && r.published === 0) break;
+    }
+    await writers;
+    expect(runs).toBeGreaterThan(1);
+    const ids = published.map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length); // no failure, so no duplicate either
+    const bySession = firstCopiesBySession(published);
+    for (const s of sessions) expect(bySession.get(s)).toEqual(Array.from({ length: 37 }, (_, i) => i + 1));
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    expect(left.rows[0].n).toBe(0);
+  });
+
+  it("an event that commits late with an older id goes out before its session's later events", async () => {
+    const s = randomUUID();
+    const other = randomUUID();
+    for (let i = 1; i <= 10; i++) await insertEvent(db.pool, other, i);
+    // session s's first event takes its id now and commits only while the relay publishes its first batch,
+    // when the relay has already read past that id (the first batch skipped it: not committed yet)
+    const late = await db.pool.connect();
+    await late.query("BEGIN");
+    await insertEvent(late, s, 1);
+    for (let i = 11; i <= 30; i++) await insertEvent(db.pool, other, i);
+    const published: CloudEvent[] = [];
+    let batch = 0;
+    const publish = async (events: CloudEvent[]) => {
+      batch++;
+      if (batch === 1) {
+        expect(events.map((e) => e.subject)).not.toContain(s);
+        await late.query("COMMIT"); // s's first event is visible now, behind the relay's position…
+        late.release();
+        await insertEvent(db.pool, s, 2); // …and its second one lands ahead of it
+      }
+      await sleep(2);
+      published.push(...events);
+    };
+    for (let run = 0; run < 5; run++) {
+      const r = await relayOutbox(db.pool, publish, { batchSize: 12, timeBudgetMs: 10_000 });
+      expect(r.error).toBeUndefined();
+      if (r.published === 0) break;
+    }
+    const bySession = firstCopiesBySession(published);
+    expect(bySession.get(s)).toEqual([1, 2]);
+    expect(bySession.get(other)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  it("a failed publish leaves its batch, and every batch fetched after it, unmarked", async () => {
+    const s = randomUUID();
+    for (let i = 1; i <= 30; i++) await insertEvent(db.pool, s, i);
+    let calls = 0;
+    const r = await relayOutbox(
+      db.pool,
+      async () => {
+        calls++;
+        await sleep(2);
+        if (calls === 3) throw new Error("broker went away");
+      },
+      { batchSize: 5, timeBudgetMs: 10_000 },
+    );
+    expect(r).toMatchObject({ skipped: false, published: 10, batches: 2, error: "broker went away" });
+    const marked = await db.pool.query(
+      "SELECT (event->'data'->>'seq')::int AS seq FROM outbox WHERE published_at IS NOT NULL ORDER BY id",
+    );
+    expect(marked.rows.map((x) => x.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+});
