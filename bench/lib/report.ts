@@ -136,7 +136,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     L.push(
       "## History read: GET /sessions/{id}/messages",
       "",
-      `One page of ${h.params.pageLimit} messages from ${h.params.sessions} sessions of ${h.params.messagesPerSession} messages (response ${kb(h.responseBytes)} KB; cached history entry ${kb(h.cacheValueBytes)} KB). Cache hit: runner with Redis, cache filled beforehand. Cache miss: a runner without REDIS_URL (every read from Postgres). Raw: Redis GET of the history entry; SQL SELECT of the page; a bare node:http server returning the same body (the HTTP floor).`,
+      `One page of ${h.params.pageLimit} messages from ${h.params.sessions} sessions of ${h.params.messagesPerSession} messages (response ${kb(h.responseBytes)} KB; cached history entry ${kb(h.cacheValueBytes)} KB). Cache hit: runner with Redis, cache filled beforehand. Cache miss: a runner without REDIS_URL (every read from Postgres). Raw: Redis GET of the history entry; SQL SELECT of the page; a bare node:http server returning the same body (the HTTP floor); the local runner with a stub handler returning that body and the real response's headers (the runner's own cost, without the handler's).`,
       "",
       "| Path | c | p50 ms | p90 ms | p99 ms | req/s | n | non-2xx + errors |",
       "|---|---|---|---|---|---|---|---|",
@@ -156,6 +156,8 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
       L.push(loopRow("raw Redis GET (history entry)", c, h.rawRedisGet[c]));
       L.push(loopRow("raw SQL SELECT (the page)", c, h.rawSqlPage[c]));
       L.push(loopRow("bare node:http, same body", c, h.bareHttp[c]));
+      if (h.stubRunner?.[c])
+        L.push(loopRow("runner + stub handler, same body and headers", c, h.stubRunner[c]));
     }
     L.push("");
     if (Object.keys(h.perRequest).length) {

@@ -69,6 +69,8 @@ export interface HistoryResults {
   rawRedisGet: ByLevel<LoopResult>;
   rawSqlPage: ByLevel<LoopResult>;
   bareHttp: ByLevel<HttpLoadResult>;
+  /** The runner with a stub handler returning the same page (headers included): the runner's own share. Older files: none. */
+  stubRunner?: ByLevel<HttpLoadResult>;
   perRequest: Record<
     string,
     { reads: number; workerCpuMs: number; pg: Record<string, number>; redis: Record<string, number> }
@@ -148,6 +150,15 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
     const sample = await fetch(`${cachedUrl}${request(pick(0)).path}`, { headers: request(pick(0)).headers });
     const body = await sample.text();
     const { url: bareUrl } = await raw.call<{ url: string }>("bareHttp", { body });
+    const pageHeaders: Record<string, string> = {};
+    sample.headers.forEach((v, k) => {
+      if (!["content-length", "connection", "keep-alive", "date", "transfer-encoding"].includes(k))
+        pageHeaders[k] = v;
+    });
+    const { url: stubUrl } = await raw.call<{ url: string }>("stubRunnerHttp", {
+      body,
+      headers: pageHeaders,
+    });
 
     const results: HistoryResults = {
       params: p,
@@ -159,6 +170,7 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
       rawRedisGet: {},
       rawSqlPage: {},
       bareHttp: {},
+      stubRunner: {},
       perRequest: {},
     };
     const part = (c: number, durationMs: number, round: number) => ({
@@ -190,6 +202,7 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
         redis: [] as (LoopResult & { valueBytes: number })[],
         sql: [] as LoopResult[],
         http: [] as HttpLoadResult[],
+        stub: [] as HttpLoadResult[],
       };
       for (let round = 0; round < p.rounds; round++) {
         await checkpoint();
@@ -222,6 +235,13 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
             headers: {},
           })),
         );
+        parts.stub.push(
+          await httpLoad(stubUrl, part(c, p.rawDurationMs, round), () => ({
+            method: "GET",
+            path: "/stub",
+            headers: {},
+          })),
+        );
       }
       results.hit[c] = mergeHttp(parts.hit);
       results.miss[c] = mergeHttp(parts.miss);
@@ -230,9 +250,10 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
       results.cacheValueBytes = parts.redis[0]?.valueBytes ?? 0;
       results.rawSqlPage[c] = mergeRounds(parts.sql);
       results.bareHttp[c] = mergeHttp(parts.http);
+      (results.stubRunner as ByLevel<HttpLoadResult>)[c] = mergeHttp(parts.stub);
       const f = (r: LoopResult | undefined) => `p50 ${r?.p50} ms, ${r?.opsPerSec}/s`;
       ctx.log(
-        `  hit ${f(results.hit[c])} | miss ${f(results.miss[c])} | direct ${f(results.directHit[c])} | redis ${f(results.rawRedisGet[c])} | sql ${f(results.rawSqlPage[c])} | http ${f(results.bareHttp[c])}`,
+        `  hit ${f(results.hit[c])} | miss ${f(results.miss[c])} | direct ${f(results.directHit[c])} | redis ${f(results.rawRedisGet[c])} | sql ${f(results.rawSqlPage[c])} | http ${f(results.bareHttp[c])} | runner+stub ${f(results.stubRunner?.[c])}`,
       );
     }
     for (const [label, worker, url] of [

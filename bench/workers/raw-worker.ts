@@ -9,6 +9,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import pg from "pg";
+import type { FunctionSpec } from "../../functions/manifest.ts";
+import { type Runner, startRunner } from "../../local/server.ts";
 import { runLoop } from "../lib/closed-loop.ts";
 import {
   drainExplains,
@@ -296,9 +298,38 @@ async function bareHttp(args: { body: string }): Promise<{ url: string }> {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
+let stubRunner: Runner | undefined;
+/**
+ * The local runner serving one route with a stub handler that returns `body` (the same page the real handler
+ * serves): the runner's own cost (API Gateway event, Lambda context, timeout, response mapping) over bare
+ * node:http, without the handler's.
+ */
+async function stubRunnerHttp(args: {
+  body: string;
+  headers: Record<string, string>;
+}): Promise<{ url: string }> {
+  stubRunner = await startRunner({
+    port: 0,
+    schedules: false,
+    log: () => {},
+    functions: [{ ...STUB_SPEC }],
+    loadHandler: async () => async () => ({ statusCode: 200, headers: args.headers, body: args.body }),
+  });
+  return { url: stubRunner.url };
+}
+const STUB_SPEC: FunctionSpec = {
+  name: "stub",
+  handler: "stub",
+  description: "bench: returns a fixed body",
+  route: { method: "GET", path: "/stub" },
+  timeoutSeconds: 10,
+  memoryMb: 512,
+};
+
 serveWorker(
   {
     setup,
+    stubRunnerHttp,
     write,
     redisGet,
     sqlPage,
@@ -308,6 +339,7 @@ serveWorker(
     drainExplains: () => drainExplains(),
   },
   async () => {
+    await stubRunner?.close();
     server?.close();
     server?.closeAllConnections();
     redis?.disconnect();
