@@ -6,6 +6,8 @@
  * figures, non-zero only when a benchmark itself crashes.
  * Options: --only write,history,kafka,cold · --out DIR · --profile (worker CPU profiles) · --no-wait ·
  * --report FILE (rewrite the document and chart from a results file, no benchmark).
+ * Environment, for digging: BENCH_PLAN_DUMP=DIR writes the last EXPLAIN ANALYZE plan of each explained statement
+ * there as JSON; BENCH_KEEP_COLD=1 keeps the cold-start bundles and layer in the temporary folder.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";

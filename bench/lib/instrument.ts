@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import { Kafka } from "kafkajs";
@@ -76,7 +77,13 @@ const EXPLAINED =
 let explainLeft = 0;
 const explained: Record<
   string,
-  { planningMs: number; executionMs: number; sharedHit: number; sharedRead: number }[]
+  {
+    planningMs: number;
+    executionMs: number;
+    sharedHit: number;
+    sharedRead: number;
+    nodes: Map<string, number>;
+  }[]
 > = {};
 const inTransaction = new WeakSet<object>();
 
@@ -87,6 +94,8 @@ export interface ExplainSummary {
   executionMsP90: number;
   /** Buffers touched per statement (shared hit + read), median. */
   buffersP50: number;
+  /** The plan's costliest nodes (own time: total minus children's, × loops), summed over every explained run, ms per run. */
+  nodes: { node: string; msPerRun: number }[];
 }
 
 /** Explains the next `n` matching statements this process runs. */
@@ -113,6 +122,7 @@ export function drainExplains(): Record<string, ExplainSummary> {
         0.9,
       ),
       buffersP50: med(runs.map((r) => r.sharedHit + r.sharedRead)),
+      nodes: topNodes(runs),
     };
     delete explained[name];
   }
@@ -121,8 +131,36 @@ export function drainExplains(): Record<string, ExplainSummary> {
 }
 
 interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "CTE Name"?: string;
+  "Function Name"?: string;
+  "Subplan Name"?: string;
+  "Actual Total Time"?: number;
+  "Actual Loops"?: number;
   "Shared Hit Blocks"?: number;
   "Shared Read Blocks"?: number;
+  Plans?: PlanNode[];
+}
+
+/** Each node's own time (its total minus its children's, times loops), keyed by a readable label. */
+function ownTimes(node: PlanNode, into: Map<string, number>): void {
+  const total = (n: PlanNode) => (n["Actual Total Time"] ?? 0) * (n["Actual Loops"] ?? 1);
+  const children = node.Plans ?? [];
+  const own = Math.max(0, total(node) - children.reduce((sum, c) => sum + total(c), 0));
+  const on = node["Relation Name"] ?? node["Function Name"] ?? node["CTE Name"];
+  const label = `${node["Node Type"]}${on ? ` ${on}` : ""}${node["Subplan Name"] ? ` [${node["Subplan Name"]}]` : ""}`;
+  into.set(label, (into.get(label) ?? 0) + own);
+  for (const c of children) ownTimes(c, into);
+}
+
+function topNodes(runs: { nodes: Map<string, number> }[]): { node: string; msPerRun: number }[] {
+  const sum = new Map<string, number>();
+  for (const r of runs) for (const [k, v] of r.nodes) sum.set(k, (sum.get(k) ?? 0) + v);
+  return [...sum]
+    .map(([node, ms]) => ({ node, msPerRun: Math.round((ms / runs.length) * 1000) / 1000 }))
+    .sort((a, b) => b.msPerRun - a.msPerRun)
+    .slice(0, 6);
 }
 
 type RawQuery = (config: unknown, values?: unknown) => Promise<{ rows: Record<string, unknown>[] }>;
@@ -140,7 +178,12 @@ function explainFirst(client: object, original: RawQuery, name: string, config: 
       if (!plan) return;
       const runs = explained[name] ?? [];
       explained[name] = runs;
+      if (process.env.BENCH_PLAN_DUMP)
+        writeFileSync(`${process.env.BENCH_PLAN_DUMP}/${name}.json`, JSON.stringify(plan, null, 1));
+      const nodes = new Map<string, number>();
+      ownTimes(plan.Plan, nodes);
       runs.push({
+        nodes,
         planningMs: plan["Planning Time"],
         executionMs: plan["Execution Time"],
         sharedHit: plan.Plan["Shared Hit Blocks"] ?? 0,
