@@ -220,27 +220,33 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
       const counters = await api.call<CounterReport>("counters");
       results.perRequest[`http_c${c}`] = perOp(counters, d.n + d.errors);
     }
-    // In Postgres itself: EXPLAIN ANALYZE of the write statement, the product's against the raw path's, c=1.
-    const explainN = ctx.smoke ? 5 : 40;
+    // In Postgres itself: EXPLAIN ANALYZE of the write statement, the product's against the raw path's, c=1,
+    // in alternating rounds after a checkpoint (autovacuum and the checkpointer follow the loads above).
+    const explainRounds = 4;
+    const perRound = ctx.smoke ? 2 : 10;
     const fresh = await api.call<BenchSession[]>("createSessions", {
-      n: Math.ceil(explainN / p.postsPerSession) + 1,
+      n: Math.ceil((explainRounds * perRound) / p.postsPerSession) + 1,
       concurrency: 4,
     });
     const explainRotation = new SessionRotation(fresh, 1, p.postsPerSession);
-    await api.call("explainNext", explainN);
-    await httpLoad(url, { concurrency: 1, durationMs: 60_000, maxOps: explainN }, (w, seq) =>
-      post(explainRotation.next(w), seq),
-    );
-    const apiExplain = await api.call<Record<string, ExplainSummary>>("drainExplains");
-    const rawTotal = await raw.call<number>("setup", { sessions: explainN });
-    await raw.call("explainNext", explainN);
-    await raw.call<Run>("write", {
-      ...loop(1, 60_000),
-      maxOps: explainN,
-      warmupMs: 0,
-      from: rawTotal - explainN,
-    });
-    results.explain = { ...(await raw.call<Record<string, ExplainSummary>>("drainExplains")), ...apiExplain };
+    const rawTotal = await raw.call<number>("setup", { sessions: explainRounds * perRound });
+    await checkpoint();
+    await Promise.all([api.call("explainNext", 1e9), raw.call("explainNext", 1e9)]);
+    for (let round = 0; round < explainRounds; round++) {
+      await raw.call<Run>("write", {
+        ...loop(1, 60_000),
+        maxOps: perRound,
+        warmupMs: 0,
+        from: rawTotal - (explainRounds - round) * perRound,
+      });
+      await httpLoad(url, { concurrency: 1, durationMs: 60_000, maxOps: perRound }, (w, seq) =>
+        post(explainRotation.next(w), seq),
+      );
+    }
+    results.explain = {
+      ...(await raw.call<Record<string, ExplainSummary>>("drainExplains")),
+      ...(await api.call<Record<string, ExplainSummary>>("drainExplains")),
+    };
 
     const rawCounters = results.raw[1]?.counters;
     // The raw counters cover warm-up and measured operations: divide by the statements actually run.
