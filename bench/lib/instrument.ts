@@ -165,13 +165,19 @@ function topNodes(runs: { nodes: Map<string, number> }[]): { node: string; msPer
 
 type RawQuery = (config: unknown, values?: unknown) => Promise<{ rows: Record<string, unknown>[] }>;
 
-/** Queues BEGIN, EXPLAIN ANALYZE of the statement and ROLLBACK on this connection, ahead of the real statement. */
-function explainFirst(client: object, original: RawQuery, name: string, config: unknown, values: unknown) {
+/** BEGIN, EXPLAIN ANALYZE of the statement and ROLLBACK on this connection, one after the other; never rejects. */
+async function explainFirst(
+  client: object,
+  original: RawQuery,
+  name: string,
+  config: unknown,
+  values: unknown,
+) {
   const c = (typeof config === "string" ? { text: config } : config) as { text?: string; values?: unknown[] };
   const params = (Array.isArray(values) ? values : c.values) ?? [];
   const run = (q: unknown, v?: unknown) => original.call(client, q, v);
-  run("BEGIN").catch(() => {});
-  run({ text: `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${c.text ?? ""}`, values: params })
+  await run("BEGIN").catch(() => {});
+  await run({ text: `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${c.text ?? ""}`, values: params })
     .then((res) => {
       type Explained = { Plan: PlanNode; "Planning Time": number; "Execution Time": number };
       const plan = ((res.rows[0]?.["QUERY PLAN"] as Explained[] | undefined) ?? [])[0];
@@ -191,7 +197,7 @@ function explainFirst(client: object, original: RawQuery, name: string, config: 
       });
     })
     .catch(() => {});
-  run("ROLLBACK").catch(() => {});
+  await run("ROLLBACK").catch(() => {});
 }
 
 let installed = false;
@@ -205,16 +211,23 @@ export function installInstrumentation(): void {
   const original = proto.query;
   proto.query = function (this: unknown, config: unknown, values?: unknown, callback?: unknown) {
     const name = statementName(config);
-    counters.pg[name] = (counters.pg[name] ?? 0) + 1;
-    counters.pgTotal++;
-    const started = performance.now();
-    const ids = recordCommits && CHANGE_STATEMENT.test(name) ? eventIds(config, values) : [];
     if (name === "BEGIN") inTransaction.add(this as object);
     else if (name === "COMMIT" || name === "ROLLBACK") inTransaction.delete(this as object);
     else if (explainLeft > 0 && EXPLAINED.test(name) && !inTransaction.has(this as object)) {
       explainLeft--;
-      explainFirst(this as object, original as RawQuery, name, config, values);
+      // the explained copy first, then the real statement: one query at a time on this connection
+      const explaining = explainFirst(this as object, original as RawQuery, name, config, values);
+      const later = explaining.then(() => counted(this, name, config, values, callback));
+      return typeof callback === "function" || typeof values === "function" ? undefined : later;
     }
+    return counted(this, name, config, values, callback);
+  };
+  /** The real query, counted, timed and (for change statements) commit-stamped. */
+  function counted(client: unknown, name: string, config: unknown, values?: unknown, callback?: unknown) {
+    counters.pg[name] = (counters.pg[name] ?? 0) + 1;
+    counters.pgTotal++;
+    const started = performance.now();
+    const ids = recordCommits && CHANGE_STATEMENT.test(name) ? eventIds(config, values) : [];
     const done = (res: { rowCount?: number | null } | undefined) => {
       time(`pg ${name}`, performance.now() - started);
       if (ids.length === 0 || !res?.rowCount) return;
@@ -228,15 +241,15 @@ export function installInstrumentation(): void {
         cb(err, res);
       };
       return typeof callback === "function"
-        ? original.call(this, config, values, wrapped)
-        : original.call(this, config, wrapped);
+        ? original.call(client, config, values, wrapped)
+        : original.call(client, config, wrapped);
     }
-    const result = original.call(this, config, values, callback) as
+    const result = original.call(client, config, values, callback) as
       | Promise<{ rowCount?: number }>
       | undefined;
     result?.then?.(done, () => {});
     return result;
-  };
+  }
   const rproto = Redis.prototype as unknown as { sendCommand: (...a: unknown[]) => unknown };
   const send = rproto.sendCommand;
   rproto.sendCommand = function (this: unknown, ...args: unknown[]) {
