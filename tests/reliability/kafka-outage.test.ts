@@ -71,6 +71,7 @@ describe("fault 2: every Kafka broker down under load", () => {
       const pendingAfterLoad = await pending(scenario.db);
       // the scheduled relay, run on demand until the outbox is empty
       const relays: RelayResult[] = [];
+      const relayStarted = Date.now();
       for (let i = 0; i < 10; i++) {
         const r = await scenario.runner.invoke<RelayResult>("outbox-relay", {});
         relays.push(r);
@@ -129,7 +130,8 @@ describe("fault 2: every Kafka broker down under load", () => {
           {
             name: "every outbox event on the topic",
             ok: topic.missing === 0,
-            detail: `${topic.missing} missing`,
+            // which path published them: the relay ran after the load, so published_at tells
+            detail: `${topic.missing} missing, e.g. ${topic.missingSample.join("; ")}; relay started ${new Date(relayStarted).toISOString()}`,
           },
           {
             name: "per-session order on the topic (first copies)",

@@ -41,6 +41,8 @@ export interface Reconciliation {
     duplicates: number;
     /** Sessions whose first copies are not in outbox (commit) order, or whose message seqs go backwards. */
     orderViolations: string[];
+    /** The first few outbox events not found on the topic (event id, outbox id, type), to trace them. */
+    missingSample: string[];
   };
 }
 
@@ -60,6 +62,7 @@ interface EventRow {
   event_id: string;
   session_id: string;
   event_type: string;
+  published_at: string | null;
   data: { message_id?: string; version?: number; seq?: number };
 }
 
@@ -83,7 +86,7 @@ export async function reconcile(
   ).rows;
   const events = (
     await db.query<EventRow>(
-      "SELECT id::text, event_id, session_id, event_type, event->'data' AS data FROM outbox ORDER BY outbox.id",
+      "SELECT id::text, event_id, session_id, event_type, published_at::text, event->'data' AS data FROM outbox ORDER BY outbox.id",
     )
   ).rows;
 
@@ -257,13 +260,19 @@ function topicFigures(events: EventRow[], records: ReadRecord[]): NonNullable<Re
       orderViolations.push(`${session}: message seqs out of order`);
   }
   let foundOnTopic = 0;
-  for (const e of events) if (seen.has(e.event_id)) foundOnTopic++;
+  const missingSample: string[] = [];
+  for (const e of events) {
+    if (seen.has(e.event_id)) foundOnTopic++;
+    else if (missingSample.length < 5)
+      missingSample.push(`${e.event_id} (outbox #${e.id}, ${e.event_type}, published ${e.published_at})`);
+  }
   return {
     records: records.length,
     found: foundOnTopic,
     missing: events.length - foundOnTopic,
     duplicates,
     orderViolations,
+    missingSample,
   };
 }
 
