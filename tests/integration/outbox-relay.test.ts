@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { CloudEvent } from "../../layers/chat/events/cloudevents.ts";
 import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
@@ -136,5 +137,16 @@ describe("pipelined outbox relay", () => {
       "SELECT (event->'data'->>'seq')::int AS seq FROM outbox WHERE published_at IS NOT NULL ORDER BY id",
     );
     expect(marked.rows.map((x) => x.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+
+  it("refuses a one-connection pool at once instead of waiting for a connection it holds itself", async () => {
+    const tiny = new pg.Pool({ connectionString: db.url, max: 1, connectionTimeoutMillis: 2000 });
+    try {
+      await expect(relayOutbox(tiny, async () => {}, { batchSize: 10, timeBudgetMs: 1000 })).rejects.toThrow(
+        /at least 2 connections \(DB_POOL_MAX is 1\)/,
+      );
+    } finally {
+      await tiny.end();
+    }
   });
 });

@@ -76,6 +76,10 @@ const RELAY_LOCK_KEY = 0x63686174; // "chat"
  * holds it: two relays at once would each publish a non-prefix of some session's backlog, out of order.
  */
 export async function withRelayLock<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T | null> {
+  // The lock's connection stays taken while `work` queries through the pool: one connection would wait forever.
+  const max = (pool as pg.Pool & { options?: { max?: number } }).options?.max;
+  if (max !== undefined && max < 2)
+    throw new Error(`the outbox relay needs a pool of at least 2 connections (DB_POOL_MAX is ${max})`);
   const client = await pool.connect();
   try {
     const got = await client.query("SELECT pg_try_advisory_lock($1) AS ok", [RELAY_LOCK_KEY]);
