@@ -19,13 +19,19 @@ const ERASED_GENERATION = "9007199254740991";
 /** A session entry that only holds a generation: a miss for readers, a floor for fills. */
 const PLACEHOLDER = "null";
 
-const FILL_IF_NEWER = `
+/**
+ * The start of every write-through script: returns 0 (writes nothing) if the session entry KEYS[1] already holds
+ * a newer generation than ARGV[1], else stores ARGV[1] .. '|' .. ARGV[2] there with the TTL in ARGV[ttlArg].
+ */
+const SESSION_FORWARD = (ttlArg: number) => `
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local cg = tonumber(string.match(cur, '^(%d+)|'))
   if cg and cg > tonumber(ARGV[1]) then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[${ttlArg}])`;
+
+const FILL_IF_NEWER = `${SESSION_FORWARD(4)}
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[2], ARGV[1] .. '|' .. ARGV[3], 'EX', ARGV[5])
 else
@@ -39,13 +45,7 @@ return 1`;
  * those cross the network); any other history entry is deleted, for a reader to refill from Postgres.
  * KEYS session, history; ARGV generation, session json, previous generation, new lines, TTLs.
  */
-const APPEND_IF_AT = `
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local cg = tonumber(string.match(cur, '^(%d+)|'))
-  if cg and cg > tonumber(ARGV[1]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[5])
+const APPEND_IF_AT = `${SESSION_FORWARD(5)}
 local h = redis.call('GET', KEYS[2])
 if h then
   local bar = string.find(h, '|', 1, true)
