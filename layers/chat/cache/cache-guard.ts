@@ -3,6 +3,9 @@ import type { Queryable } from "../db/chat-store.ts";
 import type { CacheLookup, PrefetchedEntries, SessionCache } from "./session-cache.ts";
 
 const RECOVERY_INTERVAL_MS = 1000;
+
+/** ioredis's commandTimeout ("Command timed out") and SessionCache's bound on a batch ("… timed out after …"). */
+const isTimeout = (err: unknown): boolean => err instanceof Error && /\btimed out\b/.test(err.message);
 /** Consecutive failed reads that turn the cache off, so an outage costs one timeout per second, not per request. */
 const READ_FAILURES_TO_DISTRUST = 3;
 
@@ -10,8 +13,8 @@ const READ_FAILURES_TO_DISTRUST = 3;
  * Wraps the cache so that Redis can fail without failing a request:
  * - a failed read or refill is a miss; only several in a row turn the cache off (a busy CPU alone can make a
  *   50 ms command time out, and a failed read cannot make anything stale);
- * - a failed write turns the cache off for this process at once (reads go to Postgres): the entry it
- *   meant to replace may still be in Redis;
+ * - a failed write (after one retry if it timed out) turns the cache off for this process at once (reads go to
+ *   Postgres): the entry it meant to replace may still be in Redis;
  * - while off, writers record their sessions in `cache_invalidations` (Postgres), because the entries
  *   Redis still holds for them are now stale;
  * - at most once a second it tries to come back: it first deletes every recorded session's entries,
@@ -88,11 +91,19 @@ export class CacheGuard {
     await this.#writeOrInvalidate(sessionId, () => this.#cache.markErased(sessionId));
   }
 
-  /** A write after a committed change; if it cannot be made, the session's old entry must never be served. */
+  /**
+   * A write after a committed change; if it cannot be made, the session's old entry must never be served.
+   * A timeout gets one more try before the cache goes off: on a busy event loop a single 50 ms timeout says little
+   * about Redis, and every write-through is safe to repeat (each is conditional on generations, and the retry goes
+   * down the same connection, so Redis runs it after the first attempt, if that one ran at all).
+   */
   async #writeOrInvalidate(sessionId: string, write: () => Promise<unknown>): Promise<void> {
     if (await this.#usable()) {
       try {
-        await write();
+        await write().catch((err: unknown) => {
+          if (!isTimeout(err)) throw err;
+          return write();
+        });
         return;
       } catch {
         this.#distrust();

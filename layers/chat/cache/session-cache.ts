@@ -43,6 +43,8 @@ return 1`;
  * After a change that only appended messages: moves the session entry forward (as FILL_IF_NEWER) and, if the
  * history entry is the one of the generation the change started from, appends the new lines to it (only
  * those cross the network); any other history entry is deleted, for a reader to refill from Postgres.
+ * A history already at the new generation is kept as it is: this append's own earlier attempt (a retry after a
+ * timeout) or a reader's fill from Postgres, either way that generation's history.
  * KEYS session, history; ARGV generation, session json, previous generation, new lines, TTLs.
  */
 const APPEND_IF_AT = `${SESSION_FORWARD(5)}
@@ -50,6 +52,7 @@ local h = redis.call('GET', KEYS[2])
 if h then
   local bar = string.find(h, '|', 1, true)
   local body = bar and string.sub(h, bar + 1) or ''
+  if bar and string.sub(h, 1, bar - 1) == ARGV[1] then return 1 end
   if bar and string.sub(h, 1, bar - 1) == ARGV[3]
      and string.sub(body, 1, 2) == '[\\n' and string.sub(body, -2) == '\\n]' then
     local sep = (body == '[\\n\\n]') and '' or ',\\n'
