@@ -4,8 +4,9 @@
  * block) and docs/performance-latency.svg.
  * `npm run bench:smoke`: the same with tiny counts (~10 s), output in a temporary folder; exits 0 whatever the
  * figures, non-zero only when a benchmark itself crashes.
- * Options: --only write,history,kafka,cold · --out DIR · --profile (worker CPU profiles) · --no-wait ·
- * --report FILE (rewrite the document and chart from a results file, no benchmark).
+ * Options (--help lists them; an unknown one stops the run): --only write,history,kafka,cold · --out DIR ·
+ * --profile (worker CPU profiles) · --no-wait · --report FILE (rewrite the document and chart from a results
+ * file, no benchmark).
  * Environment, for digging: BENCH_PLAN_DUMP=DIR writes the last EXPLAIN ANALYZE plan of each explained statement
  * there as JSON; BENCH_KEEP_COLD=1 keeps the cold-start bundles and layer in the temporary folder.
  */
@@ -13,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
 import { type BenchContext, makeContext, REPO_ROOT } from "./lib/context.ts";
 import { benchDatabases, serverInfo } from "./lib/db.ts";
 import { chart, markdown, mergeDocument, type RunInfo } from "./lib/report.ts";
@@ -25,31 +27,48 @@ import { writeBench } from "./scenarios/write.ts";
 
 quietKnownWarnings();
 const started = performance.now();
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(`--${name}`);
-const option = (name: string) => {
-  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return undefined;
-  const a = argv[i] as string;
-  return a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[i + 1];
-};
+const USAGE = `usage: node bench/run.ts [--smoke] [--only write,history,kafka,cold] [--out DIR] [--profile]
+                         [--no-wait] [--report FILE] [--help]`;
+// strict: a mistyped option stops here instead of starting a six-minute run without it
+const { values: args } = (() => {
+  try {
+    return parseArgs({
+      strict: true,
+      allowPositionals: false,
+      options: {
+        smoke: { type: "boolean" },
+        only: { type: "string" },
+        out: { type: "string" },
+        profile: { type: "boolean" },
+        "no-wait": { type: "boolean" },
+        report: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+})();
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 
 const PHASES = ["write", "history", "kafka", "cold"] as const;
 type Phase = (typeof PHASES)[number];
-const smoke = flag("smoke");
-const only = (option("only")
-  ?.split(",")
-  .map((s) => s.trim()) ?? [...PHASES]) as Phase[];
+const smoke = args.smoke === true;
+const only = (args.only?.split(",").map((s) => s.trim()) ?? [...PHASES]) as Phase[];
 for (const p of only)
   if (!PHASES.includes(p)) throw new Error(`--only: unknown benchmark ${p} (${PHASES.join(", ")})`);
-const outDir = option("out") ?? (smoke ? join(tmpdir(), "chat-bench-smoke") : undefined);
+const outDir = args.out ?? (smoke ? join(tmpdir(), "chat-bench-smoke") : undefined);
 const profileDir = join(REPO_ROOT, "bench", "results", "profiles");
 const log = (m: string) =>
   process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
 
 /** A full run waits (bounded) for the machine to be quiet: other engineers' test suites skew every figure. */
 async function waitForQuiet(): Promise<void> {
-  if (smoke || flag("no-wait")) return;
+  if (smoke || args["no-wait"]) return;
   const until = Date.now() + 5 * 60_000;
   while ((loadavg()[0] as number) > 1.5 && Date.now() < until) {
     log(
@@ -98,7 +117,7 @@ function reportOnly(file: string): number {
 }
 
 async function main(): Promise<number> {
-  const fromFile = option("report");
+  const fromFile = args.report;
   if (fromFile) return reportOnly(fromFile);
   await waitForQuiet();
   log(`${smoke ? "smoke" : "full"} run: ${only.join(", ")}`);
@@ -113,7 +132,7 @@ async function main(): Promise<number> {
     });
   }
   const workerExecArgv: string[] = [];
-  if (flag("profile")) {
+  if (args.profile) {
     mkdirSync(profileDir, { recursive: true });
     workerExecArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`);
   }
