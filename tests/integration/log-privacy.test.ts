@@ -34,8 +34,23 @@ const text = (chunk: unknown) =>
 let db: TestDatabase;
 let redis: PrivateRedis;
 
+/** A message containing FAULT fails its insert with a database error that quotes the whole message. */
+const FAULT = "fail-this-insert";
+const FAULT_SQLSTATE = "P0001";
+const FAULT_TRIGGER = `
+CREATE FUNCTION test_fail_marked_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.content LIKE '%${FAULT}%' THEN
+    RAISE EXCEPTION 'test fault on %', NEW.content USING DETAIL = 'content: ' || NEW.content;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER test_fail_marked_insert BEFORE INSERT ON messages
+  FOR EACH ROW EXECUTE FUNCTION test_fail_marked_insert();`;
+
 beforeAll(async () => {
   db = await createTestDatabase(5);
+  await db.pool.query(FAULT_TRIGGER);
   redis = await startPrivateRedis();
   Object.assign(process.env, {
     DATABASE_URL: db.url,
@@ -205,15 +220,17 @@ describe("log privacy", () => {
       // an idempotency key reused with another body: 422
       await post(sid, token, marker(), { "idempotency-key": "reused-key" }),
       await post(sid, token, marker(), { "idempotency-key": "reused-key" }),
-      // a 500 (a user_id Postgres cannot store; see fuzz-contract's BUG tests) — logged as an error
+      // a user_id Postgres cannot store: 400
       await send(
         "sessions-create",
         httpEvent("POST", "/sessions/create", { body: { user_id: `${marker()}\u0000` } }),
       ),
+      // a 500 whose database error quotes the message (a test trigger): logged as an error, without the text
+      await post(sid, token, `${FAULT} ${marker()}`),
     ];
     const statuses = errors.map((r) => r.statusCode);
     expect(statuses.slice(0, 7)).toEqual([404, 401, 400, 400, 400, 400, 409]);
-    expect(statuses[8]).toBe(422);
+    expect(statuses.slice(8)).toEqual([422, 400, 500]);
 
     // Redis goes away mid-session: the limiter and the cache log their fallback
     redis.pause();
@@ -265,8 +282,9 @@ describe("log privacy", () => {
       expect(all).toContain(`"function":"${fn}"`);
     }
     expect(all).toContain('"message":"rate limited"');
-    // the 5xx path logs an error line (only while that bug exists: then it is a 400)
-    if (statuses[9] === 500) expect(all).toContain('"message":"request failed"');
+    // the 5xx path logged its error line, and the database's message (which quotes the content) stayed out
+    expect(all).toContain('"message":"request failed"');
+    expect(all).toContain(`"code":"${FAULT_SQLSTATE}"`);
     expect(all).toContain("rate limiter: Redis unavailable");
 
     for (const t of tokens) {
