@@ -8,5 +8,3 @@ export const consoleLog: RunnerLog = (level, message, fields) => {
   else if (level === "warn") console.warn(line);
   else console.log(line);
 };
-
-export const silentLog: RunnerLog = () => {};

@@ -214,7 +214,7 @@ export async function insertSession(db: Queryable, n: NewSession): Promise<Sessi
   return toSession(res.rows[0]);
 }
 
-export async function findSession(
+async function findSession(
   db: Queryable,
   sessionId: string,
   forUpdate = false,
