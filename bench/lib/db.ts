@@ -123,7 +123,7 @@ export async function serverInfo(): Promise<Record<string, string>> {
   const pgInfo = await admin(async (c) => {
     const v = await c.query("SHOW server_version");
     const s = await c.query(
-      "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit','fsync','shared_buffers','max_connections')",
+      "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit','fsync','shared_buffers','max_connections','autovacuum')",
     );
     return {
       postgres: v.rows[0].server_version as string,
@@ -144,6 +144,17 @@ export async function serverInfo(): Promise<Record<string, string>> {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Fresh planner statistics after the bench added rows (sessions), as autovacuum keeps them in production; the
+ * machines here may run Postgres with autovacuum off. ANALYZE also invalidates plans cached on the old statistics:
+ * without it, a connection whose first foreign-key check ran while `sessions` was nearly empty keeps a sequential
+ * scan for that check (≈ 0.8 ms per post once the table holds thousands of sessions), on whichever connections
+ * happened to plan it early.
+ */
+export async function analyze(pool: { query: (sql: string) => Promise<unknown> }): Promise<void> {
+  await pool.query("ANALYZE");
 }
 
 /** Flush dirty pages before a measured segment so a checkpoint does not land in the middle of it. */

@@ -47,7 +47,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
   L.push(
     `Run **${info.date}** with \`${info.command}\` (${info.durationSeconds.toFixed(0)} s)${info.smoke ? " — **smoke run: tiny counts, figures meaningless**" : ""}. Raw figures: \`${info.resultsFile}\`.`,
     "",
-    `Machine: ${info.machine.cpus} × ${info.machine.cpuModel}, ${info.machine.memoryGiB} GiB; Node ${info.machine.node}; PostgreSQL ${info.machine.postgres} (synchronous_commit=${info.machine.pg_synchronous_commit}, fsync=${info.machine.pg_fsync}, shared_buffers=${info.machine.pg_shared_buffers} × 8 kB) and Redis ${info.machine.redis} on the same machine (127.0.0.1); code at ${info.git.commit}${info.git.dirty.length ? ` plus uncommitted changes in ${info.git.dirty.length} product file(s)` : ""}.`,
+    `Machine: ${info.machine.cpus} × ${info.machine.cpuModel}, ${info.machine.memoryGiB} GiB; Node ${info.machine.node}; PostgreSQL ${info.machine.postgres} (synchronous_commit=${info.machine.pg_synchronous_commit}, fsync=${info.machine.pg_fsync}, shared_buffers=${info.machine.pg_shared_buffers} × 8 kB${info.machine.pg_autovacuum ? `, autovacuum=${info.machine.pg_autovacuum}` : ""}) and Redis ${info.machine.redis} on the same machine (127.0.0.1); code at ${info.git.commit}${info.git.dirty.length ? ` plus uncommitted changes in ${info.git.dirty.length} product file(s)` : ""}.`,
     "",
     `1-minute load average (start → end) per phase: ${Object.entries(info.load)
       .map(([k, [a, b]]) => `${k} ${a.toFixed(2)} → ${b.toFixed(2)}`)
@@ -118,9 +118,9 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     const ex = w.explain;
     if (ex && Object.keys(ex).length > 0) {
       L.push(
-        "The write statement inside Postgres (`EXPLAIN (ANALYZE, BUFFERS)` of the next posts' statements at c=1, each run inside BEGIN … ROLLBACK just before the real one; median unless stated). Planned as an unnamed statement each time, so the planning column is an upper bound for the prepared statements the product and the raw path run; buffers are the top plan node's, children included:",
+        "The write statement inside Postgres (`EXPLAIN (ANALYZE, BUFFERS)` of the next posts' statements at c=1, each run inside BEGIN … ROLLBACK just before the real one; median unless stated). Planned as an unnamed statement each time, so the planning column is an upper bound for the prepared statements the product and the raw path run; buffers are the top plan node's, children included; the last column is mean ms per run, with the foreign-key triggers and the time outside plan nodes and triggers as rows of their own:",
         "",
-        "| Statement | n | planning ms | execution ms p50 | execution ms p90 | buffers touched | where the execution time goes (own time per node, ms per run) |",
+        "| Statement | n | planning ms | execution ms p50 | execution ms p90 | buffers touched | where the execution time goes (own time per node, trigger or rest, ms per run) |",
         "|---|---|---|---|---|---|---|",
       );
       for (const [name, e] of Object.entries(ex))

@@ -3,6 +3,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { startMockKafka } from "../../tests/helpers/kafka-mock-cluster.ts";
 import type { BenchContext } from "../lib/context.ts";
 import { WORKERS } from "../lib/context.ts";
+import { analyze } from "../lib/db.ts";
 import { httpLoad } from "../lib/http-load.ts";
 import type { CounterReport } from "../lib/instrument.ts";
 import { epochNow } from "../lib/instrument.ts";
@@ -219,6 +220,7 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
         n: Math.ceil(level.posts / 25) + level.concurrency,
         concurrency: 8,
       });
+      await analyze(latencyDb.pool);
       const rotation = new SessionRotation(sessions, level.concurrency, 25);
       // Warm the producer and the path, then measure.
       await httpLoad(url, { concurrency: 1, durationMs: 10_000, maxOps: 5 }, (w, seq) =>

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type LoopResult, mergeRounds } from "../lib/closed-loop.ts";
 import type { BenchContext } from "../lib/context.ts";
 import { WORKERS } from "../lib/context.ts";
-import { checkpoint } from "../lib/db.ts";
+import { analyze, checkpoint } from "../lib/db.ts";
 import { httpLoad } from "../lib/http-load.ts";
 import type { CounterReport, ExplainSummary } from "../lib/instrument.ts";
 import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
@@ -116,7 +116,13 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
     const sessionsFor = async (c: number, durationMs: number) => {
       const expected = (Math.max(rawRate, 100) * 1.15 * (durationMs + p.warmupMs)) / 1000;
       const n = Math.min(Math.ceil(Math.min(expected, p.maxOps * 1.2) / p.postsPerSession) + c, 6000);
-      return api.call<BenchSession[]>("createSessions", { n: Math.max(n, c), concurrency: 8 }, 300_000);
+      const sessions = await api.call<BenchSession[]>(
+        "createSessions",
+        { n: Math.max(n, c), concurrency: 8 },
+        300_000,
+      );
+      await analyze(apiDb.pool);
+      return sessions;
     };
     await vacuum(rawDb.pool, apiDb.pool);
     const post = (s: BenchSession, seq: number) => ({
@@ -212,6 +218,7 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
         n: Math.ceil(n / p.postsPerSession) + c,
         concurrency: 8,
       });
+      await analyze(apiDb.pool);
       const rotation = new SessionRotation(sessions, c, p.postsPerSession);
       await api.call("resetCounters");
       const d = await httpLoad(url, { concurrency: c, durationMs: 60_000, maxOps: n }, (w, seq) =>
@@ -230,6 +237,7 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
     });
     const explainRotation = new SessionRotation(fresh, 1, p.postsPerSession);
     const rawTotal = await raw.call<number>("setup", { sessions: explainRounds * perRound });
+    await Promise.all([analyze(apiDb.pool), analyze(rawDb.pool)]);
     await checkpoint();
     await Promise.all([api.call("explainNext", 1e9), raw.call("explainNext", 1e9)]);
     for (let round = 0; round < explainRounds; round++) {
