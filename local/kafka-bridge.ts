@@ -1,4 +1,5 @@
 import type { Consumer } from "kafkajs";
+import { withTimeout } from "#chat/timeout.ts";
 import type { FunctionSpec } from "../functions/manifest.ts";
 import type { RunnerLog } from "./log.ts";
 import { toMskEvent } from "./msk-event.ts";
@@ -71,14 +72,11 @@ export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<Kaf
   return {
     async stop() {
       const limitMs = options.stopTimeoutMs ?? 5000;
-      let timer: NodeJS.Timeout | undefined;
-      const left = await Promise.race([
-        Promise.allSettled(consumers.map((c) => c.disconnect())).then(() => true),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), limitMs);
-        }),
-      ]);
-      clearTimeout(timer);
+      const leaving = Promise.allSettled(consumers.map((c) => c.disconnect()));
+      const left = await withTimeout(leaving, limitMs, () => new Error("stop timed out")).then(
+        () => true,
+        () => false,
+      );
       if (!left)
         options.log(
           "warn",

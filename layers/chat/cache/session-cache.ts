@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { historyLines, historyText, parseHistoryText } from "../chat/history-text.ts";
 import type { Message, SessionRecord } from "../chat/types.ts";
+import { withTimeout } from "../timeout.ts";
 
 /**
  * Per-session cache entries, each stamped with the session generation it was read at ("<gen>|<json>").
@@ -213,19 +214,8 @@ export class SessionCache {
     await this.#redis.ping();
   }
 
-  async #bounded<T>(work: Promise<T>): Promise<T> {
+  #bounded<T>(work: Promise<T>): Promise<T> {
     const ms = this.#opts.batchTimeoutMs ?? 200;
-    let timer: NodeJS.Timeout | undefined;
-    work.catch(() => {}); // a late failure after the bound is not an unhandled rejection
-    try {
-      return await Promise.race([
-        work,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis batch timed out after ${ms} ms`)), ms);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return withTimeout(work, ms, () => new Error(`Redis batch timed out after ${ms} ms`));
   }
 }

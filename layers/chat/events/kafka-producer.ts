@@ -6,6 +6,7 @@ import {
   type Producer,
   type TopicMessages,
 } from "kafkajs";
+import { withTimeout } from "../timeout.ts";
 import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
 
 /** Client options plus producer behaviour. */
@@ -93,14 +94,8 @@ export function getProducer(config?: ProducerSettings): Promise<Producer> {
   return producer.ready;
 }
 
-/** Races work against a timer. race() subscribes to work, so its late rejection is never unhandled. */
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KafkaTimeoutError(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
+const timedOut = (what: string, ms: number) => () =>
+  new KafkaTimeoutError(`${what} timed out after ${ms} ms`);
 
 function byTopic(records: OutgoingRecord[]): TopicMessages[] {
   const topics = new Map<string, TopicMessages>();
@@ -134,7 +129,8 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
     }),
   );
   try {
-    await withTimeout(work, options.timeoutMs, `Kafka publish of ${records.length} record(s)`);
+    const what = `Kafka publish of ${records.length} record(s)`;
+    await withTimeout(work, options.timeoutMs, timedOut(what, options.timeoutMs));
   } catch (err) {
     discard(handle);
     throw err;
@@ -155,7 +151,7 @@ export async function pingKafka(timeoutMs: number, config?: ProducerSettings): P
     await withTimeout(
       handle.ready.then((a) => a.describeCluster()),
       timeoutMs,
-      "Kafka ping",
+      timedOut("Kafka ping", timeoutMs),
     );
     return { status: "ok", latency_ms: latency() };
   } catch (err) {

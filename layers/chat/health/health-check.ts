@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { withTimeout } from "../timeout.ts";
 
 export type CheckStatus = "ok" | "down" | "disabled";
 export interface Check {
@@ -46,18 +47,10 @@ const disabled = async (): Promise<Check> => ({ status: "disabled", latency_ms: 
 
 async function timed(probe: () => Promise<unknown>, timeoutMs: number): Promise<Check> {
   const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      probe(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error("timeout")), timeoutMs);
-      }),
-    ]);
+    await withTimeout(probe(), timeoutMs, () => new Error("timeout"));
     return { status: "ok", latency_ms: Math.round((performance.now() - started) * 100) / 100 };
   } catch {
     return { status: "down", latency_ms: null };
-  } finally {
-    clearTimeout(timer);
   }
 }

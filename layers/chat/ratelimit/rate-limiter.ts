@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { pooledRandomBytes } from "../random.ts";
+import { withTimeout } from "../timeout.ts";
 import { LocalRateLimiter } from "./local-limiter.ts";
 import type { PolicyResult, RateCheck, RateDecision } from "./policies.ts";
 import { RedisRateLimiter } from "./redis-limiter.ts";
@@ -69,22 +70,15 @@ export class RateLimiter {
       };
     }
     const { limiter } = this.#redisLimiter;
-    let timer: NodeJS.Timeout | undefined;
     try {
       const timeoutMs = this.#opts.timeoutMs;
       if (client.status !== "ready") await waitReady(client, this.#opts.readyWaitMs ?? timeoutMs);
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new RedisTimeout(`no answer in ${timeoutMs} ms`)), timeoutMs);
-      });
       const work = limiter.checkAndGet(checks, pooledRandomBytes(12).toString("base64url"), alsoGet);
-      work.catch(() => {}); // lost the race: nobody listens any more
-      return await Promise.race([work, timeout]);
+      return await withTimeout(work, timeoutMs, () => new RedisTimeout(`no answer in ${timeoutMs} ms`));
     } catch (err) {
       this.#skipRedisUntil = this.#now() + (this.#opts.retryRedisAfterMs ?? 1000);
       this.#opts.onFallback?.(err);
       return null;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

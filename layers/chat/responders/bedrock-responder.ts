@@ -1,4 +1,5 @@
 import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
+import { withTimeout } from "../timeout.ts";
 import { builtinReply } from "./builtin-responder.ts";
 import type { Reply, Responder, Turn } from "./responder.ts";
 
@@ -68,20 +69,11 @@ export function bedrockResponder(opts: BedrockOptions): Responder {
 }
 
 /** Our own deadline: it holds even where a transport ignores the abort signal. */
-async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      reject(Object.assign(new Error(`model did not answer within ${ms} ms`), { name: "TimeoutError" }));
-    }, ms);
+function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  return withTimeout(work, ms, () => {
+    onTimeout();
+    return Object.assign(new Error(`model did not answer within ${ms} ms`), { name: "TimeoutError" });
   });
-  work.catch(() => {}); // a late failure after the deadline is not an unhandled rejection
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Converse needs alternating roles starting with a user turn: merge neighbours, drop a leading bot turn. */
