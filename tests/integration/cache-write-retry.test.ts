@@ -79,33 +79,36 @@ async function cachedHistoryIsPostgres(id: string) {
 }
 
 describe("write-through after a post, when Redis times out", () => {
-  it("a timeout before Redis ran the append: retried once, the cache stays on and holds Postgres' history", async () => {
-    const r = await postWith(["before"]);
-    expect(r.calls).toBe(2);
-    expect(guard.trusted).toBe(true);
-    expect(r.invalidations).toBe(0);
-    await cachedHistoryIsPostgres(r.id);
-  });
-
-  it("a lost reply after Redis ran the append: the retry keeps the appended history (not appended twice, not dropped)", async () => {
-    const r = await postWith(["after"]);
-    expect(r.calls).toBe(2);
-    expect(guard.trusted).toBe(true);
-    expect(r.invalidations).toBe(0);
-    await cachedHistoryIsPostgres(r.id);
-  });
-
-  it("two timeouts in a row: the cache goes off and the session is recorded for invalidation", async () => {
-    const r = await postWith(["before", "before"]);
-    expect(r.calls).toBe(2);
-    expect(guard.trusted).toBe(false);
-    expect(r.invalidations).toBe(1);
-  });
-
-  it("a connection error is not retried: the cache goes off at once", async () => {
-    const r = await postWith(["closed"]);
-    expect(r.calls).toBe(1);
-    expect(guard.trusted).toBe(false);
-    expect(r.invalidations).toBe(1);
-  });
+  // faults, then: append calls, cache still trusted, invalidation rows, cached history checked against Postgres
+  it.each([
+    [
+      "a timeout before Redis ran the append: retried once, the cache stays on and holds Postgres' history",
+      ["before"],
+      { calls: 2, trusted: true, invalidations: 0 },
+    ],
+    [
+      "a lost reply after Redis ran the append: the retry keeps the appended history (not appended twice, not dropped)",
+      ["after"],
+      { calls: 2, trusted: true, invalidations: 0 },
+    ],
+    [
+      "two timeouts in a row: the cache goes off and the session is recorded for invalidation",
+      ["before", "before"],
+      { calls: 2, trusted: false, invalidations: 1 },
+    ],
+    [
+      "a connection error is not retried: the cache goes off at once",
+      ["closed"],
+      { calls: 1, trusted: false, invalidations: 1 },
+    ],
+  ] as [string, Fault[], { calls: number; trusted: boolean; invalidations: number }][])(
+    "%s",
+    async (_name, faults, expected) => {
+      const r = await postWith(faults);
+      expect(r.calls).toBe(expected.calls);
+      expect(guard.trusted).toBe(expected.trusted);
+      expect(r.invalidations).toBe(expected.invalidations);
+      if (expected.trusted) await cachedHistoryIsPostgres(r.id);
+    },
+  );
 });
