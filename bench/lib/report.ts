@@ -53,7 +53,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
       .map(([k, [a, b]]) => `${k} ${a.toFixed(2)} → ${b.toFixed(2)}`)
       .join("; ")}. A load above ~1 means other processes shared the 2 cores during that phase.`,
     "",
-    "Commands: `npm run bench` (full: ≈ 6½ min of benchmarks, after waiting up to 5 min for the machine's 1-minute load to drop below 1.5; writes `bench/results/<timestamp>.json`, this file and the chart) · `npm run bench:smoke` (≈ 15 s on this 2-core machine, tiny counts, the four benchmarks side by side, output in a temporary folder; exits 0 whatever the figures, non-zero only if a benchmark crashes) · `node bench/run.ts --only write,history,kafka,cold` · `--no-wait` · `--profile` (CPU profiles of the workers into `bench/results/profiles/`, summarized by `node bench/tools/profile-summary.ts FILE`) · `--report FILE` (rewrite this document and the chart from a results file).",
+    "Commands: `npm run bench` (full: ≈ 6½ min of benchmarks, after waiting up to 5 min for the machine's 1-minute load to drop below 1.5; writes `bench/results/<timestamp>.json`, this file and the chart) · `npm run bench:smoke` (≈ 15 s on this 2-core machine, tiny counts, the four benchmarks side by side, output in a temporary folder; exits 0 whatever the figures, non-zero only if a benchmark crashes) · `node bench/run.ts --only write,history,kafka,cold` · `--no-wait` · `--profile` (CPU profiles of the workers into `bench/results/profiles/`, summarized by `node bench/tools/profile-summary.ts FILE`) · `node bench/tools/cache-script-cost.ts` (Redis's own time per cache script, by history length) · `--report FILE` (rewrite this document and the chart from a results file).",
     "",
   );
 

@@ -77,3 +77,65 @@ describe("history cache, appended by posts", () => {
     expect(dropped.kind === "hit" && dropped.value.history).toBeNull();
   });
 });
+
+describe("history cache, extended in place", () => {
+  async function snapshot() {
+    const s = await newSession();
+    await f.chat.postMessage(await s.auth(), "one");
+    await f.chat.postMessage(await s.auth(), "two");
+    return { id: s.id, snap: (await loadSnapshot(f.db.pool, s.id, HISTORY_CACHE_MAX))! };
+  }
+  const history = async (id: string) => {
+    const lookup = await cache.get(id);
+    return lookup.kind === "hit" ? lookup.value.history : undefined;
+  };
+
+  it("appends to an empty history, then to a non-empty one, restamping the entry each time", async () => {
+    const { id, snap } = await snapshot();
+    const [a, b, c] = snap.messages;
+    const g = snap.session.generation + 10;
+    expect(await cache.put({ ...snap.session, generation: g }, [])).toBe(true);
+    expect(await history(id)).toEqual([]);
+
+    await cache.append({ ...snap.session, generation: g + 1 }, g, [a!, b!], HISTORY_CACHE_MAX);
+    expect(await history(id)).toEqual([a, b]);
+    await cache.append({ ...snap.session, generation: g + 2 }, g + 1, [c!], HISTORY_CACHE_MAX);
+    expect(await history(id)).toEqual([a, b, c]);
+    expect(await f.redis!.get(historyKey(id))).toMatch(
+      new RegExp(`^${String(g + 2).padStart(16, "0")}\\|\\[\\n`),
+    );
+  });
+
+  it("an append of no messages only restamps the history", async () => {
+    const { id, snap } = await snapshot();
+    const g = snap.session.generation + 10;
+    await cache.put({ ...snap.session, generation: g }, snap.messages);
+    await cache.append({ ...snap.session, generation: g + 1 }, g, [], HISTORY_CACHE_MAX);
+    const lookup = await cache.get(id);
+    expect(lookup.kind === "hit" && lookup.value.session.generation).toBe(g + 1);
+    expect(lookup.kind === "hit" && lookup.value.history).toEqual(snap.messages);
+  });
+
+  it.each([
+    ["stamped without padding (an older release's entry)", (g: number, text: string) => `${g}|${text}`],
+    [
+      "without its closing bracket",
+      (g: number, text: string) => `${String(g).padStart(16, "0")}|${text.slice(0, -2)}`,
+    ],
+    ["shorter than an empty history", (g: number) => `${String(g).padStart(16, "0")}|[\n]`],
+  ])("an entry %s is dropped, never extended", async (_, entry) => {
+    const { id, snap } = await snapshot();
+    const g = snap.session.generation + 10;
+    await cache.put({ ...snap.session, generation: g }, snap.messages);
+    const text = (await f.redis!.get(historyKey(id)))!.slice(17);
+    await f.redis!.set(historyKey(id), entry(g, text));
+    await cache.append(
+      { ...snap.session, generation: g + 1 },
+      g,
+      snap.messages.slice(0, 1),
+      HISTORY_CACHE_MAX,
+    );
+    expect(await f.redis!.exists(historyKey(id))).toBe(0);
+    expect(await history(id)).toBeNull();
+  });
+});
