@@ -5,7 +5,7 @@ import httpHeaderNormalizer from "@middy/http-header-normalizer";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { ZodMiniType } from "zod/mini";
-import type { PrefetchedEntries } from "#chat/cache/session-cache.ts";
+import type { PrefetchedEntries, SessionRead } from "#chat/cache/session-cache.ts";
 import type { ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
@@ -27,6 +27,8 @@ export interface HttpSpec<B, Q, P> {
   path?: ZodMiniType<P>;
   /** Health and the OpenAPI document do not need the chat service (nor a database to build it). */
   chat?: false;
+  /** What the rate limiter's round trip reads ahead of the session the request names (default: "whole"). */
+  sessionRead?: SessionRead;
 }
 
 export interface HttpRequest<B, Q, P> {
@@ -89,7 +91,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
       )
     : base;
   // Rate limit just before problemResponses: its after/onError then see the response problemResponses built.
-  const limited = chain.use(rateLimit(spec.name));
+  const limited = chain.use(rateLimit(spec.name, spec.sessionRead));
   // The chat runtime (pg, ioredis, the chat service) only where the function uses it: openapi and health never
   // load it. The import starts here, at init, so the functions that use it still pay for it during init, as with
   // a static import, not on their first request. (esbuild inlines it; a rejection is reported by the handler.)

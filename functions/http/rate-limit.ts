@@ -1,7 +1,7 @@
 import type middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { getRedis } from "#chat/cache/redis-client.ts";
-import { type PrefetchedEntries, sessionCacheKeys } from "#chat/cache/session-cache.ts";
+import { type PrefetchedEntries, type SessionRead, sessionReadCommands } from "#chat/cache/session-cache.ts";
 import { ChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import { rateLimitHeaders } from "#chat/ratelimit/headers.ts";
@@ -80,8 +80,10 @@ export function sessionHint(event: APIGatewayProxyEventV2): string | undefined {
   return event.body.match(/"session_id"\s*:\s*"([0-9a-fA-F-]{36})"/)?.[1];
 }
 
+/** `read`: what the limiter's round trip reads ahead of the request's session (see SessionRead). */
 export function rateLimit(
   name: string,
+  read: SessionRead = "whole",
 ): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   if (RATE_LIMIT_EXEMPT.has(name)) return { before: () => undefined };
   const fields = new WeakMap<object, Record<string, string>>();
@@ -93,10 +95,10 @@ export function rateLimit(
     before: async (request) => {
       const checks = rateChecks(request.event);
       if (checks.length === 0) return;
-      let decision: RateDecision & { got?: (string | null)[] };
+      let decision: RateDecision & { got?: unknown[] };
       const hint = sessionHint(request.event);
       try {
-        decision = await getRateLimiter().check(checks, hint ? sessionCacheKeys(hint) : undefined);
+        decision = await getRateLimiter().check(checks, hint ? sessionReadCommands(hint, read) : undefined);
       } catch (err) {
         // the limiter already absorbs Redis failures; anything else must not fail the request either
         logger.error("rate limiter failed; request let through", {
@@ -106,7 +108,8 @@ export function rateLimit(
         return;
       }
       fields.set(request, rateLimitHeaders(decision.results));
-      if (hint && decision.got) prefetches.set(request.event, { sessionId: hint, values: decision.got });
+      if (hint && decision.got)
+        prefetches.set(request.event, { sessionId: hint, read, values: decision.got });
       if (!decision.allowed) {
         const policies = decision.results.filter((r) => !r.allowed).map((r) => r.policy.name);
         logger.info("rate limited", { function: name, policies, source: decision.source });

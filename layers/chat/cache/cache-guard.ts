@@ -42,7 +42,7 @@ export class CacheGuard {
   /** `prefetched`: the session's entries as just read by the rate limiter's round trip (saves one). */
   async get(sessionId: string, prefetched?: PrefetchedEntries): Promise<CacheLookup> {
     if (!(await this.#usable())) return { kind: "miss" };
-    let ready = prefetched?.sessionId === sessionId ? prefetched.values : undefined;
+    let ready = prefetched?.sessionId === sessionId ? prefetched : undefined;
     // Another instance may have been cut off from Redis while writing: apply what it recorded, at most
     // once a second, so its changes cannot be hidden by this instance's cache for longer than that.
     if (Date.now() >= this.#nextDrainAt) {
@@ -50,7 +50,7 @@ export class CacheGuard {
       ready = undefined; // read before the drain: it may hold an entry the drain just removed
     }
     try {
-      const found = ready ? this.#cache.lookup(ready) : await this.#cache.get(sessionId);
+      const found = ready ? this.#cache.lookupPrefetched(ready) : await this.#cache.get(sessionId);
       this.#readFailures = 0;
       return found;
     } catch {

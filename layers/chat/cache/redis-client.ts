@@ -4,6 +4,9 @@ import { config } from "../config.ts";
 
 let client: Redis | null | undefined;
 
+/** One Redis command as a pipeline sends it (`pipeline.call(...command)`). */
+export type RedisCommand = readonly [string, ...(string | number)[]];
+
 /**
  * ioredis, loaded on the first getRedis() that needs a client rather than when this module loads: the rate limiter
  * imports this module in every HTTP function, and the ones that never talk to Redis (openapi, rate-limit exempt)

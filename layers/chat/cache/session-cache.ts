@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { historyLines, historyText, parseHistoryText } from "../chat/history-text.ts";
 import type { Message, SessionRecord } from "../chat/types.ts";
 import { withTimeout } from "../timeout.ts";
+import type { RedisCommand } from "./redis-client.ts";
 
 /**
  * Per-session cache entries, each stamped with the session generation it was read at ("<gen>|<json>", the
@@ -15,6 +16,8 @@ export interface CachedSession {
   readonly history: Message[] | null;
   /** The same history as stored (history-text.ts), for pages cut without parsing. */
   historyText: string | null;
+  /** When only the end of the history was read (a post's read of a long history): its newest messages. */
+  newest?: HistoryTail | null;
 }
 
 /** Digits of a stamped generation: Number.MAX_SAFE_INTEGER has 16. */
@@ -86,13 +89,78 @@ return 1`;
 
 const keys = (sessionId: string) => [`chat:{${sessionId}}:s`, `chat:{${sessionId}}:h`] as const;
 
-/** The keys get() reads, for a caller that reads them in a round trip of its own (the rate limiter's). */
-export const sessionCacheKeys = (sessionId: string): readonly string[] => keys(sessionId);
+/**
+ * Bytes of the history entry a post reads: enough for the responder's newest messages in most sessions, so a
+ * post does not move a history of up to 500 messages through Redis and the network to use its last lines.
+ */
+export const HISTORY_TAIL_BYTES = 32 * 1024;
 
-/** The values of sessionCacheKeys(sessionId), read just now by someone else's round trip. */
+/**
+ * What a request reads ahead of its session's cache entries: the whole of both (pages, edits, deletes) or, for a
+ * post, the session entry and the end of the history.
+ */
+export type SessionRead = "whole" | "tail";
+
+/**
+ * The commands that read `read` of a session's entries, for a caller that sends them in a round trip of its own
+ * (the rate limiter's); their replies, in order, are PrefetchedEntries.values. The tail's three reads are not one
+ * atomic snapshot: a change between them can only make the session entry older than what the history shows, and a
+ * post planned from that is refused by the generation check of its statement, then planned again under the lock.
+ */
+export function sessionReadCommands(sessionId: string, read: SessionRead): RedisCommand[] {
+  const [s, h] = keys(sessionId);
+  if (read === "whole") return [["mget", s, h]];
+  return [
+    ["get", s],
+    ["getrange", h, 0, GENERATION_DIGITS + 2],
+    ["getrange", h, -HISTORY_TAIL_BYTES, -1],
+  ];
+}
+
+/** The replies of sessionReadCommands(sessionId, read), read just now by someone else's round trip. */
 export interface PrefetchedEntries {
   sessionId: string;
-  values: readonly (string | null)[];
+  read: SessionRead;
+  values: readonly unknown[];
+}
+
+/** The newest messages of a history that was not read whole: complete lines of its line form, oldest first. */
+export interface HistoryTail {
+  /** The lines, joined by ",\n" as in the entry ("" for none). */
+  lines: string;
+  count: number;
+}
+
+/** A lookup from the session entry `s` and what `history` finds of the history at its generation. */
+function hit(
+  s: string | null | undefined,
+  history: (session: { generation: number }) => { text: string | null; newest: HistoryTail | null },
+): CacheLookup {
+  const session = split(s ?? null);
+  if (!session || session.json === PLACEHOLDER) return { kind: "miss" };
+  if (String(session.generation) === ERASED_GENERATION) return { kind: "erased" };
+  const { text, newest } = history(session);
+  let parsed: Message[] | undefined;
+  return {
+    kind: "hit",
+    value: {
+      session: JSON.parse(session.json) as SessionRecord,
+      // a session or suggestions read never needs the history: parse it only when asked
+      get history() {
+        if (text === null) return null;
+        parsed ??= parseHistoryText(text);
+        return parsed;
+      },
+      historyText: text,
+      newest,
+    },
+  };
+}
+
+function countLines(lines: string): number {
+  let count = 1;
+  for (let at = lines.indexOf(",\n"); at >= 0; at = lines.indexOf(",\n", at + 2)) count++;
+  return count;
 }
 
 function split(entry: string | null): { generation: number; json: string } | null {
@@ -126,27 +194,30 @@ export class SessionCache {
     return this.lookup(await this.#redis.mget(...keys(sessionId)));
   }
 
-  /** What get() makes of the values of sessionCacheKeys(), in that order. */
+  /** What the replies of sessionReadCommands() say, as get() would. */
+  lookupPrefetched({ read, values }: PrefetchedEntries): CacheLookup {
+    if (read === "whole") return this.lookup((values[0] ?? []) as (string | null)[]);
+    const [s, head, tail] = values as (string | null | undefined)[];
+    return hit(s, (session) => {
+      const stamped = `${generationStamp(session.generation)}|[\n`;
+      if (head !== stamped || !tail?.endsWith("\n]")) return { text: null, newest: null };
+      // the whole entry fit: the same as a whole read
+      if (tail.startsWith(stamped)) return { text: tail.slice(GENERATION_DIGITS + 1), newest: null };
+      // cut inside a line; the first raw line break is the end of a separator, since lines hold none
+      const lines = tail.slice(tail.indexOf("\n") + 1, -2);
+      return { text: null, newest: { lines, count: lines === "" ? 0 : countLines(lines) } };
+    });
+  }
+
+  /** What get() makes of the session's two entries (an MGET of both). */
   lookup([s, h]: readonly (string | null | undefined)[]): CacheLookup {
-    const session = split(s ?? null);
-    if (!session || session.json === PLACEHOLDER) return { kind: "miss" };
-    if (String(session.generation) === ERASED_GENERATION) return { kind: "erased" };
-    const history = split(h ?? null);
-    const text = history && history.generation === session.generation ? history.json : null;
-    let parsed: Message[] | undefined;
-    return {
-      kind: "hit",
-      value: {
-        session: JSON.parse(session.json) as SessionRecord,
-        // a session or suggestions read never needs the history: parse it only when asked
-        get history() {
-          if (text === null) return null;
-          parsed ??= parseHistoryText(text);
-          return parsed;
-        },
-        historyText: text,
-      },
-    };
+    return hit(s, (session) => {
+      const history = split(h ?? null);
+      return {
+        text: history && history.generation === session.generation ? history.json : null,
+        newest: null,
+      };
+    });
   }
 
   /** Stores the session (and its full history, if known) unless a newer generation is already there. */

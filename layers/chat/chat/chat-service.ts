@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
-import type { PrefetchedEntries } from "../cache/session-cache.ts";
+import type { HistoryTail, PrefetchedEntries } from "../cache/session-cache.ts";
 import type { Config } from "../config.ts";
 import {
   type AppliedChange,
@@ -31,7 +31,7 @@ import { boundContext, type Responder } from "../responders/responder.ts";
 import { assertValidContent, assertValidUserId } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
-import { isLineForm, lastMessagesFromText, pageJsonFromText } from "./history-text.ts";
+import { isLineForm, lastMessagesFromText, pageJsonFromText, parseHistoryText } from "./history-text.ts";
 import { assertValidMetadata } from "./metadata-rules.ts";
 import { hashToken, newSessionToken, tokenMatches } from "./tokens.ts";
 import type { HistoryPage, Message, Session, SessionRecord } from "./types.ts";
@@ -54,6 +54,8 @@ export interface AuthorizedSession {
   readonly history: Message[] | null;
   /** The same history as the cache holds it (history-text.ts), when it came from the cache. */
   historyText?: string | null;
+  /** Only the newest messages, when the cache was read for a post (the end of a long history). */
+  newest?: HistoryTail | null;
   fromCache: boolean;
 }
 
@@ -190,8 +192,9 @@ export class ChatService {
     idem?: IdempotencyRequest,
   ): Promise<Replayable<PostedTurn>> {
     assertValidContent(content, this.#d.config.MAX_CONTENT_CHARS);
+    const contextSize = this.#d.config.RESPONDER_CONTEXT_MESSAGES;
     return this.#idempotent(idem, 201, (completion) =>
-      this.#change(auth, async (snap) => {
+      this.#change(auth, { newest: contextSize }, async (snap) => {
         const s = snap.session;
         const at = new Date().toISOString();
         const user: NewMessage = {
@@ -201,7 +204,7 @@ export class ChatService {
           content,
           reply_to: null,
         };
-        const context = newestMessages(snap, this.#d.config.RESPONDER_CONTEXT_MESSAGES);
+        const context = newestMessages(snap, contextSize);
         const reply = await this.#respond([...toTurns(context), { role: "user", content }]);
         const bot: NewMessage = {
           message_id: randomUUID(),
@@ -241,7 +244,7 @@ export class ChatService {
     edit: { message_id: string; content: string; expected_version?: number; regenerate?: boolean },
   ): Promise<EditResult> {
     assertValidContent(edit.content, this.#d.config.MAX_CONTENT_CHARS);
-    return this.#change(auth, async (snap) => {
+    return this.#change(auth, {}, async (snap) => {
       const s = snap.session;
       const target = await this.#liveMessage(snap, edit.message_id);
       if (target.role !== "user")
@@ -321,7 +324,7 @@ export class ChatService {
     auth: AuthorizedSession,
     messageId: string,
   ): Promise<{ message_id: string; deleted: true }> {
-    return this.#change(auth, async (snap) => {
+    return this.#change(auth, {}, async (snap) => {
       const s = snap.session;
       const target = await this.#liveMessage(snap, messageId);
       const at = new Date().toISOString();
@@ -403,13 +406,15 @@ export class ChatService {
    * Applies a change computed from a snapshot. First optimistically, from what auth already read, in one
    * statement that does nothing if the session moved on; then, if it did, under the session's row lock
    * (bounded by SESSION_LOCK_TIMEOUT_MS, else session_busy), so a contended session still makes progress.
+   * `reads.newest`: the plan reads no more than the newest n messages, so the end of the history will do.
    */
   async #change<T>(
     auth: AuthorizedSession,
+    reads: { newest?: number },
     plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
   ): Promise<T> {
     return busyOnLockTimeout(async () => {
-      const optimistic = authSnapshot(auth) ?? (await this.#snapshot(auth.session.session_id));
+      const optimistic = authSnapshot(auth, reads.newest) ?? (await this.#snapshot(auth.session.session_id));
       const first = await plan(optimistic);
       const checkBacklog = this.#d.publisher.usesBacklog;
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
@@ -521,6 +526,7 @@ export class ChatService {
           return hit.history;
         },
         historyText: hit.historyText,
+        newest: hit.newest,
         fromCache: true,
       };
     }
@@ -561,10 +567,23 @@ export class ChatService {
 }
 
 /**
- * What authorize() read, as a snapshot to plan a change from, if it holds the whole history. From the cache's
- * line-form text the messages are parsed only if the plan reads them (a post reads only the newest few).
+ * What authorize() read, as a snapshot to plan a change from, if it holds the whole history, or, for a plan that
+ * reads only the newest `newest` messages, at least that many of them. From the cache's line-form text the
+ * messages are parsed only if the plan reads them (a post reads only the newest few).
  */
-function authSnapshot(auth: AuthorizedSession): SessionSnapshot | null {
+function authSnapshot(auth: AuthorizedSession, newest?: number): SessionSnapshot | null {
+  const tail = auth.newest;
+  if (tail && newest !== undefined && tail.count >= newest) {
+    let parsed: Message[] | undefined;
+    return {
+      session: auth.session,
+      get messages() {
+        parsed ??= tail.count === 0 ? [] : parseHistoryText(`[${tail.lines}]`);
+        return parsed;
+      },
+      complete: false,
+    };
+  }
   const text = auth.historyText;
   if (text && isLineForm(text)) {
     return {

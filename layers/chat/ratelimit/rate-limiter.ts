@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { RedisCommand } from "../cache/redis-client.ts";
 import { pooledRandomBytes } from "../random.ts";
 import { withTimeout } from "../timeout.ts";
 import { LocalRateLimiter } from "./local-limiter.ts";
@@ -44,23 +45,23 @@ export class RateLimiter {
   }
 
   /**
-   * `alsoGet`: Redis keys the request will read next, fetched in the limiter's round trip when it goes to
-   * Redis (`got` in the decision); absent when the local limiter decided or the read failed.
+   * `alsoRun`: Redis reads the request makes next, sent in the limiter's round trip when it goes to Redis (their
+   * replies are `got` in the decision); absent when the local limiter decided or a read failed.
    */
   async check(
     checks: readonly RateCheck[],
-    alsoGet?: readonly string[],
-  ): Promise<RateDecision & { got?: (string | null)[] }> {
+    alsoRun?: readonly RedisCommand[],
+  ): Promise<RateDecision & { got?: unknown[] }> {
     if (checks.length === 0) return { allowed: true, results: [], retryAfterSeconds: 0, source: "none" };
-    const shared = await this.#tryRedis(checks, alsoGet);
+    const shared = await this.#tryRedis(checks, alsoRun);
     if (shared) return { ...decide(shared.results, "redis"), got: shared.got };
     return decide(this.#local.check(checks), "local");
   }
 
   async #tryRedis(
     checks: readonly RateCheck[],
-    alsoGet: readonly string[] | undefined,
-  ): Promise<{ results: PolicyResult[]; got?: (string | null)[] } | null> {
+    alsoRun: readonly RedisCommand[] | undefined,
+  ): Promise<{ results: PolicyResult[]; got?: unknown[] } | null> {
     const client = this.#opts.redis();
     if (!client || this.#now() < this.#skipRedisUntil) return null;
     if (this.#redisLimiter?.client !== client) {
@@ -73,7 +74,7 @@ export class RateLimiter {
     try {
       const timeoutMs = this.#opts.timeoutMs;
       if (client.status !== "ready") await waitReady(client, this.#opts.readyWaitMs ?? timeoutMs);
-      const work = limiter.checkAndGet(checks, pooledRandomBytes(12).toString("base64url"), alsoGet);
+      const work = limiter.checkAndGet(checks, pooledRandomBytes(12).toString("base64url"), alsoRun);
       return await withTimeout(work, timeoutMs, () => new RedisTimeout(`no answer in ${timeoutMs} ms`));
     } catch (err) {
       this.#skipRedisUntil = this.#now() + (this.#opts.retryRedisAfterMs ?? 1000);

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { RedisCommand } from "../cache/redis-client.ts";
 import type { PolicyResult, RateCheck } from "./policies.ts";
 
 /**
@@ -52,26 +53,29 @@ export class RedisRateLimiter {
   }
 
   /**
-   * check(), plus `alsoGet`: keys read (MGET) in the same round trip for the request's next step (the session's
-   * cache entries), so admitting a request and reading its session cost one round trip, not two.
+   * check(), plus `alsoRun`: read commands sent in the same round trip for the request's next step (the session's
+   * cache entries), so admitting a request and reading its session cost one round trip, not two. `got` holds
+   * their replies in order, or is absent if one of them failed.
    */
   async checkAndGet(
     checks: readonly RateCheck[],
     member: string,
-    alsoGet?: readonly string[],
-  ): Promise<{ results: PolicyResult[]; got?: (string | null)[] }> {
+    alsoRun: readonly RedisCommand[] = [],
+  ): Promise<{ results: PolicyResult[]; got?: unknown[] }> {
     const pipeline = this.#redis.pipeline() as ReturnType<Redis["pipeline"]> & {
       chatSlidingWindow(key: string, limit: number, windowMs: number, member: string): unknown;
     };
     for (const c of checks) {
       pipeline.chatSlidingWindow(this.key(c), c.policy.limit, c.policy.windowSeconds * 1000, member);
     }
-    if (alsoGet?.length) pipeline.mget(...alsoGet);
+    for (const [name, ...args] of alsoRun) pipeline.call(name, ...args);
     const replies = await pipeline.exec();
-    const expected = checks.length + (alsoGet?.length ? 1 : 0);
-    if (!replies || replies.length !== expected) throw new RedisLimiterError("pipeline aborted");
-    const extra = alsoGet?.length ? replies[checks.length] : undefined;
-    const got = extra && !extra[0] ? (extra[1] as (string | null)[]) : undefined;
+    if (!replies || replies.length !== checks.length + alsoRun.length) {
+      throw new RedisLimiterError("pipeline aborted");
+    }
+    const extra = replies.slice(checks.length);
+    const got =
+      extra.length > 0 && extra.every(([err]) => !err) ? extra.map(([, reply]) => reply) : undefined;
     const results = checks.map((c, i): PolicyResult => {
       const [err, reply] = replies[i] as [Error | null, unknown];
       if (err) throw err;

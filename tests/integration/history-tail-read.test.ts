@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  HISTORY_TAIL_BYTES,
+  type PrefetchedEntries,
+  SessionCache,
+  sessionReadCommands,
+} from "../../layers/chat/cache/session-cache.ts";
+import { HISTORY_CACHE_MAX } from "../../layers/chat/chat/chat-service.ts";
+import { loadSnapshot } from "../../layers/chat/db/chat-store.ts";
+import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
+import type { Responder, Turn } from "../../layers/chat/responders/responder.ts";
+import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+
+/**
+ * A post reads only the end of a long cached history (the responder needs its newest messages): the session
+ * entry, the history's stamp and its last HISTORY_TAIL_BYTES bytes, in the rate limiter's round trip. The lines
+ * it keeps must be exactly the newest messages, wherever the byte cut falls (inside a multi-byte character
+ * too), and a post planned from them must see what a post planned from Postgres sees.
+ */
+const seen: Turn[][] = [];
+const recording: Responder = {
+  name: "recording",
+  respond(history) {
+    seen.push(history.map((t) => ({ ...t })));
+    return builtinResponder.respond(history);
+  },
+};
+const env = { RESPONDER_CONTEXT_MESSAGES: "4", RESPONDER_CONTEXT_CHARS: "100000" };
+let cached: ChatFixture;
+let uncached: ChatFixture;
+let cache: SessionCache;
+beforeAll(async () => {
+  [cached, uncached] = await Promise.all([
+    chatFixture({ responder: recording, env }),
+    chatFixture({ responder: recording, env, redisUrl: null }),
+  ]);
+  cache = new SessionCache(cached.redis!, { sessionTtlSeconds: 300, historyTtlSeconds: 300 });
+});
+afterAll(() => Promise.all([cached.close(), uncached.close()]));
+
+/** What the rate limiter's round trip would have read ahead of a post. */
+async function readTail(sessionId: string): Promise<PrefetchedEntries> {
+  const replies = await cached
+    .redis!.pipeline(sessionReadCommands(sessionId, "tail").map((c) => [...c]))
+    .exec();
+  return { sessionId, read: "tail", values: (replies ?? []).map(([err, value]) => (err ? null : value)) };
+}
+
+/** Content of `chars` characters mixing 1-, 2-, 3- and 4-byte UTF-8, so byte cuts land inside characters. */
+const content = (i: number, chars: number, alphabet = "aé€😀") =>
+  Array.from(`${i}: ${alphabet.repeat(chars)}`)
+    .slice(0, chars)
+    .join("");
+
+async function longSession(fx: ChatFixture, posts: number, chars: number, alphabet?: string) {
+  const created = await fx.chat.createSession({});
+  const id = created.session.session_id;
+  for (let i = 0; i < posts; i++)
+    await fx.chat.postMessage(await fx.chat.authorize(id, created.token), content(i, chars, alphabet));
+  return { id, token: created.token };
+}
+
+describe("reading the end of a cached history", () => {
+  it.each([301, 302, 303, 517, 1999])(
+    "keeps exactly the newest messages whole, wherever the cut falls (content of %i characters)",
+    async (chars) => {
+      const { id } = await longSession(cached, Math.ceil((HISTORY_TAIL_BYTES * 1.5) / (chars * 2)), chars);
+      const truth = (await loadSnapshot(cached.db.pool, id, HISTORY_CACHE_MAX))!;
+      const found = cache.lookupPrefetched(await readTail(id));
+      expect(found.kind).toBe("hit");
+      if (found.kind !== "hit") return;
+      expect(found.value.historyText).toBeNull();
+      const newest = found.value.newest!;
+      expect(newest.count).toBeGreaterThan(0);
+      expect(JSON.parse(`[${newest.lines}]`)).toEqual(truth.messages.slice(-newest.count));
+      // nearly all of the bytes read are whole lines (at most one line is cut)
+      expect(Buffer.byteLength(newest.lines)).toBeGreaterThan(HISTORY_TAIL_BYTES - 4 * (chars + 300));
+    },
+  );
+
+  it("a history that fits is read whole, as a whole read gives it", async () => {
+    const { id } = await longSession(cached, 3, 50);
+    const whole = await cache.get(id);
+    const found = cache.lookupPrefetched(await readTail(id));
+    expect(found.kind === "hit" && found.value.newest).toBeNull();
+    expect(found.kind === "hit" && found.value.historyText).toBe(
+      whole.kind === "hit" && whole.value.historyText,
+    );
+  });
+
+  it("a history of another generation than the session entry is not used", async () => {
+    const { id } = await longSession(cached, 40, 1000);
+    const snap = (await loadSnapshot(cached.db.pool, id, HISTORY_CACHE_MAX))!;
+    const ahead = { ...snap.session, generation: snap.session.generation + 1 };
+    await cache.append(ahead, snap.session.generation + 5, [], HISTORY_CACHE_MAX); // session entry only; history dropped
+    await cached.redis!.set(
+      `chat:{${id}}:h`,
+      `${String(snap.session.generation).padStart(16, "0")}|[\n${"x".repeat(40_000)}\n]`,
+    );
+    const found = cache.lookupPrefetched(await readTail(id));
+    expect(found.kind === "hit" && found.value.session.generation).toBe(ahead.generation);
+    expect(found.kind === "hit" && [found.value.newest, found.value.historyText]).toEqual([null, null]);
+  });
+});
+
+describe("a post on a long history", () => {
+  /** The same long conversation in both fixtures, then one more post: the cached one from a tail read. */
+  async function finalContexts(chars: number, alphabet?: string) {
+    const [a, b] = await Promise.all([
+      longSession(cached, 30, chars, alphabet),
+      longSession(uncached, 30, chars, alphabet),
+    ]);
+    // the first cache read of a second applies other instances' invalidations and ignores what was read ahead
+    await cached.chat.authorize(a.id, a.token);
+    const auth = await cached.chat.authorize(a.id, a.token, await readTail(a.id));
+    seen.length = 0;
+    await cached.chat.postMessage(auth, "last");
+    await uncached.chat.postMessage(await uncached.chat.authorize(b.id, b.token), "last");
+    return { auth, contexts: seen.splice(0), id: a.id };
+  }
+
+  it("plans from the tail: the responder sees what it sees from Postgres, and the cache is appended", async () => {
+    const { auth, contexts, id } = await finalContexts(1500);
+    expect(auth.historyText).toBeNull();
+    expect(auth.newest?.count).toBeGreaterThanOrEqual(4);
+    const [fromTail, fromPostgres] = contexts;
+    expect(fromTail).toHaveLength(4);
+    expect(fromTail).toEqual(fromPostgres);
+    const truth = (await loadSnapshot(cached.db.pool, id, HISTORY_CACHE_MAX))!;
+    const after = await cache.get(id);
+    expect(after.kind === "hit" && after.value.history).toEqual(truth.messages);
+  });
+
+  it("falls back to Postgres when the tail holds fewer messages than the responder takes", async () => {
+    // 8,000 four-byte characters: one user message is longer than the tail, which then holds one whole line
+    const { auth, contexts } = await finalContexts(8000, "😀");
+    expect(auth.newest?.count).toBe(1);
+    const [fromCache, fromPostgres] = contexts;
+    expect(fromCache).toHaveLength(4);
+    expect(fromCache).toEqual(fromPostgres);
+  });
+});
