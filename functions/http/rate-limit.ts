@@ -83,7 +83,7 @@ export function sessionHint(event: APIGatewayProxyEventV2): string | undefined {
 /** `read`: what the limiter's round trip reads ahead of the request's session (see SessionRead). */
 export function rateLimit(
   name: string,
-  read: SessionRead = "whole",
+  read: SessionRead | ((event: APIGatewayProxyEventV2) => SessionRead) = "whole",
 ): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   if (RATE_LIMIT_EXEMPT.has(name)) return { before: () => undefined };
   const fields = new WeakMap<object, Record<string, string>>();
@@ -97,8 +97,9 @@ export function rateLimit(
       if (checks.length === 0) return;
       let decision: RateDecision & { got?: unknown[] };
       const hint = sessionHint(request.event);
+      const reads = typeof read === "function" ? read(request.event) : read;
       try {
-        decision = await getRateLimiter().check(checks, hint ? sessionReadCommands(hint, read) : undefined);
+        decision = await getRateLimiter().check(checks, hint ? sessionReadCommands(hint, reads) : undefined);
       } catch (err) {
         // the limiter already absorbs Redis failures; anything else must not fail the request either
         logger.error("rate limiter failed; request let through", {
@@ -109,7 +110,7 @@ export function rateLimit(
       }
       fields.set(request, rateLimitHeaders(decision.results));
       if (hint && decision.got)
-        prefetches.set(request.event, { sessionId: hint, read, values: decision.got });
+        prefetches.set(request.event, { sessionId: hint, read: reads, values: decision.got });
       if (!decision.allowed) {
         const policies = decision.results.filter((r) => !r.allowed).map((r) => r.policy.name);
         logger.info("rate limited", { function: name, policies, source: decision.source });

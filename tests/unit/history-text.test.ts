@@ -2,9 +2,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { pageOf } from "../../layers/chat/chat/history-rules.ts";
 import {
+  historyLines,
   historyText,
   isLineForm,
   lastMessagesFromText,
+  pageJsonFromNewest,
+  pageJsonFromOldest,
   pageJsonFromText,
   parseHistoryText,
 } from "../../layers/chat/chat/history-text.ts";
@@ -71,6 +74,39 @@ describe("history cache text", () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it("a page from either end of the history is the page from all of it, or null when that end may not hold it", () => {
+    let answered = 0;
+    fc.assert(
+      fc.property(
+        history,
+        fc.integer({ min: 0, max: 45 }),
+        fc.nat(),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 1, max: 60 }),
+        (h, n, pick, back, limit) => {
+          // near a message's seq, where an off-by-one at either end would show
+          const afterSeq = Math.max(0, (h[pick % Math.max(1, h.length)]?.seq ?? 0) - back);
+          const whole = JSON.stringify(pageOf(h, afterSeq, limit));
+          const newest = h.slice(Math.max(0, h.length - n));
+          const oldest = h.slice(0, n);
+          const fromNewest = pageJsonFromNewest(historyLines(newest), afterSeq, limit);
+          const fromOldest = pageJsonFromOldest(historyLines(oldest), afterSeq, limit);
+          if (fromNewest !== null) expect(fromNewest).toBe(whole);
+          if (fromOldest !== null) expect(fromOldest).toBe(whole);
+          // an end that holds the whole page (and what tells whether more follow) answers: the newest lines when
+          // their oldest follows afterSeq at once or precedes it, the oldest when a line follows the page
+          const oldestOfNewest = newest[0]?.seq;
+          if (oldestOfNewest !== undefined && oldestOfNewest <= afterSeq + 1) expect(fromNewest).toBe(whole);
+          const from = h.findIndex((m) => m.seq > afterSeq);
+          if (from >= 0 && from + limit < oldest.length) expect(fromOldest).toBe(whole);
+          if (fromNewest !== null || fromOldest !== null) answered++;
+        },
+      ),
+      { numRuns: 800 },
+    );
+    expect(answered).toBeGreaterThan(100);
   });
 
   it("the newest n messages read from the text are the history's last n", () => {

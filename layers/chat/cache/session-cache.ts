@@ -16,8 +16,10 @@ export interface CachedSession {
   readonly history: Message[] | null;
   /** The same history as stored (history-text.ts), for pages cut without parsing. */
   historyText: string | null;
-  /** When only the end of the history was read (a post's read of a long history): its newest messages. */
-  newest?: HistoryTail | null;
+  /** When only the end of a long history was read (a post, a poll): its newest messages. */
+  newest?: HistoryLines | null;
+  /** When only the start of a long history was read (a first page): its oldest messages. */
+  oldest?: HistoryLines | null;
 }
 
 /** Digits of a stamped generation: Number.MAX_SAFE_INTEGER has 16. */
@@ -90,16 +92,17 @@ return 1`;
 const keys = (sessionId: string) => [`chat:{${sessionId}}:s`, `chat:{${sessionId}}:h`] as const;
 
 /**
- * Bytes of the history entry a post reads: enough for the responder's newest messages in most sessions, so a
- * post does not move a history of up to 500 messages through Redis and the network to use its last lines.
+ * Bytes read of one end of a history entry: enough for a post's responder context or a page in most sessions, so
+ * a request does not move a history of up to 500 messages through Redis and the network to use a few lines of it.
  */
-export const HISTORY_TAIL_BYTES = 32 * 1024;
+export const HISTORY_END_BYTES = 32 * 1024;
 
 /**
- * What a request reads ahead of its session's cache entries: the whole of both (pages, edits, deletes) or, for a
- * post, the session entry and the end of the history.
+ * What a request reads ahead of its session's cache entries: the whole of both (edits, deletes, session reads) or
+ * the session entry and one end of the history: its newest messages ("tail": a post's responder context, a client
+ * polling for new messages) or its oldest ("head": the first page).
  */
-export type SessionRead = "whole" | "tail";
+export type SessionRead = "whole" | "tail" | "head";
 
 /**
  * The commands that read `read` of a session's entries, for a caller that sends them in a round trip of its own
@@ -110,10 +113,15 @@ export type SessionRead = "whole" | "tail";
 export function sessionReadCommands(sessionId: string, read: SessionRead): RedisCommand[] {
   const [s, h] = keys(sessionId);
   if (read === "whole") return [["mget", s, h]];
+  if (read === "head")
+    return [
+      ["get", s],
+      ["getrange", h, 0, HISTORY_END_BYTES - 1],
+    ];
   return [
     ["get", s],
     ["getrange", h, 0, GENERATION_DIGITS + 2],
-    ["getrange", h, -HISTORY_TAIL_BYTES, -1],
+    ["getrange", h, -HISTORY_END_BYTES, -1],
   ];
 }
 
@@ -124,8 +132,8 @@ export interface PrefetchedEntries {
   values: readonly unknown[];
 }
 
-/** The newest messages of a history that was not read whole: complete lines of its line form, oldest first. */
-export interface HistoryTail {
+/** Messages at one end of a history that was not read whole: complete lines of its line form, oldest first. */
+export interface HistoryLines {
   /** The lines, joined by ",\n" as in the entry ("" for none). */
   lines: string;
   count: number;
@@ -134,12 +142,16 @@ export interface HistoryTail {
 /** A lookup from the session entry `s` and what `history` finds of the history at its generation. */
 function hit(
   s: string | null | undefined,
-  history: (session: { generation: number }) => { text: string | null; newest: HistoryTail | null },
+  history: (session: { generation: number }) => {
+    text?: string | null;
+    newest?: HistoryLines;
+    oldest?: HistoryLines;
+  },
 ): CacheLookup {
   const session = split(s ?? null);
   if (!session || session.json === PLACEHOLDER) return { kind: "miss" };
   if (String(session.generation) === ERASED_GENERATION) return { kind: "erased" };
-  const { text, newest } = history(session);
+  const { text = null, newest = null, oldest = null } = history(session);
   let parsed: Message[] | undefined;
   return {
     kind: "hit",
@@ -153,8 +165,13 @@ function hit(
       },
       historyText: text,
       newest,
+      oldest,
     },
   };
+}
+
+function linesOf(lines: string): HistoryLines {
+  return { lines, count: lines === "" ? 0 : countLines(lines) };
 }
 
 function countLines(lines: string): number {
@@ -197,15 +214,25 @@ export class SessionCache {
   /** What the replies of sessionReadCommands() say, as get() would. */
   lookupPrefetched({ read, values }: PrefetchedEntries): CacheLookup {
     if (read === "whole") return this.lookup((values[0] ?? []) as (string | null)[]);
+    if (read === "head") {
+      const [s, head] = values as (string | null | undefined)[];
+      return hit(s, (session) => {
+        const stamped = `${generationStamp(session.generation)}|[\n`;
+        if (!head?.startsWith(stamped)) return {};
+        // "\n]" ends the entry only: lines hold no raw line break, and separators are ",\n"
+        if (head.endsWith("\n]")) return { text: head.slice(GENERATION_DIGITS + 1) };
+        const cut = head.lastIndexOf(",\n"); // the line after it may be cut
+        return { oldest: linesOf(cut < stamped.length ? "" : head.slice(stamped.length, cut)) };
+      });
+    }
     const [s, head, tail] = values as (string | null | undefined)[];
     return hit(s, (session) => {
       const stamped = `${generationStamp(session.generation)}|[\n`;
-      if (head !== stamped || !tail?.endsWith("\n]")) return { text: null, newest: null };
+      if (head !== stamped || !tail?.endsWith("\n]")) return {};
       // the whole entry fit: the same as a whole read
-      if (tail.startsWith(stamped)) return { text: tail.slice(GENERATION_DIGITS + 1), newest: null };
+      if (tail.startsWith(stamped)) return { text: tail.slice(GENERATION_DIGITS + 1) };
       // cut inside a line; the first raw line break is the end of a separator, since lines hold none
-      const lines = tail.slice(tail.indexOf("\n") + 1, -2);
-      return { text: null, newest: { lines, count: lines === "" ? 0 : countLines(lines) } };
+      return { newest: linesOf(tail.slice(tail.indexOf("\n") + 1, -2)) };
     });
   }
 
@@ -213,10 +240,7 @@ export class SessionCache {
   lookup([s, h]: readonly (string | null | undefined)[]): CacheLookup {
     return hit(s, (session) => {
       const history = split(h ?? null);
-      return {
-        text: history && history.generation === session.generation ? history.json : null,
-        newest: null,
-      };
+      return { text: history && history.generation === session.generation ? history.json : null };
     });
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
-import type { HistoryTail, PrefetchedEntries } from "../cache/session-cache.ts";
+import type { HistoryLines, PrefetchedEntries } from "../cache/session-cache.ts";
 import type { Config } from "../config.ts";
 import {
   type AppliedChange,
@@ -31,7 +31,14 @@ import { boundContext, type Responder } from "../responders/responder.ts";
 import { assertValidContent, assertValidUserId } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
-import { isLineForm, lastMessagesFromText, pageJsonFromText, parseHistoryText } from "./history-text.ts";
+import {
+  isLineForm,
+  lastMessagesFromText,
+  pageJsonFromNewest,
+  pageJsonFromOldest,
+  pageJsonFromText,
+  parseHistoryText,
+} from "./history-text.ts";
 import { assertValidMetadata } from "./metadata-rules.ts";
 import { hashToken, newSessionToken, tokenMatches } from "./tokens.ts";
 import type { HistoryPage, Message, Session, SessionRecord } from "./types.ts";
@@ -54,8 +61,10 @@ export interface AuthorizedSession {
   readonly history: Message[] | null;
   /** The same history as the cache holds it (history-text.ts), when it came from the cache. */
   historyText?: string | null;
-  /** Only the newest messages, when the cache was read for a post (the end of a long history). */
-  newest?: HistoryTail | null;
+  /** Only the newest messages, when just the end of a long cached history was read (a post, a poll). */
+  newest?: HistoryLines | null;
+  /** Only the oldest messages, when just the start of a long cached history was read (a first page). */
+  oldest?: HistoryLines | null;
   fromCache: boolean;
 }
 
@@ -378,6 +387,16 @@ export class ChatService {
   ): Promise<{ json: string; fromCache: boolean }> {
     if (auth.historyText && isLineForm(auth.historyText))
       return { json: pageJsonFromText(auth.historyText, afterSeq, limit), fromCache: auth.fromCache };
+    if (auth.newest || auth.oldest) {
+      const fromEnd = auth.newest
+        ? pageJsonFromNewest(auth.newest.lines, afterSeq, limit)
+        : pageJsonFromOldest((auth.oldest as HistoryLines).lines, afterSeq, limit);
+      if (fromEnd !== null) return { json: fromEnd, fromCache: true };
+      // the end that was read does not hold this page: read the whole entry
+      const whole = await this.#readSession(auth.session.session_id);
+      if (whole?.historyText && isLineForm(whole.historyText))
+        return { json: pageJsonFromText(whole.historyText, afterSeq, limit), fromCache: true };
+    }
     const { fromCache, ...page } = await this.history(auth, afterSeq, limit);
     return { json: JSON.stringify(page), fromCache };
   }
@@ -527,6 +546,7 @@ export class ChatService {
         },
         historyText: hit.historyText,
         newest: hit.newest,
+        oldest: hit.oldest,
         fromCache: true,
       };
     }

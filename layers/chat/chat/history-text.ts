@@ -37,10 +37,39 @@ export const isLineForm = (text: string): boolean => text.startsWith("[\n") && t
  * first unescaped `"seq":` of a line is the key).
  */
 export function pageJsonFromText(text: string, afterSeq: number, limit: number): string {
-  const inner = text.slice(2, -2);
-  const lines = inner === "" ? [] : inner.split(",\n");
+  const lines = splitLines(text.slice(2, -2));
+  return pageJson(lines, firstAfter(lines, afterSeq), limit);
+}
+
+/**
+ * The same page from the newest lines of a history (joined by ",\n"), or null if they may not hold all of it: the
+ * oldest of them must come right after `afterSeq` or before it (a message left out is then at or before afterSeq).
+ */
+export function pageJsonFromNewest(joined: string, afterSeq: number, limit: number): string | null {
+  const lines = splitLines(joined);
+  if (lines.length === 0 || seqOf(lines[0] as string) > afterSeq + 1) return null;
+  return pageJson(lines, firstAfter(lines, afterSeq), limit);
+}
+
+/**
+ * The same page from the oldest lines of a history, or null if they may not hold all of it: a line must follow
+ * the page, which also tells that there is more.
+ */
+export function pageJsonFromOldest(joined: string, afterSeq: number, limit: number): string | null {
+  const lines = splitLines(joined);
+  const first = firstAfter(lines, afterSeq);
+  return first + limit < lines.length ? pageJson(lines, first, limit) : null;
+}
+
+const splitLines = (joined: string): string[] => (joined === "" ? [] : joined.split(",\n"));
+
+function firstAfter(lines: readonly string[], afterSeq: number): number {
   let first = 0;
   while (first < lines.length && seqOf(lines[first] as string) <= afterSeq) first++;
+  return first;
+}
+
+function pageJson(lines: readonly string[], first: number, limit: number): string {
   const page = lines.slice(first, first + limit);
   const more = lines.length - first > limit;
   const next = more ? seqOf(page[page.length - 1] as string) : null;

@@ -1,21 +1,24 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
-  HISTORY_TAIL_BYTES,
+  HISTORY_END_BYTES,
   type PrefetchedEntries,
   SessionCache,
+  type SessionRead,
   sessionReadCommands,
 } from "../../layers/chat/cache/session-cache.ts";
 import { HISTORY_CACHE_MAX } from "../../layers/chat/chat/chat-service.ts";
+import { pageOf } from "../../layers/chat/chat/history-rules.ts";
 import { loadSnapshot } from "../../layers/chat/db/chat-store.ts";
 import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
 import type { Responder, Turn } from "../../layers/chat/responders/responder.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 
 /**
- * A post reads only the end of a long cached history (the responder needs its newest messages): the session
- * entry, the history's stamp and its last HISTORY_TAIL_BYTES bytes, in the rate limiter's round trip. The lines
- * it keeps must be exactly the newest messages, wherever the byte cut falls (inside a multi-byte character
- * too), and a post planned from them must see what a post planned from Postgres sees.
+ * A post, and a page of history, read only one end of a long cached history in the rate limiter's round trip: the
+ * session entry and the history's first or last HISTORY_END_BYTES bytes. The lines kept must be exactly the
+ * oldest or newest messages, wherever the byte cut falls (inside a multi-byte character too); a post planned from
+ * them must see what a post planned from Postgres sees, and a page cut from them must be the page of the whole.
  */
 const seen: Turn[][] = [];
 const recording: Responder = {
@@ -38,13 +41,13 @@ beforeAll(async () => {
 });
 afterAll(() => Promise.all([cached.close(), uncached.close()]));
 
-/** What the rate limiter's round trip would have read ahead of a post. */
-async function readTail(sessionId: string): Promise<PrefetchedEntries> {
-  const replies = await cached
-    .redis!.pipeline(sessionReadCommands(sessionId, "tail").map((c) => [...c]))
-    .exec();
-  return { sessionId, read: "tail", values: (replies ?? []).map(([err, value]) => (err ? null : value)) };
+/** What the rate limiter's round trip would have read ahead of a post ("tail") or a page. */
+async function readAhead(sessionId: string, read: SessionRead): Promise<PrefetchedEntries> {
+  const commands = sessionReadCommands(sessionId, read).map((c) => [...c]);
+  const replies = await cached.redis!.pipeline(commands).exec();
+  return { sessionId, read, values: (replies ?? []).map(([err, value]) => (err ? null : value)) };
 }
+const readTail = (sessionId: string) => readAhead(sessionId, "tail");
 
 /** Content of `chars` characters mixing 1-, 2-, 3- and 4-byte UTF-8, so byte cuts land inside characters. */
 const content = (i: number, chars: number, alphabet = "aé€😀") =>
@@ -64,7 +67,7 @@ describe("reading the end of a cached history", () => {
   it.each([301, 302, 303, 517, 1999])(
     "keeps exactly the newest messages whole, wherever the cut falls (content of %i characters)",
     async (chars) => {
-      const { id } = await longSession(cached, Math.ceil((HISTORY_TAIL_BYTES * 1.5) / (chars * 2)), chars);
+      const { id } = await longSession(cached, Math.ceil((HISTORY_END_BYTES * 1.5) / (chars * 2)), chars);
       const truth = (await loadSnapshot(cached.db.pool, id, HISTORY_CACHE_MAX))!;
       const found = cache.lookupPrefetched(await readTail(id));
       expect(found.kind).toBe("hit");
@@ -74,7 +77,7 @@ describe("reading the end of a cached history", () => {
       expect(newest.count).toBeGreaterThan(0);
       expect(JSON.parse(`[${newest.lines}]`)).toEqual(truth.messages.slice(-newest.count));
       // nearly all of the bytes read are whole lines (at most one line is cut)
-      expect(Buffer.byteLength(newest.lines)).toBeGreaterThan(HISTORY_TAIL_BYTES - 4 * (chars + 300));
+      expect(Buffer.byteLength(newest.lines)).toBeGreaterThan(HISTORY_END_BYTES - 4 * (chars + 300));
     },
   );
 
@@ -138,5 +141,40 @@ describe("a post on a long history", () => {
     const [fromCache, fromPostgres] = contexts;
     expect(fromCache).toHaveLength(4);
     expect(fromCache).toEqual(fromPostgres);
+  });
+});
+
+describe("a page of a long history", () => {
+  it("is cut from the end that was read when that end holds it, else from the whole entry: the same page", async () => {
+    const { id, token } = await longSession(cached, 30, 1500);
+    const truth = (await loadSnapshot(cached.db.pool, id, HISTORY_CACHE_MAX))!.messages;
+    const lastSeq = truth.at(-1)!.seq;
+    const cases: [SessionRead, number, number, "end" | "whole"][] = [
+      ["head", 0, 5, "end"], // a first page
+      ["tail", lastSeq - 3, 50, "end"], // a client polling for the last turn
+      ["tail", lastSeq, 50, "end"], // nothing new
+      ["tail", 0, 5, "whole"], // the tail does not reach back to the start
+      ["head", 0, 200, "whole"], // the head holds fewer lines than the page
+    ];
+    for (const [read, afterSeq, limit, from] of cases) {
+      await cached.chat.authorize(id, token); // as in finalContexts: the read ahead must not be ignored
+      const auth = await cached.chat.authorize(id, token, await readAhead(id, read));
+      expect(auth.historyText).toBeNull();
+      const mget = vi.spyOn(Redis.prototype, "mget");
+      try {
+        const page = await cached.chat.historyJson(auth, afterSeq, limit);
+        expect(page.fromCache).toBe(true);
+        expect(JSON.parse(page.json)).toEqual(pageOf(truth, afterSeq, limit));
+        // the whole entry is read (an MGET of both keys) only when the end read does not hold the page
+        expect([read, afterSeq, limit, mget.mock.calls.length]).toEqual([
+          read,
+          afterSeq,
+          limit,
+          from === "whole" ? 1 : 0,
+        ]);
+      } finally {
+        mget.mockRestore();
+      }
+    }
   });
 });
