@@ -2,7 +2,10 @@ import { httpHandler } from "./http/http-handler.ts";
 import { sessionPathParams } from "./http/schemas.ts";
 
 /** GET /sessions/{session_id}/suggestions: the suggested next replies. */
-export const handler = httpHandler({ name: "session-suggestions", path: sessionPathParams }, async (req) => {
-  const auth = await req.chat.authorize(req.path.session_id, req.token, req.prefetched);
-  return { status: 200, body: { suggestions: req.chat.suggestions(auth) } };
-});
+export const handler = httpHandler(
+  { name: "session-suggestions", path: sessionPathParams, sessionRead: "session" },
+  async (req) => {
+    const auth = await req.chat.authorize(req.path.session_id, req.token, req.prefetched);
+    return { status: 200, body: { suggestions: req.chat.suggestions(auth) } };
+  },
+);

@@ -81,6 +81,16 @@ describe("reading the end of a cached history", () => {
     },
   );
 
+  it("a read of the session alone leaves the history out", async () => {
+    const { id } = await longSession(cached, 3, 50);
+    const whole = await cache.get(id);
+    const found = cache.lookupPrefetched(await readAhead(id, "session"));
+    expect(found.kind === "hit" && found.value.session).toEqual(whole.kind === "hit" && whole.value.session);
+    expect(found.kind === "hit" && [found.value.historyText, found.value.newest, found.value.oldest]).toEqual(
+      [null, null, null],
+    );
+  });
+
   it("a history that fits is read whole, as a whole read gives it", async () => {
     const { id } = await longSession(cached, 3, 50);
     const whole = await cache.get(id);

@@ -98,11 +98,12 @@ const keys = (sessionId: string) => [`chat:{${sessionId}}:s`, `chat:{${sessionId
 export const HISTORY_END_BYTES = 32 * 1024;
 
 /**
- * What a request reads ahead of its session's cache entries: the whole of both (edits, deletes, session reads) or
- * the session entry and one end of the history: its newest messages ("tail": a post's responder context, a client
- * polling for new messages) or its oldest ("head": the first page).
+ * What a request reads ahead of its session's cache entries: the whole of both (edits and deletes, which rewrite
+ * the history), the session entry alone (reads of the session, its erasure), or the session entry and one end of
+ * the history: its newest messages ("tail": a post's responder context, a client polling for new messages) or its
+ * oldest ("head": the first page).
  */
-export type SessionRead = "whole" | "tail" | "head";
+export type SessionRead = "whole" | "session" | "tail" | "head";
 
 /**
  * The commands that read `read` of a session's entries, for a caller that sends them in a round trip of its own
@@ -113,6 +114,7 @@ export type SessionRead = "whole" | "tail" | "head";
 export function sessionReadCommands(sessionId: string, read: SessionRead): RedisCommand[] {
   const [s, h] = keys(sessionId);
   if (read === "whole") return [["mget", s, h]];
+  if (read === "session") return [["get", s]];
   if (read === "head")
     return [
       ["get", s],
@@ -214,6 +216,7 @@ export class SessionCache {
   /** What the replies of sessionReadCommands() say, as get() would. */
   lookupPrefetched({ read, values }: PrefetchedEntries): CacheLookup {
     if (read === "whole") return this.lookup((values[0] ?? []) as (string | null)[]);
+    if (read === "session") return hit(values[0] as string | null, () => ({}));
     if (read === "head") {
       const [s, head] = values as (string | null | undefined)[];
       return hit(s, (session) => {
