@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   HISTORY_END_BYTES,
@@ -63,6 +64,18 @@ async function longSession(fx: ChatFixture, posts: number, chars: number, alphab
   return { id, token: created.token };
 }
 
+/** How many times `work` read a session snapshot (its history) from Postgres. */
+async function snapshotReads(work: () => Promise<unknown>): Promise<number> {
+  const queries = vi.spyOn(pg.Client.prototype, "query");
+  try {
+    await work();
+    return queries.mock.calls.filter(([q]) => (q as { name?: string } | undefined)?.name === "load_snapshot")
+      .length;
+  } finally {
+    queries.mockRestore();
+  }
+}
+
 describe("reading the end of a cached history", () => {
   it.each([301, 302, 303, 517, 1999])(
     "keeps exactly the newest messages whole, wherever the cut falls (content of %i characters)",
@@ -117,23 +130,27 @@ describe("reading the end of a cached history", () => {
 });
 
 describe("a post on a long history", () => {
-  /** The same long conversation in both fixtures, then one more post: the cached one from a tail read. */
-  async function finalContexts(chars: number, alphabet?: string) {
+  /**
+   * The same long conversation in both fixtures, then one more post: the cached one from a tail read. Also counts
+   * the snapshots the cached post read from Postgres (0 when it planned from the tail).
+   */
+  async function finalContexts(chars: number, alphabet?: string, fx = { cached, uncached }) {
     const [a, b] = await Promise.all([
-      longSession(cached, 30, chars, alphabet),
-      longSession(uncached, 30, chars, alphabet),
+      longSession(fx.cached, 30, chars, alphabet),
+      longSession(fx.uncached, 30, chars, alphabet),
     ]);
     // the first cache read of a second applies other instances' invalidations and ignores what was read ahead
-    await cached.chat.authorize(a.id, a.token);
-    const auth = await cached.chat.authorize(a.id, a.token, await readTail(a.id));
+    await fx.cached.chat.authorize(a.id, a.token);
+    const auth = await fx.cached.chat.authorize(a.id, a.token, await readTail(a.id));
     seen.length = 0;
-    await cached.chat.postMessage(auth, "last");
-    await uncached.chat.postMessage(await uncached.chat.authorize(b.id, b.token), "last");
-    return { auth, contexts: seen.splice(0), id: a.id };
+    const snapshots = await snapshotReads(() => fx.cached.chat.postMessage(auth, "last"));
+    await fx.uncached.chat.postMessage(await fx.uncached.chat.authorize(b.id, b.token), "last");
+    return { auth, contexts: seen.splice(0), id: a.id, snapshots };
   }
 
   it("plans from the tail: the responder sees what it sees from Postgres, and the cache is appended", async () => {
-    const { auth, contexts, id } = await finalContexts(1500);
+    const { auth, contexts, id, snapshots } = await finalContexts(1500);
+    expect(snapshots).toBe(0);
     expect(auth.historyText).toBeNull();
     expect(auth.newest?.count).toBeGreaterThanOrEqual(4);
     const [fromTail, fromPostgres] = contexts;
@@ -146,11 +163,47 @@ describe("a post on a long history", () => {
 
   it("falls back to Postgres when the tail holds fewer messages than the responder takes", async () => {
     // 8,000 four-byte characters: one user message is longer than the tail, which then holds one whole line
-    const { auth, contexts } = await finalContexts(8000, "😀");
+    const { auth, contexts, snapshots } = await finalContexts(8000, "😀");
+    expect(snapshots).toBe(1);
     expect(auth.newest?.count).toBe(1);
     const [fromCache, fromPostgres] = contexts;
     expect(fromCache).toHaveLength(4);
     expect(fromCache).toEqual(fromPostgres);
+  });
+});
+
+describe("a post on a long history of long messages", () => {
+  // the responder takes 4 messages but at most 3,000 characters: two 5,000-character messages already exceed that
+  const env = { RESPONDER_CONTEXT_MESSAGES: "4", RESPONDER_CONTEXT_CHARS: "3000" };
+  let fx: { cached: ChatFixture; uncached: ChatFixture };
+  beforeAll(async () => {
+    const [c, u] = await Promise.all([
+      chatFixture({ responder: recording, env }),
+      chatFixture({ responder: recording, env, redisUrl: null }),
+    ]);
+    fx = { cached: c, uncached: u };
+  });
+  afterAll(() => Promise.all([fx.cached.close(), fx.uncached.close()]));
+
+  it("plans from a tail of fewer messages than the responder takes when they hold its character bound", async () => {
+    // 5,000 four-byte characters a message: the tail holds two whole lines (the newest reply and user message)
+    const tailRead = async (chars: number) => {
+      const [a, b] = await Promise.all([
+        longSession(fx.cached, 12, chars, "😀"),
+        longSession(fx.uncached, 12, chars, "😀"),
+      ]);
+      await fx.cached.chat.authorize(a.id, a.token);
+      const auth = await fx.cached.chat.authorize(a.id, a.token, await readTail(a.id));
+      seen.length = 0;
+      const snapshots = await snapshotReads(() => fx.cached.chat.postMessage(auth, "last"));
+      await fx.uncached.chat.postMessage(await fx.uncached.chat.authorize(b.id, b.token), "last");
+      return { count: auth.newest?.count, snapshots, contexts: seen.splice(0) };
+    };
+    const read = await tailRead(5000);
+    expect(read.count).toBeLessThan(4);
+    expect(read.snapshots).toBe(0);
+    const [fromTail, fromPostgres] = read.contexts;
+    expect(fromTail).toEqual(fromPostgres);
   });
 });
 

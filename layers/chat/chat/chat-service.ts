@@ -202,8 +202,9 @@ export class ChatService {
   ): Promise<Replayable<PostedTurn>> {
     assertValidContent(content, this.#d.config.MAX_CONTENT_CHARS);
     const contextSize = this.#d.config.RESPONDER_CONTEXT_MESSAGES;
+    const reads = { newest: contextSize, chars: this.#d.config.RESPONDER_CONTEXT_CHARS };
     return this.#idempotent(idem, 201, (completion) =>
-      this.#change(auth, { newest: contextSize }, async (snap) => {
+      this.#change(auth, reads, async (snap) => {
         const s = snap.session;
         const at = new Date().toISOString();
         const user: NewMessage = {
@@ -425,15 +426,16 @@ export class ChatService {
    * Applies a change computed from a snapshot. First optimistically, from what auth already read, in one
    * statement that does nothing if the session moved on; then, if it did, under the session's row lock
    * (bounded by SESSION_LOCK_TIMEOUT_MS, else session_busy), so a contended session still makes progress.
-   * `reads.newest`: the plan reads no more than the newest n messages, so the end of the history will do.
+   * `reads`: the plan reads no more than the newest `newest` messages, nor older ones once newer ones hold `chars`
+   * characters of content (the responder's bounds), so the end of the history will do.
    */
   async #change<T>(
     auth: AuthorizedSession,
-    reads: { newest?: number },
+    reads: NewestReads,
     plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
   ): Promise<T> {
     return busyOnLockTimeout(async () => {
-      const optimistic = authSnapshot(auth, reads.newest) ?? (await this.#snapshot(auth.session.session_id));
+      const optimistic = authSnapshot(auth, reads) ?? (await this.#snapshot(auth.session.session_id));
       const first = await plan(optimistic);
       const checkBacklog = this.#d.publisher.usesBacklog;
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
@@ -586,23 +588,25 @@ export class ChatService {
   }
 }
 
+/** What a plan reads of the history: nothing past the newest `newest` messages, nor past `chars` characters. */
+interface NewestReads {
+  newest?: number;
+  chars?: number;
+}
+
 /**
  * What authorize() read, as a snapshot to plan a change from, if it holds the whole history, or, for a plan that
- * reads only the newest `newest` messages, at least that many of them. From the cache's line-form text the
+ * reads only the newest messages (`reads`), all of those it can read. From the cache's line-form text the
  * messages are parsed only if the plan reads them (a post reads only the newest few).
  */
-function authSnapshot(auth: AuthorizedSession, newest?: number): SessionSnapshot | null {
+function authSnapshot(auth: AuthorizedSession, reads: NewestReads): SessionSnapshot | null {
   const tail = auth.newest;
-  if (tail && newest !== undefined && tail.count >= newest) {
-    let parsed: Message[] | undefined;
-    return {
-      session: auth.session,
-      get messages() {
-        parsed ??= tail.count === 0 ? [] : parseHistoryText(`[${tail.lines}]`);
-        return parsed;
-      },
-      complete: false,
-    };
+  if (tail && reads.newest !== undefined) {
+    const messages = tail.count === 0 ? [] : parseHistoryText(`[${tail.lines}]`);
+    // the responder stops at its character bound before it reaches a message older than these
+    const chars = messages.reduce((n, m) => n + m.content.length, 0);
+    if (tail.count >= reads.newest || (reads.chars !== undefined && chars >= reads.chars))
+      return { session: auth.session, messages, complete: false };
   }
   const text = auth.historyText;
   if (text && isLineForm(text)) {
