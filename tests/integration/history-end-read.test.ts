@@ -208,36 +208,51 @@ describe("a post on a long history of long messages", () => {
 });
 
 describe("a page of a long history", () => {
-  it("is cut from the end that was read when that end holds it, else from the whole entry: the same page", async () => {
+  it("is cut from the end read ahead when it holds the page, else from more of the start, else from all", async () => {
     const { id, token } = await longSession(cached, 30, 1500);
     const truth = (await loadSnapshot(cached.db.pool, id, HISTORY_CACHE_MAX))!.messages;
     const lastSeq = truth.at(-1)!.seq;
-    const cases: [SessionRead, number, number, "end" | "whole"][] = [
-      ["head", 0, 5, "end"], // a first page
-      ["tail", lastSeq - 3, 50, "end"], // a client polling for the last turn
-      ["tail", lastSeq, 50, "end"], // nothing new
-      ["tail", 0, 5, "whole"], // the tail does not reach back to the start
-      ["head", 0, 200, "whole"], // the head holds fewer lines than the page
+    // [read ahead, after_seq, limit, further reads: [pipelines (a larger read of the start), MGETs (the whole entry)]]
+    const cases: [SessionRead, number, number, [number, number]][] = [
+      ["head", 0, 5, [0, 0]], // a first page
+      ["tail", lastSeq - 3, 50, [0, 0]], // a client polling for the last turn
+      ["tail", lastSeq, 50, [0, 0]], // nothing new
+      ["tail", 0, 5, [0, 1]], // the tail does not reach back to the start
+      ["head", 0, 20, [1, 0]], // the first 32 KB hold fewer lines than the page: read as many more as it needs
+      ["head", 0, 200, [1, 0]], // … which here is the whole history, read as the start
     ];
-    for (const [read, afterSeq, limit, from] of cases) {
+    for (const [read, afterSeq, limit, further] of cases) {
       await cached.chat.authorize(id, token); // as in finalContexts: the read ahead must not be ignored
       const auth = await cached.chat.authorize(id, token, await readAhead(id, read));
       expect(auth.historyText).toBeNull();
-      const mget = vi.spyOn(Redis.prototype, "mget");
+      const pipelines = vi.spyOn(Redis.prototype, "pipeline");
+      const mgets = vi.spyOn(Redis.prototype, "mget");
       try {
         const page = await cached.chat.historyJson(auth, afterSeq, limit);
         expect(page.fromCache).toBe(true);
         expect(JSON.parse(page.json)).toEqual(pageOf(truth, afterSeq, limit));
-        // the whole entry is read (an MGET of both keys) only when the end read does not hold the page
-        expect([read, afterSeq, limit, mget.mock.calls.length]).toEqual([
-          read,
-          afterSeq,
-          limit,
-          from === "whole" ? 1 : 0,
-        ]);
+        const reads = [pipelines.mock.calls.length, mgets.mock.calls.length];
+        expect([read, afterSeq, limit, reads]).toEqual([read, afterSeq, limit, further]);
       } finally {
-        mget.mockRestore();
+        pipelines.mockRestore();
+        mgets.mockRestore();
       }
+    }
+  });
+});
+
+describe("the read ahead and the invalidations of other instances", () => {
+  it("when a read applies them first (once a second), it reads again the same part of the session", async () => {
+    const { id, token } = await longSession(cached, 30, 1500);
+    await new Promise((r) => setTimeout(r, 1100)); // the next cache read applies other instances' invalidations
+    const mgets = vi.spyOn(Redis.prototype, "mget");
+    try {
+      const auth = await cached.chat.authorize(id, token, await readTail(id));
+      expect(auth.historyText).toBeNull();
+      expect(auth.newest?.count).toBeGreaterThan(4);
+      expect(mgets).not.toHaveBeenCalled();
+    } finally {
+      mgets.mockRestore();
     }
   });
 });

@@ -1,6 +1,6 @@
 import type { Message, SessionRecord } from "../chat/types.ts";
 import type { Queryable } from "../db/chat-store.ts";
-import type { CacheLookup, PrefetchedEntries, SessionCache } from "./session-cache.ts";
+import type { CacheLookup, PrefetchedEntries, SessionCache, SessionRead } from "./session-cache.ts";
 
 const RECOVERY_INTERVAL_MS = 1000;
 
@@ -49,8 +49,20 @@ export class CacheGuard {
       if (!(await this.#drainShared())) return { kind: "miss" };
       ready = undefined; // read before the drain: it may hold an entry the drain just removed
     }
+    return this.#reading(async () =>
+      ready ? this.#cache.lookupPrefetched(ready) : this.#cache.read(sessionId, prefetched?.read ?? "whole"),
+    );
+  }
+
+  /** A further read of a session this request already read through get(): e.g. more of one end of its history. */
+  async read(sessionId: string, read: SessionRead, bytes: number): Promise<CacheLookup> {
+    if (!(await this.#usable())) return { kind: "miss" };
+    return this.#reading(() => this.#cache.read(sessionId, read, bytes));
+  }
+
+  async #reading(read: () => Promise<CacheLookup>): Promise<CacheLookup> {
     try {
-      const found = ready ? this.#cache.lookupPrefetched(ready) : await this.#cache.get(sessionId);
+      const found = await read();
       this.#readFailures = 0;
       return found;
     } catch {

@@ -111,19 +111,23 @@ export type SessionRead = "whole" | "session" | "tail" | "head";
  * atomic snapshot: a change between them can only make the session entry older than what the history shows, and a
  * post planned from that is refused by the generation check of its statement, then planned again under the lock.
  */
-export function sessionReadCommands(sessionId: string, read: SessionRead): RedisCommand[] {
+export function sessionReadCommands(
+  sessionId: string,
+  read: SessionRead,
+  bytes = HISTORY_END_BYTES,
+): RedisCommand[] {
   const [s, h] = keys(sessionId);
   if (read === "whole") return [["mget", s, h]];
   if (read === "session") return [["get", s]];
   if (read === "head")
     return [
       ["get", s],
-      ["getrange", h, 0, HISTORY_END_BYTES - 1],
+      ["getrange", h, 0, bytes - 1],
     ];
   return [
     ["get", s],
     ["getrange", h, 0, GENERATION_DIGITS + 2],
-    ["getrange", h, -HISTORY_END_BYTES, -1],
+    ["getrange", h, -bytes, -1],
   ];
 }
 
@@ -211,6 +215,16 @@ export class SessionCache {
   /** One round trip: the session entry and, if it is at the same generation, the history. */
   async get(sessionId: string): Promise<CacheLookup> {
     return this.lookup(await this.#redis.mget(...keys(sessionId)));
+  }
+
+  /** Reads `read` of a session's entries (`bytes` of one end of the history) in a round trip of its own. */
+  async read(sessionId: string, read: SessionRead, bytes?: number): Promise<CacheLookup> {
+    if (read === "whole") return this.get(sessionId);
+    const commands = sessionReadCommands(sessionId, read, bytes).map((c) => [...c]);
+    const replies = await this.#bounded(this.#redis.pipeline(commands).exec());
+    const failed = replies?.find(([err]) => err);
+    if (!replies || failed) throw failed?.[0] ?? new Error("Redis pipeline aborted");
+    return this.lookupPrefetched({ sessionId, read, values: replies.map(([, value]) => value) });
   }
 
   /** What the replies of sessionReadCommands() say, as get() would. */

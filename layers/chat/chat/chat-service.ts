@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
-import type { HistoryLines, PrefetchedEntries } from "../cache/session-cache.ts";
+import {
+  type CachedSession,
+  HISTORY_END_BYTES,
+  type HistoryLines,
+  type PrefetchedEntries,
+} from "../cache/session-cache.ts";
 import type { Config } from "../config.ts";
 import {
   type AppliedChange,
@@ -393,8 +398,15 @@ export class ChatService {
         ? pageJsonFromNewest(auth.newest.lines, afterSeq, limit)
         : pageJsonFromOldest((auth.oldest as HistoryLines).lines, afterSeq, limit);
       if (fromEnd !== null) return { json: fromEnd, fromCache: true };
-      // the end that was read does not hold this page: read the whole entry
-      const whole = await this.#readSession(auth.session.session_id);
+      // The end that was read does not hold this page. From the start, read as much more as the page needs,
+      // judged by the size of the lines that were read; else (or if that is still short) the whole entry.
+      const sessionId = auth.session.session_id;
+      if (auth.oldest) {
+        const more = await this.#d.cache?.read(sessionId, "head", headBytesFor(auth.oldest, limit));
+        const page = more?.kind === "hit" ? pageFromCache(more.value, afterSeq, limit) : null;
+        if (page !== null) return { json: page, fromCache: true };
+      }
+      const whole = await this.#readSession(sessionId);
       if (whole?.historyText && isLineForm(whole.historyText))
         return { json: pageJsonFromText(whole.historyText, afterSeq, limit), fromCache: true };
     }
@@ -586,6 +598,19 @@ export class ChatService {
       boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS),
     );
   }
+}
+
+/** Bytes of the history's start that likely hold `limit` + 1 lines, from the lines a smaller read held. */
+function headBytesFor(oldest: HistoryLines, limit: number): number {
+  const perLine = oldest.count > 0 ? Buffer.byteLength(oldest.lines) / oldest.count : HISTORY_END_BYTES;
+  return Math.ceil((limit + 1) * perLine * 1.25) + 64;
+}
+
+/** A page from what a read of the cache found of the history: all of it, or its start. */
+function pageFromCache(found: CachedSession, afterSeq: number, limit: number): string | null {
+  if (found.historyText !== null && isLineForm(found.historyText))
+    return pageJsonFromText(found.historyText, afterSeq, limit);
+  return found.oldest ? pageJsonFromOldest(found.oldest.lines, afterSeq, limit) : null;
 }
 
 /** What a plan reads of the history: nothing past the newest `newest` messages, nor past `chars` characters. */
