@@ -1,12 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
-import {
-  type CachedSession,
-  HISTORY_END_BYTES,
-  type HistoryLines,
-  type PrefetchedEntries,
-} from "../cache/session-cache.ts";
+import type { PrefetchedEntries } from "../cache/session-cache.ts";
 import type { Config } from "../config.ts";
 import {
   type AppliedChange,
@@ -33,17 +28,19 @@ import { type CloudEvent, chatEvent } from "../events/cloudevents.ts";
 import type { EventPublisher } from "../events/event-publisher.ts";
 import { WELCOME } from "../responders/builtin-responder.ts";
 import { boundContext, type Responder } from "../responders/responder.ts";
+import {
+  authSnapshot,
+  headBytesFor,
+  type NewestReads,
+  newestMessages,
+  pageFromCache,
+  pageFromEnd,
+  type ReadSession,
+} from "./cached-reads.ts";
 import { assertValidContent, assertValidUserId } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
-import {
-  isLineForm,
-  lastMessagesFromText,
-  pageJsonFromNewest,
-  pageJsonFromOldest,
-  pageJsonFromText,
-  parseHistoryText,
-} from "./history-text.ts";
+import { isLineForm, pageJsonFromText } from "./history-text.ts";
 import { assertValidMetadata } from "./metadata-rules.ts";
 import { hashToken, newSessionToken, tokenMatches } from "./tokens.ts";
 import type { HistoryPage, Message, Session, SessionRecord } from "./types.ts";
@@ -60,16 +57,7 @@ export interface ChatDeps {
 }
 
 /** A session whose token was checked, with what was read to check it (so the turn needs no second read). */
-export interface AuthorizedSession {
-  session: SessionRecord;
-  /** Whole non-deleted history at session.generation, when it was at hand. */
-  readonly history: Message[] | null;
-  /** The same history as the cache holds it (history-text.ts), when it came from the cache. */
-  historyText?: string | null;
-  /** Only the newest messages, when just the end of a long cached history was read (a post, a poll). */
-  newest?: HistoryLines | null;
-  /** Only the oldest messages, when just the start of a long cached history was read (a first page). */
-  oldest?: HistoryLines | null;
+export interface AuthorizedSession extends ReadSession {
   fromCache: boolean;
 }
 
@@ -394,9 +382,7 @@ export class ChatService {
     if (auth.historyText && isLineForm(auth.historyText))
       return { json: pageJsonFromText(auth.historyText, afterSeq, limit), fromCache: auth.fromCache };
     if (auth.newest || auth.oldest) {
-      const fromEnd = auth.newest
-        ? pageJsonFromNewest(auth.newest.lines, afterSeq, limit)
-        : pageJsonFromOldest((auth.oldest as HistoryLines).lines, afterSeq, limit);
+      const fromEnd = pageFromEnd(auth, afterSeq, limit);
       if (fromEnd !== null) return { json: fromEnd, fromCache: true };
       // The end that was read does not hold this page. From the start, read as much more as the page needs,
       // judged by the size of the lines that were read; else (or if that is still short) the whole entry.
@@ -598,59 +584,6 @@ export class ChatService {
       boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS),
     );
   }
-}
-
-/** Bytes of the history's start that likely hold `limit` + 1 lines, from the lines a smaller read held. */
-function headBytesFor(oldest: HistoryLines, limit: number): number {
-  const perLine = oldest.count > 0 ? Buffer.byteLength(oldest.lines) / oldest.count : HISTORY_END_BYTES;
-  return Math.ceil((limit + 1) * perLine * 1.25) + 64;
-}
-
-/** A page from what a read of the cache found of the history: all of it, or its start. */
-function pageFromCache(found: CachedSession, afterSeq: number, limit: number): string | null {
-  if (found.historyText !== null && isLineForm(found.historyText))
-    return pageJsonFromText(found.historyText, afterSeq, limit);
-  return found.oldest ? pageJsonFromOldest(found.oldest.lines, afterSeq, limit) : null;
-}
-
-/** What a plan reads of the history: nothing past the newest `newest` messages, nor past `chars` characters. */
-interface NewestReads {
-  newest?: number;
-  chars?: number;
-}
-
-/**
- * What authorize() read, as a snapshot to plan a change from, if it holds the whole history, or, for a plan that
- * reads only the newest messages (`reads`), all of those it can read. From the cache's line-form text the
- * messages are parsed only if the plan reads them (a post reads only the newest few).
- */
-function authSnapshot(auth: AuthorizedSession, reads: NewestReads): SessionSnapshot | null {
-  const tail = auth.newest;
-  if (tail && reads.newest !== undefined) {
-    const messages = tail.count === 0 ? [] : parseHistoryText(`[${tail.lines}]`);
-    // the responder stops at its character bound before it reaches a message older than these
-    const chars = messages.reduce((n, m) => n + m.content.length, 0);
-    if (tail.count >= reads.newest || (reads.chars !== undefined && chars >= reads.chars))
-      return { session: auth.session, messages, complete: false };
-  }
-  const text = auth.historyText;
-  if (text && isLineForm(text)) {
-    return {
-      session: auth.session,
-      get messages() {
-        return auth.history ?? [];
-      },
-      complete: true,
-      historyText: text,
-    };
-  }
-  const history = auth.history;
-  return history ? { session: auth.session, messages: history, complete: true } : null;
-}
-
-/** The newest `n` messages of a snapshot (without parsing the rest when they came from the cache). */
-function newestMessages(snap: SessionSnapshot, n: number): Message[] {
-  return snap.historyText ? lastMessagesFromText(snap.historyText, n) : snap.messages.slice(-n);
 }
 
 /** The pool's lock_timeout (SESSION_LOCK_TIMEOUT_MS) expired waiting for the session row: another writer holds it. */
