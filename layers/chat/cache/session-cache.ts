@@ -108,8 +108,9 @@ export type SessionRead = "whole" | "session" | "tail" | "head";
 /**
  * The commands that read `read` of a session's entries, for a caller that sends them in a round trip of its own
  * (the rate limiter's); their replies, in order, are PrefetchedEntries.values. The tail's three reads are not one
- * atomic snapshot: a change between them can only make the session entry older than what the history shows, and a
- * post planned from that is refused by the generation check of its statement, then planned again under the lock.
+ * atomic snapshot: a change between them can only make the session entry older than what the history shows (entries
+ * only move forward), so a page cut from it is at worst newer, and a post planned from it is refused by the
+ * generation check of its statement, then planned again under the lock. A head is one read, stamp included.
  */
 export function sessionReadCommands(
   sessionId: string,
