@@ -6,7 +6,6 @@ import {
   type PrefetchedEntries,
   SessionCache,
   type SessionRead,
-  sessionReadCommands,
 } from "../../layers/chat/cache/session-cache.ts";
 import { HISTORY_CACHE_MAX } from "../../layers/chat/chat/chat-service.ts";
 import { pageOf } from "../../layers/chat/chat/history-rules.ts";
@@ -43,11 +42,8 @@ beforeAll(async () => {
 afterAll(() => Promise.all([cached.close(), uncached.close()]));
 
 /** What the rate limiter's round trip would have read ahead of a post ("tail") or a page. */
-async function readAhead(sessionId: string, read: SessionRead): Promise<PrefetchedEntries> {
-  const commands = sessionReadCommands(sessionId, read).map((c) => [...c]);
-  const replies = await cached.redis!.pipeline(commands).exec();
-  return { sessionId, read, values: (replies ?? []).map(([err, value]) => (err ? null : value)) };
-}
+const readAhead = (sessionId: string, read: SessionRead): Promise<PrefetchedEntries> =>
+  cache.fetch(sessionId, read);
 const readTail = (sessionId: string) => readAhead(sessionId, "tail");
 
 /** Content of `chars` characters mixing 1-, 2-, 3- and 4-byte UTF-8, so byte cuts land inside characters. */

@@ -177,6 +177,9 @@ function hit(
   };
 }
 
+/** The first bytes of a history entry at `generation`: its stamp and the line form's opening "[\n". */
+const historyStart = (generation: number): string => `${generationStamp(generation)}|[\n`;
+
 function linesOf(lines: string): HistoryLines {
   return { lines, count: lines === "" ? 0 : countLines(lines) };
 }
@@ -221,11 +224,16 @@ export class SessionCache {
   /** Reads `read` of a session's entries (`bytes` of one end of the history) in a round trip of its own. */
   async read(sessionId: string, read: SessionRead, bytes?: number): Promise<CacheLookup> {
     if (read === "whole") return this.get(sessionId);
+    return this.lookupPrefetched(await this.fetch(sessionId, read, bytes));
+  }
+
+  /** The replies of sessionReadCommands(), sent in a round trip of this cache's own. */
+  async fetch(sessionId: string, read: SessionRead, bytes?: number): Promise<PrefetchedEntries> {
     const commands = sessionReadCommands(sessionId, read, bytes).map((c) => [...c]);
     const replies = await this.#bounded(this.#redis.pipeline(commands).exec());
     const failed = replies?.find(([err]) => err);
     if (!replies || failed) throw failed?.[0] ?? new Error("Redis pipeline aborted");
-    return this.lookupPrefetched({ sessionId, read, values: replies.map(([, value]) => value) });
+    return { sessionId, read, values: replies.map(([, value]) => value) };
   }
 
   /** What the replies of sessionReadCommands() say, as get() would. */
@@ -235,7 +243,7 @@ export class SessionCache {
     if (read === "head") {
       const [s, head] = values as (string | null | undefined)[];
       return hit(s, (session) => {
-        const stamped = `${generationStamp(session.generation)}|[\n`;
+        const stamped = historyStart(session.generation);
         if (!head?.startsWith(stamped)) return {};
         // "\n]" ends the entry only: lines hold no raw line break, and separators are ",\n"
         if (head.endsWith("\n]")) return { text: head.slice(GENERATION_DIGITS + 1) };
@@ -245,7 +253,7 @@ export class SessionCache {
     }
     const [s, head, tail] = values as (string | null | undefined)[];
     return hit(s, (session) => {
-      const stamped = `${generationStamp(session.generation)}|[\n`;
+      const stamped = historyStart(session.generation);
       if (head !== stamped || !tail?.endsWith("\n]")) return {};
       // the whole entry fit: the same as a whole read
       if (tail.startsWith(stamped)) return { text: tail.slice(GENERATION_DIGITS + 1) };
