@@ -5,18 +5,20 @@
  * `npm run bench:smoke`: the same with tiny counts (~10 s), output in a temporary folder; exits 0 whatever the
  * figures, non-zero only when a benchmark itself crashes.
  * Options (--help lists them; an unknown one stops the run): --only write,history,kafka,cold · --out DIR ·
- * --profile (worker CPU profiles) · --no-wait · --report FILE (rewrite the document and chart from a results
- * file, no benchmark).
+ * --profile (worker CPU profiles, each drawn as a flame graph) · --no-wait · --report FILE (rewrite the document
+ * and chart from a results file, no benchmark).
  * Environment, for digging: BENCH_PLAN_DUMP=DIR writes the last EXPLAIN ANALYZE plan of each explained statement
  * there as JSON; BENCH_KEEP_COLD=1 keeps the cold-start bundles and layer in the temporary folder.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { type BenchContext, makeContext, REPO_ROOT } from "./lib/context.ts";
+import type { CpuProfile } from "./lib/cpuprofile.ts";
 import { benchDatabases, serverInfo } from "./lib/db.ts";
+import { buildFlameTree, renderFlameSvg } from "./lib/flamegraph.ts";
 import { chart, markdown, mergeDocument, type RunInfo } from "./lib/report.ts";
 import { type BenchResults, evaluateTargets } from "./lib/targets.ts";
 import { quietKnownWarnings } from "./lib/warnings.ts";
@@ -27,6 +29,7 @@ import { writeBench } from "./scenarios/write.ts";
 
 quietKnownWarnings();
 const started = performance.now();
+const runStart = Date.now();
 const USAGE = `usage: node bench/run.ts [--smoke] [--only write,history,kafka,cold] [--out DIR] [--profile]
                          [--no-wait] [--report FILE] [--help]`;
 // strict: a mistyped option stops here instead of starting a six-minute run without it
@@ -217,12 +220,29 @@ async function main(): Promise<number> {
   process.stdout.write(
     `\nResults: ${resultsFile}\nReport:  ${docPath}${svg ? ` and ${join(docsDir, chartName)}` : ""}\n`,
   );
+  if (args.profile)
+    for (const svgFile of drawProfiles(profileDir, runStart))
+      process.stdout.write(`Flame graph: ${svgFile}\n`);
   process.stdout.write(`Took ${((performance.now() - started) / 1000).toFixed(1)} s.\n`);
   if (crashes.length) {
     process.stderr.write(`\n${crashes.length} benchmark(s) crashed:\n${crashes.join("\n\n")}\n`);
     return 1;
   }
   return 0;
+}
+
+/** A flame graph next to each profile the workers of this run wrote (bench/tools/flamegraph.ts draws others). */
+function drawProfiles(dir: string, since: number): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".cpuprofile") && statSync(join(dir, f)).mtimeMs >= since)
+    .map((f) => {
+      const file = join(dir, f);
+      const tree = buildFlameTree(JSON.parse(readFileSync(file, "utf8")) as CpuProfile, { root: REPO_ROOT });
+      const out = file.replace(/\.cpuprofile$/, ".svg");
+      writeFileSync(out, renderFlameSvg(tree, { title: f }));
+      return relative(REPO_ROOT, out);
+    });
 }
 
 main().then(

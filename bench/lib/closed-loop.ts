@@ -32,6 +32,8 @@ export interface LoopResult extends ThroughputSummary {
   samples?: number[];
   /** Interleaved rounds merged into this result. */
   rounds?: number;
+  /** Operations run in the warm-up (completed or failed), before the measured ones. */
+  warmupOps?: number;
 }
 
 export class BenchmarkCrash extends Error {
@@ -92,11 +94,13 @@ async function drive(
 }
 
 export async function runLoop(opts: LoopOptions, op: Operation): Promise<LoopResult> {
+  let warmupOps = 0;
   if (opts.warmupMs && opts.warmupMs > 0) {
     const w = await drive(op, opts.concurrency, opts.warmupMs, opts.warmupMaxOps ?? opts.maxOps, false);
     if (w.completed === 0 && w.errors > 0) {
       throw new BenchmarkCrash(`every warm-up operation failed: ${w.errorSamples.join("; ")}`);
     }
+    warmupOps = w.completed + w.errors;
   }
   opts.onMeasureStart?.();
   const r = await drive(op, opts.concurrency, opts.durationMs, opts.maxOps, true);
@@ -112,6 +116,7 @@ export async function runLoop(opts: LoopOptions, op: Operation): Promise<LoopRes
     non2xx: r.non2xx,
     errors: r.errors,
     errorSamples: r.errorSamples,
+    warmupOps,
     ...(opts.keepSamples ? { samples: r.samples.map((v) => Math.round(v * 1000) / 1000) } : {}),
   };
 }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { Mode } from "../scenarios/cold-start.ts";
 import type { LoopResult } from "./closed-loop.ts";
 import type { CounterReport } from "./instrument.ts";
+import { CPU_ROLES, type CpuPerOp } from "./process-cpu.ts";
 import { latencyChart, type Series } from "./svg.ts";
 import type { BenchResults, TargetResult } from "./targets.ts";
 
@@ -24,21 +25,46 @@ const f = (v: number | undefined, digits = 2) =>
   v === undefined || !Number.isFinite(v) ? "–" : v >= 100 ? v.toFixed(0) : v.toFixed(digits);
 const kb = (bytes: number) => (bytes / 1024).toFixed(1);
 
-/** Statements and commands per request over a run (warm-up included): one claim / raw statement per POST. */
-function perRequest(c: CounterReport | undefined, clientCpu?: number): string {
-  if (!c) return " | | | |";
-  const n = c.pg.idempotency_claim ?? c.pg.raw_post ?? 0;
-  if (!n) return " | | | |";
-  const extra = Object.entries(c.pg)
-    .filter(([k]) => !["idempotency_claim", "apply_session_change", "raw_post"].includes(k))
-    .map(([k, v]) => `${k} ×${(v / n).toFixed(2)}`);
-  return ` | ${(c.pgTotal / n).toFixed(2)}${extra.length ? ` (${extra.join(", ")})` : ""} | ${(c.redisTotal / n).toFixed(2)} | ${(c.cpuMs / n).toFixed(3)}${clientCpu === undefined ? "" : ` (+ client ${clientCpu.toFixed(3)})`} | ${c.eventLoopDelayP99Ms}`;
+/**
+ * Statements and commands per request over one round (warm-up included), divided by the requests that round
+ * ran (`ops`; files before it was recorded: by the raw statement, one per raw write).
+ */
+function perRequest(r: (LoopResult & { counters?: CounterReport; counterOps?: number }) | undefined): string {
+  const c = r?.counters;
+  const n = r?.counterOps ?? c?.pg.raw_post ?? 0;
+  if (!c || !n) return " | | | |";
+  const names = Object.entries(c.pg).map(([k, v]) => `${k} ×${(v / n).toFixed(2)}`);
+  const clientCpu = (r as { clientCpuMsPerRequest?: number }).clientCpuMsPerRequest;
+  return ` | ${(c.pgTotal / n).toFixed(2)}${names.length > 1 ? ` (${names.join(", ")})` : ""} | ${(c.redisTotal / n).toFixed(2)} | ${(c.cpuMs / n).toFixed(3)}${clientCpu === undefined ? "" : ` (+ client ${clientCpu.toFixed(3)})`} | ${c.eventLoopDelayP99Ms}`;
 }
 
 function loopRow(path: string, c: string, r: LoopResult | undefined, extra = ""): string {
   if (!r) return "";
   const bad = r.non2xx + r.errors;
   return `| ${path} | ${c} | ${f(r.p50)} | ${f(r.p90)} | ${f(r.p99)} | ${f(r.opsPerSec, 0)} | ${r.n} | ${bad ? `**${bad}**` : 0}${extra} |`;
+}
+
+/**
+ * Where the machine's CPU goes per request, by process role: `paths` maps each path's label to its figures
+ * by concurrency level.
+ */
+function cpuTable(intro: string, paths: [string, Record<string, CpuPerOp | undefined>][]): string[] {
+  const L = [
+    `${intro} (ms of user + system time of every process on the machine, by role, from \`/proc\`, over the rounds after the first; worker = the path's own process (runner or raw worker); load generator = the bench's own process, which drives the HTTP requests; other = kernel workers (disk writes, network) and the machine's other daemons; machine busy / idle = both cores, so busy + idle = 2 × elapsed ÷ requests). On 2 shared cores a saturated path's requests/s is about 2,000 ÷ its busy figure, so the columns say where one path costs more than another:`,
+    "",
+    `| Path | c | ${CPU_ROLES.join(" | ")} | sum | machine busy | machine idle |`,
+    `|---|---|${CPU_ROLES.map(() => "---|").join("")}---|---|---|`,
+  ];
+  for (const [label, byLevel] of paths)
+    for (const [c, v] of Object.entries(byLevel)) {
+      if (!v) continue;
+      const sum = CPU_ROLES.reduce((a, r) => a + v[r], 0);
+      L.push(
+        `| ${label} | ${c} | ${CPU_ROLES.map((r) => v[r].toFixed(3)).join(" | ")} | ${sum.toFixed(3)} | ${v["machine busy"].toFixed(3)} | ${v["machine idle"].toFixed(3)} |`,
+      );
+    }
+  L.push("");
+  return L;
 }
 
 export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[], chartFile: string): string {
@@ -53,7 +79,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
       .map(([k, [a, b]]) => `${k} ${a.toFixed(2)} → ${b.toFixed(2)}`)
       .join("; ")}. A load above ~1 means other processes shared the 2 cores during that phase.`,
     "",
-    "Commands: `npm run bench` (full: ≈ 6½ min of benchmarks, after waiting up to 5 min for the machine's 1-minute load to drop below 1.5; writes `bench/results/<timestamp>.json`, this file and the chart) · `npm run bench:smoke` (≈ 15 s on this 2-core machine, tiny counts, the four benchmarks side by side, output in a temporary folder; exits 0 whatever the figures, non-zero only if a benchmark crashes) · `node bench/run.ts --only write,history,kafka,cold` · `--no-wait` · `--profile` (CPU profiles of the workers into `bench/results/profiles/`, summarized by `node bench/tools/profile-summary.ts FILE`) · `node bench/tools/cache-script-cost.ts` (Redis's own time per cache script, by history length) · `--report FILE` (rewrite this document and the chart from a results file).",
+    "Commands: `npm run bench` (full: ≈ 6½ min of benchmarks, after waiting up to 5 min for the machine's 1-minute load to drop below 1.5; writes `bench/results/<timestamp>.json`, this file and the chart) · `npm run bench:smoke` (≈ 15 s on this 2-core machine, tiny counts, the four benchmarks side by side, output in a temporary folder; exits 0 whatever the figures, non-zero only if a benchmark crashes) · `node bench/run.ts --only write,history,kafka,cold` · `--no-wait` · `--profile` (CPU profiles of the workers into `bench/results/profiles/`, each drawn as a flame graph next to it; `node bench/tools/flamegraph.ts FILE --focus NAME` zooms into one function, `node bench/tools/profile-summary.ts FILE` tabulates self time) · `node bench/tools/cache-script-cost.ts` (Redis's own time per cache script, by history length) · `node bench/tools/history-length.ts` (latency against history length) · `--report FILE` (rewrite this document and the chart from a results file).",
     "",
   );
 
@@ -73,26 +99,20 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
       "|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const c of Object.keys(w.raw))
-      L.push(
-        loopRow("raw limit path (1 SQL + 1 Redis pipeline)", c, w.raw[c], perRequest(w.raw[c]?.counters)),
-      );
+      L.push(loopRow("raw limit path (1 SQL + 1 Redis pipeline)", c, w.raw[c], perRequest(w.raw[c])));
     for (const c of Object.keys(w.http))
-      L.push(
-        loopRow(
-          "POST /messages/post via runner (HTTP)",
-          c,
-          w.http[c],
-          perRequest(
-            w.http[c]?.counters,
-            (w.http[c] as { clientCpuMsPerRequest?: number } | undefined)?.clientCpuMsPerRequest,
-          ),
-        ),
-      );
+      L.push(loopRow("POST /messages/post via runner (HTTP)", c, w.http[c], perRequest(w.http[c])));
     for (const c of Object.keys(w.direct))
-      L.push(
-        loopRow("messages-post handler, direct call", c, w.direct[c], perRequest(w.direct[c]?.counters)),
-      );
+      L.push(loopRow("messages-post handler, direct call", c, w.direct[c], perRequest(w.direct[c])));
     L.push("", `![latency vs concurrency](${chartFile})`, "");
+    if (w.cpu)
+      L.push(
+        ...cpuTable("CPU per POST by process", [
+          ["raw limit path", w.cpu.raw],
+          ["POST via runner (HTTP)", w.cpu.http],
+          ["handler, direct call", w.cpu.direct],
+        ]),
+      );
     const pr = w.perRequest;
     if (Object.keys(pr).length) {
       L.push(
@@ -160,6 +180,13 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
         L.push(loopRow("runner + stub handler, same body and headers", c, h.stubRunner[c]));
     }
     L.push("");
+    if (h.cpu)
+      L.push(
+        ...cpuTable("CPU per read by process", [
+          ["cache hit (runner + Redis)", h.cpu.hit],
+          ["cache miss (runner, no REDIS_URL)", h.cpu.miss],
+        ]),
+      );
     if (Object.keys(h.perRequest).length) {
       L.push(
         "| Read (c=1, runner) | Postgres statements / request | Redis commands / request | runner CPU ms / request |",
@@ -240,6 +267,19 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     for (const x of k.relay)
       L.push(
         `| ${x.batchSize} | ${x.compression ?? "none"} | ${x.published} | ${x.eventsPerSec} | ${x.batches} | ${x.elapsedMs} | ${x.publishMs} | ${x.postgresMs} | ${x.onTopic} |`,
+      );
+    const us = (v: number | undefined) => (v === undefined ? "–" : (v * 1000).toFixed(0));
+    if (k.relay.some((x) => x.cpu))
+      L.push(
+        "",
+        "CPU per event while relaying, µs (from `/proc`, as in the write tables; the bench process hosts the mock brokers):",
+        "",
+        "| Relay batch | Compression | relay worker | bench process (mock brokers) | postgres | other | machine busy | machine idle |",
+        "|---|---|---|---|---|---|---|---|",
+        ...k.relay.map(
+          (x) =>
+            `| ${x.batchSize} | ${x.compression ?? "none"} | ${us(x.cpu?.worker)} | ${us(x.cpu?.["load generator"])} | ${us(x.cpu?.postgres)} | ${us(x.cpu?.other)} | ${us(x.cpu?.["machine busy"])} | ${us(x.cpu?.["machine idle"])} |`,
+        ),
       );
     L.push(
       "",

@@ -5,6 +5,7 @@ import { WORKERS } from "../lib/context.ts";
 import { checkpoint } from "../lib/db.ts";
 import { type HttpLoadResult, httpLoad } from "../lib/http-load.ts";
 import type { CounterReport } from "../lib/instrument.ts";
+import { type CpuPerOp, CpuTally } from "../lib/process-cpu.ts";
 import { type BenchSession, USER_MESSAGES } from "../lib/sessions.ts";
 import { startWorker, type Worker } from "../lib/worker-rpc.ts";
 
@@ -75,6 +76,8 @@ export interface HistoryResults {
     string,
     { reads: number; workerCpuMs: number; pg: Record<string, number>; redis: Record<string, number> }
   >;
+  /** ms of CPU per read by process role (/proc), as in the write results. Older files: none. */
+  cpu?: Record<"hit" | "miss", ByLevel<CpuPerOp | undefined>>;
 }
 
 async function seed(pool: { query: (sql: string, v?: unknown[]) => Promise<unknown> }, p: HistoryParams) {
@@ -172,6 +175,7 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
       bareHttp: {},
       stubRunner: {},
       perRequest: {},
+      cpu: { hit: {}, miss: {} },
     };
     const part = (c: number, durationMs: number, round: number) => ({
       concurrency: c,
@@ -204,17 +208,24 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
         http: [] as HttpLoadResult[],
         stub: [] as HttpLoadResult[],
       };
+      const cpu = { hit: new CpuTally(), miss: new CpuTally() };
       for (let round = 0; round < p.rounds; round++) {
         await checkpoint();
+        const measureCpu = round > 0 || p.rounds === 1;
         parts.hit.push(
-          await httpLoad(cachedUrl, part(c, p.durationMs, round), (_w, seq) => request(pick(seq)), "x-cache"),
+          await cpu.hit.measure(
+            cached.pid,
+            () =>
+              httpLoad(cachedUrl, part(c, p.durationMs, round), (_w, seq) => request(pick(seq)), "x-cache"),
+            measureCpu,
+          ),
         );
         parts.miss.push(
-          await httpLoad(
-            uncachedUrl,
-            part(c, p.durationMs, round),
-            (_w, seq) => request(pick(seq)),
-            "x-cache",
+          await cpu.miss.measure(
+            uncached.pid,
+            () =>
+              httpLoad(uncachedUrl, part(c, p.durationMs, round), (_w, seq) => request(pick(seq)), "x-cache"),
+            measureCpu,
           ),
         );
         parts.direct.push(
@@ -243,6 +254,7 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
           })),
         );
       }
+      for (const kind of ["hit", "miss"] as const) if (results.cpu) results.cpu[kind][c] = cpu[kind].perOp();
       results.hit[c] = mergeHttp(parts.hit);
       results.miss[c] = mergeHttp(parts.miss);
       results.directHit[c] = mergeRounds(parts.direct);

@@ -7,6 +7,7 @@ import { analyze } from "../lib/db.ts";
 import { httpLoad } from "../lib/http-load.ts";
 import type { CounterReport } from "../lib/instrument.ts";
 import { epochNow } from "../lib/instrument.ts";
+import { type CpuPerOp, CpuTally, cpuSnapshot } from "../lib/process-cpu.ts";
 import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
 import { type LatencySummary, round, summarize } from "../lib/stats.ts";
 import { startWorker, type Worker } from "../lib/worker-rpc.ts";
@@ -63,6 +64,8 @@ export interface RelayRun {
   onTopic: number;
   error?: string;
   counters: CounterReport;
+  /** ms of CPU per event by process role (/proc); the load generator is the bench process, with the mock brokers. */
+  cpu?: CpuPerOp;
 }
 
 export interface LatencyRun {
@@ -168,6 +171,8 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
         await fill(relayDb.pool, p.relayEvents);
         const before = await topicTotal(admin, RELAY_TOPIC);
         ctx.log(`kafka: relay ${p.relayEvents} events, batch ${batchSize}, compression ${compression}`);
+        const cpu = new CpuTally();
+        const cpuBefore = cpuSnapshot(relay.pid);
         const r = await relay.call<{
           published: number;
           batches: number;
@@ -176,6 +181,7 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
           error?: string;
           counters: CounterReport;
         }>("relay", { batchSize, timeBudgetMs: 120_000 }, 180_000);
+        cpu.add(cpuBefore, cpuSnapshot(relay.pid), r.published);
         const onTopic = (await topicTotal(admin, RELAY_TOPIC)) - before;
         const run: RelayRun = {
           batchSize,
@@ -189,6 +195,7 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
           postgresMs: round(r.elapsedMs - r.publishMs, 1),
           onTopic,
           counters: r.counters,
+          cpu: cpu.perOp(),
           ...(r.error ? { error: r.error } : {}),
         };
         if (r.published !== p.relayEvents || onTopic < r.published)

@@ -5,6 +5,7 @@ import { WORKERS } from "../lib/context.ts";
 import { analyze, checkpoint } from "../lib/db.ts";
 import { httpLoad } from "../lib/http-load.ts";
 import type { CounterReport, ExplainSummary } from "../lib/instrument.ts";
+import { type CpuPerOp, CpuTally } from "../lib/process-cpu.ts";
 import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
 import { startWorker, type Worker } from "../lib/worker-rpc.ts";
 
@@ -50,13 +51,24 @@ export const writeParams = (smoke: boolean): WriteParams =>
         rounds: 4,
       };
 
-type Run = LoopResult & { sessionsUsed?: number; sessionsReused?: number; counters?: CounterReport };
+type Run = LoopResult & {
+  sessionsUsed?: number;
+  sessionsReused?: number;
+  counters?: CounterReport;
+  /** The requests `counters` cover: one round's, warm-up included. */
+  counterOps?: number;
+};
 
 export interface WriteResults {
   params: WriteParams;
   raw: Record<string, Run>;
   http: Record<string, Run & { cacheTrusted: boolean | null }>;
   direct: Record<string, Run & { cacheTrusted: boolean | null }>;
+  /**
+   * ms of CPU per request by process role (/proc), per path and level: rounds after the first (which has the
+   * warm-up), or the one round of a smoke run with its warm-up. Older files: none.
+   */
+  cpu?: Record<"raw" | "http" | "direct", Record<string, CpuPerOp | undefined>>;
   /** EXPLAIN ANALYZE of the write statement by name (product and raw), from a short c=1 pass; older files: none. */
   explain?: Record<string, ExplainSummary>;
   /** Statements and commands per POST, from a fixed-count pass over HTTP after the timed runs. */
@@ -100,7 +112,14 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
     workers.push(api);
     const { url } = await api.call<{ url: string }>("start");
 
-    const results: WriteResults = { params: p, raw: {}, http: {}, direct: {}, perRequest: {} };
+    const results: WriteResults = {
+      params: p,
+      raw: {},
+      http: {},
+      direct: {},
+      perRequest: {},
+      cpu: { raw: {}, http: {}, direct: {} },
+    };
     const loop = (c: number, durationMs: number) => ({
       concurrency: c,
       durationMs,
@@ -150,13 +169,19 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
       let httpRotation: SessionRotation | undefined;
       let directSessions: BenchSession[] = [];
       let rawLevelFrom = rawFrom;
+      const cpu = { raw: new CpuTally(), http: new CpuTally(), direct: new CpuTally() };
       ctx.log(
         `write: c=${c}: ${hasRaw ? "raw limit path, " : ""}POST over HTTP, handler direct; ${p.rounds} interleaved rounds`,
       );
       for (let round = 0; round < p.rounds; round++) {
         await checkpoint();
+        const measureCpu = round > 0 || p.rounds === 1;
         if (hasRaw) {
-          const r = await raw.call<Run>("write", { ...part(p.durationMs, round), from: rawLevelFrom });
+          const r = await cpu.raw.measure(
+            raw.pid,
+            () => raw.call<Run>("write", { ...part(p.durationMs, round), from: rawLevelFrom }),
+            measureCpu,
+          );
           rawLevelFrom += r.sessionsUsed ?? 0;
           rawParts.push(r);
           if (round === 0) rawRate = r.opsPerSec;
@@ -168,7 +193,11 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
         }
         const rotation = httpRotation;
         await api.call("resetCounters");
-        const h = await httpLoad(url, part(p.durationMs, round), (w, seq) => post(rotation.next(w), seq));
+        const h = await cpu.http.measure(
+          api.pid,
+          () => httpLoad(url, part(p.durationMs, round), (w, seq) => post(rotation.next(w), seq)),
+          measureCpu,
+        );
         const cache = await api.call<{ trusted: boolean | null }>("cacheState");
         const counters = await api.call<CounterReport>("counters");
         httpParts.push({
@@ -178,10 +207,15 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
           sessionsReused: rotation.reused,
           cacheTrusted: cache.trusted,
         });
-        const d = await api.call<Run & { cacheTrusted: boolean | null }>(
-          "directPost",
-          { ...part(p.directDurationMs, round), sessions: directSessions },
-          600_000,
+        const d = await cpu.direct.measure(
+          api.pid,
+          () =>
+            api.call<Run & { cacheTrusted: boolean | null }>(
+              "directPost",
+              { ...part(p.directDurationMs, round), sessions: directSessions },
+              600_000,
+            ),
+          measureCpu,
         );
         directSessions = directSessions.slice(
           Math.min(d.sessionsUsed ?? 0, Math.max(0, directSessions.length - c)),
@@ -189,23 +223,31 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
         directParts.push(d);
       }
       rawFrom += rawPerLevel;
-      const lastCounters = <T extends Run>(parts: T[]) => parts[parts.length - 1]?.counters;
+      for (const path of ["raw", "http", "direct"] as const) {
+        const perOp = cpu[path].perOp();
+        if (perOp && results.cpu) results.cpu[path][c] = perOp;
+      }
+      // The last round's counters (each part resets them), with the number of requests they cover.
+      const lastCounters = <T extends Run>(parts: T[]) => {
+        const last = parts[parts.length - 1];
+        return { counters: last?.counters, counterOps: last && (last.warmupOps ?? 0) + last.n + last.errors };
+      };
       if (hasRaw) {
         const r = mergeRounds(rawParts);
-        results.raw[c] = { ...r, counters: lastCounters(rawParts) };
+        results.raw[c] = { ...r, ...lastCounters(rawParts) };
         ctx.log(`  raw c=${c}: p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.opsPerSec} ops/s`);
       }
       const h = mergeRounds(httpParts);
       results.http[c] = {
         ...h,
-        counters: lastCounters(httpParts),
+        ...lastCounters(httpParts),
         cacheTrusted: httpParts.every((x) => x.cacheTrusted !== false),
       };
       ctx.log(`  http c=${c}: p50 ${h.p50} ms, p99 ${h.p99} ms, ${h.opsPerSec} req/s, non-2xx ${h.non2xx}`);
       const d = mergeRounds(directParts);
       results.direct[c] = {
         ...d,
-        counters: lastCounters(directParts),
+        ...lastCounters(directParts),
         cacheTrusted: directParts.every((x) => x.cacheTrusted !== false),
       };
       ctx.log(`  direct c=${c}: p50 ${d.p50} ms, p99 ${d.p99} ms, ${d.opsPerSec} ops/s, non-2xx ${d.non2xx}`);

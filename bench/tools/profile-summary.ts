@@ -2,21 +2,14 @@
  * Summarizes a V8 .cpuprofile (from `node bench/run.ts --profile` or `node --cpu-prof`): self time by
  * package / product file and by function, so "where does the time go" has an answer in numbers.
  * Usage: node bench/tools/profile-summary.ts <file.cpuprofile> [top=25]
+ * (bench/tools/flamegraph.ts draws the same profile as a flame graph.)
  */
 import { readFileSync } from "node:fs";
-
-interface Node {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-interface Profile {
-  nodes: Node[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-  endTime: number;
-}
+import {
+  type CpuProfileNode as Node,
+  type CpuProfile as Profile,
+  sampleDurationUs,
+} from "../lib/cpuprofile.ts";
 
 const [file, topArg] = process.argv.slice(2);
 if (!file) {
@@ -28,7 +21,7 @@ const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map<number, number>();
 profile.samples.forEach((id, i) => {
-  self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  self.set(id, (self.get(id) ?? 0) + sampleDurationUs(profile, i));
 });
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 
