@@ -2,7 +2,6 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import httpCors from "@middy/http-cors";
 import httpHeaderNormalizer from "@middy/http-header-normalizer";
-import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { ZodMiniType } from "zod/mini";
 import type { PrefetchedEntries, SessionRead } from "#chat/cache/session-cache.ts";
@@ -13,6 +12,7 @@ import { logger } from "./logger.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
 import { prefetchedSession, rateLimit } from "./rate-limit.ts";
 import { parseRequest } from "./request-parsing.ts";
+import { apiSecurityHeaders } from "./security-headers.ts";
 import { isBackendUnavailable } from "./service-errors.ts";
 
 export interface HttpSpec<B, Q, P> {
@@ -58,12 +58,15 @@ type Handler = (
   context: Context,
 ) => Promise<APIGatewayProxyStructuredResultV2>;
 
+// Chat data and tokens are private: nothing is stored by a cache unless the handler says otherwise.
+const NO_STORE = { "cache-control": "no-store" };
+
 const json = (result: HttpResult) =>
   result.status === 204
-    ? { statusCode: result.status, headers: result.headers ?? {} }
+    ? { statusCode: result.status, headers: { ...NO_STORE, ...result.headers } }
     : {
         statusCode: result.status,
-        headers: { "content-type": "application/json", ...result.headers },
+        headers: { "content-type": "application/json", ...NO_STORE, ...result.headers },
         body: result.json ?? JSON.stringify(result.body ?? null),
       };
 
@@ -79,7 +82,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
   const base = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>()
     .use(startTimer)
     .use(httpHeaderNormalizer())
-    .use(httpSecurityHeaders())
+    .use(apiSecurityHeaders())
     .use(injectLambdaContext(logger, { resetKeys: true }));
   const cors = config().CORS_ORIGINS;
   const chain = cors.length
@@ -133,7 +136,12 @@ function problemResponses(
         logger.error("request failed", { function: name, error: describe(request.error) });
       request.response = {
         statusCode: body.status,
-        headers: { "content-type": "application/problem+json", "x-request-id": requestId, ...headers },
+        headers: {
+          "content-type": "application/problem+json",
+          ...NO_STORE,
+          "x-request-id": requestId,
+          ...headers,
+        },
         body: JSON.stringify(body),
       };
       accessLog(name, request.event, body.status, request.internal);

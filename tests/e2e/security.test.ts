@@ -225,7 +225,7 @@ const SECURITY_HEADERS: Record<string, RegExp> = {
   "strict-transport-security": /^max-age=\d+/,
   "x-frame-options": /^DENY$/,
   "referrer-policy": /^no-referrer$/,
-  "content-security-policy": /default-src 'none'|frame-ancestors 'none'/,
+  "content-security-policy": /^default-src 'none'; frame-ancestors 'none'(;|$)/,
   "cross-origin-resource-policy": /^same-origin$/,
 };
 
@@ -268,6 +268,12 @@ describe("security headers and CORS", () => {
         expect(res.headers.get(header), `${name} (${res.status}): ${header}`).toMatch(pattern);
       }
       expect(res.headers.get("x-powered-by"), name).toBeNull();
+      // Chat data, tokens and errors are private; only the OpenAPI document may be cached.
+      if (name !== "openapi") expect(res.headers.get("cache-control"), name).toBe("no-store");
+      // The headers of an API, not of a page (see functions/http/security-headers.ts): no Permissions-Policy,
+      // COEP/COOP or reporting setup in every response.
+      for (const header of ["permissions-policy", "cross-origin-embedder-policy", "report-to"])
+        expect(res.headers.get(header), `${name}: ${header}`).toBeNull();
     }
     expect(responses.validation.status).toBe(400);
     expect(responses.unauthorized.status).toBe(401);
