@@ -65,6 +65,9 @@ export function cpuSnapshot(workerPid: number): CpuSnapshot | undefined {
   return { byRole, machineBusy: (total - idle) * TICK_MS, machineIdle: idle * TICK_MS };
 }
 
+/** Whether a round's CPU is tallied: not the first round, whose warm-up pays for JIT and new connections, unless it is the only one. */
+export const tallyRound = (round: number, rounds: number): boolean => round > 0 || rounds === 1;
+
 /**
  * Sums of several measured spans (between pairs of snapshots) per operation. A process that exited within a
  * span loses its time from the role, so spans should not straddle a worker's start or end.

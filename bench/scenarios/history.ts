@@ -5,7 +5,7 @@ import { WORKERS } from "../lib/context.ts";
 import { checkpoint } from "../lib/db.ts";
 import { type HttpLoadResult, httpLoad } from "../lib/http-load.ts";
 import type { CounterReport } from "../lib/instrument.ts";
-import { type CpuPerOp, CpuTally } from "../lib/process-cpu.ts";
+import { type CpuPerOp, CpuTally, tallyRound } from "../lib/process-cpu.ts";
 import { type BenchSession, USER_MESSAGES } from "../lib/sessions.ts";
 import { startWorker, type Worker } from "../lib/worker-rpc.ts";
 
@@ -211,7 +211,7 @@ export async function historyBench(ctx: BenchContext): Promise<HistoryResults> {
       const cpu = { hit: new CpuTally(), miss: new CpuTally() };
       for (let round = 0; round < p.rounds; round++) {
         await checkpoint();
-        const measureCpu = round > 0 || p.rounds === 1;
+        const measureCpu = tallyRound(round, p.rounds);
         parts.hit.push(
           await cpu.hit.measure(
             cached.pid,

@@ -5,7 +5,7 @@ import { WORKERS } from "../lib/context.ts";
 import { analyze, checkpoint } from "../lib/db.ts";
 import { httpLoad } from "../lib/http-load.ts";
 import type { CounterReport, ExplainSummary } from "../lib/instrument.ts";
-import { type CpuPerOp, CpuTally } from "../lib/process-cpu.ts";
+import { type CpuPerOp, CpuTally, tallyRound } from "../lib/process-cpu.ts";
 import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
 import { startWorker, type Worker } from "../lib/worker-rpc.ts";
 
@@ -175,7 +175,7 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
       );
       for (let round = 0; round < p.rounds; round++) {
         await checkpoint();
-        const measureCpu = round > 0 || p.rounds === 1;
+        const measureCpu = tallyRound(round, p.rounds);
         if (hasRaw) {
           const r = await cpu.raw.measure(
             raw.pid,
