@@ -67,6 +67,11 @@ export const configSchema = object({
   /** Bound on the after-commit publish in a request. */
   KAFKA_PUBLISH_TIMEOUT_MS: integer(1000, 50),
   KAFKA_COMPRESSION: _default(enumOf(["none", "gzip"]), "none"),
+  /**
+   * Bytes of records per produce request (before compression). Must stay under the topic's
+   * `max.message.bytes` (1 MiB by default in Kafka and MSK provisioned; MSK Serverless allows more).
+   */
+  KAFKA_MAX_BATCH_BYTES: integer(1_000_000, 1024, 100 * 1024 * 1024),
   OUTBOX_BATCH_SIZE: integer(500, 1, 10000),
   OUTBOX_RETENTION_HOURS: integer(24, 1),
   IDEMPOTENCY_TTL_SECONDS: integer(86400, 60),
@@ -97,13 +102,27 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/**
+ * The largest event a message can make, in bytes: every character of its content JSON-escaped (`\u0001`,
+ * 6 bytes), plus the event's other fields and the record's headers.
+ */
+export const maxEventBytes = (maxContentChars: number) => maxContentChars * 6 + 4096;
+
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const result = configSchema.safeParse(env);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid environment: ${lines.join("; ")}`);
   }
-  return result.data;
+  const cfg = result.data;
+  // An event that fits in no produce request could never be published, and would hold back every later one.
+  const largest = maxEventBytes(cfg.MAX_CONTENT_CHARS);
+  if (cfg.KAFKA_MAX_BATCH_BYTES < largest) {
+    throw new ConfigError(
+      `invalid environment: KAFKA_MAX_BATCH_BYTES: must be at least ${largest}, the largest event MAX_CONTENT_CHARS=${cfg.MAX_CONTENT_CHARS} allows`,
+    );
+  }
+  return cfg;
 }
 
 let cached: Config | undefined;

@@ -2,8 +2,13 @@ import { readFileSync } from "node:fs";
 import type { MSKEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CloudEvent } from "../../layers/chat/events/cloudevents.ts";
-import { disconnectProducer } from "../../layers/chat/events/kafka-producer.ts";
-import { kafkaPing, kafkaPublisher, publishEvents } from "../../layers/chat/events/kafka-runtime.ts";
+import { disconnectProducer, getProducer } from "../../layers/chat/events/kafka-producer.ts";
+import {
+  kafkaPing,
+  kafkaPublisher,
+  producerSettings,
+  publishEvents,
+} from "../../layers/chat/events/kafka-runtime.ts";
 import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
 import { applyEvents, parseEvent } from "../../layers/chat/projection/activity-projection.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
@@ -16,7 +21,12 @@ let f: ChatFixture;
 beforeAll(async () => {
   kafka = startMockKafka({ brokers: 3, topics: [{ name: TOPIC, partitions: 4 }] });
   f = await chatFixture({
-    env: { KAFKA_BROKERS: kafka.bootstrap, KAFKA_PUBLISH_TIMEOUT_MS: "1000" },
+    // a small produce-request bound, so that a backlog of long messages needs several requests
+    env: {
+      KAFKA_BROKERS: kafka.bootstrap,
+      KAFKA_PUBLISH_TIMEOUT_MS: "1000",
+      KAFKA_MAX_BATCH_BYTES: "100000",
+    },
     publisher: kafkaPublisher,
   });
 });
@@ -147,6 +157,40 @@ describe("Kafka down", () => {
       .filter((e) => e.subject === id && e.type === "chat.message.created")
       .map((e) => (e.data as { seq: number }).seq);
     expect(seqs).toEqual(Array.from({ length: 201 }, (_, i) => i + 1));
+  });
+
+  it("a backlog of long messages goes out in produce requests within KAFKA_MAX_BATCH_BYTES, in order", async () => {
+    const s = await f.chat.createSession({});
+    const id = s.session.session_id;
+    kafka.setAllDown();
+    try {
+      // ≈ 14 KB per user message event (é is 2 bytes): ≈ 280 KB of events, one session, one partition
+      for (let i = 0; i < 20; i++)
+        await f.chat.postMessage(await f.chat.authorize(id, s.token), `${i} ${"é".repeat(7000)}`);
+    } finally {
+      kafka.setAllUp();
+    }
+    const producer = await getProducer(await producerSettings(f.config));
+    const produceSizes: number[] = [];
+    const stop = producer.on(producer.events.REQUEST, (e) => {
+      if (e.payload.apiName === "Produce") produceSizes.push(e.payload.size);
+    });
+    try {
+      const run = await relayOutbox(f.db.pool, (ev) => publishEvents(f.config, ev, 10_000), {
+        batchSize: 500,
+        timeBudgetMs: 30_000,
+      });
+      expect(run.error).toBeUndefined();
+    } finally {
+      stop();
+    }
+    expect(await pendingCount()).toBe(0);
+    expect(produceSizes.length).toBeGreaterThanOrEqual(3);
+    for (const size of produceSizes) expect(size).toBeLessThanOrEqual(f.config.KAFKA_MAX_BATCH_BYTES);
+    const seqs = firstCopies(events(await readSessions([id])))
+      .filter((e) => e.subject === id && e.type === "chat.message.created")
+      .map((e) => (e.data as { seq: number }).seq);
+    expect(seqs).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
   });
 
   it("two relays at once never publish an event twice between them", async () => {

@@ -8,20 +8,20 @@ import {
 } from "kafkajs";
 import { withTimeout } from "../timeout.ts";
 import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
+import { chunkRecords, type OutgoingRecord } from "./record-chunks.ts";
+
+export type { OutgoingRecord } from "./record-chunks.ts";
 
 /** Client options plus producer behaviour. */
 export interface ProducerSettings extends KafkaClientOptions {
   compression?: "none" | "gzip";
   /** Off by default: librdkafka's mock cluster cannot do it; real MSK can. */
   idempotent?: boolean;
+  /** Upper bound on a produce request's records, in bytes (default 1,000,000: under Kafka's 1 MiB default). */
+  maxBatchBytes?: number;
 }
 
-export interface OutgoingRecord {
-  topic: string;
-  key: string;
-  value: string;
-  headers: Record<string, string>;
-}
+export const DEFAULT_MAX_BATCH_BYTES = 1_000_000;
 
 export interface PublishOptions {
   timeoutMs: number;
@@ -111,8 +111,10 @@ function byTopic(records: OutgoingRecord[]): TopicMessages[] {
 }
 
 /**
- * Sends records with acks=all; resolves or rejects within timeoutMs. On any failure the producer
- * is dropped so the next call reconnects. A send still in flight at the timeout may yet land
+ * Sends records with acks=all; resolves or rejects within timeoutMs. Records go out in order, in as many
+ * produce requests as maxBatchBytes needs, one after the other (so a key's records stay in order). On any
+ * failure the producer is dropped so the next call reconnects, and the caller sends every record again:
+ * those already acked become duplicates, as does a send still in flight at the timeout that lands later
  * (at-least-once: consumers dedupe by event id).
  */
 export async function publishRecords(records: OutgoingRecord[], options: PublishOptions): Promise<void> {
@@ -120,14 +122,11 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
   const s = settingsFrom(options.config);
   const ready = getProducer(s);
   const handle = producer as Handle<Producer>;
-  const work = ready.then((p) =>
-    p.sendBatch({
-      topicMessages: byTopic(records),
-      acks: -1,
-      timeout: options.timeoutMs,
-      compression: s.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
-    }),
-  );
+  const compression = s.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
+  const work = ready.then(async (p) => {
+    for (const chunk of chunkRecords(records, s.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES))
+      await p.sendBatch({ topicMessages: byTopic(chunk), acks: -1, timeout: options.timeoutMs, compression });
+  });
   try {
     const what = `Kafka publish of ${records.length} record(s)`;
     await withTimeout(work, options.timeoutMs, timedOut(what, options.timeoutMs));

@@ -22,6 +22,7 @@ export function producerSettings(cfg: Config): Promise<ProducerSettings> {
       auth: cfg.KAFKA_AUTH,
       region: cfg.MSK_CLUSTER_ARN?.split(":")[3] ?? process.env.AWS_REGION,
       compression: cfg.KAFKA_COMPRESSION,
+      maxBatchBytes: cfg.KAFKA_MAX_BATCH_BYTES,
     }))
     .catch((err) => {
       settings = undefined;
