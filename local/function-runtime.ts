@@ -53,6 +53,26 @@ export function toLambdaError(err: unknown): LambdaErrorPayload {
 
 class TimedOut {}
 
+/** Lambda's bound on a synchronous invocation's response (its JSON), in bytes. */
+export const LAMBDA_RESPONSE_LIMIT = 6_291_556;
+
+/**
+ * Whether a result's JSON exceeds Lambda's response limit. An HTTP result is measured by its body's length
+ * first (a JSON-escaped UTF-16 unit is at most 6 bytes), so a small one costs no serialization per request.
+ */
+export function exceedsResponseLimit(result: unknown): boolean {
+  const body = (result as { body?: unknown } | null | undefined)?.body;
+  if (typeof body === "string" && body.length * 6 < LAMBDA_RESPONSE_LIMIT - 262_144) return false;
+  const json = JSON.stringify(result);
+  return json !== undefined && Buffer.byteLength(json) > LAMBDA_RESPONSE_LIMIT;
+}
+
+const responseTooLarge = (): LambdaErrorPayload => ({
+  errorType: "Function.ResponseSizeTooLarge",
+  errorMessage: `Response payload size exceeded maximum allowed payload size (${LAMBDA_RESPONSE_LIMIT} bytes).`,
+  trace: [],
+});
+
 export interface RuntimeOptions {
   functions: readonly FunctionSpec[];
   loadHandler: HandlerLoader;
@@ -61,7 +81,7 @@ export interface RuntimeOptions {
 
 /**
  * Runs functions as Lambda would: each handler is imported on first use and stays warm; the function's
- * timeout is enforced. A timed-out handler cannot be stopped in-process, so it runs on in the background
+ * timeout and the response size limit are enforced. A timed-out handler cannot be stopped in-process, so it runs on in the background
  * (Lambda would freeze and reset the sandbox instead).
  */
 export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOptions): FunctionRuntime {
@@ -126,6 +146,10 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
           durationMs,
           error: { errorType: "Sandbox.Timedout", errorMessage, trace: [] },
         };
+      }
+      if (exceedsResponseLimit(result)) {
+        log("error", `${spec.name} returned more than Lambda can`, { awsRequestId });
+        return { ok: false, timedOut: false, awsRequestId, durationMs, error: responseTooLarge() };
       }
       return { ok: true, result, awsRequestId, durationMs };
     } catch (err) {

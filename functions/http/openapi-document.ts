@@ -114,12 +114,16 @@ export function buildOpenApiDocument(version = "0.1.0") {
     }));
     const queryShape = op.query ?? (op.bodyAsQuery && op.body instanceof ZodMiniObject ? op.body : undefined);
     const queryParams = queryShape
-      ? Object.entries(queryShape.shape).map(([name, schema]) => ({
-          name,
-          in: "query",
-          required: false,
-          schema: strip(schemaOf(schema as ZodMiniType)),
-        }))
+      ? Object.entries(queryShape.shape).map(([name, schema]) => {
+          const description = globalRegistry.get(schema as ZodMiniType)?.description;
+          return {
+            name,
+            in: "query",
+            required: false,
+            ...(description ? { description } : {}),
+            schema: strip(schemaOf(schema as ZodMiniType)),
+          };
+        })
       : [];
     const headerParams = [
       ...(op.idempotent

@@ -86,7 +86,10 @@ export const sessionPathParams = strictObject({ session_id: uuid });
 
 export const historyQuery = strictObject({
   after_seq: _default(coerce.number().check(int(), minimum(0), maximum(2_147_483_647)), 0),
-  limit: _default(coerce.number().check(int(), minimum(1), maximum(200)), 50),
+  limit: described(
+    _default(coerce.number().check(int(), minimum(1), maximum(200)), 50),
+    "At most this many messages. A page of long messages may hold fewer (at most 3,000,000 bytes of messages, so that it fits in a Lambda response): follow next_after_seq.",
+  ),
 });
 
 export const messageSchema = named(
@@ -136,7 +139,13 @@ export const deleteMessageResponse = named(
   "DeleteMessageResponse",
 );
 export const historyResponse = named(
-  strictObject({ messages: array(messageSchema), next_after_seq: nullable(number().check(int())) }),
+  strictObject({
+    messages: array(messageSchema),
+    next_after_seq: described(
+      nullable(number().check(int())),
+      "The after_seq of the next page; null when this page ends the history.",
+    ),
+  }),
   "HistoryPage",
 );
 export const suggestionsResponse = named(strictObject({ suggestions }), "Suggestions");

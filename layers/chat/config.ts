@@ -84,7 +84,8 @@ export const configSchema = object({
   BEDROCK_TIMEOUT_MS: integer(4000, 100),
   RESPONDER_CONTEXT_MESSAGES: integer(20, 1, 200),
   RESPONDER_CONTEXT_CHARS: integer(8000, 100),
-  MAX_CONTENT_CHARS: integer(8000, 1, 100000),
+  /** Code points; at most 16,000, which the request schema's bound of 32,000 UTF-16 units always admits. */
+  MAX_CONTENT_CHARS: integer(8000, 1, 16000),
   MAX_BODY_BYTES: integer(65536, 1024),
   MAX_METADATA_BYTES: integer(4096, 2),
   SESSION_LOCK_TIMEOUT_MS: integer(3000, 10),

@@ -169,6 +169,16 @@ describe("local runner over HTTP (API Gateway HTTP API, payload 2.0)", () => {
     expect(await res.json()).toEqual({ message: "Internal Server Error" });
   });
 
+  it("answers 500 when a response exceeds Lambda's 6 MB, as API Gateway does, and serves one just under it", async () => {
+    // each '"' of the body is 4 bytes in Lambda's response JSON: 1,500,000 → ≈ 6.0 MB, 1,600,000 → ≈ 6.4 MB
+    const under = await fetch(`${runner.url}/large?chars=1500000`);
+    expect(under.status).toBe(200);
+    expect((await under.text()).length).toBe(3_000_002);
+    const over = await fetch(`${runner.url}/large?chars=1600000`);
+    expect(over.status).toBe(500);
+    expect(await over.json()).toEqual({ message: "Internal Server Error" });
+  });
+
   it("enforces the function timeout with a 504", async () => {
     const started = Date.now();
     const res = await fetch(`${runner.url}/slow`);
@@ -320,6 +330,18 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     expect(error).toMatchObject({ errorType: "TypeError", errorMessage: "boom: something broke" });
     expect(error.trace[0]).toBe("TypeError: boom: something broke");
     expect(error.trace.length).toBeGreaterThan(1);
+  });
+
+  it("reports a result over 6 MB as Unhandled Function.ResponseSizeTooLarge, as Lambda does", async () => {
+    const out = await invoke({ FunctionName: "large", payload: { chars: 1_600_000 } });
+    expect(out.FunctionError).toBe("Unhandled");
+    expect(decode(out.Payload)).toMatchObject({
+      errorType: "Function.ResponseSizeTooLarge",
+      errorMessage: "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+    });
+    const ok = await invoke({ FunctionName: "large", payload: { chars: 10 } });
+    expect(ok.FunctionError).toBeUndefined();
+    expect(JSON.parse(decode(ok.Payload).body)).toBe('"'.repeat(10));
   });
 
   it("reports a timeout as Unhandled 'Task timed out after 1.00 seconds'", async () => {

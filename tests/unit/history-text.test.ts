@@ -11,6 +11,7 @@ import {
   pageJsonFromText,
   parseHistoryText,
 } from "../../layers/chat/chat/history-text.ts";
+import { PAGE_MAX_BYTES } from "../../layers/chat/chat/page-size.ts";
 import type { Message } from "../../layers/chat/chat/types.ts";
 
 // content that tries to look like the format: separators, keys, quotes, line breaks, unicode
@@ -122,5 +123,42 @@ describe("history cache text", () => {
     expect(isLineForm(JSON.stringify([{ seq: 1 }]))).toBe(false);
     expect(isLineForm(historyText([]))).toBe(true);
     expect(pageJsonFromText(historyText([]), 0, 50)).toBe('{"messages":[],"next_after_seq":null}');
+  });
+
+  it("a page of long messages stops at PAGE_MAX_BYTES, the same from the text, either end and the messages", () => {
+    // 300,000 '"' per message: 600 KB of JSON each, so a page holds 4 of them and says where to go on
+    const big = (seq: number, content: string): Message => ({
+      message_id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
+      session_id: "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f",
+      seq,
+      role: seq % 2 ? "user" : "assistant",
+      content,
+      version: 1,
+      created_at: "2026-11-26T09:00:00.000Z",
+      edited_at: null,
+      reply_to: null,
+    });
+    const h = Array.from({ length: 12 }, (_, i) => big(i + 1, `${i}${'"'.repeat(300_000)}`));
+    const text = historyText(h);
+    let afterSeq = 0;
+    const seen: number[] = [];
+    while (true) {
+      const page = pageOf(h, afterSeq, 200);
+      const json = JSON.stringify(page);
+      expect(pageJsonFromText(text, afterSeq, 200)).toBe(json);
+      expect(pageJsonFromNewest(historyLines(h.slice(2)), afterSeq + 2, 200)).toBe(
+        JSON.stringify(pageOf(h, afterSeq + 2, 200)),
+      );
+      expect(Buffer.byteLength(json)).toBeLessThanOrEqual(PAGE_MAX_BYTES + 64);
+      seen.push(...page.messages.map((m) => m.seq));
+      if (page.next_after_seq === null) break;
+      expect(page.messages).toHaveLength(4);
+      afterSeq = page.next_after_seq;
+    }
+    expect(seen).toEqual(h.map((m) => m.seq));
+    // a message larger than the bound on its own still makes a page, of one
+    const huge = [big(1, '"'.repeat(1_600_000)), big(2, "next")];
+    expect(pageOf(huge, 0, 50)).toEqual({ messages: [huge[0]], next_after_seq: 1 });
+    expect(pageJsonFromText(historyText(huge), 0, 50)).toBe(JSON.stringify(pageOf(huge, 0, 50)));
   });
 });

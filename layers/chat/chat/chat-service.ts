@@ -365,12 +365,7 @@ export class ChatService {
     const snap = await this.#snapshot(auth.session.session_id);
     if (snap.complete) return { ...pageOf(snap.messages, afterSeq, limit), fromCache: false };
     const rows = await historyPage(this.#d.pool, auth.session.session_id, afterSeq, limit + 1);
-    const messages = rows.slice(0, limit);
-    return {
-      messages,
-      next_after_seq: rows.length > limit ? (messages[messages.length - 1]?.seq ?? null) : null,
-      fromCache: false,
-    };
+    return { ...pageOf(rows, afterSeq, limit), fromCache: false };
   }
 
   /** The JSON body of history(): cut straight from the cache entry's text when the history came from there. */

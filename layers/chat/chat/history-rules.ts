@@ -1,5 +1,6 @@
 import type { NewMessage } from "../db/chat-store.ts";
 import type { Turn } from "../responders/responder.ts";
+import { pageLength } from "./page-size.ts";
 import type { Message } from "./types.ts";
 
 /** The history after a change, computed in memory so the cache can be written through. */
@@ -31,12 +32,20 @@ export function toMessage(sessionId: string, m: NewMessage, at: string): Message
   };
 }
 
-/** A page of history by seq cursor: messages after `afterSeq`, at most `limit`. */
-export function pageOf(history: Message[], afterSeq: number, limit: number) {
+/**
+ * A page of history by seq cursor: messages after `afterSeq`, at most `limit` and at most PAGE_MAX_BYTES of
+ * JSON; `next_after_seq` is set when more follow.
+ */
+export function pageOf(history: readonly Message[], afterSeq: number, limit: number) {
   const rest = history.filter((m) => m.seq > afterSeq);
-  const messages = rest.slice(0, limit);
+  const messages = rest.slice(0, pageLength(rest, 0, limit, messageBound, messageBytes));
   return {
     messages,
-    next_after_seq: rest.length > limit ? (messages[messages.length - 1]?.seq ?? null) : null,
+    next_after_seq: rest.length > messages.length ? (messages[messages.length - 1]?.seq ?? null) : null,
   };
 }
+
+// A message's JSON: its content, each UTF-16 unit at most 6 bytes (`\u0001`), plus under 512 bytes of ids,
+// times, numbers and keys.
+const messageBound = (m: Message) => m.content.length * 6 + 512;
+const messageBytes = (m: Message) => Buffer.byteLength(JSON.stringify(m));

@@ -1,3 +1,4 @@
+import { jsonTextBound, pageLength, utf8Bytes } from "./page-size.ts";
 import type { Message } from "./types.ts";
 
 /**
@@ -70,8 +71,8 @@ function firstAfter(lines: readonly string[], afterSeq: number): number {
 }
 
 function pageJson(lines: readonly string[], first: number, limit: number): string {
-  const page = lines.slice(first, first + limit);
-  const more = lines.length - first > limit;
+  const page = lines.slice(first, first + pageLength(lines, first, limit, jsonTextBound, utf8Bytes));
+  const more = lines.length - first > page.length;
   const next = more ? seqOf(page[page.length - 1] as string) : null;
   return `{"messages":[${page.join(",")}],"next_after_seq":${next}}`;
 }
