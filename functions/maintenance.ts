@@ -1,20 +1,26 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
+import type { Context } from "aws-lambda";
 import { getCacheGuard, getChatService } from "#chat/chat-runtime.ts";
 import { config } from "#chat/config.ts";
 import { getPool } from "#chat/db/pool.ts";
 import { type MaintenanceResult, runMaintenance } from "#chat/maintenance/maintenance.ts";
 import { logger } from "./http/logger.ts";
 
-/** Hourly: prune the outbox and idempotency records, purge idle sessions (SESSION_RETENTION_DAYS > 0). */
-export const handler = middy<unknown, MaintenanceResult>()
+/**
+ * Hourly: prune the outbox, idempotency records and consumed event ids, purge idle sessions
+ * (SESSION_RETENTION_DAYS > 0), within the function's time.
+ */
+export const handler = middy<unknown, MaintenanceResult, Error, Context>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .handler(async () => {
+  .handler(async (_event, context) => {
     const cfg = config();
     await getChatService(); // builds the cache guard
     const result = await runMaintenance(await getPool(), getCacheGuard(), {
       outboxRetentionHours: cfg.OUTBOX_RETENTION_HOURS,
+      consumedEventsRetentionHours: cfg.CONSUMED_EVENTS_RETENTION_HOURS,
       sessionRetentionDays: cfg.SESSION_RETENTION_DAYS,
+      timeBudgetMs: Math.max(1000, context.getRemainingTimeInMillis() - 15_000),
     });
     logger.info("maintenance", { ...result });
     return result;

@@ -119,7 +119,8 @@ export const functions: readonly FunctionSpec[] = [
   {
     name: "maintenance",
     handler: "maintenance",
-    description: "Prune published outbox rows and expired idempotency records; purge idle sessions",
+    description:
+      "Prune published outbox rows, expired idempotency records and old consumed event ids; purge idle sessions",
     schedule: "rate(1 hour)",
     memoryMb: 256,
     timeoutSeconds: 120,

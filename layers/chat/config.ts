@@ -74,6 +74,11 @@ export const configSchema = object({
   KAFKA_MAX_BATCH_BYTES: integer(1_000_000, 1024, 100 * 1024 * 1024),
   OUTBOX_BATCH_SIZE: integer(500, 1, 10000),
   OUTBOX_RETENTION_HOURS: integer(24, 1),
+  /**
+   * How long events-consumer remembers the ids it applied (its exactly-once record). Keep it above the topic's
+   * retention (Kafka's default: 168 h): a redelivered event older than this would be applied again.
+   */
+  CONSUMED_EVENTS_RETENTION_HOURS: integer(336, 1),
   IDEMPOTENCY_TTL_SECONDS: integer(86400, 60),
   /** How long a claimed key blocks its duplicates; past it a crashed request's key can be taken over. ≥ the function timeout. */
   IDEMPOTENCY_LOCK_SECONDS: integer(15, 1),

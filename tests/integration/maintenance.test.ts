@@ -32,6 +32,7 @@ describe("maintenance", () => {
 
     const result = await runMaintenance(f.db.pool, f.cache, {
       outboxRetentionHours: 24,
+      consumedEventsRetentionHours: 336,
       sessionRetentionDays: 30,
     });
 
@@ -64,9 +65,54 @@ describe("maintenance", () => {
     );
     const result = await runMaintenance(f.db.pool, f.cache, {
       outboxRetentionHours: 24,
+      consumedEventsRetentionHours: 336,
       sessionRetentionDays: 0,
     });
     expect(result.sessionsPurged).toBe(0);
     await expect(f.chat.authorize(s.session.session_id, s.token)).resolves.toBeDefined();
+  });
+
+  it("forgets consumed event ids past their retention, and only those", async () => {
+    await f.db.pool.query(
+      `INSERT INTO consumed_events (event_id, consumed_at)
+       SELECT gen_random_uuid(), now() - make_interval(hours => h) FROM unnest(ARRAY[400, 337, 335, 1]) AS h`,
+    );
+    const before = await f.db.pool.query("SELECT count(*)::int AS n FROM consumed_events");
+    const result = await runMaintenance(f.db.pool, f.cache, {
+      outboxRetentionHours: 24,
+      consumedEventsRetentionHours: 336,
+      sessionRetentionDays: 0,
+    });
+    expect(result.consumedEventsPruned).toBe(2);
+    const after = await f.db.pool.query(
+      "SELECT count(*)::int AS n, max(now() - consumed_at) < interval '336 hours' AS all_recent FROM consumed_events",
+    );
+    expect(after.rows[0]).toEqual({ n: before.rows[0].n - 2, all_recent: true });
+  });
+
+  it("prunes a batch per statement and stops at its time budget; the next run goes on", async () => {
+    // 2,500 events published two days ago, next to one published now, which stays
+    await f.db.pool.query(
+      `INSERT INTO outbox (event_id, session_id, event_type, event, published_at)
+       SELECT gen_random_uuid(), gen_random_uuid(), 'chat.message.created', '{}'::jsonb,
+              CASE WHEN i <= 2500 THEN now() - interval '48 hours' ELSE now() END
+       FROM generate_series(1, 2501) AS i`,
+    );
+    const opts = { outboxRetentionHours: 24, consumedEventsRetentionHours: 336, sessionRetentionDays: 0 };
+    const spent = await runMaintenance(f.db.pool, f.cache, { ...opts, pruneBatch: 1000, timeBudgetMs: 0 });
+    expect(spent.outboxPruned).toBe(1000);
+    const next = await runMaintenance(f.db.pool, f.cache, { ...opts, pruneBatch: 1000 });
+    expect(next.outboxPruned).toBe(1500);
+    const left = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM outbox WHERE published_at < now() - interval '24 hours'",
+    );
+    expect(left.rows[0].n).toBe(0);
+    expect(
+      (
+        await f.db.pool.query(
+          "SELECT count(*)::int AS n FROM outbox WHERE published_at > now() - interval '1 hour'",
+        )
+      ).rows[0].n,
+    ).toBeGreaterThanOrEqual(1);
   });
 });

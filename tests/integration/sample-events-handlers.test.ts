@@ -166,6 +166,7 @@ describe("sample events of the scheduled functions", () => {
     expect(result).toEqual({
       outboxPruned: expect.any(Number),
       idempotencyExpired: expect.any(Number),
+      consumedEventsPruned: expect.any(Number),
       sessionsPurged: 0,
       cacheInvalidationsDrained: true,
     });

@@ -59,15 +59,6 @@ export async function markPublished(db: Queryable, eventIds: string[]): Promise<
   });
 }
 
-export async function pruneOutbox(db: Queryable, retentionHours: number): Promise<number> {
-  const res = await db.query({
-    name: "outbox_prune",
-    text: "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
-    values: [retentionHours],
-  });
-  return res.rowCount ?? 0;
-}
-
 // pg_try_advisory_lock key: "one relay at a time" across every process on the database.
 const RELAY_LOCK_KEY = 0x63686174; // "chat"
 
