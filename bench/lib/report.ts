@@ -254,6 +254,25 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     }
   }
 
+  const first = r.cold?.firstRequests;
+  if (first && Object.keys(first.functions).length) {
+    const n = first.invocations;
+    const emptyInit = r.cold?.modes.layer?.empty.initMs;
+    L.push(
+      "### A cold start as a client meets it: init, then the first requests (layer mode)",
+      "",
+      `The layer-mode bundles above, loaded the same way but with Postgres and Redis configured (rate limiting on, as deployed); once the handler is ready it is invoked ${n} times in a row with real API Gateway events, each on a session the product created beforehand. The first invocation also opens the pool's and Redis's connections and runs each code path for the first time (V8 compiles a function when it first runs). Medians of ${Object.values(first.functions)[0]?.reps ?? 0} runs; the empty handler's init${emptyInit === undefined ? "" : ` (${f(emptyInit)} ms)`} for reference.`,
+      "",
+      `| Function | Init ms | ${Array.from({ length: n }, (_, i) => `Invocation ${i + 1} ms`).join(" | ")} | Init + first ms |`,
+      `|---|---|${"---|".repeat(n)}---|`,
+    );
+    for (const [name, x] of Object.entries(first.functions).sort((a, b) => a[0].localeCompare(b[0])))
+      L.push(
+        `| ${name} | ${f(x.initMs)} | ${x.invocationsMs.map((v) => f(v)).join(" | ")} | ${f(x.initMs + (x.invocationsMs[0] ?? 0))} |`,
+      );
+    L.push("");
+  }
+
   const k = r.kafka;
   if (k) {
     L.push(

@@ -17,6 +17,11 @@ import { functions } from "../../functions/manifest.ts";
 import type { BenchContext } from "../lib/context.ts";
 import { REPO_ROOT, WORKERS } from "../lib/context.ts";
 import { median, round } from "../lib/stats.ts";
+import {
+  FIRST_REQUEST_FUNCTIONS,
+  type FirstRequestResults,
+  firstRequestBench,
+} from "./cold-first-request.ts";
 
 /**
  * Cold start: every function bundled as CDK would build it, loaded by a fresh Node process: time from process
@@ -67,6 +72,8 @@ export interface ColdResults {
   deployedNodeOptions: string;
   defaultLayerMode: Mode;
   modes: Record<Mode, { build: ModeBuild; empty: FunctionCold; functions: Record<string, FunctionCold> }>;
+  /** Layer mode: init and the first invocations after it, with Postgres and Redis. Older files: none. */
+  firstRequests?: FirstRequestResults;
 }
 
 interface CdkBundling {
@@ -195,18 +202,31 @@ function dirSize(dir: string): { bytes: number; files: number } {
   return { bytes, files };
 }
 
-interface Probe {
+export interface Probe {
   ok: boolean;
   readyMs?: number;
   importMs?: number;
   error?: string;
+  /** With invocations: ms of each, and the statusCode each returned. */
+  invocationsMs?: number[];
+  statuses?: (number | null)[];
   /** With the require-times preload: ms per package required at init. */
   requireMs?: Record<string, number>;
 }
 
-function probe(bundle: string, env: Record<string, string>, preload?: string): Promise<Probe> {
+/** `invocations`: a JSON file of events to invoke the handler with once it is ready (see cold-probe.mjs). */
+export function probe(
+  bundle: string,
+  env: Record<string, string>,
+  opts: { preload?: string; invocations?: string } = {},
+): Promise<Probe> {
   return new Promise((resolve, reject) => {
-    const args = [...(preload ? ["-r", preload] : []), WORKERS.coldProbe, bundle];
+    const args = [
+      ...(opts.preload ? ["-r", opts.preload] : []),
+      WORKERS.coldProbe,
+      bundle,
+      ...(opts.invocations ? [opts.invocations] : []),
+    ];
     const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -354,7 +374,7 @@ export async function coldStartBench(ctx: BenchContext): Promise<ColdResults> {
     // Where a layer-mode init goes: one extra run per function with a preload timing each require().
     for (const item of plan.filter((x) => x.mode === "layer")) {
       const env = { ...item.env, ...(deployedOptions ? { NODE_OPTIONS: deployedOptions } : {}) };
-      const r = await probe(item.bundle, env, WORKERS.requireTimes);
+      const r = await probe(item.bundle, env, { preload: WORKERS.requireTimes });
       const target = item.name === "(empty handler)" ? modes.layer?.empty : modes.layer?.functions[item.name];
       if (target && r.requireMs) {
         target.requireMs = Object.fromEntries(
@@ -382,8 +402,15 @@ export async function coldStartBench(ctx: BenchContext): Promise<ColdResults> {
       m.empty.ratio = 1;
       m.empty.ratioNoSourceMaps = 1;
     }
+    const firstRequests = await firstRequestBench(
+      ctx,
+      plan.filter((x) => x.mode === "layer" && FIRST_REQUEST_FUNCTIONS.includes(x.name)),
+      root,
+      { reps: p.reps, invocations: 3, nodeOptions: deployedOptions },
+    );
     return {
       params: p,
+      firstRequests,
       bundlingSource: setup.source,
       deployedNodeOptions: deployedOptions,
       defaultLayerMode: setup.defaultMode,

@@ -17,8 +17,39 @@ function typeModule(dir) {
   return parent === dir ? false : typeModule(parent);
 }
 
+// Optional second argument: a JSON file of API Gateway events ({ events: [...] }). After the clock stops, the
+// handler is invoked with each in turn, as a warm sandbox would be, and each invocation's ms is reported.
+function lambdaContext(name, n) {
+  const deadline = Date.now() + 10_000;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: name,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${name}`,
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE ?? "512",
+    awsRequestId: `cold-probe-${n}`,
+    logGroupName: `/aws/lambda/${name}`,
+    logStreamName: "cold-probe",
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  };
+}
+
+async function invokeEach(handler, specFile) {
+  const { name, events } = JSON.parse(readFileSync(specFile, "utf8"));
+  const invocationsMs = [];
+  const statuses = [];
+  for (const [n, event] of events.entries()) {
+    const t = performance.now();
+    const result = await handler(event, lambdaContext(name, n));
+    invocationsMs.push(performance.now() - t);
+    statuses.push(result?.statusCode ?? null);
+  }
+  return { invocationsMs, statuses };
+}
+
 const started = performance.now();
 const file = process.argv[2];
+const invocations = process.argv[3];
 try {
   const esm = file.endsWith(".mjs") || (file.endsWith(".js") && typeModule(dirname(file)));
   const mod = esm ? await import(pathToFileURL(file).href) : createRequire(file)(file);
@@ -28,9 +59,12 @@ try {
   // the runtime asks for the first event: let it run, as the runtime's own awaits do, before stopping the clock.
   await new Promise((resolve) => setImmediate(resolve));
   const ready = performance.now();
+  const invoked = invocations ? await invokeEach(handler, invocations) : {};
   process.stdout.write(
-    `${JSON.stringify({ ok: true, bootstrapMs: started, readyMs: ready, importMs: ready - started, loadedBy: esm ? "import" : "require" })}\n`,
+    `${JSON.stringify({ ok: true, bootstrapMs: started, readyMs: ready, importMs: ready - started, loadedBy: esm ? "import" : "require", ...invoked })}\n`,
   );
+  // The handler's connections (Postgres pool, Redis) would keep the process alive, as they keep a sandbox warm.
+  if (invocations) process.exit(0);
 } catch (err) {
   process.stdout.write(`${JSON.stringify({ ok: false, error: String(err?.stack ?? err) })}\n`);
   process.exitCode = 1;
