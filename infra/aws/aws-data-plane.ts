@@ -33,6 +33,7 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
       // The secret's host is the instance (it is attached for rotation); clients go through the proxy.
       DATABASE_HOST: this.database.proxy.endpoint,
       DATABASE_SSL: "true",
+      DATABASE_PROXY: "true",
       REDIS_URL: cache.url,
       REDIS_TLS: "true",
       MSK_CLUSTER_ARN: this.kafka.clusterArn,

@@ -3,6 +3,8 @@ import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as rds from "aws-cdk-lib/aws-rds";
 import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
+import { parseConfig } from "#chat/config.ts";
+import { sessionSettingsSql } from "#chat/db-session-settings.ts";
 import type { ChatContext } from "../context.ts";
 import type { Network } from "./network.ts";
 
@@ -67,6 +69,9 @@ export class Database extends Construct {
       // Lambda opens many short-lived connections; the proxy multiplexes them onto a few server connections.
       maxConnectionsPercent: 90,
       idleClientTimeout: Duration.minutes(15),
+      // The proxy refuses session settings as startup parameters (the functions run with DATABASE_PROXY=true
+      // and send none): it sets the config's defaults on each server connection it opens instead.
+      initQuery: sessionSettingsSql(parseConfig({})),
     });
     // addProxy already opened proxy → database; the functions may reach only the proxy.
     this.proxy.connections.allowFrom(network.functionSg, ec2.Port.tcp(DB_PORT), "functions to proxy");

@@ -46,6 +46,11 @@ export const configSchema = object({
   /** Overrides the secret's host: the RDS Proxy endpoint (the secret names the instance, for rotation). */
   DATABASE_HOST: optional(string()),
   DATABASE_SSL: flag(false),
+  /**
+   * Connected through RDS Proxy: the pool sends no session settings at connect (the proxy refuses them);
+   * the proxy's init query sets DB_STATEMENT_TIMEOUT_MS and SESSION_LOCK_TIMEOUT_MS (their defaults) instead.
+   */
+  DATABASE_PROXY: flag(false),
   DB_POOL_MAX: integer(2, 1, 100),
   DB_CONNECT_TIMEOUT_MS: integer(2000, 100),
   DB_STATEMENT_TIMEOUT_MS: integer(5000, 100),

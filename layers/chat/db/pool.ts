@@ -1,5 +1,6 @@
 import pg from "pg";
 import { type Config, config } from "../config.ts";
+import { sessionSettings } from "../db-session-settings.ts";
 import { connectionConfig } from "./database-url.ts";
 import { poolTypes } from "./timestamps.ts";
 
@@ -12,12 +13,11 @@ export function buildPool(connection: string | pg.ClientConfig, cfg: Config): pg
     ...(typeof connection === "string" ? { connectionString: connection } : connection),
     max: cfg.DB_POOL_MAX,
     connectionTimeoutMillis: cfg.DB_CONNECT_TIMEOUT_MS,
-    statement_timeout: cfg.DB_STATEMENT_TIMEOUT_MS,
-    // a writer waits this long for a session row held by another writer, then the request gets session_busy
-    lock_timeout: cfg.SESSION_LOCK_TIMEOUT_MS,
+    // Sent at connect, unless RDS Proxy is in between: it refuses startup parameters, and its init query sets
+    // these on its server connections instead (infra).
+    ...(cfg.DATABASE_PROXY ? {} : { ...sessionSettings(cfg), application_name: "chat-backend" }),
     idleTimeoutMillis: 60_000,
     ssl: cfg.DATABASE_SSL ? { rejectUnauthorized: true } : undefined,
-    application_name: "chat-backend",
     types: poolTypes,
   });
   // An idle client that loses its server (restart, failover) must not crash the process; the pool replaces it.
