@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChatService } from "../../layers/chat/chat/chat-service.ts";
 import { ChatError } from "../../layers/chat/chat/errors.ts";
+import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
 import { type ChatFixture, chatFixture, rowCounts } from "../helpers/chat-fixture.ts";
 
 let f: ChatFixture;
@@ -245,5 +247,30 @@ describe("erasure", () => {
       [s.id],
     );
     expect(left.rows[0]).toEqual({ m: 0, o: ["chat.session.erased"] });
+  });
+
+  it("a second erase of the same session (a retry, or the purge meeting a user's erase) keeps the first one's event", async () => {
+    const s = await newSession();
+    await f.chat.postMessage(await s.auth(), "forget me twice");
+    const auth = await s.auth();
+    const published: string[] = [];
+    const recording = new ChatService({
+      pool: f.db.pool,
+      cache: f.cache,
+      responder: builtinResponder,
+      config: f.config,
+      publisher: {
+        usesBacklog: false,
+        afterCommit: async (_id, events) => {
+          published.push(...events.map((e) => e.id));
+        },
+      },
+    });
+    // both requests authorized before either erased, as two concurrent DELETEs would be
+    await recording.eraseSession(auth);
+    await recording.eraseSession(auth);
+    const events = await f.db.pool.query("SELECT event_id FROM outbox WHERE session_id = $1", [s.id]);
+    expect(events.rows.map((r) => r.event_id)).toEqual(published);
+    expect(published).toHaveLength(1);
   });
 });

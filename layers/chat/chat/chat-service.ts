@@ -408,7 +408,8 @@ export class ChatService {
     const sessionId = auth.session.session_id;
     const at = new Date().toISOString();
     const event = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
-    await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event));
+    // Already erased by a concurrent request or the retention purge: that one's event stands, as does the 204.
+    if (!(await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event)))) return;
     await this.#d.cache?.afterErase(sessionId);
     await this.#d.publisher.afterCommit(sessionId, [event], false);
   }
