@@ -3,7 +3,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { createSessionBody } from "../../functions/http/schemas.ts";
+import { createScope } from "../../functions/sessions-create.ts";
 import { rowCounts } from "../helpers/chat-fixture.ts";
+import { httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
 import { createSession, type RunnerFixture, startRunnerFixture } from "../helpers/runner-fixture.ts";
 
 /**
@@ -212,6 +214,37 @@ describe("POST /sessions/create with an Idempotency-Key", () => {
     expect(got.status).toBe(200);
   });
 
+  it("the same key from another address is another client's request: its own session, never the first one's token", async () => {
+    const key = "retry-1"; // a key two unrelated clients could both pick
+    const body = {};
+    const first = await fx.call<{ token: string }>("POST", "/sessions/create", {
+      json: body,
+      headers: { "idempotency-key": key },
+    });
+    expect(first.status).toBe(201);
+    // the handler the runner serves, called with another client's address (the runner only sees 127.0.0.1)
+    const { handler } = await import("../../functions/sessions-create.ts");
+    const fromElsewhere = async () => {
+      const res = await handler(
+        httpEvent("POST", "/sessions/create", {
+          body,
+          headers: { "idempotency-key": key },
+          sourceIp: "203.0.113.7",
+        }),
+        lambdaContext("sessions-create"),
+      );
+      return { ...res, body: JSON.parse(res.body ?? "{}") as { token: string } };
+    };
+    const other = await fromElsewhere();
+    expect(other.statusCode).toBe(201);
+    expect(other.headers?.["idempotent-replayed"]).toBeUndefined();
+    expect(other.body.token).not.toBe(first.body.token);
+    // and that client's own retry replays its own session
+    const retried = await fromElsewhere();
+    expect(retried.headers?.["idempotent-replayed"]).toBe("true");
+    expect(retried.body.token).toBe(other.body.token);
+  });
+
   it("stores the replayable response encrypted: the token does not appear in idempotency_records", async () => {
     const key = `secret-${randomUUID()}`;
     const res = await fx.call<{ token: string }>("POST", "/sessions/create", {
@@ -220,8 +253,8 @@ describe("POST /sessions/create with an Idempotency-Key", () => {
     });
     expect(res.status).toBe(201);
     const row = await fx.db.pool.query(
-      "SELECT idempotency_key, response::text AS response FROM idempotency_records WHERE scope = 'sessions-create' AND idempotency_key = $1",
-      [keyHash("sessions-create", key)],
+      "SELECT idempotency_key, response::text AS response FROM idempotency_records WHERE scope = $1 AND idempotency_key = $2",
+      [createScope("127.0.0.1"), keyHash(createScope("127.0.0.1"), key)],
     );
     expect(row.rows).toHaveLength(1);
     expect(row.rows[0].response).not.toContain(res.body.token);
@@ -271,7 +304,7 @@ describe("POST /sessions/create with an Idempotency-Key", () => {
     const body = { user_id: "slow" };
     const idem = idempotencyRequest(
       { "idempotency-key": key },
-      "sessions-create",
+      createScope("127.0.0.1"),
       createSessionBody.parse(body),
     );
     if (!idem) throw new Error("no idempotency request");
@@ -303,7 +336,7 @@ describe("POST /sessions/create with an Idempotency-Key", () => {
     const body = { user_id: "crashed" };
     const idem = idempotencyRequest(
       { "idempotency-key": key },
-      "sessions-create",
+      createScope("127.0.0.1"),
       createSessionBody.parse(body),
     );
     if (!idem) throw new Error("no idempotency request");

@@ -10,7 +10,7 @@ import { createLambdaContext } from "../../local/lambda-context.ts";
 export function httpEvent(
   method: string,
   url: string,
-  opts: { body?: string | Buffer | object; headers?: Record<string, string> } = {},
+  opts: { body?: string | Buffer | object; headers?: Record<string, string>; sourceIp?: string } = {},
 ): APIGatewayProxyEventV2 {
   const path = url.split("?")[0] ?? url;
   const route = httpFunctions.find((f) => f.route.method === method && matchPath(f.route.path, path));
@@ -28,7 +28,7 @@ export function httpEvent(
     ...opts.headers,
   };
   return buildHttpApiEvent(
-    { method, url, headers, body, sourceIp: "127.0.0.1" },
+    { method, url, headers, body, sourceIp: opts.sourceIp ?? "127.0.0.1" },
     {
       routeKey: `${route.route.method} ${route.route.path}`,
       pathParameters: matchPath(route.route.path, path) ?? {},
