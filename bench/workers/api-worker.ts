@@ -200,9 +200,9 @@ async function relay(args: { batchSize: number; timeBudgetMs: number }) {
   const started = performance.now();
   const result = await relayOutbox(
     pool,
-    async (events) => {
+    async (events, timeoutMs) => {
       const t = performance.now();
-      await publishEvents(cfg, events, 10_000);
+      await publishEvents(cfg, events, timeoutMs);
       publishMs += performance.now() - t;
     },
     { batchSize: args.batchSize, timeBudgetMs: args.timeBudgetMs },

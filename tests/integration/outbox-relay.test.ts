@@ -139,6 +139,71 @@ describe("pipelined outbox relay", () => {
     expect(marked.rows.map((x) => x.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
   });
 
+  it("a failed mark ends the run with an error, never an unhandled rejection; the next run publishes it again", async () => {
+    const s = randomUUID();
+    for (let i = 1; i <= 20; i++) await insertEvent(db.pool, s, i);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    // the second mark fails (as a statement timeout or a lost connection would) while batch 3 is published
+    let marks = 0;
+    const flaky = new Proxy(db.pool, {
+      get(target, prop, receiver) {
+        if (prop !== "query") return Reflect.get(target, prop, receiver);
+        return (q: { name?: string }, ...rest: unknown[]) => {
+          if (typeof q === "object" && q.name === "outbox_mark_published" && ++marks === 2)
+            return Promise.reject(new Error("mark failed"));
+          return (target.query as (...a: unknown[]) => Promise<unknown>).call(target, q, ...rest);
+        };
+      },
+    });
+    const published: CloudEvent[] = [];
+    const publish = async (events: CloudEvent[]) => {
+      published.push(...events);
+      await sleep(20);
+    };
+    try {
+      const r = await relayOutbox(flaky, publish, { batchSize: 5, timeBudgetMs: 10_000 });
+      expect(r.error).toBe("mark failed");
+      await sleep(50);
+      expect(unhandled).toEqual([]);
+      const again = await relayOutbox(db.pool, publish, { batchSize: 5, timeBudgetMs: 10_000 });
+      expect(again.error).toBeUndefined();
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+    expect(firstCopiesBySession(published).get(s)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    expect(left.rows[0].n).toBe(0);
+  });
+
+  it("publishes nothing past its time budget, and gives each publish at most the time left", async () => {
+    const s = randomUUID();
+    for (let i = 1; i <= 40; i++) await insertEvent(db.pool, s, i);
+    const timeouts: number[] = [];
+    const starts: number[] = [];
+    const started = Date.now();
+    const r = await relayOutbox(
+      db.pool,
+      async (_events, timeoutMs) => {
+        starts.push(Date.now() - started);
+        timeouts.push(timeoutMs);
+        await sleep(60);
+      },
+      { batchSize: 5, timeBudgetMs: 200, maxPublishMs: 1000 },
+    );
+    expect(r.error).toBeUndefined();
+    expect(r.batches).toBeGreaterThanOrEqual(1);
+    expect(r.batches).toBeLessThan(8); // 40 events in batches of 5 would be 8
+    // no publish starts after the deadline, and none is allowed to run past it
+    for (const [i, start] of starts.entries()) {
+      expect(start).toBeLessThan(200 + 20);
+      expect(start + (timeouts[i] as number)).toBeLessThanOrEqual(200 + 20);
+    }
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    expect(left.rows[0].n).toBe(40 - r.published);
+  });
+
   it("refuses a one-connection pool at once instead of waiting for a connection it holds itself", async () => {
     const tiny = new pg.Pool({ connectionString: db.url, max: 1, connectionTimeoutMillis: 2000 });
     try {

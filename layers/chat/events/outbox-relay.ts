@@ -2,16 +2,27 @@ import type pg from "pg";
 import { type CloudEvent, toKafkaRecord } from "./cloudevents.ts";
 import { markPublished, pendingBatch, withRelayLock } from "./outbox-store.ts";
 
-export type PublishBatch = (events: CloudEvent[]) => Promise<void>;
+/** Publishes a batch within timeoutMs, or rejects. */
+export type PublishBatch = (events: CloudEvent[], timeoutMs: number) => Promise<void>;
 
 export interface RelayResult {
   /** True when another relay held the lock and this run did nothing. */
   skipped: boolean;
   published: number;
   batches: number;
-  /** Set when a batch failed: its events stay in the outbox for the next run. */
+  /** Set when a publish or a Postgres step failed: what was not marked stays in the outbox for the next run. */
   error?: string;
 }
+
+export interface RelayOptions {
+  batchSize: number;
+  /** No publish starts after this, and none runs past it: the caller keeps the time to mark the last batch. */
+  timeBudgetMs: number;
+  /** The bound on one publish (default 10 s), cut to the time left. */
+  maxPublishMs?: number;
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
  * Publishes unpublished outbox rows, oldest first, in batches, marking each batch after Kafka acked it.
@@ -21,38 +32,46 @@ export interface RelayResult {
  * batch n is marked while batch n+1 is published. Publishes stay strictly one after the other, and each fetch
  * still scans from the oldest unpublished row, so every session's events reach Kafka in order: an event that
  * committed late, with an older id, is in the next batch, ahead of anything of its session that follows it.
+ * Any failure ends the run with `error` set (never an unhandled rejection); the next run starts over from the
+ * oldest unpublished row.
  */
 export async function relayOutbox(
   pool: pg.Pool,
   publish: PublishBatch,
-  opts: { batchSize: number; timeBudgetMs: number },
+  opts: RelayOptions,
 ): Promise<RelayResult> {
   const deadline = Date.now() + opts.timeBudgetMs;
-  const ran = await withRelayLock(pool, async () => {
+  const maxPublishMs = opts.maxPublishMs ?? 10_000;
+  const ran = await withRelayLock(pool, async (): Promise<RelayResult> => {
     let published = 0;
     let batches = 0;
     // outbox row ids fetched and not yet marked: kept out of the next fetch
     const inFlight = new Set<string>();
     let marking: Promise<void> = Promise.resolve();
-    let rows = await pendingBatch(pool, opts.batchSize);
+    const failed = (err: unknown): RelayResult => ({
+      skipped: false,
+      published,
+      batches,
+      error: message(err),
+    });
     try {
+      let rows = await pendingBatch(pool, opts.batchSize);
       while (rows.length > 0) {
+        const left = deadline - Date.now();
+        if (left <= 0) break; // fetched, not published: the next run's
         const ids = rows.map((r) => r.event.id);
         const rowIds = rows.map((r) => r.id);
         for (const id of rowIds) inFlight.add(id);
-        const full = rows.length === opts.batchSize;
-        const more = full && Date.now() < deadline;
+        const more = rows.length === opts.batchSize;
         const next = more ? pendingBatch(pool, opts.batchSize, [...inFlight]) : Promise.resolve([]);
         next.catch(() => {}); // awaited below, unless the publish fails first
         try {
-          await publish(rows.map((r) => r.event));
+          await publish(
+            rows.map((r) => r.event),
+            Math.min(maxPublishMs, left),
+          );
         } catch (err) {
-          return {
-            skipped: false,
-            published,
-            batches,
-            error: err instanceof Error ? err.message : String(err),
-          };
+          return failed(err);
         }
         published += rows.length;
         batches++;
@@ -61,11 +80,15 @@ export async function relayOutbox(
         marking = markPublished(pool, ids).then(() => {
           for (const id of rowIds) inFlight.delete(id);
         });
+        marking.catch(() => {}); // awaited before the next mark or at the end, not left unhandled meanwhile
         rows = await next;
       }
-      return { skipped: false, published, batches };
-    } finally {
       await marking;
+      return { skipped: false, published, batches };
+    } catch (err) {
+      // a fetch or a mark failed (statement timeout, lost connection): what was not marked goes out again
+      await marking.catch(() => {});
+      return failed(err);
     }
   });
   return ran ?? { skipped: true, published: 0, batches: 0 };
