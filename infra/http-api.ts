@@ -5,6 +5,11 @@ import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import {
+  CORS_ALLOWED_HEADERS,
+  CORS_EXPOSED_HEADERS,
+  CORS_MAX_AGE_SECONDS,
+} from "#functions/http/cors-headers.ts";
 import type { HttpRoute } from "#functions/manifest.ts";
 
 export interface ChatHttpApiProps {
@@ -50,10 +55,10 @@ export class ChatHttpApi extends Construct {
               apigwv2.CorsHttpMethod.DELETE,
               apigwv2.CorsHttpMethod.OPTIONS,
             ],
-            // Request headers the OpenAPI document uses; exposed ones match functions/http/http-handler.ts.
-            allowHeaders: ["authorization", "content-type", "idempotency-key", "if-match"],
-            exposeHeaders: ["x-request-id", "idempotent-replayed", "x-cache", "retry-after"],
-            maxAge: Duration.hours(1),
+            // API Gateway answers CORS itself and drops the handlers' CORS headers: the same lists as theirs.
+            allowHeaders: CORS_ALLOWED_HEADERS,
+            exposeHeaders: CORS_EXPOSED_HEADERS,
+            maxAge: Duration.seconds(CORS_MAX_AGE_SECONDS),
           }
         : undefined,
     });

@@ -1,9 +1,11 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { CORS_ALLOWED_HEADERS, CORS_MAX_AGE_SECONDS } from "../functions/http/cors-headers.ts";
 import type { HttpResponse } from "./http-result.ts";
 
 /**
  * OPTIONS is answered by the runner, as API Gateway answers preflights when CORS is configured: 204, with
- * CORS headers only for an origin listed in CORS_ORIGINS ("*" lists every origin).
+ * CORS headers only for an origin listed in CORS_ORIGINS ("*" lists every origin), and the same allowed
+ * headers and max age as infra configures.
  */
 export function corsPreflight(
   headers: IncomingHttpHeaders,
@@ -19,8 +21,8 @@ export function corsPreflight(
       ? routeMethods
       : ["GET", "POST", "PUT", "DELETE"]
     ).join(","),
-    "access-control-allow-headers": headers["access-control-request-headers"] ?? "content-type,authorization",
-    "access-control-max-age": "600",
+    "access-control-allow-headers": CORS_ALLOWED_HEADERS.join(","),
+    "access-control-max-age": String(CORS_MAX_AGE_SECONDS),
     vary: "origin",
   };
   return response;

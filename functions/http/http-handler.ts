@@ -8,6 +8,7 @@ import type { PrefetchedEntries, SessionRead } from "#chat/cache/session-cache.t
 import type { ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
+import { CORS_EXPOSED_HEADERS } from "./cors-headers.ts";
 import { logger } from "./logger.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
 import { prefetchedSession, rateLimit } from "./rate-limit.ts";
@@ -89,7 +90,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
     ? base.use(
         httpCors({
           origins: cors,
-          exposeHeaders: "x-request-id,idempotent-replayed,x-cache,retry-after,ratelimit,ratelimit-policy",
+          exposeHeaders: CORS_EXPOSED_HEADERS.join(","),
         }),
       )
     : base;

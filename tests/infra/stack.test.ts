@@ -1,5 +1,6 @@
 import { Match } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
+import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS } from "#functions/http/cors-headers.ts";
 import { CHAT_TOPIC, functions, httpFunctions, scheduledFunctions } from "#functions/manifest.ts";
 import { HEALTH_CANARY } from "../../infra/chat-stack.ts";
 import { functionLogicalId, resourcesOf, synth } from "./synth.ts";
@@ -100,6 +101,19 @@ describe("HTTP API", () => {
       FunctionName: `${s.stack.stackName}-messages-post`,
       Environment: { Variables: Match.objectLike({ CORS_ORIGINS: "https://app.example" }) },
     });
+  });
+
+  it("configures API Gateway's CORS with the handlers' header lists: it replaces their CORS headers", () => {
+    template.hasResourceProperties("AWS::ApiGatewayV2::Api", {
+      CorsConfiguration: Match.objectLike({
+        AllowHeaders: CORS_ALLOWED_HEADERS,
+        ExposeHeaders: CORS_EXPOSED_HEADERS,
+        MaxAge: 3600,
+      }),
+    });
+    // what a browser must be able to read: the limiter's headers and the edit's ETag among them
+    for (const h of ["ratelimit", "ratelimit-policy", "retry-after", "etag", "x-request-id"])
+      expect(CORS_EXPOSED_HEADERS).toContain(h);
   });
 
   it("outputs the API URL", () => {
