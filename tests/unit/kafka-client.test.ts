@@ -1,13 +1,18 @@
+import { randomUUID } from "node:crypto";
 import { GetBootstrapBrokersCommand, KafkaClient } from "@aws-sdk/client-kafka";
 import { mockClient } from "aws-sdk-client-mock";
 import { logLevel } from "kafkajs";
+import type pg from "pg";
 import { beforeEach, describe, expect, it, vi } from "vitest";
+import { parseConfig } from "../../layers/chat/config.ts";
+import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import {
   buildKafkaConfig,
   clearBrokerCache,
   quietLogCreator,
   resolveBrokers,
 } from "../../layers/chat/events/kafka-client.ts";
+import { kafkaPublisher } from "../../layers/chat/events/kafka-runtime.ts";
 
 const signer = vi.hoisted(() => ({
   generateAuthToken: vi.fn(async (_: { region: string }) => ({ token: "signed-token", expiryTime: 1 })),
@@ -118,5 +123,41 @@ describe("resolveBrokers", () => {
     await expect(resolveBrokers({})).rejects.toThrow(/brokers/);
     kafka.on(GetBootstrapBrokersCommand).resolves({});
     await expect(resolveBrokers({ mskClusterArn: arn })).rejects.toThrow(/no IAM bootstrap brokers/);
+  });
+
+  it("a look-up that never answers fails within its bound, and is not cached", async () => {
+    kafka
+      .on(GetBootstrapBrokersCommand)
+      .callsFakeOnce(() => new Promise(() => {}))
+      .resolves({ BootstrapBrokerStringSaslIam: "b-1.msk:9098" });
+    const started = performance.now();
+    await expect(resolveBrokers({ mskClusterArn: arn, timeoutMs: 100 })).rejects.toThrow(
+      /timed out after 100 ms/,
+    );
+    expect(performance.now() - started).toBeLessThan(1000);
+    await expect(resolveBrokers({ mskClusterArn: arn })).resolves.toEqual(["b-1.msk:9098"]);
+  });
+
+  it("the SDK client gets socket timeouts too (its default has none)", async () => {
+    kafka.on(GetBootstrapBrokersCommand).resolves({ BootstrapBrokerStringSaslIam: "b-1.msk:9098" });
+    await resolveBrokers({ mskClusterArn: arn, timeoutMs: 1234 });
+    const handler = kafka.call(0).thisValue.config.requestHandler as {
+      configProvider?: Promise<{ connectionTimeout?: number; requestTimeout?: number }>;
+    };
+    const options = await handler.configProvider;
+    expect(options).toMatchObject({ connectionTimeout: 1234, requestTimeout: 1234 });
+  });
+
+  it("a request's after-commit publish returns within KAFKA_PUBLISH_TIMEOUT_MS while the look-up hangs", async () => {
+    kafka.on(GetBootstrapBrokersCommand).callsFake(() => new Promise(() => {}));
+    const cfg = parseConfig({ MSK_CLUSTER_ARN: arn, KAFKA_AUTH: "msk-iam", KAFKA_PUBLISH_TIMEOUT_MS: "200" });
+    const pool = {} as pg.Pool; // not reached: nothing is published, so nothing is marked
+    const publisher = kafkaPublisher(cfg, pool);
+    const event = chatEvent("chat.session.created", randomUUID(), new Date().toISOString(), {
+      session_id: randomUUID(),
+    });
+    const started = performance.now();
+    await publisher.afterCommit(event.subject, [event], false);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 });

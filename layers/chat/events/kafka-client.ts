@@ -1,5 +1,6 @@
 import { type KafkaConfig, type LogEntry, logLevel } from "kafkajs";
 import "./kafkajs-idle-fix.ts";
+import { withTimeout } from "../timeout.ts";
 
 /** Plain options, filled from Config by the caller: this module never reads process.env. */
 export interface KafkaClientOptions {
@@ -78,6 +79,8 @@ export interface ResolveBrokersOptions {
   mskClusterArn?: string;
   /** Defaults to the region in the cluster ARN. */
   region?: string;
+  /** Bound on the look-up (default 5 s): a hung one would otherwise be cached and awaited by every publish. */
+  timeoutMs?: number;
 }
 
 // Per process and per cluster: bootstrap brokers change only when the cluster is rebuilt.
@@ -90,7 +93,12 @@ export async function resolveBrokers(options: ResolveBrokersOptions): Promise<st
   if (!arn) throw new Error("Kafka brokers: set either brokers or an MSK cluster ARN");
   let pending = brokerCache.get(arn);
   if (!pending) {
-    pending = lookUpBootstrapBrokers(arn, options.region ?? arn.split(":")[3]);
+    const ms = options.timeoutMs ?? 5000;
+    pending = withTimeout(
+      lookUpBootstrapBrokers(arn, options.region ?? arn.split(":")[3], ms),
+      ms,
+      () => new Error(`MSK bootstrap broker look-up timed out after ${ms} ms`),
+    );
     brokerCache.set(arn, pending);
     // A failed look-up is not cached, so the next call tries again.
     pending.catch(() => brokerCache.delete(arn));
@@ -103,10 +111,16 @@ export function clearBrokerCache(): void {
   brokerCache.clear();
 }
 
-async function lookUpBootstrapBrokers(arn: string, region: string | undefined): Promise<string[]> {
+async function lookUpBootstrapBrokers(
+  arn: string,
+  region: string | undefined,
+  timeoutMs: number,
+): Promise<string[]> {
   // Loaded lazily: processes without MSK never pay for the AWS SDK.
   const { KafkaClient, GetBootstrapBrokersCommand } = await import("@aws-sdk/client-kafka");
-  const client = new KafkaClient(region ? { region } : {});
+  // The SDK's HTTP handler has no timeouts by default: bound the socket too, not only the promise.
+  const requestHandler = { connectionTimeout: timeoutMs, requestTimeout: timeoutMs };
+  const client = new KafkaClient(region ? { region, requestHandler } : { requestHandler });
   try {
     const out = await client.send(new GetBootstrapBrokersCommand({ ClusterArn: arn }));
     const brokers = (out.BootstrapBrokerStringSaslIam ?? "")

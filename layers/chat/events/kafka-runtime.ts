@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Config } from "../config.ts";
 import type { Check } from "../health/health-check.ts";
+import { withTimeout } from "../timeout.ts";
 import type { CloudEvent } from "./cloudevents.ts";
 import type { EventPublisher } from "./event-publisher.ts";
 import { resolveBrokers } from "./kafka-client.ts";
@@ -64,17 +65,23 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
     async afterCommit(sessionId, events, backlog) {
       if (Date.now() < pausedUntil) return;
       const started = Date.now();
-      try {
+      const bound = cfg.KAFKA_PUBLISH_TIMEOUT_MS;
+      const work = (async () => {
         const toSend = backlog
           ? (await pendingForSession(pool, sessionId, 1000)).map((r) => r.event)
           : events;
-        const left = cfg.KAFKA_PUBLISH_TIMEOUT_MS - (Date.now() - started);
+        const left = bound - (Date.now() - started);
         if (left <= 0) return;
         await publishEvents(cfg, toSend, left);
         await markPublished(
           pool,
           toSend.map((e) => e.id),
         );
+      })();
+      try {
+        // The whole path is bounded, not only the send: the first request of a sandbox also looks up the
+        // brokers (an AWS call) and connects. What is cut short here finishes or fails in the background.
+        await withTimeout(work, bound, () => new Error(`after-commit publish took over ${bound} ms`));
       } catch {
         pausedUntil = Date.now() + BACKOFF_MS;
       }
