@@ -202,6 +202,7 @@ describe("scheduled functions through the Invoke API", () => {
     expect(result).toEqual({
       outboxPruned: 1,
       idempotencyExpired: 1,
+      consumedEventsPruned: 0,
       sessionsPurged: 0,
       cacheInvalidationsDrained: true,
     });
