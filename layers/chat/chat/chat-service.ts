@@ -102,9 +102,15 @@ interface Planned<T> {
 
 export class ChatService {
   readonly #d: ChatDeps;
+  /**
+   * A session longer than HISTORY_CACHE_MAX is read from Postgres on each change: its newest messages only, as
+   * many as the responder's context can take and the message being edited with its reply.
+   */
+  readonly #newestWhenLong: number;
 
   constructor(deps: ChatDeps) {
     this.#d = deps;
+    this.#newestWhenLong = deps.config.RESPONDER_CONTEXT_MESSAGES * 2 + 2;
   }
 
   /**
@@ -435,7 +441,12 @@ export class ChatService {
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
       if (applied) return this.#committed(applied, optimistic, first);
       const locked = await withTransaction(this.#d.pool, async (client) => {
-        const snap = await lockSnapshot(client, auth.session.session_id, HISTORY_CACHE_MAX);
+        const snap = await lockSnapshot(
+          client,
+          auth.session.session_id,
+          HISTORY_CACHE_MAX,
+          this.#newestWhenLong,
+        );
         if (!snap) throw new ChatError("session_not_found", "session not found");
         const planned = await plan(snap);
         const done = await applySessionChange(client, { ...planned.change, checkBacklog });
@@ -546,7 +557,7 @@ export class ChatService {
         fromCache: true,
       };
     }
-    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX);
+    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX, this.#newestWhenLong);
     if (!snap) return null;
     const history = snap.complete ? snap.messages : null;
     await this.#d.cache?.fill(snap.session, history);
@@ -554,7 +565,7 @@ export class ChatService {
   }
 
   async #snapshot(sessionId: string): Promise<SessionSnapshot> {
-    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX);
+    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX, this.#newestWhenLong);
     if (!snap) throw new ChatError("session_not_found", "session not found");
     await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
     return snap;

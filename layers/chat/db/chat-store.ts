@@ -237,35 +237,48 @@ export interface SessionSnapshot {
   historyText?: string;
 }
 
+// $2: limit + 1 (one more tells the history is longer than limit); $3: limit; $4: the newest messages to read
+// when the session's count already says it is longer.
 const SNAPSHOT = `
 SELECT ${SESSION_COLUMNS},
   (SELECT coalesce(json_agg(m ORDER BY m.seq), '[]'::json) FROM (
      SELECT ${MESSAGE_COLUMNS} FROM messages
       WHERE session_id = s.session_id AND deleted_at IS NULL
-      ORDER BY seq DESC LIMIT $2) m) AS messages
+      ORDER BY seq DESC LIMIT CASE WHEN s.message_count > $3::int THEN $4::int ELSE $2::int END) m) AS messages
 FROM sessions s WHERE session_id = $1`;
 
-/** The session and its newest messages, read in one statement so both belong to one generation. */
+/**
+ * The session and its newest messages, read in one statement so both belong to one generation: the whole
+ * history when it has at most `limit` messages (complete), else its newest `newestWhenLong` (what a change of a
+ * long session needs: the responder's context), not `limit` + 1 of them on every request of such a session.
+ */
 export async function loadSnapshot(
   db: Queryable,
   sessionId: string,
   limit: number,
+  newestWhenLong = limit,
 ): Promise<SessionSnapshot | null> {
-  const res = await db.query({ name: "load_snapshot", text: SNAPSHOT, values: [sessionId, limit + 1] });
+  const res = await db.query({
+    name: "load_snapshot",
+    text: SNAPSHOT,
+    values: [sessionId, limit + 1, limit, Math.min(newestWhenLong, limit)],
+  });
   const row = res.rows[0];
   if (!row) return null;
+  const session = toSession(row);
   const all = (row.messages as Record<string, unknown>[]).map(toMessage);
-  const complete = all.length <= limit;
-  return { session: toSession(row), messages: complete ? all : all.slice(1), complete };
+  const complete = session.message_count <= limit && all.length <= limit;
+  return { session, messages: all.length > limit ? all.slice(1) : all, complete };
 }
 
 export async function lockSnapshot(
   db: pg.PoolClient,
   sessionId: string,
   limit: number,
+  newestWhenLong = limit,
 ): Promise<SessionSnapshot | null> {
   const locked = await findSession(db, sessionId, true);
-  return locked ? loadSnapshot(db, sessionId, limit) : null;
+  return locked ? loadSnapshot(db, sessionId, limit, newestWhenLong) : null;
 }
 
 export async function historyPage(

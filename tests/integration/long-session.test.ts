@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChatService, HISTORY_CACHE_MAX } from "../../layers/chat/chat/chat-service.ts";
+import { loadSnapshot } from "../../layers/chat/db/chat-store.ts";
+import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
+import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+
+/**
+ * A session longer than HISTORY_CACHE_MAX has no cached history, so its changes read Postgres: they must read
+ * only the newest messages a change needs, not HISTORY_CACHE_MAX + 1 of them on every request, and still
+ * behave exactly as on a short session.
+ */
+let f: ChatFixture;
+let id: string;
+let token: string;
+const TURNS = 255; // 1 welcome + 510 messages: past the 500 the cache holds
+
+beforeAll(async () => {
+  f = await chatFixture();
+  const created = await f.chat.createSession({});
+  id = created.session.session_id;
+  token = created.token;
+  for (let i = 0; i < TURNS; i++) await f.chat.postMessage(await f.chat.authorize(id, token), `turn ${i}`);
+}, 120_000);
+afterAll(() => f.close());
+
+/** The service over a pool that records how many messages each snapshot statement returned. */
+function observedService() {
+  const snapshotSizes: number[] = [];
+  const pool = new Proxy(f.db.pool, {
+    get(target, prop, receiver) {
+      if (prop !== "query") return Reflect.get(target, prop, receiver);
+      return async (q: unknown, ...rest: unknown[]) => {
+        const res = await (
+          target.query as (...a: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>
+        ).call(target, q, ...rest);
+        if (typeof q === "object" && (q as { name?: string }).name === "load_snapshot")
+          snapshotSizes.push((res.rows[0]?.messages as unknown[] | undefined)?.length ?? 0);
+        return res;
+      };
+    },
+  });
+  const chat = new ChatService({
+    pool,
+    cache: null, // Postgres only, as for a session whose history the cache does not hold
+    responder: builtinResponder,
+    publisher: { usesBacklog: false, afterCommit: async () => {} },
+    config: f.config,
+  });
+  return { chat, snapshotSizes };
+}
+
+describe(`a session of more than ${HISTORY_CACHE_MAX} messages`, () => {
+  const window = () => f.config.RESPONDER_CONTEXT_MESSAGES * 2 + 2;
+
+  it("a snapshot of it holds the newest messages a change needs, marked incomplete", async () => {
+    const snap = await loadSnapshot(f.db.pool, id, HISTORY_CACHE_MAX, window());
+    expect(snap?.complete).toBe(false);
+    expect(snap?.session.message_count).toBeGreaterThan(HISTORY_CACHE_MAX);
+    const seqs = snap?.messages.map((m) => m.seq) ?? [];
+    const last = snap?.session.last_seq ?? 0;
+    expect(seqs).toEqual(Array.from({ length: window() }, (_, i) => last - window() + 1 + i));
+  });
+
+  it("posts, edits (with regenerate), deletes and pages read only that many messages, and behave as before", async () => {
+    const { chat, snapshotSizes } = observedService();
+    const auth = () => chat.authorize(id, token);
+    const before = (await auth()).session;
+    const turn = await chat.postMessage(await auth(), "after many turns");
+    expect(turn.message.seq).toBe(before.last_seq + 1);
+    expect(turn.reply.seq).toBe(before.last_seq + 2);
+    // the latest user message, regenerated: its reply is replaced, not duplicated
+    const edited = await chat.editMessage(await auth(), {
+      message_id: turn.message.message_id,
+      content: "after many turns, edited",
+      regenerate: true,
+    });
+    expect(edited.reply?.message_id).toBe(turn.reply.message_id);
+    expect(edited.reply?.version).toBe(2);
+    // an old message, far outside the newest ones: found in Postgres
+    const old = (await chat.history(await auth(), 0, 3)).messages.find((m) => m.role === "user");
+    if (!old) throw new Error("no old user message");
+    const oldEdit = await chat.editMessage(await auth(), {
+      message_id: old.message_id,
+      content: "rewritten",
+    });
+    expect(oldEdit.message.version).toBe(2);
+    await chat.deleteMessage(await auth(), old.message_id);
+    const page = await chat.history(await auth(), before.last_seq, 50);
+    expect(page.messages.map((m) => [m.seq, m.content])).toEqual([
+      [before.last_seq + 1, "after many turns, edited"],
+      [before.last_seq + 2, edited.reply?.content],
+    ]);
+    expect(snapshotSizes.length).toBeGreaterThan(3);
+    for (const n of snapshotSizes) expect(n).toBeLessThanOrEqual(window());
+  });
+});
