@@ -1,13 +1,7 @@
-import {
-  type Admin,
-  CompressionTypes,
-  Kafka,
-  Partitioners,
-  type Producer,
-  type TopicMessages,
-} from "kafkajs";
+import { type Admin, CompressionTypes, Kafka, type Producer, type TopicMessages } from "kafkajs";
 import { withTimeout } from "../timeout.ts";
 import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
+import { KeyHashPartitioner } from "./kafka-partitioner.ts";
 import { chunkRecords, type OutgoingRecord } from "./record-chunks.ts";
 
 export type { OutgoingRecord } from "./record-chunks.ts";
@@ -86,8 +80,8 @@ export function getProducer(config?: ProducerSettings): Promise<Producer> {
       idempotent: s.idempotent ?? false,
       // One request in flight per broker keeps records with the same key in order across retries.
       maxInFlightRequests: 1,
-      // Java-compatible murmur2 partitioning, named explicitly to silence kafkajs's v2 warning.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // Java-compatible murmur2 partitioning (kafkajs's DefaultPartitioner, computed without Long objects).
+      createPartitioner: KeyHashPartitioner,
     });
     producer = connectHandle(key, client);
   }
