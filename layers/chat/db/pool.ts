@@ -2,6 +2,7 @@ import pg from "pg";
 import { type Config, config } from "../config.ts";
 import { sessionSettings } from "../db-session-settings.ts";
 import { connectionConfig } from "./database-url.ts";
+import { keepConnectionsOnStatementErrors } from "./pooled-client.ts";
 import { poolTypes } from "./timestamps.ts";
 
 let pool: pg.Pool | undefined;
@@ -26,6 +27,7 @@ export function buildPool(connection: string | pg.ClientConfig, cfg: Config): pg
   });
   // An idle client that loses its server (restart, failover) must not crash the process; the pool replaces it.
   p.on("error", () => {});
+  keepConnectionsOnStatementErrors(p);
   return p;
 }
 

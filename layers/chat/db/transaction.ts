@@ -1,25 +1,19 @@
 import type pg from "pg";
+import { withClient } from "./pooled-client.ts";
 
 /** Runs `work` in one transaction on one pooled client: COMMIT on success, ROLLBACK on any error. */
-export async function withTransaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
-  // A client whose ROLLBACK failed (a lost or silent connection) may be mid-transaction or mid-query: the pool
-  // must close it, not hand it to the next request.
-  let broken: Error | undefined;
-  try {
-    await client.query("BEGIN");
-    const result = await work(client);
-    await client.query("COMMIT");
-    return result;
-  } catch (err) {
-    await client.query("ROLLBACK").catch((rollbackErr: Error) => {
-      broken = rollbackErr;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+export function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, async (client, checkout) => {
+    try {
+      await client.query("BEGIN");
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      // A client whose ROLLBACK failed (a lost or silent connection) may be mid-transaction or mid-query: the
+      // pool must close it, not hand it to the next request.
+      if (!checkout.lost) await client.query("ROLLBACK").catch((e: Error) => checkout.markBroken(e));
+      throw err;
+    }
+  });
 }

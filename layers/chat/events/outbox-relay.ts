@@ -42,7 +42,7 @@ export async function relayOutbox(
 ): Promise<RelayResult> {
   const deadline = Date.now() + opts.timeBudgetMs;
   const maxPublishMs = opts.maxPublishMs ?? 10_000;
-  const ran = await withRelayLock(pool, async (): Promise<RelayResult> => {
+  const ran = await withRelayLock(pool, async (held): Promise<RelayResult> => {
     let published = 0;
     let batches = 0;
     // outbox row ids fetched and not yet marked: kept out of the next fetch
@@ -59,6 +59,8 @@ export async function relayOutbox(
       while (rows.length > 0) {
         const left = deadline - Date.now();
         if (left <= 0) break; // fetched, not published: the next run's
+        // the lock went with its connection: another relay may hold it now, and two would reorder sessions
+        if (!held()) return failed(new Error("the relay lock's connection was lost"));
         const ids = rows.map((r) => r.event.id);
         const rowIds = rows.map((r) => r.id);
         for (const id of rowIds) inFlight.add(id);

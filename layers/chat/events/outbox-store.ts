@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { Queryable } from "../db/chat-store.ts";
+import { withClient } from "../db/pooled-client.ts";
 import type { CloudEvent } from "./cloudevents.ts";
 
 export interface OutboxRow {
@@ -66,21 +67,22 @@ const RELAY_LOCK_KEY = 0x63686174; // "chat"
  * Holds the relay lock on its own connection for the duration of `work`. Returns null when another relay
  * holds it: two relays at once would each publish a non-prefix of some session's backlog, out of order.
  */
-export async function withRelayLock<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T | null> {
+export async function withRelayLock<T>(
+  pool: pg.Pool,
+  work: (held: () => boolean) => Promise<T>,
+): Promise<T | null> {
   // The lock's connection stays taken while `work` queries through the pool: one connection would wait forever.
   const max = (pool as pg.Pool & { options?: { max?: number } }).options?.max;
   if (max !== undefined && max < 2)
     throw new Error(`the outbox relay needs a pool of at least 2 connections (DB_POOL_MAX is ${max})`);
-  const client = await pool.connect();
-  try {
+  return withClient(pool, async (client, checkout) => {
     const got = await client.query("SELECT pg_try_advisory_lock($1) AS ok", [RELAY_LOCK_KEY]);
     if (!got.rows[0]?.ok) return null;
     try {
-      return await work();
+      return await work(() => !checkout.lost);
     } finally {
-      await client.query("SELECT pg_advisory_unlock($1)", [RELAY_LOCK_KEY]);
+      // A lost connection took its lock with it (and the work's result still stands).
+      if (!checkout.lost) await client.query("SELECT pg_advisory_unlock($1)", [RELAY_LOCK_KEY]);
     }
-  } finally {
-    client.release();
-  }
+  });
 }
