@@ -1,12 +1,16 @@
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../layers/chat/config.ts";
+import { migrate } from "../../layers/chat/db/migrate.ts";
 import { buildPool } from "../../layers/chat/db/pool.ts";
 import { withTransaction } from "../../layers/chat/db/transaction.ts";
 import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
-import { ADMIN_URL } from "../helpers/global-database.ts";
+import { ADMIN_URL, withDatabase } from "../helpers/global-database.ts";
 
 /**
  * Connections the server drops while a client is checked out must fail the work, never the process (pg emits
@@ -144,5 +148,37 @@ describe("a connection lost while checked out", () => {
     // what it did not publish is still there for the next run, which takes the lock again
     const next = await relayOutbox(pool, async () => {}, { batchSize: 5, timeBudgetMs: 10_000 });
     expect(next).toMatchObject({ skipped: false, published: 15 });
+  });
+
+  it("fails a migration whose connection is lost, and the next run applies it", async () => {
+    const name = `chat_m_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const dir = mkdtempSync(join(tmpdir(), "migrations-"));
+    writeFileSync(join(dir, "1_slow.sql"), "-- Up Migration\nSELECT pg_sleep(1);\n-- Down Migration\n");
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${name}`);
+      const url = withDatabase(ADMIN_URL, name);
+      const running = migrate(url, dir);
+      running.catch(() => {}); // asserted below, once its statement was cut
+      let pid: number | undefined;
+      for (let i = 0; i < 100 && pid === undefined; i++) {
+        await sleep(20);
+        const r = await admin.query(
+          "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(1)%' AND pid <> pg_backend_pid()",
+          [name],
+        );
+        pid = r.rows[0]?.pid;
+      }
+      expect(pid).toBeDefined();
+      await terminate(pid as number);
+      await expect(running).rejects.toThrow(/terminat/i);
+      await sleep(50);
+      expect(await migrate(url, dir)).toEqual(["1_slow"]);
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -8,6 +8,9 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL("./migrations", import.meta.
 /** Apply every pending migration. Idempotent; concurrent callers serialize on node-pg-migrate's advisory lock. */
 export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promise<string[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
+  // A lost connection rejects the running statement (the deploy retries); pg also emits `error`, which without
+  // a listener would end the process (the migration function, or the local runner at start).
+  client.on("error", () => {});
   await client.connect();
   try {
     // Whatever the server's defaults (RDS Proxy's init query bounds every statement to 5 s): a migration's DDL
