@@ -21,6 +21,8 @@ export interface FunctionSpec {
   schedule?: string;
   /** Kafka (MSK) event source: the topic the function consumes. */
   kafkaTopic?: string;
+  /** API Gateway's `$default` route: every request no route matches (the local runner does the same). */
+  defaultRoute?: true;
   memoryMb: number;
   timeoutSeconds: number;
 }
@@ -109,6 +111,14 @@ export const functions: readonly FunctionSpec[] = [
     timeoutSeconds: 3,
   },
   {
+    name: "route-not-found",
+    handler: "route-not-found",
+    description: "Answer a request no route matches: 404, or 405 with Allow for a known path",
+    defaultRoute: true,
+    memoryMb: 128,
+    timeoutSeconds: 3,
+  },
+  {
     name: "outbox-relay",
     handler: "outbox-relay",
     description: "Publish unpublished outbox events to Kafka, in per-session order",
@@ -147,6 +157,9 @@ export const httpFunctions = functions.filter((f): f is FunctionSpec & { route: 
 export const scheduledFunctions = functions.filter(
   (f): f is FunctionSpec & { schedule: string } => !!f.schedule,
 );
+
+/** The function behind API Gateway's `$default` route, if the manifest has one. */
+export const defaultRouteFunction = functions.find((f) => f.defaultRoute);
 
 export function findFunction(name: string): FunctionSpec | undefined {
   return functions.find((f) => f.name === name);

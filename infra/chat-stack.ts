@@ -131,6 +131,7 @@ export class ChatStack extends Stack {
     to: { api: ChatHttpApi; schedules: ChatSchedules; dataPlane: DataPlane; migrations: Migrations },
   ): void {
     if (spec.route) to.api.addRoute(constructId(spec.name), spec.route, fn);
+    if (spec.defaultRoute) to.api.addDefaultRoute(constructId(spec.name), fn);
     if (spec.schedule) to.schedules.add(constructId(spec.name), spec.schedule, fn);
     if (spec.kafkaTopic) {
       const mapping = to.dataPlane.addConsumer(fn, spec.kafkaTopic, `${this.stackName}-${spec.name}`);

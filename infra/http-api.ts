@@ -86,9 +86,7 @@ export class ChatHttpApi extends Construct {
     const [routeConstruct] = this.api.addRoutes({
       path: route.path,
       methods: [apigwv2.HttpMethod[route.method]],
-      integration: new HttpLambdaIntegration(`${name}Integration`, fn, {
-        payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
-      }),
+      integration: integration(name, fn),
     });
     if (routeConstruct)
       Validations.of(routeConstruct).acknowledge({
@@ -97,4 +95,22 @@ export class ChatHttpApi extends Construct {
           "Authorization is the per-session bearer token, verified in the handler against its stored hash; session creation, health and the OpenAPI document are public by design.",
       });
   }
+
+  /** The `$default` route: every request no other route matches goes to fn (CORS preflights excepted). */
+  addDefaultRoute(name: string, fn: lambda.IFunction): void {
+    const route = new apigwv2.HttpRoute(this, `${name}Route`, {
+      httpApi: this.api,
+      routeKey: apigwv2.HttpRouteKey.DEFAULT,
+      integration: integration(name, fn),
+    });
+    Validations.of(route).acknowledge({
+      id: "AwsSolutions-APIG4",
+      reason: "The $default route only answers 404 or 405; it reads and writes nothing.",
+    });
+  }
 }
+
+const integration = (name: string, fn: lambda.IFunction) =>
+  new HttpLambdaIntegration(`${name}Integration`, fn, {
+    payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+  });

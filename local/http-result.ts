@@ -23,18 +23,6 @@ export function jsonResponse(
 export const internalServerError = (): HttpResponse =>
   jsonResponse(500, { message: "Internal Server Error" });
 
-/** An RFC 9457 problem, shaped like the handlers' own error bodies. */
-export function problemResponse(
-  statusCode: number,
-  title: string,
-  code: string,
-  detail: string,
-  requestId: string,
-): HttpResponse {
-  const body = { type: "about:blank", title, status: statusCode, detail, code, request_id: requestId };
-  return jsonResponse(statusCode, body, "application/problem+json");
-}
-
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import { buildRouteTable } from "../functions/http/route-table.ts";
 import { type FunctionSpec, functions as manifestFunctions } from "../functions/manifest.ts";
 import { buildHttpApiEvent, newApiGatewayRequestId } from "./api-gateway-event.ts";
 import { corsPreflight } from "./cors-preflight.ts";
@@ -10,16 +11,9 @@ import {
   type LambdaErrorPayload,
   moduleHandlerLoader,
 } from "./function-runtime.ts";
-import {
-  type HttpResponse,
-  internalServerError,
-  jsonResponse,
-  problemResponse,
-  toHttpResponse,
-} from "./http-result.ts";
+import { type HttpResponse, internalServerError, jsonResponse, toHttpResponse } from "./http-result.ts";
 import { handleInvokeApi, isInvokeApiPath } from "./invoke-api.ts";
 import { consoleLog, type RunnerLog } from "./log.ts";
-import { buildRouteTable } from "./routes.ts";
 import { type ScheduleOptions, type Schedules, startSchedules } from "./schedules.ts";
 
 export const DEFAULT_HANDLERS_DIR = fileURLToPath(new URL("../functions", import.meta.url));
@@ -91,6 +85,7 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
   const loadHandler = options.loadHandler ?? moduleHandlerLoader(options.handlersDir ?? DEFAULT_HANDLERS_DIR);
   const runtime = createFunctionRuntime({ functions, loadHandler, log });
   const routes = buildRouteTable(functions);
+  const defaultRoute = functions.find((f) => f.defaultRoute);
 
   async function respond(req: IncomingMessage, requestId: string): Promise<HttpResponse> {
     const url = req.url ?? "/";
@@ -108,26 +103,14 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
     if (method === "OPTIONS") return corsPreflight(req.headers, routes.methodsFor(path), corsOrigins);
 
     const match = routes.match(method, path);
-    if (match.kind === "not_found") {
-      return problemResponse(
-        404,
-        "Not Found",
-        "route_not_found",
-        `No route for ${method} ${path}`,
-        requestId,
-      );
-    }
-    if (match.kind === "method_not_allowed") {
-      const response = problemResponse(
-        405,
-        "Method Not Allowed",
-        "method_not_allowed",
-        `${method} is not allowed on ${path}; allowed: ${match.allow.join(", ")}`,
-        requestId,
-      );
-      response.headers.allow = match.allow.join(", ");
-      return response;
-    }
+    // No route: API Gateway sends the request to the `$default` route's function, or answers 404 itself.
+    const target =
+      match.kind === "match"
+        ? { fn: match.fn as FunctionSpec, routeKey: match.routeKey, pathParameters: match.pathParameters }
+        : defaultRoute
+          ? { fn: defaultRoute, routeKey: "$default", pathParameters: {} }
+          : undefined;
+    if (!target) return jsonResponse(404, { message: "Not Found" });
 
     const event = buildHttpApiEvent(
       {
@@ -138,14 +121,14 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
         sourceIp: (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, ""),
         protocol: `HTTP/${req.httpVersion}`,
       },
-      { routeKey: match.routeKey, pathParameters: match.pathParameters, requestId },
+      { routeKey: target.routeKey, pathParameters: target.pathParameters, requestId },
     );
-    const outcome = await runtime.invoke(match.fn, event);
+    const outcome = await runtime.invoke(target.fn, event);
     if (outcome.ok) return toHttpResponse(outcome.result);
     // Locally the timeout is spelled out rather than hidden behind a bare gateway error.
     if (outcome.timedOut) {
       return jsonResponse(504, {
-        message: `Task timed out after ${match.fn.timeoutSeconds.toFixed(2)} seconds`,
+        message: `Task timed out after ${target.fn.timeoutSeconds.toFixed(2)} seconds`,
       });
     }
     return internalServerError();

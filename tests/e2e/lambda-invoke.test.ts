@@ -173,6 +173,27 @@ describe("HTTP functions through the Invoke API", () => {
   }
 });
 
+describe("the $default route's function through the Invoke API", () => {
+  it("route-not-found answers its sample event 404 route_not_found, and a known path's other method 405", async () => {
+    const event = sample<APIGatewayProxyEventV2>("route-not-found");
+    if (!event) throw new Error("no sample event for route-not-found");
+    const notFound = await invoke<APIGatewayProxyStructuredResultV2>("route-not-found", event);
+    expect(notFound.statusCode).toBe(404);
+    expect(JSON.parse(notFound.body ?? "{}")).toMatchObject({ code: "route_not_found", status: 404 });
+    const wrongMethod = structuredClone(event);
+    wrongMethod.rawPath = "/messages/post";
+    wrongMethod.requestContext.http = {
+      ...wrongMethod.requestContext.http,
+      method: "GET",
+      path: "/messages/post",
+    };
+    const notAllowed = await invoke<APIGatewayProxyStructuredResultV2>("route-not-found", wrongMethod);
+    expect(notAllowed.statusCode).toBe(405);
+    expect(notAllowed.headers?.allow).toBe("POST");
+    expect(notAllowed.headers?.["content-type"]).toBe("application/problem+json");
+  });
+});
+
 describe("scheduled functions through the Invoke API", () => {
   it("outbox-relay with Kafka off skips and leaves the outbox as it was", async () => {
     const before = await fx.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");

@@ -188,23 +188,49 @@ describe("local runner over HTTP (API Gateway HTTP API, payload 2.0)", () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
-  it("answers 404 route_not_found as problem+json", async () => {
-    const res = await fetch(`${runner.url}/nowhere?x=1`);
-    expect(res.status).toBe(404);
-    expect(res.headers.get("content-type")).toBe("application/problem+json");
-    const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ status: 404, code: "route_not_found", title: "Not Found" });
-    expect(body.request_id).toBe(res.headers.get("x-request-id"));
-    expect(typeof body.type).toBe("string");
-    expect(body.detail).toContain("/nowhere");
+  it("without a $default function, answers a request no route takes as API Gateway does: 404 {message}", async () => {
+    for (const [method, path] of [
+      ["GET", "/nowhere?x=1"],
+      ["DELETE", "/echo/123"], // a known path, another method: API Gateway does not say 405 either
+    ] as const) {
+      const res = await fetch(`${runner.url}${path}`, { method });
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(await res.json()).toEqual({ message: "Not Found" });
+    }
   });
 
-  it("answers 405 method_not_allowed with an Allow header", async () => {
-    const res = await fetch(`${runner.url}/echo/123`, { method: "DELETE" });
-    expect(res.status).toBe(405);
-    expect(res.headers.get("allow")).toBe("GET");
-    expect(res.headers.get("content-type")).toBe("application/problem+json");
-    expect(await res.json()).toMatchObject({ status: 405, code: "method_not_allowed" });
+  it("sends a request no route takes to the $default function, with routeKey $default", async () => {
+    const withDefault = await startRunner({
+      functions: [
+        ...fixtureFunctions,
+        { ...fixtureFunctions[0], name: "fallback", route: undefined, defaultRoute: true } as FunctionSpec,
+      ],
+      handlersDir: FIXTURES,
+      schedules: false,
+      log: silent,
+    });
+    try {
+      for (const [method, path] of [
+        ["GET", "/nowhere"],
+        ["DELETE", "/echo/123"],
+      ] as const) {
+        const res = await fetch(`${withDefault.url}${path}?q=1`, { method });
+        expect(res.status).toBe(200);
+        const { event } = (await res.json()) as Echo;
+        expect(event).toMatchObject({
+          routeKey: "$default",
+          rawPath: path,
+          rawQueryString: "q=1",
+          requestContext: { routeKey: "$default", http: { method, path } },
+        });
+        expect(event.pathParameters).toBeUndefined();
+      }
+      // a route still wins over it
+      const routed = (await (await fetch(`${withDefault.url}/echo/7`)).json()) as Echo;
+      expect(routed.event.routeKey).toBe("GET /echo/{id}");
+    } finally {
+      await withDefault.close();
+    }
   });
 
   it("answers OPTIONS with 204 and no CORS headers for an origin that is not listed", async () => {

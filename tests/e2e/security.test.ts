@@ -280,14 +280,15 @@ describe("security headers and CORS", () => {
     expect(responses.notFound.status).toBe(404);
   });
 
-  it("the runner's own route_not_found / method_not_allowed answers carry none (API Gateway's would not either)", async () => {
-    // Not the handlers' contract: recorded so a change on either side is noticed (see the report).
+  it("route_not_found / method_not_allowed come from the $default function and carry them too", async () => {
     const notFound = await request("GET", "/nope");
     const notAllowed = await request("PATCH", "/sessions/create");
     expect([notFound.status, notAllowed.status]).toEqual([404, 405]);
-    expect(notFound.json.code).toBe("route_not_found");
-    expect(notFound.headers.get("x-content-type-options")).toBeNull();
-    expect(notAllowed.headers.get("x-content-type-options")).toBeNull();
+    expect([notFound.json.code, notAllowed.json.code]).toEqual(["route_not_found", "method_not_allowed"]);
+    for (const res of [notFound, notAllowed]) {
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("cache-control")).toBe("no-store");
+    }
   });
 
   it("CORS: an allowed Origin gets access-control-allow-origin, a foreign one does not", async () => {

@@ -34,6 +34,22 @@ describe("sample events (tests/fixtures/events, for sam local invoke and handler
     },
   );
 
+  it.each(functions.filter((f) => f.defaultRoute).map((f) => [f.name] as const))(
+    "%s: HTTP API v2 event of the $default route, for a path no route takes",
+    (name) => {
+      const event = load(name);
+      expect(event).toMatchObject({
+        version: "2.0",
+        routeKey: "$default",
+        requestContext: { routeKey: "$default" },
+      });
+      const method = event.requestContext.http.method;
+      expect(httpFunctions.some((f) => f.route.method === method && f.route.path === event.rawPath)).toBe(
+        false,
+      );
+    },
+  );
+
   it.each(scheduledFunctions.map((f) => [f.name] as const))("%s: EventBridge Scheduler event", (name) => {
     const event = load(name);
     expect(event).toMatchObject({ "detail-type": "Scheduled Event", source: "aws.scheduler", detail: "{}" });

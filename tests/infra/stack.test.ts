@@ -1,7 +1,13 @@
 import { Match } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS } from "#functions/http/cors-headers.ts";
-import { CHAT_TOPIC, functions, httpFunctions, scheduledFunctions } from "#functions/manifest.ts";
+import {
+  CHAT_TOPIC,
+  defaultRouteFunction,
+  functions,
+  httpFunctions,
+  scheduledFunctions,
+} from "#functions/manifest.ts";
 import { HEALTH_CANARY } from "../../infra/chat-stack.ts";
 import { functionLogicalId, resourcesOf, synth } from "./synth.ts";
 
@@ -58,12 +64,11 @@ describe("functions from the manifest", () => {
 });
 
 describe("HTTP API", () => {
-  it.each(httpFunctions.map((f) => [f.name, f.route] as const))("routes %s", (name, route) => {
+  /** The route with this key proxies (payload 2.0) to the named function. */
+  function expectRouteTo(routeKey: string, name: string) {
     const routes = resourcesOf(template, "AWS::ApiGatewayV2::Route");
-    const match = Object.values(routes).find(
-      (r) => r.Properties?.RouteKey === `${route.method} ${route.path}`,
-    );
-    expect(match, `${route.method} ${route.path}`).toBeDefined();
+    const match = Object.values(routes).find((r) => r.Properties?.RouteKey === routeKey);
+    expect(match, routeKey).toBeDefined();
     const target = JSON.stringify(match?.Properties?.Target);
     const integrationId = /"Ref":"([^"]+)"/.exec(target)?.[1] ?? "";
     const integration = template.toJSON().Resources[integrationId];
@@ -72,10 +77,21 @@ describe("HTTP API", () => {
       PayloadFormatVersion: "2.0",
       IntegrationUri: arnOf(functionLogicalId(s, name)),
     });
+  }
+
+  it.each(httpFunctions.map((f) => [f.name, f.route] as const))("routes %s", (name, route) => {
+    expectRouteTo(`${route.method} ${route.path}`, name);
   });
 
-  it("has exactly the manifest's routes", () => {
-    expect(Object.keys(resourcesOf(template, "AWS::ApiGatewayV2::Route")).length).toBe(httpFunctions.length);
+  it("sends what no route takes to the manifest's $default function", () => {
+    expect(defaultRouteFunction?.name).toBe("route-not-found");
+    expectRouteTo("$default", defaultRouteFunction?.name ?? "");
+  });
+
+  it("has exactly the manifest's routes, and $default", () => {
+    expect(Object.keys(resourcesOf(template, "AWS::ApiGatewayV2::Route")).length).toBe(
+      httpFunctions.length + 1,
+    );
   });
 
   it("throttles the $default stage and writes JSON access logs", () => {

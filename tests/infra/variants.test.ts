@@ -37,7 +37,7 @@ describe("external data plane", () => {
   it("still runs the migrations custom resource and keeps routes and schedules", () => {
     expect(Object.keys(resourcesOf(s.template, "Custom::ChatMigrations"))).toHaveLength(1);
     expect(Object.keys(resourcesOf(s.template, "AWS::ApiGatewayV2::Route")).length).toBe(
-      functions.filter((f) => f.route).length,
+      functions.filter((f) => f.route || f.defaultRoute).length,
     );
     expect(Object.keys(resourcesOf(s.template, "AWS::Scheduler::Schedule")).length).toBe(
       functions.filter((f) => f.schedule).length,

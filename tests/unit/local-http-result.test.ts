@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { problemResponse, toHttpResponse } from "../../local/http-result.ts";
+import { toHttpResponse } from "../../local/http-result.ts";
 
 describe("toHttpResponse (API Gateway payload 2.0 result mapping)", () => {
   it("maps a structured response with headers, cookies and a text body", () => {
@@ -54,20 +54,5 @@ describe("toHttpResponse (API Gateway payload 2.0 result mapping)", () => {
       expect(r.statusCode).toBe(500);
       expect(JSON.parse(r.body.toString())).toEqual({ message: "Internal Server Error" });
     }
-  });
-});
-
-describe("problemResponse", () => {
-  it("is application/problem+json with code and request_id", () => {
-    const r = problemResponse(404, "Not Found", "route_not_found", "No route for GET /x", "rid");
-    expect(r.headers["content-type"]).toBe("application/problem+json");
-    expect(JSON.parse(r.body.toString())).toEqual({
-      type: "about:blank",
-      title: "Not Found",
-      status: 404,
-      detail: "No route for GET /x",
-      code: "route_not_found",
-      request_id: "rid",
-    });
   });
 });

@@ -1,4 +1,4 @@
-import type { FunctionSpec, HttpRoute } from "../functions/manifest.ts";
+import type { FunctionSpec, HttpRoute } from "../manifest.ts";
 
 /** A function that has an HTTP route, as API Gateway knows it. */
 export type RoutedFunction = FunctionSpec & { route: HttpRoute };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { buildRouteTable } from "../../functions/http/route-table.ts";
 import { functions } from "../../functions/manifest.ts";
-import { buildRouteTable } from "../../local/routes.ts";
 
 const routes = buildRouteTable(functions);
 
