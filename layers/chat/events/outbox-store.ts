@@ -81,8 +81,12 @@ export async function withRelayLock<T>(
     try {
       return await work(() => !checkout.lost);
     } finally {
-      // A lost connection took its lock with it (and the work's result still stands).
-      if (!checkout.lost) await client.query("SELECT pg_advisory_unlock($1)", [RELAY_LOCK_KEY]);
+      // A lost connection took its lock with it, and an unlock that fails closes it (the lock goes with it):
+      // either way the work's result stands.
+      if (!checkout.lost)
+        await client
+          .query("SELECT pg_advisory_unlock($1)", [RELAY_LOCK_KEY])
+          .catch((err: Error) => checkout.markBroken(err));
     }
   });
 }
