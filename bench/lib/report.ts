@@ -300,6 +300,21 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
             `| ${x.batchSize} | ${x.compression ?? "none"} | ${us(x.cpu?.worker)} | ${us(x.cpu?.["load generator"])} | ${us(x.cpu?.postgres)} | ${us(x.cpu?.other)} | ${us(x.cpu?.["machine busy"])} | ${us(x.cpu?.["machine idle"])} |`,
         ),
       );
+    if (k.producer?.length)
+      L.push(
+        "",
+        "The producer alone: one batch of the same events, built in memory and published as many times as the relay published batches, through the same `publishEvents` (each publish serializes and encodes it anew) by the same worker, with no outbox fetch or mark. The gap to the relay's events/s is what Postgres costs the relay; CPU per event in µs, as in the table above:",
+        "",
+        "| Batch | Compression | events/s | × relay's | relay worker | bench process (mock brokers) | machine busy | On topic |",
+        "|---|---|---|---|---|---|---|---|",
+        ...k.producer.map((x) => {
+          const relay = k.relay.find(
+            (r) => r.batchSize === x.batchSize && (r.compression ?? "none") === x.compression,
+          );
+          const ratio = relay ? f(x.eventsPerSec / relay.eventsPerSec, 2) : "–";
+          return `| ${x.batchSize} | ${x.compression} | ${x.eventsPerSec} | ${ratio} | ${us(x.cpu?.worker)} | ${us(x.cpu?.["load generator"])} | ${us(x.cpu?.["machine busy"])} | ${x.onTopic} |`;
+        }),
+      );
     L.push(
       "",
       "| Commit → consumer | Posts | Events matched (missing) | p50 ms | p90 ms | p99 ms | commit → producer ack p50 / p99 ms | ack → consumer p50 / p99 ms | POST p50 ms | POST p99 ms | POST req/s |",

@@ -82,9 +82,22 @@ export interface LatencyRun {
   post: LatencySummary & { opsPerSec: number; non2xx: number };
 }
 
+/** The same events published in the same batches without Postgres (no fetch, no mark): the relay's ceiling. */
+export interface ProducerRun {
+  batchSize: number;
+  compression: "none" | "gzip";
+  events: number;
+  elapsedMs: number;
+  eventsPerSec: number;
+  onTopic: number;
+  cpu?: CpuPerOp;
+}
+
 export interface KafkaResults {
   params: KafkaParams;
   relay: RelayRun[];
+  /** Older result files have none. */
+  producer?: ProducerRun[];
   latency: LatencyRun[];
 }
 
@@ -154,7 +167,7 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
       },
     });
 
-    const results: KafkaResults = { params: p, relay: [], latency: [] };
+    const results: KafkaResults = { params: p, relay: [], producer: [], latency: [] };
     // One relay worker per compression setting: the producer reads KAFKA_COMPRESSION once per process.
     for (const compression of p.compressions) {
       const relay = await startWorker(`relay-${compression}`, WORKERS.api, {
@@ -206,6 +219,32 @@ export async function kafkaBench(ctx: BenchContext): Promise<KafkaResults> {
         ctx.log(
           `  ${run.eventsPerSec} events/s (${run.batches} batches, Kafka ${run.publishMs} ms, Postgres ${run.postgresMs} ms)`,
         );
+
+        await relay.call("prepareEvents", { events: batchSize }, 60_000);
+        const producerBefore = await topicTotal(admin, RELAY_TOPIC);
+        const producerCpu = new CpuTally();
+        const producerCpuBefore = cpuSnapshot(relay.pid);
+        const alone = await relay.call<{ published: number; elapsedMs: number }>(
+          "publishOnly",
+          { batches: Math.ceil(p.relayEvents / batchSize) },
+          180_000,
+        );
+        producerCpu.add(producerCpuBefore, cpuSnapshot(relay.pid), alone.published);
+        const producerRun: ProducerRun = {
+          batchSize,
+          compression,
+          events: alone.published,
+          elapsedMs: round(alone.elapsedMs, 1),
+          eventsPerSec: round((alone.published * 1000) / alone.elapsedMs, 0),
+          onTopic: (await topicTotal(admin, RELAY_TOPIC)) - producerBefore,
+          cpu: producerCpu.perOp(),
+        };
+        if (producerRun.onTopic < alone.published)
+          throw new Error(
+            `producer alone: ${alone.published} published, topic advanced by ${producerRun.onTopic}`,
+          );
+        results.producer?.push(producerRun);
+        ctx.log(`  producer alone (no Postgres): ${producerRun.eventsPerSec} events/s`);
       }
       await relay.close();
     }

@@ -211,6 +211,47 @@ async function relay(args: { batchSize: number; timeBudgetMs: number }) {
   return { ...result, elapsedMs, publishMs, counters: readCounters() };
 }
 
+let prepared: import("../../layers/chat/events/cloudevents.ts").CloudEvent[] = [];
+
+/**
+ * Builds one batch of the producer-alone run's events (before its CPU is counted), shaped like the relay's. One
+ * batch, published again and again: holding all 30,000 events would make the run measure the garbage collector
+ * (tens of MB more live heap doubled the CPU per event), which the relay, holding a batch or two, does not pay.
+ */
+async function prepareEvents(args: { events: number }) {
+  const { chatEvent } = await import("../../layers/chat/events/cloudevents.ts");
+  const content = contentFor(1);
+  const time = new Date().toISOString();
+  prepared = Array.from({ length: args.events }, (_, i) => {
+    const session = `00000000-0000-4000-8000-${(i % 500).toString(16).padStart(12, "0")}`;
+    return chatEvent("chat.message.created", session, time, {
+      session_id: session,
+      message_id: randomUUID(),
+      seq: i + 1,
+      role: "user" as const,
+      version: 1,
+      content,
+      reply_to: null,
+    });
+  });
+  return { events: prepared.length };
+}
+
+/**
+ * The relay's publishes without Postgres: the prepared batch published `batches` times, one publish after the
+ * other, through the same publishEvents (each serializes and encodes it anew), warm producer. What the relay
+ * would do if fetching and marking cost nothing.
+ */
+async function publishOnly(args: { batches: number }) {
+  const cfg = config();
+  const { publishEvents, producerSettings } = await import("../../layers/chat/events/kafka-runtime.ts");
+  const { getProducer } = await import("../../layers/chat/events/kafka-producer.ts");
+  await getProducer(await producerSettings(cfg));
+  const started = performance.now();
+  for (let i = 0; i < args.batches; i++) await publishEvents(cfg, prepared, 30_000);
+  return { published: prepared.length * args.batches, elapsedMs: performance.now() - started };
+}
+
 serveWorker(
   {
     start,
@@ -218,6 +259,8 @@ serveWorker(
     directPost,
     directGet,
     relay,
+    prepareEvents,
+    publishOnly,
     counters: () => readCounters(),
     resetCounters: () => resetCounters(),
     cacheState: () => ({ trusted: getCacheGuard()?.trusted ?? null }),
