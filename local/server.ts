@@ -106,7 +106,7 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
     // No route: API Gateway sends the request to the `$default` route's function, or answers 404 itself.
     const target =
       match.kind === "match"
-        ? { fn: match.fn as FunctionSpec, routeKey: match.routeKey, pathParameters: match.pathParameters }
+        ? { fn: match.fn, routeKey: match.routeKey, pathParameters: match.pathParameters }
         : defaultRoute
           ? { fn: defaultRoute, routeKey: "$default", pathParameters: {} }
           : undefined;

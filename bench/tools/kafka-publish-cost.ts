@@ -9,13 +9,13 @@
  *   --rounds  timed publishes after 5 untimed ones (default 20)
  * Traffic stays in this process (the mock cluster listens on 127.0.0.1).
  */
-import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { chatEvent as ChatEvent } from "../../layers/chat/events/cloudevents.ts";
 import type * as Producer from "../../layers/chat/events/kafka-producer.ts";
 import type { toRecords as ToRecords } from "../../layers/chat/events/outbox-relay.ts";
 import { startMockKafka } from "../../tests/helpers/kafka-mock-cluster.ts";
+import { relayLikeEvents } from "../lib/relay-events.ts";
 
 const { values } = parseArgs({
   options: {
@@ -52,21 +52,8 @@ try {
     ssl: false,
     auth: "none",
   };
-  // As the relay publishes them: one session per event (its key), a user message of 70 characters.
-  const records = toRecords(
-    TOPIC,
-    Array.from({ length: batch }, (_, i) => {
-      const session = randomUUID();
-      return chatEvent("chat.message.created", session, new Date().toISOString(), {
-        session_id: session,
-        message_id: randomUUID(),
-        seq: i + 1,
-        role: "user",
-        version: 1,
-        content: "Hello there, how are you doing today? I wanted to ask about my order.",
-      });
-    }),
-  );
+  // As the relay publishes them (the Kafka benchmark's outbox fill), built once and published again and again.
+  const records = toRecords(TOPIC, relayLikeEvents(chatEvent, batch));
   const publish = () => producer.publishRecords(records, { timeoutMs: 30_000, config });
   for (let i = 0; i < 5; i++) await publish();
   const cpu = process.cpuUsage();

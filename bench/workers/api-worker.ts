@@ -24,6 +24,7 @@ import {
   recordCommitTimes,
   resetCounters,
 } from "../lib/instrument.ts";
+import { relayLikeEvents } from "../lib/relay-events.ts";
 import { type BenchSession, contentFor, SessionRotation } from "../lib/sessions.ts";
 import { serveWorker } from "../lib/worker-rpc.ts";
 
@@ -220,20 +221,7 @@ let prepared: import("../../layers/chat/events/cloudevents.ts").CloudEvent[] = [
  */
 async function prepareEvents(args: { events: number }) {
   const { chatEvent } = await import("../../layers/chat/events/cloudevents.ts");
-  const content = contentFor(1);
-  const time = new Date().toISOString();
-  prepared = Array.from({ length: args.events }, (_, i) => {
-    const session = `00000000-0000-4000-8000-${(i % 500).toString(16).padStart(12, "0")}`;
-    return chatEvent("chat.message.created", session, time, {
-      session_id: session,
-      message_id: randomUUID(),
-      seq: i + 1,
-      role: "user" as const,
-      version: 1,
-      content,
-      reply_to: null,
-    });
-  });
+  prepared = relayLikeEvents(chatEvent, args.events);
   return { events: prepared.length };
 }
 
