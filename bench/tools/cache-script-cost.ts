@@ -34,7 +34,12 @@ const { SessionCache: Cache } = (await import(`${tree}/layers/chat/cache/session
 
 const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { lazyConnect: true });
 await redis.connect();
-const cache = new Cache(redis, { sessionTtlSeconds: 600, historyTtlSeconds: 600 });
+// no byte bound: the tool measures the scripts at every history length it builds
+const cache = new Cache(redis, {
+  sessionTtlSeconds: 600,
+  historyTtlSeconds: 600,
+  historyMaxBytes: 64 * 1024 * 1024,
+});
 
 /** Microseconds Redis spent in scripts so far (EVALSHA and the EVAL of a first call). */
 async function scriptMicros(): Promise<number> {

@@ -39,6 +39,7 @@ async function build(): Promise<ChatService> {
         new SessionCache(redis, {
           sessionTtlSeconds: cfg.CACHE_SESSION_TTL_SECONDS,
           historyTtlSeconds: cfg.CACHE_HISTORY_TTL_SECONDS,
+          historyMaxBytes: cfg.CACHE_HISTORY_MAX_BYTES,
           batchTimeoutMs: cfg.REDIS_COMMAND_TIMEOUT_MS * 2,
         }),
         pool,

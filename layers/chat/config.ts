@@ -60,6 +60,11 @@ export const configSchema = object({
   REDIS_CONNECT_TIMEOUT_MS: integer(50, 5),
   REDIS_COMMAND_TIMEOUT_MS: integer(50, 5),
   CACHE_HISTORY_TTL_SECONDS: integer(300, 1),
+  /**
+   * Bytes of a session's cached history entry. A bigger history is not cached (nor read whole from Postgres):
+   * its changes and pages go to Postgres, as for a session past 500 messages.
+   */
+  CACHE_HISTORY_MAX_BYTES: integer(1024 * 1024, 4096, 64 * 1024 * 1024),
   CACHE_SESSION_TTL_SECONDS: integer(300, 1),
   CACHE_SUGGESTIONS_TTL_SECONDS: integer(300, 1),
   /** Comma-separated host:port list. Unset (and no MSK_CLUSTER_ARN): events wait in the outbox. */

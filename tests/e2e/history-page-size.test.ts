@@ -8,6 +8,8 @@ import { type RunnerFixture, startRunnerFixture } from "../helpers/runner-fixtur
  * enforces as Lambda does). The costliest text: control characters, 6 bytes each in the page's JSON
  * (`\u0001`) and 7 in Lambda's response, where the page is a JSON string again. 60 messages of 16,000 of them
  * make a 5.8 MB page, 6.7 MB in Lambda's response: a page of 200 must stop earlier and say where to go on.
+ * The cache's byte bound is raised above that history (its default would keep it in Postgres) so pages are cut
+ * from the cache too.
  */
 const CHARS = 16_000;
 const POSTS = 60;
@@ -22,7 +24,13 @@ let sessionId: string;
 let token: string;
 
 beforeAll(async () => {
-  fx = await startRunnerFixture({ env: { MAX_CONTENT_CHARS: String(CHARS), MAX_BODY_BYTES: "262144" } });
+  fx = await startRunnerFixture({
+    env: {
+      MAX_CONTENT_CHARS: String(CHARS),
+      MAX_BODY_BYTES: "262144",
+      CACHE_HISTORY_MAX_BYTES: String(16 * 1024 * 1024),
+    },
+  });
   const created = await fx.call<{ session: { session_id: string }; token: string }>(
     "POST",
     "/sessions/create",

@@ -52,6 +52,7 @@ export async function chatFixture(
         new SessionCache(redis, {
           sessionTtlSeconds: 300,
           historyTtlSeconds: 300,
+          historyMaxBytes: config.CACHE_HISTORY_MAX_BYTES,
           batchTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS * 2,
         }),
         pool,

@@ -35,7 +35,11 @@ describe("cache on the shared Redis", () => {
     const stale = await loadSnapshot(f.db.pool, id, 500);
     await f.chat.editMessage(await auth(), { message_id: turn.message.message_id, content: "after" });
     // …and writes what it read after the writer stored the new state.
-    const cache = new SessionCache(f.redis!, { sessionTtlSeconds: 300, historyTtlSeconds: 300 });
+    const cache = new SessionCache(f.redis!, {
+      sessionTtlSeconds: 300,
+      historyTtlSeconds: 300,
+      historyMaxBytes: 1 << 20,
+    });
     expect(await cache.put(stale!.session, stale!.messages)).toBe(false);
     const page = await f.chat.history(await auth(), 0, 50);
     expect(page.messages.find((m) => m.message_id === turn.message.message_id)?.content).toBe("after");

@@ -38,7 +38,11 @@ let chat: ChatService;
 
 beforeAll(async () => {
   f = await chatFixture();
-  flaky = new FlakyCache(f.redis!, { sessionTtlSeconds: 300, historyTtlSeconds: 300 });
+  flaky = new FlakyCache(f.redis!, {
+    sessionTtlSeconds: 300,
+    historyTtlSeconds: 300,
+    historyMaxBytes: 1 << 20,
+  });
   guard = new CacheGuard(flaky, f.db.pool);
   chat = new ChatService({
     pool: f.db.pool,

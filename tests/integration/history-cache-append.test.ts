@@ -13,7 +13,11 @@ let f: ChatFixture;
 let cache: SessionCache;
 beforeAll(async () => {
   f = await chatFixture();
-  cache = new SessionCache(f.redis!, { sessionTtlSeconds: 300, historyTtlSeconds: 300 });
+  cache = new SessionCache(f.redis!, {
+    sessionTtlSeconds: 300,
+    historyTtlSeconds: 300,
+    historyMaxBytes: 1 << 20,
+  });
 });
 afterAll(() => f.close());
 

@@ -37,7 +37,11 @@ beforeAll(async () => {
     chatFixture({ responder: recording, env }),
     chatFixture({ responder: recording, env, redisUrl: null }),
   ]);
-  cache = new SessionCache(cached.redis!, { sessionTtlSeconds: 300, historyTtlSeconds: 300 });
+  cache = new SessionCache(cached.redis!, {
+    sessionTtlSeconds: 300,
+    historyTtlSeconds: 300,
+    historyMaxBytes: 1 << 20,
+  });
 });
 afterAll(() => Promise.all([cached.close(), uncached.close()]));
 

@@ -65,10 +65,10 @@ return 1`;
  * history entry is the one of the generation the change started from, extends it in place: the new lines go over
  * its closing "\n]" and the new stamp over the old one (SETRANGE), so the script's cost does not grow with the
  * history (reading a 16 KB entry into Lua and writing it back cost ≈ 100 µs of Redis's one thread per post). Any
- * other history entry is deleted, for a reader to refill from Postgres. A history already at the new generation is
- * kept as it is: this append's own earlier attempt (a retry after a timeout) or a reader's fill from Postgres,
- * either way that generation's history.
- * KEYS session, history; ARGV stamp, session json, previous stamp, new lines, TTLs.
+ * other history entry is deleted, for a reader to refill from Postgres, and so is one the new lines would make
+ * longer than ARGV[7] bytes. A history already at the new generation is kept as it is: this append's own earlier
+ * attempt (a retry after a timeout) or a reader's fill from Postgres, either way that generation's history.
+ * KEYS session, history; ARGV stamp, session json, previous stamp, new lines, TTLs, max history bytes.
  */
 const APPEND_IF_AT = `${SESSION_FORWARD(5)}
 local head = redis.call('GETRANGE', KEYS[2], 0, ${GENERATION_DIGITS + 2})
@@ -80,6 +80,10 @@ if string.sub(head, ${GENERATION_DIGITS + 1}) == '|[\\n' then
      and redis.call('GETRANGE', KEYS[2], -2, -1) == '\\n]' then
     local add = ARGV[4]
     if add ~= '' and len > ${GENERATION_DIGITS + 5} then add = ',\\n' .. add end
+    if len + #add > tonumber(ARGV[7]) then
+      redis.call('DEL', KEYS[2])
+      return 1
+    end
     redis.call('SETRANGE', KEYS[2], len - 2, add .. '\\n]')
     redis.call('SETRANGE', KEYS[2], 0, ARGV[1])
     redis.call('EXPIRE', KEYS[2], ARGV[6])
@@ -199,6 +203,8 @@ function split(entry: string | null): { generation: number; json: string } | nul
 export interface SessionCacheOptions {
   sessionTtlSeconds: number;
   historyTtlSeconds: number;
+  /** A history entry longer than this (bytes, stamp included) is not stored: its session is read from Postgres. */
+  historyMaxBytes: number;
   /** Bound on a pipeline or MULTI (ioredis's commandTimeout does not end those): a stalled server must not hang us. */
   batchTimeoutMs?: number;
 }
@@ -270,10 +276,14 @@ export class SessionCache {
     });
   }
 
-  /** Stores the session (and its full history, if known) unless a newer generation is already there. */
+  /**
+   * Stores the session (and its full history, if known and within historyMaxBytes) unless a newer generation is
+   * already there.
+   */
   async put(session: SessionRecord, history: Message[] | null): Promise<boolean> {
     const [sKey, hKey] = keys(session.session_id);
     const stamp = generationStamp(session.generation);
+    const entry = history ? `${stamp}|${historyText(history)}` : "";
     const stored = await (
       this.#redis as unknown as { chatFillIfNewer: (...a: (string | number)[]) => Promise<number> }
     ).chatFillIfNewer(
@@ -281,7 +291,7 @@ export class SessionCache {
       hKey,
       stamp,
       JSON.stringify(session),
-      history ? `${stamp}|${historyText(history)}` : "",
+      Buffer.byteLength(entry) > this.#opts.historyMaxBytes ? "" : entry,
       this.#opts.sessionTtlSeconds,
       this.#opts.historyTtlSeconds,
     );
@@ -312,6 +322,7 @@ export class SessionCache {
       historyLines(appended),
       this.#opts.sessionTtlSeconds,
       this.#opts.historyTtlSeconds,
+      this.#opts.historyMaxBytes,
     );
     return stored === 1;
   }

@@ -103,8 +103,9 @@ interface Planned<T> {
 export class ChatService {
   readonly #d: ChatDeps;
   /**
-   * A session longer than HISTORY_CACHE_MAX is read from Postgres on each change: its newest messages only, as
-   * many as the responder's context can take and the message being edited with its reply.
+   * A session longer than HISTORY_CACHE_MAX, or with more than CACHE_HISTORY_MAX_BYTES of content, is read from
+   * Postgres on each change: its newest messages only, as many as the responder's context can take and the message
+   * being edited with its reply.
    */
   readonly #newestWhenLong: number;
 
@@ -446,6 +447,7 @@ export class ChatService {
           auth.session.session_id,
           HISTORY_CACHE_MAX,
           this.#newestWhenLong,
+          this.#d.config.CACHE_HISTORY_MAX_BYTES,
         );
         if (!snap) throw new ChatError("session_not_found", "session not found");
         const planned = await plan(snap);
@@ -557,7 +559,13 @@ export class ChatService {
         fromCache: true,
       };
     }
-    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX, this.#newestWhenLong);
+    const snap = await loadSnapshot(
+      this.#d.pool,
+      sessionId,
+      HISTORY_CACHE_MAX,
+      this.#newestWhenLong,
+      this.#d.config.CACHE_HISTORY_MAX_BYTES,
+    );
     if (!snap) return null;
     const history = snap.complete ? snap.messages : null;
     await this.#d.cache?.fill(snap.session, history);
@@ -565,7 +573,13 @@ export class ChatService {
   }
 
   async #snapshot(sessionId: string): Promise<SessionSnapshot> {
-    const snap = await loadSnapshot(this.#d.pool, sessionId, HISTORY_CACHE_MAX, this.#newestWhenLong);
+    const snap = await loadSnapshot(
+      this.#d.pool,
+      sessionId,
+      HISTORY_CACHE_MAX,
+      this.#newestWhenLong,
+      this.#d.config.CACHE_HISTORY_MAX_BYTES,
+    );
     if (!snap) throw new ChatError("session_not_found", "session not found");
     await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
     return snap;

@@ -238,36 +238,49 @@ export interface SessionSnapshot {
 }
 
 // $2: limit + 1 (one more tells the history is longer than limit); $3: limit; $4: the newest messages to read
-// when the session's count already says it is longer.
+// when it is longer, or when its content is over $5 bytes. The bytes are summed first, from the column's stored
+// size (octet_length reads a toasted value's header, not the value), so a history over $5 costs Postgres a scan of
+// at most $2 rows but sends only its newest $4 messages.
 const SNAPSHOT = `
-SELECT ${SESSION_COLUMNS},
+SELECT ${SESSION_COLUMNS}, b.content_bytes,
   (SELECT coalesce(json_agg(m ORDER BY m.seq), '[]'::json) FROM (
      SELECT ${MESSAGE_COLUMNS} FROM messages
       WHERE session_id = s.session_id AND deleted_at IS NULL
-      ORDER BY seq DESC LIMIT CASE WHEN s.message_count > $3::int THEN $4::int ELSE $2::int END) m) AS messages
-FROM sessions s WHERE session_id = $1`;
+      ORDER BY seq DESC
+      LIMIT CASE WHEN s.message_count > $3::int OR b.content_bytes > $5::bigint THEN $4::int ELSE $2::int END
+  ) m) AS messages
+FROM sessions s CROSS JOIN LATERAL (
+  SELECT coalesce(sum(octet_length(c.content)), 0) AS content_bytes FROM (
+    SELECT content FROM messages
+     WHERE session_id = s.session_id AND deleted_at IS NULL
+     ORDER BY seq DESC LIMIT CASE WHEN s.message_count > $3::int THEN 0 ELSE $2::int END) c) b
+WHERE s.session_id = $1`;
 
 /**
  * The session and its newest messages, read in one statement so both belong to one generation: the whole
- * history when it has at most `limit` messages (complete), else its newest `newestWhenLong` (what a change of a
- * long session needs: the responder's context), not `limit` + 1 of them on every request of such a session.
+ * history when it has at most `limit` messages and at most `maxBytes` bytes of content (complete), else its newest
+ * `newestWhenLong` (what a change of a long or large session needs: the responder's context), not the whole of
+ * it on every request of such a session.
  */
 export async function loadSnapshot(
   db: Queryable,
   sessionId: string,
   limit: number,
   newestWhenLong = limit,
+  maxBytes = Number.MAX_SAFE_INTEGER,
 ): Promise<SessionSnapshot | null> {
+  const newest = Math.min(newestWhenLong, limit);
   const res = await db.query({
     name: "load_snapshot",
     text: SNAPSHOT,
-    values: [sessionId, limit + 1, limit, Math.min(newestWhenLong, limit)],
+    values: [sessionId, limit + 1, limit, newest, maxBytes],
   });
   const row = res.rows[0];
   if (!row) return null;
   const session = toSession(row);
   const all = (row.messages as Record<string, unknown>[]).map(toMessage);
-  const complete = session.message_count <= limit && all.length <= limit;
+  const complete =
+    session.message_count <= limit && all.length <= limit && Number(row.content_bytes) <= maxBytes;
   return { session, messages: all.length > limit ? all.slice(1) : all, complete };
 }
 
@@ -276,9 +289,10 @@ export async function lockSnapshot(
   sessionId: string,
   limit: number,
   newestWhenLong = limit,
+  maxBytes = Number.MAX_SAFE_INTEGER,
 ): Promise<SessionSnapshot | null> {
   const locked = await findSession(db, sessionId, true);
-  return locked ? loadSnapshot(db, sessionId, limit, newestWhenLong) : null;
+  return locked ? loadSnapshot(db, sessionId, limit, newestWhenLong, maxBytes) : null;
 }
 
 export async function historyPage(
