@@ -19,6 +19,7 @@ const Encoder = require("kafkajs/src/protocol/encoder.js") as {
   new (): Enc;
   prototype: Record<string, unknown>;
   sizeOfVarLong(v: unknown): number;
+  nextPowerOfTwo(v: number): number;
 };
 const Long = require("kafkajs/src/utils/long.js") as { fromString(s: string): unknown };
 const Produce = require("kafkajs/src/protocol/requests/produce/v3/request.js") as (args: unknown) => {
@@ -31,6 +32,7 @@ const patched = {
   writeVarInt: Encoder.prototype.writeVarInt,
   writeVarLong: Encoder.prototype.writeVarLong,
   sizeOfVarLong: Encoder.sizeOfVarLong,
+  nextPowerOfTwo: Encoder.nextPowerOfTwo,
 };
 
 /** Runs fn with kafkajs's own encoder methods back in place. */
@@ -42,12 +44,14 @@ async function withOriginals<T>(fn: () => T | Promise<T>): Promise<T> {
     writeVarLong: kafkajsOriginals.writeVarLong,
   });
   Encoder.sizeOfVarLong = kafkajsOriginals.sizeOfVarLong;
+  Encoder.nextPowerOfTwo = kafkajsOriginals.nextPowerOfTwo;
   try {
     return await fn();
   } finally {
-    const { sizeOfVarLong, ...methods } = patched;
+    const { sizeOfVarLong, nextPowerOfTwo, ...methods } = patched;
     Object.assign(Encoder.prototype, methods);
     Encoder.sizeOfVarLong = sizeOfVarLong;
+    Encoder.nextPowerOfTwo = nextPowerOfTwo;
   }
 }
 
@@ -99,6 +103,50 @@ describe("kafkajs encoder fix", () => {
     expect(Encoder.prototype.writeUVarInt).not.toBe(kafkajsOriginals.writeUVarInt);
     expect(Encoder.prototype.writeVarLong).not.toBe(kafkajsOriginals.writeVarLong);
     expect(Encoder.sizeOfVarLong).not.toBe(kafkajsOriginals.sizeOfVarLong);
+    // a new encoder holds no zero-filled buffer until its first write
+    expect((new Encoder() as unknown as { buf: Buffer }).buf.length).toBe(0);
+    expect(Encoder.nextPowerOfTwo(1000)).toBe(1024);
+  });
+
+  it("writes kafkajs's bytes with every method, starting from an empty encoder", async () => {
+    const inner = () => new Encoder().writeVarIntString("inner");
+    const calls: [string, unknown[]][] = [
+      ["writeInt8", [-7]],
+      ["writeInt16", [-300]],
+      ["writeInt32", [-70_000]],
+      ["writeUInt32", [4_000_000_000]],
+      ["writeInt64", [Long.fromString("-123456789012345")]],
+      ["writeDouble", [1.25]],
+      ["writeBoolean", [true]],
+      ["writeString", ["é quoted"]],
+      ["writeString", [null]],
+      ["writeVarIntString", ["chat"]],
+      ["writeUVarIntString", ["chat"]],
+      ["writeBytes", [Buffer.from([1, 2, 3])]],
+      ["writeBytes", ["text"]],
+      ["writeVarIntBytes", [Buffer.alloc(600, 9)]],
+      ["writeUVarIntBytes", ["x".repeat(700)]],
+      ["writeNullableArray", [[]]],
+      ["writeNullableArray", [[1, 2], "int32"]],
+      ["writeBuffer", [Buffer.from("raw")]],
+      ["writeEncoderArray", [[inner(), inner()]]],
+      ["writeUVarIntArray", [[inner()]]],
+      ["writeArray", [["a", "b"], "string"]],
+      ["writeVarIntArray", [[inner(), inner()]]],
+      ["writeEncoder", [inner()]],
+      ["writeUVarInt", [300]],
+      ["writeVarLong", [-1]],
+    ];
+    const run = () =>
+      calls.map(([m, args]) => {
+        const e = new Encoder() as unknown as Record<string, (...a: unknown[]) => Enc>;
+        const write = e[m];
+        if (typeof write !== "function") return `${m}: no such method`;
+        return `${m}: ${write.apply(e, args).buffer.toString("hex")}`;
+      });
+    const expected = await withOriginals(run);
+    expect(run()).toEqual(expected);
+    expect(expected.filter((r) => r.includes("no such method"))).toEqual([]);
   });
 
   it.each(["writeUVarInt", "writeVarInt"] as const)(
