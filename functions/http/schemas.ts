@@ -19,6 +19,7 @@ import {
   record,
   strictObject,
   string,
+  toLowerCase,
   unknown,
   uuid as uuidSchema,
   type ZodMiniType,
@@ -43,7 +44,9 @@ const named = <T extends ZodMiniType>(schema: T, id: string): T => {
 const integer = (min: number, max?: number) =>
   number().check(int(), minimum(min), ...(max === undefined ? [] : [maximum(max)]));
 
-const uuid = described(uuidSchema({ version: "v4" }), "UUID");
+// Canonical (lower-case) form: Postgres compares uuids regardless of case, but cache keys, Idempotency-Key scopes
+// and the ids compared in memory are strings.
+const uuid = described(uuidSchema({ version: "v4" }).check(toLowerCase()), "UUID");
 const time = described(iso.datetime({ offset: false }), "RFC 3339 UTC time");
 // Length is checked by the domain (code points, not UTF-16 units); this only bounds the worst case.
 const content = described(
