@@ -225,6 +225,7 @@ describe("scheduled functions through the Invoke API", () => {
       idempotencyExpired: 1,
       consumedEventsPruned: 0,
       sessionsPurged: 0,
+      sessionsFailed: 0,
       cacheInvalidationsDrained: true,
     });
     const left = await fx.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE event_id = $1", [

@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eraseSession } from "../../layers/chat/db/erase-store.ts";
+import { buildPool } from "../../layers/chat/db/pool.ts";
+import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
+import { prune } from "../../layers/chat/maintenance/prune.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 
 let f: ChatFixture;
@@ -114,5 +118,103 @@ describe("maintenance", () => {
         )
       ).rows[0].n,
     ).toBeGreaterThanOrEqual(1);
+  });
+
+  it("the purge's erase tests idleness again: a session used since it was selected stays", async () => {
+    const s = await f.chat.createSession({}); // updated just now
+    const event = chatEvent("chat.session.erased", s.session.session_id, new Date().toISOString(), {
+      session_id: s.session.session_id,
+    });
+    expect(await eraseSession(f.db.pool, s.session.session_id, event, 30)).toBe(false);
+    await expect(f.chat.authorize(s.session.session_id, s.token)).resolves.toBeDefined();
+    const erased = await f.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE event_id = $1", [
+      event.id,
+    ]);
+    expect(erased.rows[0].n).toBe(0);
+  });
+
+  it("a session whose erase fails is skipped; the run purges the others, batch after batch, and drains", async () => {
+    const [locked, a, b] = [
+      await f.chat.createSession({}),
+      await f.chat.createSession({}),
+      await f.chat.createSession({}),
+    ];
+    await f.db.pool.query(
+      `UPDATE sessions SET updated_at = now() - make_interval(days => CASE WHEN session_id = $1 THEN 50 ELSE 40 END)
+        WHERE session_id = ANY($2::uuid[])`,
+      [locked.session.session_id, [locked, a, b].map((x) => x.session.session_id)],
+    );
+    const idle = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM sessions WHERE updated_at < now() - interval '30 days'",
+    );
+    // a request holding the oldest session's row: its erase meets the lock timeout
+    const holder = await f.db.pool.connect();
+    const pool = buildPool(f.db.url, { ...f.config, SESSION_LOCK_TIMEOUT_MS: 200 });
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE", [
+        locked.session.session_id,
+      ]);
+      const result = await runMaintenance(pool, f.cache, {
+        outboxRetentionHours: 24,
+        consumedEventsRetentionHours: 336,
+        sessionRetentionDays: 30,
+        purgeBatch: 1,
+      });
+      expect(result).toMatchObject({
+        sessionsPurged: idle.rows[0].n - 1,
+        sessionsFailed: 1,
+        cacheInvalidationsDrained: true,
+      });
+    } finally {
+      await holder.query("ROLLBACK");
+      holder.release();
+      await pool.end();
+    }
+    const left = await f.db.pool.query("SELECT session_id FROM sessions WHERE session_id = ANY($1::uuid[])", [
+      [locked, a, b].map((x) => x.session.session_id),
+    ]);
+    expect(left.rows).toEqual([{ session_id: locked.session.session_id }]);
+  });
+
+  it("the idempotency prune keeps a key taken over while it waited for the row", async () => {
+    await f.db.pool.query(
+      `INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, locked_until, expires_at)
+       VALUES ('messages-post:race', 'k', 'h', 'completed', now(), now() - interval '1 hour')`,
+    );
+    const taker = await f.db.pool.connect();
+    try {
+      await taker.query("BEGIN");
+      await taker.query(
+        "SELECT 1 FROM idempotency_records WHERE scope = 'messages-post:race' AND idempotency_key = 'k' FOR UPDATE",
+      );
+      const pruning = prune(f.db.pool, "idempotency", undefined, {
+        batch: 1000,
+        deadline: Date.now() + 10_000,
+      });
+      // the prune's DELETE has read the expired row and waits for its lock
+      for (let i = 0; ; i++) {
+        const waiting = await f.db.pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM idempotency_records%'",
+        );
+        if (waiting.rows[0].n > 0) break;
+        if (i > 200) throw new Error("the prune never waited for the row");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // a new request takes the expired key over: a fresh claim on the same row
+      await taker.query(
+        `UPDATE idempotency_records SET status = 'in_progress', locked_until = now() + interval '15 seconds',
+                expires_at = now() + interval '1 day'
+          WHERE scope = 'messages-post:race' AND idempotency_key = 'k'`,
+      );
+      await taker.query("COMMIT");
+      await pruning;
+    } finally {
+      taker.release();
+    }
+    const row = await f.db.pool.query(
+      "SELECT status FROM idempotency_records WHERE scope = 'messages-post:race' AND idempotency_key = 'k'",
+    );
+    expect(row.rows).toEqual([{ status: "in_progress" }]);
   });
 });

@@ -168,6 +168,7 @@ describe("sample events of the scheduled functions", () => {
       idempotencyExpired: expect.any(Number),
       consumedEventsPruned: expect.any(Number),
       sessionsPurged: 0,
+      sessionsFailed: 0,
       cacheInvalidationsDrained: true,
     });
     expect((await rowCounts(db.pool)).sessions).toBe(before.sessions);

@@ -8,7 +8,11 @@ import type { Queryable } from "./chat-store.ts";
  * user's erase) must not delete the first one's erased event before it is published.
  */
 const ERASE = `
-WITH s AS (DELETE FROM sessions WHERE session_id = $1 RETURNING session_id),
+WITH s AS (
+  DELETE FROM sessions
+   WHERE session_id = $1 AND ($4::int IS NULL OR updated_at < now() - make_interval(days => $4::int))
+  RETURNING session_id
+),
 o AS (DELETE FROM outbox WHERE session_id = $1 AND EXISTS (SELECT 1 FROM s)),
 i AS (DELETE FROM idempotency_records WHERE scope = 'messages-post:' || $1::text AND EXISTS (SELECT 1 FROM s)),
 e AS (
@@ -17,12 +21,21 @@ e AS (
 )
 SELECT count(*)::int AS erased FROM s`;
 
-/** True if this call erased the session; false if it was already gone (and then nothing changed). */
-export async function eraseSession(db: Queryable, sessionId: string, event: CloudEvent): Promise<boolean> {
+/**
+ * True if this call erased the session; false if it was already gone (and then nothing changed).
+ * `idleDays`: erase only if the session is still idle that long (the retention purge: the session may have been
+ * used since it was selected, and that user's acknowledged turn must not go); false, changing nothing, if not.
+ */
+export async function eraseSession(
+  db: Queryable,
+  sessionId: string,
+  event: CloudEvent,
+  idleDays?: number,
+): Promise<boolean> {
   const res = await db.query({
     name: "erase_session",
     text: ERASE,
-    values: [sessionId, event.id, JSON.stringify(event)],
+    values: [sessionId, event.id, JSON.stringify(event), idleDays ?? null],
   });
   return res.rows[0]?.erased === 1;
 }

@@ -9,6 +9,8 @@ export interface MaintenanceResult {
   idempotencyExpired: number;
   consumedEventsPruned: number;
   sessionsPurged: number;
+  /** Idle sessions whose erase failed this run (e.g. a lock timeout): left for the next run. */
+  sessionsFailed: number;
   cacheInvalidationsDrained: boolean;
 }
 
@@ -17,7 +19,7 @@ export interface MaintenanceOptions {
   /** How long events-consumer remembers an event id; must exceed the topic's retention (redeliveries). */
   consumedEventsRetentionHours: number;
   sessionRetentionDays: number;
-  /** Idle sessions erased per run. */
+  /** Idle sessions selected per query; a run erases batch after batch until none is left or its time is up. */
   purgeBatch?: number;
   /** Rows per DELETE statement when pruning. */
   pruneBatch?: number;
@@ -39,29 +41,58 @@ export async function runMaintenance(
   const outboxPruned = await prune(pool, "outbox", opts.outboxRetentionHours, batch);
   const idempotencyExpired = await prune(pool, "idempotency", undefined, batch);
   const consumedEventsPruned = await prune(pool, "consumedEvents", opts.consumedEventsRetentionHours, batch);
-  let sessionsPurged = 0;
-  if (opts.sessionRetentionDays > 0) {
-    const idle = await pool.query(
-      "SELECT session_id FROM sessions WHERE updated_at < now() - make_interval(days => $1) ORDER BY updated_at LIMIT $2",
-      [opts.sessionRetentionDays, opts.purgeBatch ?? 500],
-    );
-    for (const { session_id } of idle.rows as { session_id: string }[]) {
-      if (Date.now() >= deadline) break;
-      const at = new Date().toISOString();
-      if (
-        await eraseSession(pool, session_id, chatEvent("chat.session.erased", session_id, at, { session_id }))
-      ) {
-        sessionsPurged++;
-        await cache?.afterErase(session_id);
-      }
-    }
-  }
+  const purge =
+    opts.sessionRetentionDays > 0
+      ? await purgeIdleSessions(pool, cache, opts.sessionRetentionDays, opts.purgeBatch ?? 500, deadline)
+      : { purged: 0, failed: 0 };
   const cacheInvalidationsDrained = cache ? await cache.drainInvalidations().catch(() => false) : true;
   return {
     outboxPruned,
     idempotencyExpired,
     consumedEventsPruned,
-    sessionsPurged,
+    sessionsPurged: purge.purged,
+    sessionsFailed: purge.failed,
     cacheInvalidationsDrained,
   };
+}
+
+/**
+ * Erases sessions idle past retention, oldest first, a batch at a time until none is left or the deadline. Each
+ * erase tests idleness again (a session used since the select stays), and one that fails (its row locked by a
+ * request, a timeout) is skipped for the rest of the run instead of ending it: the run still drains the cache
+ * invalidations, and the sessions after it are still purged.
+ */
+async function purgeIdleSessions(
+  pool: pg.Pool,
+  cache: CacheGuard | null,
+  days: number,
+  batch: number,
+  deadline: number,
+): Promise<{ purged: number; failed: number }> {
+  const skipped: string[] = [];
+  let purged = 0;
+  while (Date.now() < deadline) {
+    const idle = await pool.query({
+      name: "purge_idle_sessions",
+      text: `SELECT session_id FROM sessions
+              WHERE updated_at < now() - make_interval(days => $1) AND session_id <> ALL($3::uuid[])
+              ORDER BY updated_at LIMIT $2`,
+      values: [days, batch, skipped],
+    });
+    const ids = (idle.rows as { session_id: string }[]).map((r) => r.session_id);
+    for (const id of ids) {
+      if (Date.now() >= deadline) break;
+      const event = chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
+      try {
+        if (await eraseSession(pool, id, event, days)) {
+          purged++;
+          await cache?.afterErase(id);
+        }
+      } catch {
+        skipped.push(id);
+      }
+    }
+    if (ids.length < batch) break;
+  }
+  return { purged, failed: skipped.length };
 }

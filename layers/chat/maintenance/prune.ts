@@ -9,8 +9,11 @@ import type { Queryable } from "../db/chat-store.ts";
 const PRUNE = {
   outbox: `DELETE FROM outbox WHERE id IN (
              SELECT id FROM outbox WHERE published_at < now() - make_interval(hours => $2) LIMIT $1)`,
+  // The expiry is tested again on the row deleted: a request may take an expired key over (a new claim on the
+  // same row) between the subquery's read and the delete, and that claim must stay.
   idempotency: `DELETE FROM idempotency_records WHERE (scope, idempotency_key) IN (
-                  SELECT scope, idempotency_key FROM idempotency_records WHERE expires_at < now() LIMIT $1)`,
+                  SELECT scope, idempotency_key FROM idempotency_records WHERE expires_at < now() LIMIT $1)
+                  AND expires_at < now()`,
   consumedEvents: `DELETE FROM consumed_events WHERE event_id IN (
                      SELECT event_id FROM consumed_events WHERE consumed_at < now() - make_interval(hours => $2) LIMIT $1)`,
 } as const;
