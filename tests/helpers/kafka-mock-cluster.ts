@@ -14,6 +14,8 @@ export interface MockKafka {
   /** The next requests of this API key (0 = Produce, 3 = Metadata, …) fail with these codes, in order. */
   pushRequestErrors(apiKey: number, errorCodes: number[]): void;
   setRtt(brokerId: number, ms: number): void;
+  /** Moves a partition's leadership to another broker: clients with older metadata get NOT_LEADER_OR_FOLLOWER. */
+  setPartitionLeader(topic: string, partition: number, brokerId: number): void;
   createTopic(name: string, partitions: number, replication?: number): void;
   stop(): void;
 }
@@ -55,6 +57,11 @@ export function startMockKafka(options: MockKafkaOptions = {}): MockKafka {
     },
     pushRequestErrors: (apiKey, codes) => lib.mockPushRequestErrors(mc, apiKey, codes),
     setRtt: (id, ms) => check(`set broker ${id} rtt`, lib.mockBrokerSetRtt(mc, id, ms)),
+    setPartitionLeader: (topic, partition, id) =>
+      check(
+        `move ${topic}/${partition} to broker ${id}`,
+        lib.mockPartitionSetLeader(mc, topic, partition, id),
+      ),
     createTopic: (name, partitions, replication = 1) =>
       check(`create topic ${name}`, lib.mockTopicCreate(mc, name, partitions, replication)),
     stop: () => {

@@ -22,6 +22,8 @@ export interface Librdkafka {
   mockBrokerSetUp(mcluster: Ptr, brokerId: number): number;
   mockBrokerSetRtt(mcluster: Ptr, brokerId: number, rttMs: number): number;
   mockPushRequestErrors(mcluster: Ptr, apiKey: number, errorCodes: number[]): void;
+  /** Moves a partition's leadership to this broker (the cluster's metadata says so from then on). */
+  mockPartitionSetLeader(mc: Ptr, topic: string, partition: number, brokerId: number): number;
   errName(code: number): string;
 }
 
@@ -84,6 +86,9 @@ function bind(lib: LibraryHandle, path: string): Librdkafka {
   const setUp = lib.func("int rd_kafka_mock_broker_set_up(void *mcluster, int32_t broker_id)");
   const setRtt = lib.func("int rd_kafka_mock_broker_set_rtt(void *mcluster, int32_t broker_id, int rtt_ms)");
   // The array variant avoids koffi's variadic calling; same effect as rd_kafka_mock_push_request_errors.
+  const setLeader = lib.func(
+    "int rd_kafka_mock_partition_set_leader(void *mcluster, const char *topic, int32_t partition, int32_t broker_id)",
+  );
   const pushErrors = lib.func(
     "void rd_kafka_mock_push_request_errors_array(void *mcluster, int16_t api_key, size_t cnt, const int *errors)",
   );
@@ -117,5 +122,6 @@ function bind(lib: LibraryHandle, path: string): Librdkafka {
     mockBrokerSetRtt: (mc, id, ms) => setRtt(mc, id, ms),
     mockPushRequestErrors: (mc, apiKey, codes) =>
       pushErrors(mc, apiKey, codes.length, Int32Array.from(codes)),
+    mockPartitionSetLeader: (mc, topic, partition, brokerId) => setLeader(mc, topic, partition, brokerId),
   };
 }

@@ -36,10 +36,23 @@ export function murmur2(data: Uint8Array): number {
 export const KeyHashPartitioner: ICustomPartitioner = () => {
   const keyless = Partitioners.DefaultPartitioner();
   return (args) => {
+    const partition = choose(args);
+    assignedPartition.set(args.message, partition);
+    return partition;
+  };
+
+  function choose(args: Parameters<ReturnType<ICustomPartitioner>>[0]): number {
     const { message, partitionMetadata } = args;
     if (message.partition !== null && message.partition !== undefined) return message.partition;
     if (message.key === null || message.key === undefined) return keyless(args);
     const key = typeof message.key === "string" ? Buffer.from(message.key) : message.key;
     return (murmur2(key) & 0x7fffffff) % partitionMetadata.length;
-  };
+  }
 };
+
+/**
+ * The partition KeyHashPartitioner last chose for a message object. kafkajs partitions a send's messages again on
+ * every retry (after a metadata refresh), so after the send this is where each one was finally sent, which the
+ * producer checks against the partitions Kafka acknowledged.
+ */
+export const assignedPartition = new WeakMap<object, number>();

@@ -1,7 +1,14 @@
-import { type Admin, CompressionTypes, Kafka, type Producer, type TopicMessages } from "kafkajs";
+import {
+  type Admin,
+  CompressionTypes,
+  Kafka,
+  type Producer,
+  type RecordMetadata,
+  type TopicMessages,
+} from "kafkajs";
 import { withTimeout } from "../timeout.ts";
 import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
-import { KeyHashPartitioner } from "./kafka-partitioner.ts";
+import { assignedPartition, KeyHashPartitioner } from "./kafka-partitioner.ts";
 import { chunkRecords, type OutgoingRecord } from "./record-chunks.ts";
 
 export type { OutgoingRecord } from "./record-chunks.ts";
@@ -31,6 +38,11 @@ export interface KafkaPing {
 
 export class KafkaTimeoutError extends Error {
   override name = "KafkaTimeoutError";
+}
+
+/** A send that resolved without an acknowledgement for every partition its records went to. */
+export class KafkaUnacknowledgedError extends Error {
+  override name = "KafkaUnacknowledgedError";
 }
 
 interface Handle<T> {
@@ -118,8 +130,15 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
   const handle = producer as Handle<Producer>;
   const compression = s.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
   const work = ready.then(async (p) => {
-    for (const chunk of chunkRecords(records, s.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES))
-      await p.sendBatch({ topicMessages: byTopic(chunk), acks: -1, timeout: options.timeoutMs, compression });
+    for (const chunk of chunkRecords(records, s.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES)) {
+      const topicMessages = byTopic(chunk);
+      const acked = await p.sendBatch({ topicMessages, acks: -1, timeout: options.timeoutMs, compression });
+      const missing = unacknowledged(topicMessages, acked);
+      if (missing.length > 0)
+        throw new KafkaUnacknowledgedError(
+          `Kafka acknowledged the send without partition(s) ${missing.join(", ")}; its records are sent again`,
+        );
+    }
   });
   try {
     const what = `Kafka publish of ${records.length} record(s)`;
@@ -128,6 +147,23 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
     discard(handle);
     throw err;
   }
+}
+
+/**
+ * The topic/partitions a send's records went to (as last partitioned) that its result does not acknowledge.
+ * kafkajs 2.2.4 keeps each broker's response across a send's retries: when a partition's leadership moves to a
+ * broker that already answered (a broker restart, a leader election), the retry sends that partition's records
+ * nowhere and the send still resolves (tests/integration/kafka-leader-move.test.ts).
+ */
+function unacknowledged(topicMessages: TopicMessages[], acked: RecordMetadata[]): string[] {
+  const got = new Set(acked.filter((m) => m.errorCode === 0).map((m) => `${m.topicName}/${m.partition}`));
+  const missing = new Set<string>();
+  for (const { topic, messages } of topicMessages)
+    for (const m of messages) {
+      const at = `${topic}/${assignedPartition.get(m) ?? "?"}`;
+      if (!got.has(at)) missing.add(at);
+    }
+  return [...missing];
 }
 
 /** Health check: a bounded cluster metadata round trip through a reused admin client. */
