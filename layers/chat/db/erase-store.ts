@@ -1,19 +1,22 @@
+import type pg from "pg";
 import type { CloudEvent } from "../events/cloudevents.ts";
-import type { Queryable } from "./chat-store.ts";
+import { withTransaction } from "./transaction.ts";
 
 /**
- * Erasure in one statement: the session and (by cascade) its messages, its idempotency records and every
- * outbox row that still holds its content go; only the chat.session.erased event is left, to tell consumers.
- * Only if the session row was there: a second erase (a retried DELETE, or the retention purge meeting a
+ * Erasure: the session and (by cascade) its messages, its Idempotency-Key records and its events not yet published
+ * go; only the chat.session.erased event is left, to tell consumers. Events already published stay until
+ * OUTBOX_RETENTION_HOURS, as their copies on the topic stay until its retention: a consumer acts on the erased
+ * event. (Deleting them too meant a scan of the whole outbox per erase: only its unpublished rows are indexed by
+ * session.) Only if the session row was there: a second erase (a retried DELETE, or the retention purge meeting a
  * user's erase) must not delete the first one's erased event before it is published.
  */
-const ERASE = `
+export const ERASE = `
 WITH s AS (
   DELETE FROM sessions
    WHERE session_id = $1 AND ($4::int IS NULL OR updated_at < now() - make_interval(days => $4::int))
   RETURNING session_id
 ),
-o AS (DELETE FROM outbox WHERE session_id = $1 AND EXISTS (SELECT 1 FROM s)),
+o AS (DELETE FROM outbox WHERE session_id = $1 AND published_at IS NULL AND EXISTS (SELECT 1 FROM s)),
 i AS (DELETE FROM idempotency_records WHERE scope = 'messages-post:' || $1::text AND EXISTS (SELECT 1 FROM s)),
 e AS (
   INSERT INTO outbox (event_id, session_id, event_type, event)
@@ -25,17 +28,28 @@ SELECT count(*)::int AS erased FROM s`;
  * True if this call erased the session; false if it was already gone (and then nothing changed).
  * `idleDays`: erase only if the session is still idle that long (the retention purge: the session may have been
  * used since it was selected, and that user's acknowledged turn must not go); false, changing nothing, if not.
+ * The session's row is locked first, in its own statement: a change that commits while the erase waits for the
+ * row is then seen by the erase statement (each statement reads from its own start), so the change's events and
+ * Idempotency-Key record go with the rest instead of outliving the session.
  */
 export async function eraseSession(
-  db: Queryable,
+  pool: pg.Pool,
   sessionId: string,
   event: CloudEvent,
   idleDays?: number,
 ): Promise<boolean> {
-  const res = await db.query({
-    name: "erase_session",
-    text: ERASE,
-    values: [sessionId, event.id, JSON.stringify(event), idleDays ?? null],
+  return withTransaction(pool, async (client) => {
+    const locked = await client.query({
+      name: "erase_lock_session",
+      text: "SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE",
+      values: [sessionId],
+    });
+    if (locked.rowCount === 0) return false;
+    const res = await client.query({
+      name: "erase_session",
+      text: ERASE,
+      values: [sessionId, event.id, JSON.stringify(event), idleDays ?? null],
+    });
+    return res.rows[0]?.erased === 1;
   });
-  return res.rows[0]?.erased === 1;
 }

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ERASE, eraseSession } from "../../layers/chat/db/erase-store.ts";
+import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
+import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+
+/** What an erase removes, what it leaves, and how it meets a change committing at the same moment. */
+let f: ChatFixture;
+beforeAll(async () => {
+  f = await chatFixture();
+});
+afterAll(() => f.close());
+
+const erasedEvent = (id: string) =>
+  chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
+
+/** Until some statement on this test's database waits for a lock. */
+async function waitUntilBlocked() {
+  for (let i = 0; ; i++) {
+    const r = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    );
+    if (r.rows[0].n > 0) return;
+    if (i > 300) throw new Error("no statement waited for a lock");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("erasing a session", () => {
+  it("an erase that waited for a committing change removes that change's unsent events and key record too", async () => {
+    const s = await f.chat.createSession({});
+    const id = s.session.session_id;
+    const post = await f.db.pool.connect();
+    let erasing: Promise<boolean> | undefined;
+    try {
+      // a post on the session's locked path: row lock, then its events and Idempotency-Key record, then commit
+      await post.query("BEGIN");
+      await post.query("SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE", [id]);
+      await post.query(
+        `INSERT INTO outbox (event_id, session_id, event_type, event)
+         VALUES (gen_random_uuid(), $1, 'chat.message.created', '{"data":{"content":"secret"}}')`,
+        [id],
+      );
+      await post.query(
+        `INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, locked_until, expires_at)
+         VALUES ('messages-post:' || $1, 'k', 'h', 'completed', now(), now() + interval '1 day')`,
+        [id],
+      );
+      erasing = eraseSession(f.db.pool, id, erasedEvent(id));
+      await waitUntilBlocked();
+      await post.query("COMMIT");
+      expect(await erasing).toBe(true);
+    } finally {
+      post.release();
+    }
+    const left = await f.db.pool.query(
+      `SELECT (SELECT array_agg(event_type) FROM outbox WHERE session_id = $1) AS events,
+              (SELECT count(*)::int FROM idempotency_records WHERE scope = 'messages-post:' || $1) AS keys`,
+      [id],
+    );
+    expect(left.rows[0]).toEqual({ events: ["chat.session.erased"], keys: 0 });
+  });
+
+  it("events already published stay for the outbox's retention; unsent ones go", async () => {
+    const s = await f.chat.createSession({});
+    const id = s.session.session_id;
+    await f.chat.postMessage(await f.chat.authorize(id, s.token), "hello");
+    // the creation's events went out; the post's did not
+    await f.db.pool.query(
+      "UPDATE outbox SET published_at = now() WHERE session_id = $1 AND event_type = 'chat.session.created'",
+      [id],
+    );
+    expect(await eraseSession(f.db.pool, id, erasedEvent(id))).toBe(true);
+    const left = await f.db.pool.query(
+      "SELECT event_type, published_at IS NOT NULL AS published FROM outbox WHERE session_id = $1 ORDER BY id",
+      [id],
+    );
+    expect(left.rows).toEqual([
+      { event_type: "chat.session.created", published: true },
+      { event_type: "chat.session.erased", published: false },
+    ]);
+  });
+
+  it("finds the session's outbox rows through an index, never a scan of the whole outbox", async () => {
+    const client = await f.db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("SET LOCAL enable_seqscan = off"); // a scan then only where no index can serve
+      const event = erasedEvent("00000000-0000-4000-8000-000000000000");
+      const plan = await client.query(`EXPLAIN (FORMAT JSON) ${ERASE}`, [
+        event.subject,
+        event.id,
+        JSON.stringify(event),
+        null,
+      ]);
+      const scans: string[] = [];
+      const walk = (node: Record<string, unknown>) => {
+        if (node["Relation Name"] === "outbox") scans.push(String(node["Node Type"]));
+        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+      };
+      walk(plan.rows[0]["QUERY PLAN"][0].Plan);
+      expect(scans.length).toBeGreaterThan(0);
+      expect(scans).not.toContain("Seq Scan");
+    } finally {
+      await client.query("ROLLBACK");
+      client.release();
+    }
+  });
+});
