@@ -101,7 +101,11 @@ export const configSchema = object({
   RESPONDER_CONTEXT_CHARS: integer(8000, 100),
   /** Code points; at most 16,000, which the request schema's bound of 32,000 UTF-16 units always admits. */
   MAX_CONTENT_CHARS: integer(8000, 1, 16000),
-  MAX_BODY_BYTES: integer(65536, 1024),
+  /**
+   * Bytes of a request body. Unset: what a message of MAX_CONTENT_CHARS needs however its client escapes it
+   * (requestBodyBytes), at least 64 KiB; set lower than that, the config is refused.
+   */
+  MAX_BODY_BYTES: optional(coerce.number().check(int(), minimum(1024))),
   MAX_METADATA_BYTES: integer(4096, 2),
   SESSION_LOCK_TIMEOUT_MS: integer(3000, 10),
   RATE_LIMIT_PER_TOKEN: integer(120, 0),
@@ -112,7 +116,7 @@ export const configSchema = object({
   HEALTH_URL: optional(string().check(url())),
 });
 
-export type Config = output<typeof configSchema>;
+export type Config = Omit<output<typeof configSchema>, "MAX_BODY_BYTES"> & { MAX_BODY_BYTES: number };
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -124,13 +128,28 @@ export class ConfigError extends Error {
  */
 export const maxEventBytes = (maxContentChars: number) => maxContentChars * 6 + 4096;
 
+/**
+ * The largest request body a message can need: each of its characters escaped by a client that writes ASCII
+ * only (Python's `json.dumps` default: an emoji is a surrogate pair, `\ud83d\ude00`, 12 bytes), plus the rest
+ * of the body (ids, flags, white space).
+ */
+export const requestBodyBytes = (maxContentChars: number) => maxContentChars * 12 + 4096;
+
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const result = configSchema.safeParse(env);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid environment: ${lines.join("; ")}`);
   }
-  const cfg = result.data;
+  const needed = requestBodyBytes(result.data.MAX_CONTENT_CHARS);
+  const body = result.data.MAX_BODY_BYTES;
+  // A message the API accepts must fit in a body it accepts, however the client escapes it.
+  if (body !== undefined && body < needed) {
+    throw new ConfigError(
+      `invalid environment: MAX_BODY_BYTES: must be at least ${needed}, the largest body MAX_CONTENT_CHARS=${result.data.MAX_CONTENT_CHARS} allows`,
+    );
+  }
+  const cfg: Config = { ...result.data, MAX_BODY_BYTES: body ?? Math.max(65536, needed) };
   // An event that fits in no produce request could never be published, and would hold back every later one.
   const largest = maxEventBytes(cfg.MAX_CONTENT_CHARS);
   if (cfg.KAFKA_MAX_BATCH_BYTES < largest) {

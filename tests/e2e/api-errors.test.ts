@@ -3,6 +3,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { postMessageBody } from "../../functions/http/schemas.ts";
+import { requestBodyBytes } from "../../layers/chat/config.ts";
 import { rowCounts } from "../helpers/chat-fixture.ts";
 import { assertMatchesOpenApi, loadOpenApiDocument } from "../helpers/openapi-validator.ts";
 import { freePort } from "../helpers/private-redis.ts";
@@ -447,8 +448,8 @@ describe("412 precondition_failed", () => {
 });
 
 describe("413 payload_too_large", () => {
-  it("rejects a body over 64 KiB before anything runs", async () => {
-    const big = "a".repeat(65 * 1024);
+  it("rejects a body over MAX_BODY_BYTES (by default what 8,000 characters need) before anything runs", async () => {
+    const big = "a".repeat(requestBodyBytes(8000) + 1);
     const res = await expectProblem(413, "payload_too_large", "POST", "/messages/post", {
       json: { session_id: a.sessionId, content: big },
       token: a.token,
@@ -461,6 +462,23 @@ describe("413 payload_too_large", () => {
       json: { session_id: a.sessionId, message_id: aTurn.messageId, content: big },
       token: a.token,
     });
+  });
+});
+
+describe("the body bound fits the content bound", () => {
+  it("accepts a message of 8,000 emoji from a client that writes ASCII-only JSON (12 bytes each)", async () => {
+    const json = JSON.stringify({ session_id: a.sessionId, content: "😀".repeat(8000) });
+    const rawBody = json.replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+    expect(Buffer.byteLength(rawBody)).toBeGreaterThan(96_000); // over the 64 KiB bound this replaced
+    const res = await fx.call("POST", "/messages/post", {
+      rawBody,
+      headers: { "content-type": "application/json" },
+      token: a.token,
+    });
+    expect(res.status, res.text.slice(0, 200)).toBe(201);
   });
 });
 

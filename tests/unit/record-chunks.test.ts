@@ -86,3 +86,18 @@ describe("KAFKA_MAX_BATCH_BYTES", () => {
     expect(bytes).toBeLessThanOrEqual(maxEventBytes(max));
   });
 });
+
+describe("MAX_BODY_BYTES", () => {
+  it("defaults to what the longest message needs escaped as ASCII-only JSON, at least 64 KiB", () => {
+    expect(parseConfig({}).MAX_BODY_BYTES).toBe(8000 * 12 + 4096);
+    expect(parseConfig({ MAX_CONTENT_CHARS: "16000", KAFKA_MAX_BATCH_BYTES: "200000" }).MAX_BODY_BYTES).toBe(
+      16000 * 12 + 4096,
+    );
+    expect(parseConfig({ MAX_CONTENT_CHARS: "100" }).MAX_BODY_BYTES).toBe(65536);
+  });
+
+  it("refuses a bound a message of MAX_CONTENT_CHARS could pass, and keeps a larger one", () => {
+    expect(() => parseConfig({ MAX_BODY_BYTES: "65536" })).toThrow(/MAX_BODY_BYTES: must be at least 100096/);
+    expect(parseConfig({ MAX_BODY_BYTES: "262144" }).MAX_BODY_BYTES).toBe(262144);
+  });
+});
