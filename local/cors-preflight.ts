@@ -3,7 +3,8 @@ import { CORS_ALLOWED_HEADERS, CORS_MAX_AGE_SECONDS } from "../functions/http/co
 import type { HttpResponse } from "./http-result.ts";
 
 /**
- * OPTIONS is answered by the runner, as API Gateway answers preflights when CORS is configured: 204, with
+ * OPTIONS is answered by the runner when CORS_ORIGINS is set, as API Gateway answers preflights when CORS is
+ * configured (infra configures it from the same list): 204, with
  * CORS headers only for an origin listed in CORS_ORIGINS ("*" lists every origin), and the same allowed
  * headers and max age as infra configures.
  */

@@ -100,7 +100,10 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
       );
       return handleInvokeApi({ method, path, headers, body }, runtime);
     }
-    if (method === "OPTIONS") return corsPreflight(req.headers, routes.methodsFor(path), corsOrigins);
+    // API Gateway answers preflights itself only where CORS is configured (infra: CORS_ORIGINS non-empty);
+    // otherwise an OPTIONS request is routed like any other (to `$default`: 405 with Allow).
+    if (method === "OPTIONS" && corsOrigins.length > 0)
+      return corsPreflight(req.headers, routes.methodsFor(path), corsOrigins);
 
     const match = routes.match(method, path);
     // No route: API Gateway sends the request to the `$default` route's function, or answers 404 itself.

@@ -233,12 +233,13 @@ describe("local runner over HTTP (API Gateway HTTP API, payload 2.0)", () => {
     }
   });
 
-  it("answers OPTIONS with 204 and no CORS headers for an origin that is not listed", async () => {
+  it("routes OPTIONS like any method when no CORS origin is configured (API Gateway then has no preflight)", async () => {
     const res = await fetch(`${runner.url}/echo/1`, {
       method: "OPTIONS",
-      headers: { origin: "https://evil.example", "access-control-request-method": "GET" },
+      headers: { origin: "https://app.example", "access-control-request-method": "GET" },
     });
-    expect(res.status).toBe(204);
+    expect(res.status).toBe(404); // no OPTIONS route and no `$default` function in these fixtures
+    expect(await res.json()).toEqual({ message: "Not Found" });
     expect(res.headers.get("access-control-allow-origin")).toBeNull();
   });
 
@@ -271,6 +272,13 @@ describe("local runner CORS preflight", () => {
       expect(res.headers.get("access-control-allow-methods")).toBe("GET");
       // API Gateway answers with its configured list, not an echo of the request's
       expect(res.headers.get("access-control-allow-headers")).toBe(CORS_ALLOWED_HEADERS.join(","));
+      // an origin that is not listed: 204, no CORS headers
+      const foreign = await fetch(`${runner.url}/echo/1`, {
+        method: "OPTIONS",
+        headers: { origin: "https://evil.example", "access-control-request-method": "GET" },
+      });
+      expect(foreign.status).toBe(204);
+      expect(foreign.headers.get("access-control-allow-origin")).toBeNull();
     } finally {
       await runner.close();
     }

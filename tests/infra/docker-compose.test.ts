@@ -49,7 +49,8 @@ describe("docker-compose.yml", () => {
     expect(services.postgres?.ports).toContain("5432:5432");
     expect(services.redis?.ports).toContain("6379:6379");
     expect(services.kafka?.ports).toContain("9094:9094");
-    expect(services.app?.ports).toContain("8000:8000");
+    // the runner (with its unauthenticated Invoke API) on the host's loopback only
+    expect(services.app?.ports).toEqual(["127.0.0.1:8000:8000"]);
     expect(services.localstack?.ports).toContain("4566:4566");
   });
 
