@@ -1,5 +1,10 @@
 import { httpHandler } from "./http/http-handler.ts";
-import { idempotencyRequest, replayHeaders, withoutReplayFlag } from "./http/idempotency-header.ts";
+import {
+  CREATE_KEY_MIN_LENGTH,
+  idempotencyRequest,
+  replayHeaders,
+  withoutReplayFlag,
+} from "./http/idempotency-header.ts";
 import { createSessionBody } from "./http/schemas.ts";
 
 export const createScope = (sourceIp: string) => `sessions-create:${sourceIp}`;
@@ -9,11 +14,13 @@ export const handler = httpHandler(
   { name: "sessions-create", body: createSessionBody, bodyOptional: true },
   async (req) => {
     // The stored response holds the new session's token, and nothing authenticates a create: a key replays
-    // only for requests from the same address, so two clients that happen to pick one key never share a session.
+    // only for requests from the same address, and only a key long enough not to be picked by two clients behind
+    // one address (a NAT) or guessed by one of them.
     const idem = idempotencyRequest(
       req.headers,
       createScope(req.event.requestContext.http.sourceIp),
       req.body,
+      CREATE_KEY_MIN_LENGTH,
     );
     const created = await req.chat.createSession(req.body, idem);
     return {

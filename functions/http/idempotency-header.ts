@@ -1,17 +1,26 @@
 import { ChatError } from "#chat/chat/errors.ts";
 import { type IdempotencyRequest, requestHash } from "#chat/db/idempotency-store.ts";
 
-/** Reads `Idempotency-Key` (1–255 visible ASCII characters); absent means "not idempotent". */
+/**
+ * The shortest Idempotency-Key `POST /sessions/create` takes. Its replay returns a session token to whoever sends
+ * the key again from the same address (nothing else authenticates a create), and clients behind one NAT share an
+ * address: a key that short is one a client could guess or pick by chance (`1`, `retry-1`). A UUID is 36.
+ */
+export const CREATE_KEY_MIN_LENGTH = 16;
+
+/** Reads `Idempotency-Key` (`minLength`–255 visible ASCII characters); absent means "not idempotent". */
 export function idempotencyRequest(
   headers: Record<string, string | undefined>,
   scope: string,
   request: unknown,
+  minLength = 1,
 ): IdempotencyRequest | undefined {
   const key = headers["idempotency-key"];
   if (key === undefined) return undefined;
-  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new ChatError("validation_failed", "Idempotency-Key must be 1–255 visible ASCII characters", {
-      errors: [{ path: "headers.idempotency-key", message: "1–255 visible ASCII characters" }],
+  if (key.length < minLength || !/^[\x21-\x7e]{1,255}$/.test(key)) {
+    const rule = `${minLength}–255 visible ASCII characters${minLength > 1 ? " (use a random key, such as a UUID)" : ""}`;
+    throw new ChatError("validation_failed", `Idempotency-Key must be ${rule}`, {
+      errors: [{ path: "headers.idempotency-key", message: rule }],
     });
   }
   // Hashed on first use, which is after the service validated the request: hashing hostile input (say,

@@ -7,6 +7,7 @@ import {
   type ZodMiniType,
 } from "zod/mini";
 import { httpFunctions } from "../manifest.ts";
+import { CREATE_KEY_MIN_LENGTH } from "./idempotency-header.ts";
 import { statusOf } from "./problem.ts";
 import * as s from "./schemas.ts";
 
@@ -22,6 +23,8 @@ interface Operation {
   bodyAsQuery?: boolean;
   auth: boolean;
   idempotent?: boolean;
+  /** The shortest Idempotency-Key the operation takes (default 1). */
+  idempotencyKeyMinLength?: number;
   ifMatch?: boolean;
   ok: { status: number; schema?: ZodMiniType; headers?: string[] };
   errors: number[];
@@ -36,6 +39,7 @@ const operations: Record<string, Operation> = {
     body: s.createSessionBody,
     auth: false,
     idempotent: true,
+    idempotencyKeyMinLength: CREATE_KEY_MIN_LENGTH,
     ok: { status: 201, schema: s.createSessionResponse },
     errors: [400, 409, 413, 415, 422, 429, 503],
   },
@@ -132,7 +136,7 @@ export function buildOpenApiDocument(version = "0.1.0") {
               name: "Idempotency-Key",
               in: "header",
               required: false,
-              schema: { type: "string", minLength: 1, maxLength: 255 },
+              schema: { type: "string", minLength: op.idempotencyKeyMinLength ?? 1, maxLength: 255 },
             },
           ]
         : []),

@@ -179,6 +179,36 @@ describe("POST /messages/post with an Idempotency-Key", () => {
 });
 
 describe("POST /sessions/create with an Idempotency-Key", () => {
+  it("refuses a key under 16 characters (one two clients behind a NAT could share, or one could guess), creating nothing", async () => {
+    const before = await rowCounts(fx.db.pool);
+    for (const key of ["1", "retry-1", "a".repeat(15)]) {
+      const res = await fx.call<{ code: string; detail: string }>("POST", "/sessions/create", {
+        json: {},
+        headers: { "idempotency-key": key },
+      });
+      expect(res.status, key).toBe(400);
+      expect(res.body.code).toBe("validation_failed");
+      expect(res.body.detail).toMatch(/Idempotency-Key must be 16–255/);
+    }
+    expect(await rowCounts(fx.db.pool)).toEqual(before);
+    // a post's key is scoped by its session and token: short keys stay valid there
+    const created = await fx.call<{ session: { session_id: string }; token: string }>(
+      "POST",
+      "/sessions/create",
+      {
+        json: {},
+        headers: { "idempotency-key": "a".repeat(16) },
+      },
+    );
+    expect(created.status).toBe(201);
+    const posted = await fx.call("POST", "/messages/post", {
+      json: { session_id: created.body.session.session_id, content: "hi" },
+      headers: { "idempotency-key": "1" },
+      token: created.body.token,
+    });
+    expect(posted.status).toBe(201);
+  });
+
   it("a retry with the same key and body returns the same session and token, and creates nothing", async () => {
     const key = `create-${randomUUID()}`;
     const body = { user_id: "idem-user", metadata: { n: 1 } };
@@ -215,7 +245,7 @@ describe("POST /sessions/create with an Idempotency-Key", () => {
   });
 
   it("the same key from another address is another client's request: its own session, never the first one's token", async () => {
-    const key = "retry-1"; // a key two unrelated clients could both pick
+    const key = "retry-1-of-create"; // a key two unrelated clients could both pick
     const body = {};
     const first = await fx.call<{ token: string }>("POST", "/sessions/create", {
       json: body,

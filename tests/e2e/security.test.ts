@@ -99,10 +99,10 @@ describe("session tokens", () => {
   it("are stored only hashed: no table of the database and no Redis key or value holds one", async () => {
     const s = await newSession();
     // also through the idempotent path, whose record has to be able to replay the token
-    const replayable = await newSession({ "idempotency-key": "sec-create-1" });
+    const replayable = await newSession({ "idempotency-key": "sec-create-key-0001" });
     const replay = await request("POST", "/sessions/create", {
       body: { user_id: "sec" },
-      headers: { "idempotency-key": "sec-create-1" },
+      headers: { "idempotency-key": "sec-create-key-0001" },
     });
     expect(replay.status).toBe(201);
     // the replay gives back the same token, so the record holds it in a form only the key opens
