@@ -68,7 +68,7 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
       const bound = cfg.KAFKA_PUBLISH_TIMEOUT_MS;
       const work = (async () => {
         const toSend = backlog
-          ? (await pendingForSession(pool, sessionId, 1000)).map((r) => r.event)
+          ? (await pendingForSession(pool, sessionId, 1000, cfg.KAFKA_MAX_BATCH_BYTES)).map((r) => r.event)
           : events;
         const left = bound - (Date.now() - started);
         if (left <= 0) return;

@@ -8,16 +8,27 @@ export interface OutboxRow {
   event: CloudEvent;
 }
 
-/** This session's unpublished events, oldest first: publishing them in this order keeps the session in order. */
+/**
+ * This session's oldest unpublished events, oldest first (publishing them in this order keeps the session in
+ * order): at most `limit`, and those that start within `maxBytes` of event JSON (at least one; the text, not the
+ * stored size, which compression can make far smaller), so a backlog of long messages after a Kafka outage is not
+ * read whole into a request. A prefix: what is left, the next change or the relay sends.
+ */
 export async function pendingForSession(
   db: Queryable,
   sessionId: string,
   limit: number,
+  maxBytes: number,
 ): Promise<OutboxRow[]> {
   const res = await db.query({
     name: "outbox_pending_session",
-    text: "SELECT id, event FROM outbox WHERE session_id = $1 AND published_at IS NULL ORDER BY id LIMIT $2",
-    values: [sessionId, limit],
+    text: `SELECT id, event FROM (
+             SELECT id, event,
+                    sum(octet_length(event::text)) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING)
+                      - octet_length(event::text) AS before
+               FROM outbox WHERE session_id = $1 AND published_at IS NULL ORDER BY id LIMIT $2) o
+            WHERE before < $3 ORDER BY id`,
+    values: [sessionId, limit, maxBytes],
   });
   return res.rows as OutboxRow[];
 }
