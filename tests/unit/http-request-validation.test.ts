@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { resetConfig } from "../../layers/chat/config.ts";
+import { requestBodyBytes, resetConfig } from "../../layers/chat/config.ts";
 import { call, httpEvent } from "../helpers/lambda-events.ts";
 
 // No services: every request here is rejected before the chat service (and its database) is touched.
@@ -42,11 +42,11 @@ describe("request parsing and validation (handlers called with v2 events)", () =
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
-  it("answers a non-JSON media type with 415 and a body over 64 KiB with 413", async () => {
+  it("answers a non-JSON media type with 415 and a body over MAX_BODY_BYTES with 413", async () => {
     expect((await post("content=x", { "content-type": "application/x-www-form-urlencoded" })).json.code).toBe(
       "unsupported_media_type",
     );
-    const big = await post({ session_id: sid, content: "x".repeat(70_000) });
+    const big = await post({ session_id: sid, content: "x".repeat(requestBodyBytes(8000) + 1) });
     expect(big.statusCode).toBe(413);
     expect(big.json.code).toBe("payload_too_large");
   });
