@@ -90,8 +90,12 @@ export const configSchema = object({
    */
   CONSUMED_EVENTS_RETENTION_HOURS: integer(336, 1),
   IDEMPOTENCY_TTL_SECONDS: integer(86400, 60),
-  /** How long a claimed key blocks its duplicates; past it a crashed request's key can be taken over. ≥ the function timeout. */
-  IDEMPOTENCY_LOCK_SECONDS: integer(15, 1),
+  /**
+   * How long a claimed key blocks its duplicates; past it a crashed request's key can be taken over. At least the
+   * function's timeout plus DB_STATEMENT_TIMEOUT_MS: a claim must outlive its request, including a statement
+   * Postgres still runs after Lambda ended the request (else a retry could take the key over and run the change twice).
+   */
+  IDEMPOTENCY_LOCK_SECONDS: integer(30, 1),
   SESSION_RETENTION_DAYS: integer(0, 0),
   RESPONDER: _default(enumOf(["builtin", "bedrock"]), "builtin"),
   BEDROCK_MODEL_ID: _default(string(), "anthropic.claude-3-haiku-20240307-v1:0"),

@@ -263,7 +263,7 @@ async function stuckClaimScenario() {
       ],
       notes: [
         "The claim's release after the failure goes to the Postgres that is down, so the claim stays until its " +
-          "lock (IDEMPOTENCY_LOCK_SECONDS, default 15 s = the function timeout; 5 s here) ends; meanwhile a retry " +
+          "lock (IDEMPOTENCY_LOCK_SECONDS, default 30 s ≥ the function timeout + the statement timeout; 5 s here) ends; meanwhile a retry " +
           "gets 409 request_in_progress with Retry-After = the lock's time left, then 201.",
       ],
       durationSeconds: Math.round((Date.now() - t0) / 1000),

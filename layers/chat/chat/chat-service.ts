@@ -536,7 +536,7 @@ export class ChatService {
         idempotencyCompletion(idem, statusCode, result, { claim: false, ttlSeconds }),
       );
     } catch (err) {
-      await releaseIdempotencyKey(this.#d.pool, idem).catch(() => {});
+      await releaseIdempotencyKey(this.#d.pool, idem, claim.token).catch(() => {});
       throw err;
     }
   }

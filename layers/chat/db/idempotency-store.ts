@@ -16,7 +16,13 @@ export interface IdempotencyRequest {
   requestHash: string;
 }
 
-export type ClaimOutcome = { kind: "claimed" } | { kind: "replay"; statusCode: number; response: unknown };
+/**
+ * `token`: the claim's own `locked_until`, exactly (its text form): a later claim of the same key (a takeover
+ * after the lock ran out) has another, so a release can tell its own claim from the one that replaced it.
+ */
+export type ClaimOutcome =
+  | { kind: "claimed"; token: string }
+  | { kind: "replay"; statusCode: number; response: unknown };
 
 const CLAIM = `
 INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, locked_until, expires_at)
@@ -26,7 +32,7 @@ ON CONFLICT (scope, idempotency_key) DO UPDATE
        locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
  WHERE idempotency_records.expires_at < now()
     OR (idempotency_records.status = 'in_progress' AND idempotency_records.locked_until < now())
-RETURNING 1`;
+RETURNING locked_until::text AS token`;
 
 const hashKey = (req: IdempotencyRequest) =>
   createHash("sha256").update(`${req.scope}\n${req.key}`).digest("hex");
@@ -56,7 +62,7 @@ export async function claimIdempotencyKey(
       text: CLAIM,
       values: [req.scope, hashKey(req), req.requestHash, opts.lockSeconds, opts.ttlSeconds],
     });
-    if (claimed.rowCount) return { kind: "claimed" };
+    if (claimed.rowCount) return { kind: "claimed", token: claimed.rows[0].token as string };
     const res = await db.query({
       name: "idempotency_read",
       text: `SELECT request_hash, status, status_code, response,
@@ -86,12 +92,20 @@ export async function claimIdempotencyKey(
   }
 }
 
-/** Gives the key back after a failure, so the client's retry runs instead of waiting out the lock. */
-export async function releaseIdempotencyKey(db: Queryable, req: IdempotencyRequest): Promise<void> {
+/**
+ * Gives the key back after a failure, so the client's retry runs instead of waiting out the lock; only this
+ * claim (`token`): if its lock ran out and a retry took the key over, that retry's claim stays.
+ */
+export async function releaseIdempotencyKey(
+  db: Queryable,
+  req: IdempotencyRequest,
+  token: string,
+): Promise<void> {
   await db.query({
     name: "idempotency_release",
-    text: "DELETE FROM idempotency_records WHERE scope = $1 AND idempotency_key = $2 AND status = 'in_progress'",
-    values: [req.scope, hashKey(req)],
+    text: `DELETE FROM idempotency_records
+            WHERE scope = $1 AND idempotency_key = $2 AND status = 'in_progress' AND locked_until = $3::timestamptz`,
+    values: [req.scope, hashKey(req), token],
   });
 }
 
