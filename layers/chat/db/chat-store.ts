@@ -238,9 +238,9 @@ export interface SessionSnapshot {
 }
 
 // $2: limit + 1 (one more tells the history is longer than limit); $3: limit; $4: the newest messages to read
-// when it is longer, or when its content is over $5 bytes. The bytes are summed first, from the column's stored
-// size (octet_length reads a toasted value's header, not the value), so a history over $5 costs Postgres a scan of
-// at most $2 rows but sends only its newest $4 messages.
+// when it is longer, or when its content is over $5 bytes. The bytes are summed first (octet_length takes a toasted
+// value's size from its header, without fetching or decompressing it), so a history over $5 costs Postgres a scan
+// of at most $2 rows but sends only its newest $4 messages.
 const SNAPSHOT = `
 SELECT ${SESSION_COLUMNS}, b.content_bytes,
   (SELECT coalesce(json_agg(m ORDER BY m.seq), '[]'::json) FROM (
