@@ -37,7 +37,7 @@ export const KeyHashPartitioner: ICustomPartitioner = () => {
   const keyless = Partitioners.DefaultPartitioner();
   return (args) => {
     const partition = choose(args);
-    assignedPartition.set(args.message, partition);
+    (args.message as { [ASSIGNED]?: number })[ASSIGNED] = partition;
     return partition;
   };
 
@@ -50,9 +50,14 @@ export const KeyHashPartitioner: ICustomPartitioner = () => {
   }
 };
 
+// On the message object itself (a symbol: invisible to kafkajs, which reads key, value, headers and timestamp):
+// a WeakMap entry per message cost the garbage collector more than the rest of the check.
+const ASSIGNED = Symbol("partition");
+
 /**
  * The partition KeyHashPartitioner last chose for a message object. kafkajs partitions a send's messages again on
  * every retry (after a metadata refresh), so after the send this is where each one was finally sent, which the
  * producer checks against the partitions Kafka acknowledged.
  */
-export const assignedPartition = new WeakMap<object, number>();
+export const assignedPartition = (message: object): number | undefined =>
+  (message as { [ASSIGNED]?: number })[ASSIGNED];

@@ -156,14 +156,15 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
  * nowhere and the send still resolves (tests/integration/kafka-leader-move.test.ts).
  */
 function unacknowledged(topicMessages: TopicMessages[], acked: RecordMetadata[]): string[] {
-  const got = new Set(acked.filter((m) => m.errorCode === 0).map((m) => `${m.topicName}/${m.partition}`));
-  const missing = new Set<string>();
-  for (const { topic, messages } of topicMessages)
-    for (const m of messages) {
-      const at = `${topic}/${assignedPartition.get(m) ?? "?"}`;
-      if (!got.has(at)) missing.add(at);
-    }
-  return [...missing];
+  const missing: string[] = [];
+  for (const { topic, messages } of topicMessages) {
+    const got = new Set(
+      acked.filter((m) => m.topicName === topic && m.errorCode === 0).map((m) => m.partition),
+    );
+    const sent = new Set(messages.map((m) => assignedPartition(m)));
+    for (const p of sent) if (p === undefined || !got.has(p)) missing.push(`${topic}/${p ?? "?"}`);
+  }
+  return missing;
 }
 
 /** Health check: a bounded cluster metadata round trip through a reused admin client. */
