@@ -50,8 +50,9 @@ export const KeyHashPartitioner: ICustomPartitioner = () => {
   }
 };
 
-// On the message object itself (a symbol: invisible to kafkajs, which reads key, value, headers and timestamp):
-// a WeakMap entry per message cost the garbage collector more than the rest of the check.
+// On the message object itself (a symbol: invisible to kafkajs, which reads key, value, headers and timestamp).
+// A WeakMap entry per message measured 34.3 against 29.7 µs per event (bench/tools/kafka-publish-cost.ts, four
+// alternating runs, noisy); the symbol 33.9 against 33.8.
 const ASSIGNED = Symbol("partition");
 
 /**
