@@ -5,6 +5,7 @@ import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
 import { prune } from "../../layers/chat/maintenance/prune.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+import { untilWaitingForLock } from "../helpers/lock-waits.ts";
 
 let f: ChatFixture;
 beforeAll(async () => {
@@ -193,14 +194,7 @@ describe("maintenance", () => {
         deadline: Date.now() + 10_000,
       });
       // the prune's DELETE has read the expired row and waits for its lock
-      for (let i = 0; ; i++) {
-        const waiting = await f.db.pool.query(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM idempotency_records%'",
-        );
-        if (waiting.rows[0].n > 0) break;
-        if (i > 200) throw new Error("the prune never waited for the row");
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await untilWaitingForLock(f.db.pool, "DELETE FROM idempotency_records");
       // a new request takes the expired key over: a fresh claim on the same row
       await taker.query(
         `UPDATE idempotency_records SET status = 'in_progress', locked_until = now() + interval '15 seconds',

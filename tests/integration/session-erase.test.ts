@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERASE, eraseSession } from "../../layers/chat/db/erase-store.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+import { untilWaitingForLock } from "../helpers/lock-waits.ts";
 
 /** What an erase removes, what it leaves, and how it meets a change committing at the same moment. */
 let f: ChatFixture;
@@ -12,18 +13,6 @@ afterAll(() => f.close());
 
 const erasedEvent = (id: string) =>
   chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
-
-/** Until some statement on this test's database waits for a lock. */
-async function waitUntilBlocked() {
-  for (let i = 0; ; i++) {
-    const r = await f.db.pool.query(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-    );
-    if (r.rows[0].n > 0) return;
-    if (i > 300) throw new Error("no statement waited for a lock");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe("erasing a session", () => {
   it("an erase that waited for a committing change removes that change's unsent events and key record too", async () => {
@@ -46,7 +35,7 @@ describe("erasing a session", () => {
         [id],
       );
       erasing = eraseSession(f.db.pool, id, erasedEvent(id));
-      await waitUntilBlocked();
+      await untilWaitingForLock(f.db.pool);
       await post.query("COMMIT");
       expect(await erasing).toBe(true);
     } finally {

@@ -559,20 +559,19 @@ export class ChatService {
         fromCache: true,
       };
     }
-    const snap = await loadSnapshot(
-      this.#d.pool,
-      sessionId,
-      HISTORY_CACHE_MAX,
-      this.#newestWhenLong,
-      this.#d.config.CACHE_HISTORY_MAX_BYTES,
-    );
+    const snap = await this.#loadAndFill(sessionId);
     if (!snap) return null;
-    const history = snap.complete ? snap.messages : null;
-    await this.#d.cache?.fill(snap.session, history);
-    return { session: snap.session, history, fromCache: false };
+    return { session: snap.session, history: snap.complete ? snap.messages : null, fromCache: false };
   }
 
   async #snapshot(sessionId: string): Promise<SessionSnapshot> {
+    const snap = await this.#loadAndFill(sessionId);
+    if (!snap) throw new ChatError("session_not_found", "session not found");
+    return snap;
+  }
+
+  /** The session from Postgres, within the cache's bounds, and into the cache (its history only if complete). */
+  async #loadAndFill(sessionId: string): Promise<SessionSnapshot | null> {
     const snap = await loadSnapshot(
       this.#d.pool,
       sessionId,
@@ -580,8 +579,7 @@ export class ChatService {
       this.#newestWhenLong,
       this.#d.config.CACHE_HISTORY_MAX_BYTES,
     );
-    if (!snap) throw new ChatError("session_not_found", "session not found");
-    await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
+    if (snap) await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
     return snap;
   }
 
