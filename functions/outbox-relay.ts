@@ -21,7 +21,7 @@ export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Err
     const result = await relayOutbox(
       await getPool(),
       (events, timeoutMs) => publishEvents(cfg, events, timeoutMs),
-      { batchSize: cfg.OUTBOX_BATCH_SIZE, timeBudgetMs: budget },
+      { batchSize: cfg.OUTBOX_BATCH_SIZE, batchBytes: cfg.KAFKA_MAX_BATCH_BYTES, timeBudgetMs: budget },
     );
     if (result.error)
       logger.warn("relay stopped early", { error: result.error, published: result.published });

@@ -278,7 +278,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     L.push(
       "## Kafka (librdkafka mock cluster: 3 brokers, 6 partitions)",
       "",
-      `Relay: ${k.params.relayEvents} pre-filled outbox events published by \`relayOutbox\` with the product's producer (acks=all), warm producer; "on topic" is the advance of the topic's offsets. Commit-to-topic: POST /messages/post through the runner with Kafka on (the after-commit fast path); from the change statement's completion (stamped in the runner process) to a kafkajs consumer (maxWaitTimeInMs ${k.params.consumerMaxWaitMs}) seeing the record.`,
+      `Relay: ${k.params.relayEvents} pre-filled outbox events published by \`relayOutbox\` with the product's producer (acks=all), warm producer; a batch is also cut where its events reach \`KAFKA_MAX_BATCH_BYTES\` (1 MB) of stored size, which ≈ 700-byte events reach at ≈ 1,430 (hence more batches than events ÷ batch size at 2000); "on topic" is the advance of the topic's offsets. Commit-to-topic: POST /messages/post through the runner with Kafka on (the after-commit fast path); from the change statement's completion (stamped in the runner process) to a kafkajs consumer (maxWaitTimeInMs ${k.params.consumerMaxWaitMs}) seeing the record.`,
       "",
       "| Relay batch | Compression | Events | events/s | Batches | Elapsed ms | in Kafka publish ms | in Postgres ms | On topic |",
       "|---|---|---|---|---|---|---|---|---|",

@@ -206,7 +206,7 @@ async function relay(args: { batchSize: number; timeBudgetMs: number }) {
       await publishEvents(cfg, events, timeoutMs);
       publishMs += performance.now() - t;
     },
-    { batchSize: args.batchSize, timeBudgetMs: args.timeBudgetMs },
+    { batchSize: args.batchSize, batchBytes: cfg.KAFKA_MAX_BATCH_BYTES, timeBudgetMs: args.timeBudgetMs },
   );
   const elapsedMs = performance.now() - started;
   return { ...result, elapsedMs, publishMs, counters: readCounters() };

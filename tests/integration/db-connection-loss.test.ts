@@ -141,12 +141,16 @@ describe("a connection lost while checked out", () => {
         await terminate(lock.rows[0].pid);
         await sleep(100);
       },
-      { batchSize: 5, timeBudgetMs: 10_000 },
+      { batchSize: 5, batchBytes: 1_000_000, timeBudgetMs: 10_000 },
     );
     expect(r.error).toMatch(/lock's connection was lost/);
     expect(r.published).toBe(5);
     // what it did not publish is still there for the next run, which takes the lock again
-    const next = await relayOutbox(pool, async () => {}, { batchSize: 5, timeBudgetMs: 10_000 });
+    const next = await relayOutbox(pool, async () => {}, {
+      batchSize: 5,
+      batchBytes: 1_000_000,
+      timeBudgetMs: 10_000,
+    });
     expect(next).toMatchObject({ skipped: false, published: 15 });
   });
 

@@ -149,6 +149,7 @@ describe("Kafka down", () => {
     expect(await pendingCount()).toBe(before + 200);
     const run = await relayOutbox(f.db.pool, (ev) => publishEvents(f.config, ev, 10_000), {
       batchSize: 500,
+      batchBytes: f.config.KAFKA_MAX_BATCH_BYTES,
       timeBudgetMs: 30_000,
     });
     expect(run).toMatchObject({ skipped: false, published: before + 200 });
@@ -178,6 +179,7 @@ describe("Kafka down", () => {
     try {
       const run = await relayOutbox(f.db.pool, (ev) => publishEvents(f.config, ev, 10_000), {
         batchSize: 500,
+        batchBytes: f.config.KAFKA_MAX_BATCH_BYTES,
         timeBudgetMs: 30_000,
       });
       expect(run.error).toBeUndefined();
@@ -211,8 +213,8 @@ describe("Kafka down", () => {
       await publishEvents(f.config, ev, 10_000);
     };
     const [a, b] = await Promise.all([
-      relayOutbox(f.db.pool, publish, { batchSize: 7, timeBudgetMs: 30_000 }),
-      relayOutbox(f.db.pool, publish, { batchSize: 7, timeBudgetMs: 30_000 }),
+      relayOutbox(f.db.pool, publish, { batchSize: 7, batchBytes: 1_000_000, timeBudgetMs: 30_000 }),
+      relayOutbox(f.db.pool, publish, { batchSize: 7, batchBytes: 1_000_000, timeBudgetMs: 30_000 }),
     ]);
     expect(a.published + b.published).toBe(pending);
     expect(await pendingCount()).toBe(0);

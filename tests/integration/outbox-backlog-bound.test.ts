@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pendingForSession } from "../../layers/chat/events/outbox-store.ts";
+import type { CloudEvent } from "../../layers/chat/events/cloudevents.ts";
+import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
+import { pendingBatch, pendingForSession } from "../../layers/chat/events/outbox-store.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 /**
- * A request's fast path reads its session's backlog before publishing it. After a Kafka outage a session of
- * long messages can have a backlog of many megabytes: the read takes a prefix of it, bounded by bytes as well
- * as by count, oldest first, so the session's order holds.
+ * A request's fast path reads its session's backlog before publishing it, and the relay reads every session's.
+ * After a Kafka outage a backlog of long messages can be many megabytes: each read takes a prefix of it, bounded
+ * by bytes as well as by count, oldest first, so every session's order holds.
  */
 let db: TestDatabase;
 const SESSION = "00000000-0000-4000-8000-00000000b10c";
@@ -16,16 +18,17 @@ beforeAll(async () => {
   // six unpublished events of ≈ 300 KB each, and one of another session
   await db.pool.query(
     `INSERT INTO outbox (event_id, session_id, event_type, event)
-     SELECT gen_random_uuid(), CASE WHEN i <= 6 THEN $1::uuid ELSE gen_random_uuid() END, 'chat.message.created',
-            jsonb_build_object('seq', i, 'content', (SELECT string_agg(md5(i::text || g::text), '') FROM generate_series(1, 9400) AS g))
-       FROM generate_series(1, 7) AS i`,
+     SELECT id, CASE WHEN i <= 6 THEN $1::uuid ELSE gen_random_uuid() END, 'chat.message.created',
+            jsonb_build_object('id', id, 'seq', i,
+                               'content', (SELECT string_agg(md5(i::text || g::text), '') FROM generate_series(1, 9400) AS g))
+       FROM (SELECT i, gen_random_uuid() AS id FROM generate_series(1, 7) AS i) AS e`,
     [SESSION],
   );
   // four events of 60,000 control characters: a few KB stored (compressed), 360 KB of JSON each
   await db.pool.query(
     `INSERT INTO outbox (event_id, session_id, event_type, event)
-     SELECT gen_random_uuid(), $1, 'chat.message.created', jsonb_build_object('seq', i, 'content', repeat(chr(1), 60000))
-       FROM generate_series(1, 4) AS i`,
+     SELECT id, $1, 'chat.message.created', jsonb_build_object('id', id, 'seq', i, 'content', repeat(chr(1), 60000))
+       FROM (SELECT i, gen_random_uuid() AS id FROM generate_series(1, 4) AS i) AS e`,
     [COMPRESSIBLE],
   );
 });
@@ -57,5 +60,54 @@ describe("the fast path's backlog read", () => {
     expect(size.rows[0].stored).toBeLessThan(50_000);
     expect(size.rows[0].json).toBeGreaterThan(350_000);
     expect(seqs(await pendingForSession(db.pool, COMPRESSIBLE, 1000, 1_000_000))).toEqual([1, 2, 3]);
+  });
+});
+
+describe("the relay's read", () => {
+  // outbox order: 6 events of ≈ 300 KB (SESSION), 1 of ≈ 300 KB (another session), 4 compressible of 360 KB JSON
+  // (each event carries its event_id as `id`, as every CloudEvent does: the relay marks by it)
+  const allIds = async () =>
+    (await db.pool.query("SELECT id FROM outbox ORDER BY id")).rows.map((r) => r.id as string);
+
+  it("stops at the byte bound, never empty, and says whether more may follow", async () => {
+    const first = await pendingBatch(db.pool, 500, 1_000_000);
+    expect(seqs(first.rows)).toEqual([1, 2, 3, 4]);
+    expect(first.more).toBe(true);
+    expect(seqs((await pendingBatch(db.pool, 500, 1000)).rows)).toEqual([1]);
+    const all = await pendingBatch(db.pool, 500, 100_000_000);
+    expect(all.rows).toHaveLength(11);
+    expect(all.more).toBe(false);
+    // the count bound alone also says "more"
+    expect(await pendingBatch(db.pool, 11, 100_000_000)).toMatchObject({ more: true });
+  });
+
+  it("counts a compressed event by its JSON, leaving out the events in flight", async () => {
+    const ids = await allIds();
+    const rest = await pendingBatch(db.pool, 500, 1_000_000, ids.slice(0, 7));
+    // three of the four 360 KB events start within 1 MB; by their few stored KB all four would
+    expect(rest.rows.map((r) => r.id)).toEqual(ids.slice(7, 10));
+    expect(rest.more).toBe(true);
+  });
+
+  it("a relay run publishes the whole backlog in byte-bounded batches, in order", async () => {
+    const batches: number[][] = [];
+    try {
+      const run = await relayOutbox(
+        db.pool,
+        async (events: CloudEvent[]) => {
+          batches.push(events.map((e) => (e as unknown as { seq: number }).seq));
+        },
+        { batchSize: 500, batchBytes: 1_000_000, timeBudgetMs: 30_000 },
+      );
+      expect(run).toMatchObject({ skipped: false, published: 11 });
+      // (the seqs of SESSION, then of the other session, then of the compressible one)
+      expect(batches).toEqual([
+        [1, 2, 3, 4],
+        [5, 6, 7, 1],
+        [2, 3, 4],
+      ]);
+    } finally {
+      await db.pool.query("UPDATE outbox SET published_at = NULL");
+    }
   });
 });

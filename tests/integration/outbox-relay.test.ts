@@ -71,7 +71,11 @@ describe("pipelined outbox relay", () => {
     let runs = 0;
     for (;;) {
       const stillWriting = writing;
-      const r = await relayOutbox(db.pool, publish, { batchSize: 7, timeBudgetMs: 10_000 });
+      const r = await relayOutbox(db.pool, publish, {
+        batchSize: 7,
+        batchBytes: 1_000_000,
+        timeBudgetMs: 10_000,
+      });
       runs++;
       expect(r.error).toBeUndefined();
       if (!stillWriting && r.published === 0) break;
@@ -110,7 +114,11 @@ describe("pipelined outbox relay", () => {
       published.push(...events);
     };
     for (let run = 0; run < 5; run++) {
-      const r = await relayOutbox(db.pool, publish, { batchSize: 12, timeBudgetMs: 10_000 });
+      const r = await relayOutbox(db.pool, publish, {
+        batchSize: 12,
+        batchBytes: 1_000_000,
+        timeBudgetMs: 10_000,
+      });
       expect(r.error).toBeUndefined();
       if (r.published === 0) break;
     }
@@ -130,7 +138,7 @@ describe("pipelined outbox relay", () => {
         await sleep(2);
         if (calls === 3) throw new Error("broker went away");
       },
-      { batchSize: 5, timeBudgetMs: 10_000 },
+      { batchSize: 5, batchBytes: 1_000_000, timeBudgetMs: 10_000 },
     );
     expect(r).toMatchObject({ skipped: false, published: 10, batches: 2, error: "broker went away" });
     const marked = await db.pool.query(
@@ -163,11 +171,19 @@ describe("pipelined outbox relay", () => {
       await sleep(20);
     };
     try {
-      const r = await relayOutbox(flaky, publish, { batchSize: 5, timeBudgetMs: 10_000 });
+      const r = await relayOutbox(flaky, publish, {
+        batchSize: 5,
+        batchBytes: 1_000_000,
+        timeBudgetMs: 10_000,
+      });
       expect(r.error).toBe("mark failed");
       await sleep(50);
       expect(unhandled).toEqual([]);
-      const again = await relayOutbox(db.pool, publish, { batchSize: 5, timeBudgetMs: 10_000 });
+      const again = await relayOutbox(db.pool, publish, {
+        batchSize: 5,
+        batchBytes: 1_000_000,
+        timeBudgetMs: 10_000,
+      });
       expect(again.error).toBeUndefined();
     } finally {
       process.off("unhandledRejection", onUnhandled);
@@ -190,7 +206,7 @@ describe("pipelined outbox relay", () => {
         timeouts.push(timeoutMs);
         await sleep(60);
       },
-      { batchSize: 5, timeBudgetMs: 200, maxPublishMs: 1000 },
+      { batchSize: 5, batchBytes: 1_000_000, timeBudgetMs: 200, maxPublishMs: 1000 },
     );
     expect(r.error).toBeUndefined();
     expect(r.batches).toBeGreaterThanOrEqual(1);
@@ -207,9 +223,9 @@ describe("pipelined outbox relay", () => {
   it("refuses a one-connection pool at once instead of waiting for a connection it holds itself", async () => {
     const tiny = new pg.Pool({ connectionString: db.url, max: 1, connectionTimeoutMillis: 2000 });
     try {
-      await expect(relayOutbox(tiny, async () => {}, { batchSize: 10, timeBudgetMs: 1000 })).rejects.toThrow(
-        /at least 2 connections \(DB_POOL_MAX is 1\)/,
-      );
+      await expect(
+        relayOutbox(tiny, async () => {}, { batchSize: 10, batchBytes: 1_000_000, timeBudgetMs: 1000 }),
+      ).rejects.toThrow(/at least 2 connections \(DB_POOL_MAX is 1\)/);
     } finally {
       await tiny.end();
     }

@@ -16,6 +16,8 @@ export interface RelayResult {
 
 export interface RelayOptions {
   batchSize: number;
+  /** A batch's bound in bytes of events (`pendingBatch`): at least one event. */
+  batchBytes: number;
   /** No publish starts after this, and none runs past it: the caller keeps the time to mark the last batch. */
   timeBudgetMs: number;
   /** The bound on one publish (default 10 s), cut to the time left. */
@@ -55,7 +57,7 @@ export async function relayOutbox(
       error: message(err),
     });
     try {
-      let rows = await pendingBatch(pool, opts.batchSize);
+      let { rows, more } = await pendingBatch(pool, opts.batchSize, opts.batchBytes);
       while (rows.length > 0) {
         const left = deadline - Date.now();
         if (left <= 0) break; // fetched, not published: the next run's
@@ -64,8 +66,9 @@ export async function relayOutbox(
         const ids = rows.map((r) => r.event.id);
         const rowIds = rows.map((r) => r.id);
         for (const id of rowIds) inFlight.add(id);
-        const more = rows.length === opts.batchSize;
-        const next = more ? pendingBatch(pool, opts.batchSize, [...inFlight]) : Promise.resolve([]);
+        const next = more
+          ? pendingBatch(pool, opts.batchSize, opts.batchBytes, [...inFlight])
+          : Promise.resolve({ rows: [], more: false });
         next.catch(() => {}); // awaited below, unless the publish fails first
         try {
           await publish(
@@ -83,7 +86,7 @@ export async function relayOutbox(
           for (const id of rowIds) inFlight.delete(id);
         });
         marking.catch(() => {}); // awaited before the next mark or at the end, not left unhandled meanwhile
-        rows = await next;
+        ({ rows, more } = await next);
       }
       await marking;
       return { skipped: false, published, batches };

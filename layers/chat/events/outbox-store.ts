@@ -33,33 +33,58 @@ export async function pendingForSession(
   return res.rows as OutboxRow[];
 }
 
+/** A relay read: the rows, and whether the outbox may hold more (the count or the byte bound cut it). */
+export interface OutboxBatch {
+  rows: OutboxRow[];
+  more: boolean;
+}
+
 /**
- * The oldest unpublished events of all sessions (a prefix of each session's backlog), leaving out `inFlight`
- * (outbox row ids): events already fetched, whose publish or mark is still under way.
+ * An event's size for the relay's byte bound, without rendering every event as text: the stored size, or the
+ * JSON's length when stored compressed (compression can make it 100 × smaller). Uncompressed, the JSON is at most
+ * 6 × the stored size (a control character is 1 byte in jsonb, `\u0001` in JSON), typically about 1 ×.
+ */
+const EVENT_SIZE = `CASE WHEN pg_column_compression(event) IS NULL THEN pg_column_size(event)
+                         ELSE octet_length(event::text) END`;
+
+/** The oldest pending rows (after `filter`), cut where their running size reaches $2: at least one. */
+const boundedBatch = (filter: string) => `
+SELECT id, event, upto FROM (
+  SELECT id, event, size, sum(size) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING) AS upto FROM (
+    SELECT id, event, ${EVENT_SIZE} AS size
+      FROM outbox WHERE published_at IS NULL ${filter} ORDER BY id LIMIT $1) i) b
+ WHERE upto - size < $2 ORDER BY id`;
+
+/**
+ * The oldest unpublished events of all sessions (a prefix of each session's backlog), at most `limit` and those
+ * that start within `maxBytes` (see EVENT_SIZE), leaving out `inFlight` (outbox row ids): events already fetched,
+ * whose publish or mark is still under way. The byte bound keeps a backlog of long messages after a Kafka outage
+ * from being read 500 at a time (up to 48 MB of JSON per read).
  */
 export async function pendingBatch(
   db: Queryable,
   limit: number,
+  maxBytes: number,
   inFlight: readonly string[] = [],
-): Promise<OutboxRow[]> {
+): Promise<OutboxBatch> {
   const res = await db.query(
     inFlight.length === 0
-      ? {
-          name: "outbox_pending_batch",
-          text: "SELECT id, event FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-          values: [limit],
-        }
+      ? { name: "outbox_pending_batch", text: boundedBatch(""), values: [limit, maxBytes] }
       : {
           // an anti-join on a hashed list, not `<> ALL(array)`, whose cost grows with rows × list length
           name: "outbox_pending_batch_excluding",
-          text: `SELECT o.id, o.event FROM outbox o
-                  WHERE o.published_at IS NULL
-                    AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[]) AS f(id) WHERE f.id = o.id)
-                  ORDER BY o.id LIMIT $1`,
-          values: [limit, inFlight],
+          text: boundedBatch(
+            "AND NOT EXISTS (SELECT 1 FROM unnest($3::bigint[]) AS f(id) WHERE f.id = outbox.id)",
+          ),
+          values: [limit, maxBytes, inFlight],
         },
   );
-  return res.rows as OutboxRow[];
+  const rows = res.rows as (OutboxRow & { upto: string })[]; // upto: the running size, a bigint's text
+  const last = rows.at(-1);
+  return {
+    rows,
+    more: rows.length === limit || (last !== undefined && Number(last.upto) >= maxBytes),
+  };
 }
 
 export async function markPublished(db: Queryable, eventIds: string[]): Promise<void> {
