@@ -2,8 +2,8 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { config } from "#chat/config.ts";
-import { getPool } from "#chat/db/pool.ts";
-import { type RelayResult, relayOutbox } from "#chat/events/outbox-relay.ts";
+import { getPool, queryTimeoutMs } from "#chat/db/pool.ts";
+import { type RelayResult, relayOutbox, relayReserveMs } from "#chat/events/outbox-relay.ts";
 import { logger } from "./http/logger.ts";
 
 /**
@@ -16,8 +16,12 @@ export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Err
     const cfg = config();
     const { kafkaEnabled, publishEvents } = await import("#chat/events/kafka-runtime.ts");
     if (!kafkaEnabled(cfg)) return { skipped: true, published: 0, batches: 0, kafka: "off" as const };
-    // Publishing stops this long before the function's timeout: the last mark (a statement, ≤ 5 s) still fits.
-    const budget = Math.max(1000, context.getRemainingTimeInMillis() - 10_000);
+    // Publishing stops this long before the function's timeout (20 s by default): the last marks still fit.
+    const reserve = relayReserveMs({
+      queryTimeoutMs: queryTimeoutMs(cfg),
+      connectTimeoutMs: cfg.DB_CONNECT_TIMEOUT_MS,
+    });
+    const budget = Math.max(1000, context.getRemainingTimeInMillis() - reserve);
     const result = await relayOutbox(
       await getPool(),
       (events, timeoutMs) => publishEvents(cfg, events, timeoutMs),

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { CloudEvent } from "../../layers/chat/events/cloudevents.ts";
-import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
+import { relayOutbox, relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 // The relay is pipelined (fetch n+1 while n is published, mark n while n+1 is published): these check that the
@@ -218,6 +218,51 @@ describe("pipelined outbox relay", () => {
     }
     const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
     expect(left.rows[0].n).toBe(40 - r.published);
+  });
+
+  it("after its budget waits for no more than its reserve: the fetch in flight and two marks, each at its bound", async () => {
+    const s = randomUUID();
+    for (let i = 1; i <= 40; i++) await insertEvent(db.pool, s, i);
+    // The functions' pool: the lock's connection and one more, so fetches and marks queue for it. Each fetch and
+    // mark holds that connection for a whole statement bound (q); the second publish ends at the deadline.
+    const q = 1000;
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const slow = new Proxy(pool, {
+      get(target, prop, receiver) {
+        if (prop !== "query") return Reflect.get(target, prop, receiver);
+        return async (query: { name?: string }, ...rest: unknown[]) => {
+          const client = await target.connect();
+          try {
+            if (typeof query === "object" && query.name?.startsWith("outbox_")) await sleep(q);
+            return await (client.query as (...a: unknown[]) => Promise<unknown>).call(client, query, ...rest);
+          } finally {
+            client.release();
+          }
+        };
+      },
+    });
+    // fetch 1 ends at q; fetch 2 (q..2q) runs while publish 1 returns at once, mark 1 queues behind it (2q..3q);
+    // publish 2 runs to the deadline (2q + 400) while fetch 3 queues behind mark 1 (3q..4q), and mark 2 behind
+    // fetch 3 (4q..5q): the run ends ≈ 3q − 400 after its budget.
+    const budgetMs = 2 * q + 400;
+    let publishes = 0;
+    const started = Date.now();
+    try {
+      const r = await relayOutbox(
+        slow,
+        async (_e, timeoutMs) => {
+          if (++publishes > 1) await sleep(timeoutMs);
+        },
+        { batchSize: 5, batchBytes: 1_000_000, timeBudgetMs: budgetMs },
+      );
+      const tail = Date.now() - started - budgetMs;
+      expect(r).toMatchObject({ published: 10, batches: 2 });
+      expect(r.error).toBeUndefined();
+      expect(tail).toBeGreaterThan(2.5 * q); // three statements after the deadline: the worst case was reached
+      expect(tail).toBeLessThan(relayReserveMs({ queryTimeoutMs: q, connectTimeoutMs: 0 }));
+    } finally {
+      await pool.end();
+    }
   });
 
   it("refuses a one-connection pool at once instead of waiting for a connection it holds itself", async () => {

@@ -8,6 +8,13 @@ import { poolTypes } from "./timestamps.ts";
 let pool: pg.Pool | undefined;
 let creating: Promise<pg.Pool> | undefined;
 
+/**
+ * The client-side bound on one query: the server ends a statement at statement_timeout, this a second later ends
+ * a query on a connection that went silent (a half-open socket after a network fault), and the pool then drops it.
+ */
+export const queryTimeoutMs = (cfg: Pick<Config, "DB_STATEMENT_TIMEOUT_MS">) =>
+  cfg.DB_STATEMENT_TIMEOUT_MS + 1000;
+
 /** The pool settings every process uses (tests build theirs with this too). */
 export function buildPool(connection: string | pg.ClientConfig, cfg: Config): pg.Pool {
   const p = new pg.Pool({
@@ -17,9 +24,7 @@ export function buildPool(connection: string | pg.ClientConfig, cfg: Config): pg
     // Sent at connect, unless RDS Proxy is in between: it refuses startup parameters, and its init query sets
     // these on its server connections instead (infra).
     ...(cfg.DATABASE_PROXY ? {} : { ...sessionSettings(cfg), application_name: "chat-backend" }),
-    // The server ends a statement at statement_timeout; this client-side bound (a second later) ends a query on
-    // a connection that went silent (a half-open socket after a network fault), and the pool then drops it.
-    query_timeout: cfg.DB_STATEMENT_TIMEOUT_MS + 1000,
+    query_timeout: queryTimeoutMs(cfg),
     keepAlive: true,
     idleTimeoutMillis: 60_000,
     ssl: cfg.DATABASE_SSL ? { rejectUnauthorized: true } : undefined,

@@ -24,6 +24,15 @@ export interface RelayOptions {
   maxPublishMs?: number;
 }
 
+/**
+ * How long before its function ends a relay must stop publishing (`timeBudgetMs` = time left − this). After the
+ * last publish it still waits, one after the other on the worst day, for the fetch in flight, the batch before's
+ * mark and the last batch's mark, each bounded by the pool's query timeout, and a connection may have to be opened
+ * first. With less, the function could end between Kafka's ack and the mark: duplicates, never a loss.
+ */
+export const relayReserveMs = (bounds: { queryTimeoutMs: number; connectTimeoutMs: number }) =>
+  3 * bounds.queryTimeoutMs + bounds.connectTimeoutMs;
+
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
