@@ -13,6 +13,8 @@ export const isInvokeApiPath = (path: string) => path.startsWith("/2015-03-31/")
 export interface InvokeApiRequest {
   method: string;
   path: string;
+  /** The query string, without `?` (the SDK may send `Qualifier=` there). */
+  query?: string;
   /** Lower-cased names. */
   headers: Record<string, string | undefined>;
   body: Buffer;
@@ -30,6 +32,22 @@ export function parseFunctionName(raw: string): { name: string; qualifier?: stri
   const at = parts.indexOf("function");
   const [name = "", qualifier] = at === -1 ? parts : parts.slice(at + 1);
   return qualifier ? { name, qualifier } : { name };
+}
+
+/** Invoke's request payload limits (Lambda quotas): 6 MB synchronous, 1 MB asynchronous. */
+export const INVOKE_PAYLOAD_LIMITS = { sync: 6_291_456, async: 1_048_576 } as const;
+
+/** Lambda's 413 for a payload over its limit, worded as the service words it for each invocation type. */
+export function payloadTooLarge(
+  size: number,
+  invocationType: "sync" | "Event" = "sync",
+  requestId: string = randomUUID(),
+): HttpResponse {
+  const message =
+    invocationType === "Event"
+      ? `${size} byte payload is too large for the Event invocation type (limit ${INVOKE_PAYLOAD_LIMITS.async} bytes)`
+      : `Request must be smaller than ${INVOKE_PAYLOAD_LIMITS.sync} bytes for the InvokeFunction operation`;
+  return awsError(413, "RequestEntityTooLargeException", message, requestId);
 }
 
 function awsError(statusCode: number, type: string, message: string, requestId: string): HttpResponse {
@@ -77,10 +95,14 @@ export async function handleInvokeApi(
       requestId,
     );
   }
-  const { name } = parseFunctionName(match[1]);
-  const spec = runtime.find(name);
-  if (!spec)
-    return awsError(404, "ResourceNotFoundException", `Function not found: ${functionArn(name)}`, requestId);
+  const parsed = parseFunctionName(match[1]);
+  const qualifier = parsed.qualifier ?? new URLSearchParams(req.query ?? "").get("Qualifier") ?? "$LATEST";
+  const spec = runtime.find(parsed.name);
+  // The stack publishes no versions or aliases: in AWS only $LATEST exists, so any other qualifier is not found.
+  if (!spec || qualifier !== "$LATEST") {
+    const arn = functionArn(parsed.name) + (qualifier === "$LATEST" ? "" : `:${qualifier}`);
+    return awsError(404, "ResourceNotFoundException", `Function not found: ${arn}`, requestId);
+  }
 
   const invocationType = req.headers["x-amz-invocation-type"] ?? "RequestResponse";
   if (!["RequestResponse", "Event", "DryRun"].includes(invocationType)) {
@@ -91,6 +113,11 @@ export async function handleInvokeApi(
       requestId,
     );
   }
+
+  if (invocationType === "Event" && req.body.length > INVOKE_PAYLOAD_LIMITS.async)
+    return payloadTooLarge(req.body.length, "Event", requestId);
+  if (req.body.length > INVOKE_PAYLOAD_LIMITS.sync)
+    return payloadTooLarge(req.body.length, "sync", requestId);
 
   let event: unknown = {};
   const text = req.body.toString("utf8");

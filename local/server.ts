@@ -12,7 +12,7 @@ import {
   moduleHandlerLoader,
 } from "./function-runtime.ts";
 import { type HttpResponse, internalServerError, jsonResponse, toHttpResponse } from "./http-result.ts";
-import { handleInvokeApi, isInvokeApiPath } from "./invoke-api.ts";
+import { handleInvokeApi, INVOKE_PAYLOAD_LIMITS, isInvokeApiPath, payloadTooLarge } from "./invoke-api.ts";
 import { consoleLog, type RunnerLog } from "./log.ts";
 import { type ScheduleOptions, type Schedules, startSchedules } from "./schedules.ts";
 
@@ -59,12 +59,13 @@ const envList = (v: string | undefined) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/** The request's body, or undefined past `limit` bytes. */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) return undefined;
+    if (size > limit) return undefined;
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
@@ -89,16 +90,24 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
 
   async function respond(req: IncomingMessage, requestId: string): Promise<HttpResponse> {
     const url = req.url ?? "/";
-    const path = url.split("?")[0] ?? "/";
+    const [path = "/", query] = url.split("?", 2);
     const method = req.method ?? "GET";
-    const body = await readBody(req);
-    if (!body) return jsonResponse(413, { message: "Request Entity Too Large" });
+    const invokeApi = isInvokeApiPath(path);
+    const body = await readBody(req, invokeApi ? INVOKE_PAYLOAD_LIMITS.sync : MAX_BODY_BYTES);
+    if (!body) {
+      // The rest of the body was not read: the connection cannot carry another request.
+      const refused = invokeApi
+        ? payloadTooLarge(INVOKE_PAYLOAD_LIMITS.sync + 1)
+        : jsonResponse(413, { message: "Request Entity Too Large" });
+      refused.headers.connection = "close";
+      return refused;
+    }
 
-    if (isInvokeApiPath(path)) {
+    if (invokeApi) {
       const headers = Object.fromEntries(
         Object.entries(req.headersDistinct).map(([k, v]) => [k, v?.join(",")]),
       );
-      return handleInvokeApi({ method, path, headers, body }, runtime);
+      return handleInvokeApi({ method, path, query, headers, body }, runtime);
     }
     // API Gateway answers preflights itself only where CORS is configured (infra: CORS_ORIGINS non-empty);
     // otherwise an OPTIONS request is routed like any other (to `$default`: 405 with Allow).

@@ -407,6 +407,80 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     expect((err as InvalidRequestContentException).$metadata.httpStatusCode).toBe(400);
   });
 
+  it("refuses a payload over Lambda's limits with 413 RequestEntityTooLargeException, before running anything", async () => {
+    const before = asyncCalls.length;
+    const tooLarge = async (input: InvokeCommandInput) => {
+      const err = (await lambda.send(new InvokeCommand(input)).catch((e: unknown) => e)) as Error & {
+        $metadata: { httpStatusCode?: number };
+      };
+      return { name: err.name, message: err.message, status: err.$metadata?.httpStatusCode };
+    };
+    const json = (bytes: number) => new TextEncoder().encode(JSON.stringify({ pad: "x".repeat(bytes - 10) }));
+    // synchronous: 6 MB, whether the body is read whole or cut off past it
+    for (const bytes of [6_300_000, 11_000_000])
+      expect(await tooLarge({ FunctionName: "recorder", Payload: json(bytes) })).toEqual({
+        name: "RequestEntityTooLargeException",
+        message: "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+        status: 413,
+      });
+    // asynchronous: 1 MB
+    expect(
+      await tooLarge({ FunctionName: "recorder", InvocationType: "Event", Payload: json(1_100_000) }),
+    ).toEqual({
+      name: "RequestEntityTooLargeException",
+      message: "1100000 byte payload is too large for the Event invocation type (limit 1048576 bytes)",
+      status: 413,
+    });
+    const justUnder = await lambda.send(
+      new InvokeCommand({ FunctionName: "recorder", InvocationType: "Event", Payload: json(1_000_000) }),
+    );
+    expect(justUnder.StatusCode).toBe(202);
+    await waitFor(() => asyncCalls.length === before + 1);
+  });
+
+  it("a connection whose body was refused unread is closed, not offered for the next request", async () => {
+    const { request } = await import("node:http");
+    const agent = new (await import("node:http")).Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method: string, path: string, body?: Buffer) =>
+      new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+        const req = request(`${runner.url}${path}`, { method, agent }, (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    try {
+      const refused = await send(
+        "POST",
+        "/2015-03-31/functions/recorder/invocations",
+        Buffer.alloc(11_000_000, 32),
+      );
+      expect(refused).toEqual({ status: 413, connection: "close" });
+      expect(
+        (await send("POST", "/2015-03-31/functions/plain-object/invocations", Buffer.from("{}"))).status,
+      ).toBe(200);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it("finds no version or alias but $LATEST (the stack publishes none), in the name or as Qualifier", async () => {
+    for (const input of [
+      { FunctionName: "plain-object:live" },
+      { FunctionName: "arn:aws:lambda:us-east-1:000000000000:function:plain-object:7" },
+      { FunctionName: "plain-object", Qualifier: "live" },
+    ]) {
+      const err = await invoke({ ...input, payload: {} }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ResourceNotFoundException);
+      expect((err as Error).message).toMatch(
+        /^Function not found: arn:aws:lambda:us-east-1:000000000000:function:plain-object:(live|7)$/,
+      );
+    }
+    const latest = await invoke({ FunctionName: "plain-object", Qualifier: "$LATEST", payload: {} });
+    expect(latest.StatusCode).toBe(200);
+  });
+
   it("answers the raw 404 with the x-amzn-errortype header and the Lambda body", async () => {
     const res = await fetch(`${runner.url}/2015-03-31/functions/ghost/invocations`, {
       method: "POST",
