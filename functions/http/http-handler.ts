@@ -133,6 +133,8 @@ function problemResponses(
     onError: (request) => {
       const requestId = requestIdOf(request.event);
       const { body, headers } = toProblem(request.error, requestId);
+      // RFC 9110 §15.5.2: a 401 names the scheme that would authenticate the request (RFC 6750: Bearer).
+      if (body.status === 401) headers["www-authenticate"] ??= WWW_AUTHENTICATE;
       if (body.status >= 500)
         logger.error("request failed", { function: name, error: describe(request.error) });
       request.response = {
@@ -149,6 +151,8 @@ function problemResponses(
     },
   };
 }
+
+export const WWW_AUTHENTICATE = 'Bearer realm="chat"';
 
 function toProblem(err: unknown, requestId: string): { body: ProblemBody; headers: Record<string, string> } {
   if (err instanceof HttpProblem)

@@ -166,6 +166,7 @@ export function buildOpenApiDocument(version = "0.1.0") {
               .filter(([, st]) => st === status)
               .map(([code]) => code)
               .join(", "),
+            ...(status === 401 ? { headers: { "WWW-Authenticate": { schema: { type: "string" } } } } : {}),
             content: { "application/problem+json": { schema: { $ref: ref("Problem") } } },
           };
     }

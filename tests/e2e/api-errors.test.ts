@@ -201,12 +201,15 @@ describe("401 unauthorized", () => {
     for (const [method, path, json] of routes()) {
       const res = await expectProblem(401, "unauthorized", method, path, { json });
       expect(res.body.type).toBe(typeOf("unauthorized"));
+      // RFC 9110 §15.5.2: a 401 says which scheme would do (RFC 6750's Bearer)
+      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="chat"');
     }
   });
 
   it("answers 401 on every session-scoped route with a wrong token or a non-Bearer scheme", async () => {
     for (const [method, path, json] of routes()) {
-      await expectProblem(401, "unauthorized", method, path, { json, token: `${a.token}x` });
+      const wrong = await expectProblem(401, "unauthorized", method, path, { json, token: `${a.token}x` });
+      expect(wrong.headers.get("www-authenticate")).toBe('Bearer realm="chat"');
       await expectProblem(401, "unauthorized", method, path, {
         json,
         headers: { authorization: `Basic ${a.token}` },
