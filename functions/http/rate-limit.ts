@@ -98,6 +98,7 @@ export function rateLimit(
       let decision: RateDecision & { got?: unknown[] };
       const hint = sessionHint(request.event);
       const reads = typeof read === "function" ? read(request.event) : read;
+      const sentAt = performance.now();
       try {
         decision = await getRateLimiter().check(checks, hint ? sessionReadCommands(hint, reads) : undefined);
       } catch (err) {
@@ -110,7 +111,7 @@ export function rateLimit(
       }
       fields.set(request, rateLimitHeaders(decision.results));
       if (hint && decision.got)
-        prefetches.set(request.event, { sessionId: hint, read: reads, values: decision.got });
+        prefetches.set(request.event, { sessionId: hint, read: reads, values: decision.got, sentAt });
       if (!decision.allowed) {
         const policies = decision.results.filter((r) => !r.allowed).map((r) => r.policy.name);
         logger.info("rate limited", { function: name, policies, source: decision.source });

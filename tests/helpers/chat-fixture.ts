@@ -14,8 +14,12 @@ export interface ChatFixture {
   db: TestDatabase;
   chat: ChatService;
   cache: CacheGuard | null;
+  /** The Redis cache under `cache` (tests reach past the guard to read it or make it fail). */
+  sessionCache: SessionCache | null;
   redis: Redis | null;
   config: Config;
+  /** The pool the service uses, built as in Lambda (db.pool is for the test's own checks). */
+  servicePool: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -47,17 +51,15 @@ export async function chatFixture(
   const pool = buildPool(db.url, config);
   const redis = redisUrl ? testRedis(redisUrl, config) : null;
   if (redis && redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
-  const cache = redis
-    ? new CacheGuard(
-        new SessionCache(redis, {
-          sessionTtlSeconds: 300,
-          historyTtlSeconds: 300,
-          historyMaxBytes: config.CACHE_HISTORY_MAX_BYTES,
-          batchTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS * 2,
-        }),
-        pool,
-      )
+  const sessionCache = redis
+    ? new SessionCache(redis, {
+        sessionTtlSeconds: 300,
+        historyTtlSeconds: 300,
+        historyMaxBytes: config.CACHE_HISTORY_MAX_BYTES,
+        batchTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS * 2,
+      })
     : null;
+  const cache = sessionCache ? new CacheGuard(sessionCache, pool) : null;
   const chat = new ChatService({
     pool,
     cache,
@@ -69,8 +71,10 @@ export async function chatFixture(
     db,
     chat,
     cache,
+    sessionCache,
     redis,
     config,
+    servicePool: pool,
     async close() {
       redis?.disconnect();
       await pool.end();

@@ -29,6 +29,11 @@ export class CacheGuard {
   #draining: Promise<boolean> | undefined;
   #nextRecoveryAt = 0;
   #recovering: Promise<boolean> | undefined;
+  /**
+   * performance.now() when this process last made stale entries unreadable (a drain that invalidated some) or
+   * trusted the cache again: entries read before it (a prefetch) may be ones it removed, or ones it never knew of.
+   */
+  #clearedAt = Number.NEGATIVE_INFINITY;
 
   constructor(cache: SessionCache, db: Queryable) {
     this.#cache = cache;
@@ -42,13 +47,12 @@ export class CacheGuard {
   /** `prefetched`: the session's entries as just read by the rate limiter's round trip (saves one). */
   async get(sessionId: string, prefetched?: PrefetchedEntries): Promise<CacheLookup> {
     if (!(await this.#usable())) return { kind: "miss" };
-    let ready = prefetched?.sessionId === sessionId ? prefetched : undefined;
     // Another instance may have been cut off from Redis while writing: apply what it recorded, at most
     // once a second, so its changes cannot be hidden by this instance's cache for longer than that.
-    if (Date.now() >= this.#nextDrainAt) {
-      if (!(await this.#drainShared())) return { kind: "miss" };
-      ready = undefined; // read before the drain: it may hold an entry the drain just removed
-    }
+    if (Date.now() >= this.#nextDrainAt && !(await this.#drainShared())) return { kind: "miss" };
+    // read before a drain or a recovery (this request's or another's): it may hold an entry since removed
+    const ready =
+      prefetched?.sessionId === sessionId && prefetched.sentAt > this.#clearedAt ? prefetched : undefined;
     return this.#reading(async () =>
       ready ? this.#cache.lookupPrefetched(ready) : this.#cache.read(sessionId, prefetched?.read ?? "whole"),
     );
@@ -148,6 +152,8 @@ export class CacheGuard {
           generation: r.generation === null ? null : Number(r.generation),
         })),
       );
+      // a read sent before now may have been answered before the invalidation ran: see get()
+      this.#clearedAt = performance.now();
       await this.#db.query({
         name: "cache_invalidations_done",
         text: `DELETE FROM cache_invalidations c USING unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
@@ -199,6 +205,8 @@ export class CacheGuard {
       await this.#cache.ping();
       await this.drainInvalidations();
       this.#nextDrainAt = Date.now() + RECOVERY_INTERVAL_MS;
+      // entries read while the cache was off, even after the drain, were read by a request that trusted nothing
+      this.#clearedAt = performance.now();
       this.#trusted = true;
       return true;
     } catch {
@@ -208,7 +216,8 @@ export class CacheGuard {
 
   /**
    * Records sessions whose entries may now be stale. If the cache came back while the record was being
-   * written, the recovery's drain may have missed it: apply it now, before the request is answered.
+   * written, or is coming back now, the recovery's drain may have missed it (its read of the table may have come
+   * before this insert's commit): once the recovery is done, apply the record, before the request is answered.
    * A failure here does not fail the request (its change is committed); the entry then lives at most its TTL.
    */
   async #recordInvalidation(sessionIds: string[]): Promise<void> {
@@ -219,6 +228,7 @@ export class CacheGuard {
                ON CONFLICT (session_id) DO UPDATE SET created_at = clock_timestamp()`,
         values: [sessionIds],
       });
+      if (this.#recovering) await this.#recovering;
       if (this.#trusted) await this.drainInvalidations();
     } catch {
       // nothing more to do: see above

@@ -141,6 +141,8 @@ export interface PrefetchedEntries {
   sessionId: string;
   read: SessionRead;
   values: readonly unknown[];
+  /** performance.now() when the commands were sent: CacheGuard refuses entries read before it cleared stale ones. */
+  sentAt: number;
 }
 
 /** Messages at one end of a history that was not read whole: complete lines of its line form, oldest first. */
@@ -236,10 +238,11 @@ export class SessionCache {
   /** The replies of sessionReadCommands(), sent in a round trip of this cache's own. */
   async fetch(sessionId: string, read: SessionRead, bytes?: number): Promise<PrefetchedEntries> {
     const commands = sessionReadCommands(sessionId, read, bytes).map((c) => [...c]);
+    const sentAt = performance.now();
     const replies = await this.#bounded(this.#redis.pipeline(commands).exec());
     const failed = replies?.find(([err]) => err);
     if (!replies || failed) throw failed?.[0] ?? new Error("Redis pipeline aborted");
-    return { sessionId, read, values: replies.map(([, value]) => value) };
+    return { sessionId, read, values: replies.map(([, value]) => value), sentAt };
   }
 
   /** What the replies of sessionReadCommands() say, as get() would. */

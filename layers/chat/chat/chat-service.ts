@@ -12,6 +12,7 @@ import {
   loadSnapshot,
   lockSnapshot,
   type NewMessage,
+  type Queryable,
   type SessionChange,
   type SessionSnapshot,
 } from "../db/chat-store.ts";
@@ -254,9 +255,9 @@ export class ChatService {
     edit: { message_id: string; content: string; expected_version?: number; regenerate?: boolean },
   ): Promise<EditResult> {
     assertValidContent(edit.content, this.#d.config.MAX_CONTENT_CHARS);
-    return this.#change(auth, {}, async (snap) => {
+    return this.#change(auth, {}, async (snap, db) => {
       const s = snap.session;
-      const target = await this.#liveMessage(snap, edit.message_id);
+      const target = await this.#liveMessage(snap, edit.message_id, db);
       if (target.role !== "user")
         throw new ChatError("message_not_editable", "only user messages can be edited");
       if (edit.expected_version !== undefined && edit.expected_version !== target.version) {
@@ -334,9 +335,9 @@ export class ChatService {
     auth: AuthorizedSession,
     messageId: string,
   ): Promise<{ message_id: string; deleted: true }> {
-    return this.#change(auth, {}, async (snap) => {
+    return this.#change(auth, {}, async (snap, db) => {
       const s = snap.session;
-      const target = await this.#liveMessage(snap, messageId);
+      const target = await this.#liveMessage(snap, messageId, db);
       const at = new Date().toISOString();
       return {
         result: { message_id: messageId, deleted: true as const },
@@ -433,11 +434,12 @@ export class ChatService {
   async #change<T>(
     auth: AuthorizedSession,
     reads: NewestReads,
-    plan: (snap: SessionSnapshot) => Promise<Planned<T>>,
+    /** `db`: where the snapshot was read (the pool, or the transaction holding the session's row lock). */
+    plan: (snap: SessionSnapshot, db: Queryable) => Promise<Planned<T>>,
   ): Promise<T> {
     return busyOnLockTimeout(async () => {
       const optimistic = authSnapshot(auth, reads) ?? (await this.#snapshot(auth.session.session_id));
-      const first = await plan(optimistic);
+      const first = await plan(optimistic, this.#d.pool);
       const checkBacklog = this.#d.publisher.usesBacklog;
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
       if (applied) return this.#committed(applied, optimistic, first);
@@ -450,7 +452,7 @@ export class ChatService {
           this.#d.config.CACHE_HISTORY_MAX_BYTES,
         );
         if (!snap) throw new ChatError("session_not_found", "session not found");
-        const planned = await plan(snap);
+        const planned = await plan(snap, client);
         const done = await applySessionChange(client, { ...planned.change, checkBacklog });
         if (!done) throw new Error("session changed while its row was locked");
         return { snap, planned, done };
@@ -583,12 +585,15 @@ export class ChatService {
     return snap;
   }
 
-  /** A message of this session that is not deleted, from the snapshot or, for long sessions, Postgres. */
-  async #liveMessage(snap: SessionSnapshot, messageId: string): Promise<Message> {
+  /**
+   * A message of this session that is not deleted, from the snapshot or, for long sessions, Postgres: through
+   * `db`, the snapshot's own connection (under the row lock, a second one from the pool could wait for ever).
+   */
+  async #liveMessage(snap: SessionSnapshot, messageId: string, db: Queryable): Promise<Message> {
     const inSnap = snap.messages.find((m) => m.message_id === messageId);
     if (inSnap) return inSnap;
     if (!snap.complete) {
-      const row = await findMessage(this.#d.pool, snap.session.session_id, messageId);
+      const row = await findMessage(db, snap.session.session_id, messageId);
       if (row && !row.deleted) {
         const { deleted: _d, ...message } = row;
         return message;

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CacheGuard } from "../../layers/chat/cache/cache-guard.ts";
+import type { SessionCache } from "../../layers/chat/cache/session-cache.ts";
+import { loadSnapshot, type Queryable } from "../../layers/chat/db/chat-store.ts";
+import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+
+/**
+ * A cache write that fails turns the cache off for the process and records the session as stale; a second later
+ * the cache comes back after deleting every recorded session's entries. What a request read of Redis before that
+ * (the rate limiter reads the session's entries ahead of the handler), or recorded while it ran, must not be
+ * served afterwards.
+ */
+let f: ChatFixture;
+let sessionCache: SessionCache;
+beforeAll(async () => {
+  f = await chatFixture();
+  sessionCache = f.sessionCache as SessionCache;
+});
+afterAll(() => f.close());
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** More than CacheGuard's recovery interval (1 s). */
+const RECOVERY_WAIT_MS = 1100;
+
+/** The next write-through fails as a lost connection would (not a timeout: no retry), so the cache goes off. */
+function failNextAppend(): void {
+  const append = sessionCache.append.bind(sessionCache);
+  sessionCache.append = async () => {
+    sessionCache.append = append;
+    throw new Error("Connection is closed. (test)");
+  };
+}
+
+async function sessionWithTurn() {
+  const created = await f.chat.createSession({});
+  const id = created.session.session_id;
+  await f.chat.postMessage(await f.chat.authorize(id, created.token), "first");
+  return { id, token: created.token };
+}
+
+describe("coming back after a failed write-through", () => {
+  it("does not serve entries a request read ahead before the recovery deleted them", async () => {
+    const { id, token } = await sessionWithTurn();
+    failNextAppend();
+    const turn = await f.chat.postMessage(await f.chat.authorize(id, token), "second, acknowledged");
+    expect(f.cache?.trusted).toBe(false);
+    await sleep(RECOVERY_WAIT_MS);
+    // the rate limiter's read ahead, before the handler: Redis still holds the entries from before the post
+    const prefetched = await sessionCache.fetch(id, "head");
+    const auth = await f.chat.authorize(id, token, prefetched);
+    expect(f.cache?.trusted).toBe(true); // this request brought the cache back
+    expect(auth.session.last_seq).toBe(turn.reply.seq);
+    const page = await f.chat.history(auth, 0, 50);
+    expect(page.messages.map((m) => m.content)).toContain("second, acknowledged");
+  });
+
+  it("applies a session recorded while the recovery's drain was reading the table, before answering", async () => {
+    // Another process's guard (its own trust) on the same Redis and database; its writer W records session X
+    // while the cache is still off, and its INSERT commits only after a recovery R read the table (and found it
+    // empty), but before R trusts the cache again.
+    const x = await sessionWithTurn();
+    const y = await sessionWithTurn();
+    let insertMayRun!: () => void;
+    const insertHeld = new Promise<void>((r) => {
+      insertMayRun = r;
+    });
+    let insertCommitted!: () => void;
+    const committed = new Promise<void>((r) => {
+      insertCommitted = r;
+    });
+    const pool = f.db.pool;
+    let holding = false; // set for W and R only
+    const hooked: Queryable = {
+      query: (async (q: { name?: string }, ...rest: unknown[]) => {
+        const run = () => (pool.query as (...a: unknown[]) => Promise<{ rows: unknown[] }>)(q, ...rest);
+        if (q?.name === "cache_invalidations_add" && holding) {
+          await insertHeld;
+          const done = await run();
+          setTimeout(insertCommitted, 0); // after W has seen its insert return
+          return done;
+        }
+        const res = await run();
+        if (q?.name === "cache_invalidations_next" && res.rows.length === 0 && holding) {
+          insertMayRun();
+          await committed;
+        }
+        return res;
+      }) as Queryable["query"],
+    };
+    const guard = new CacheGuard(sessionCache, hooked);
+    // the guard goes off: a write-through fails
+    const put = sessionCache.put.bind(sessionCache);
+    sessionCache.put = async () => {
+      sessionCache.put = put;
+      throw new Error("Connection is closed. (test)");
+    };
+    const session = async (id: string) =>
+      (await f.chat.authorize(id, id === x.id ? x.token : y.token)).session;
+    await guard.afterWrite(await session(y.id), null);
+    expect(guard.trusted).toBe(false);
+    // what Redis holds for X now is X's state before W's change
+    const before = await sessionCache.read(x.id, "session");
+    expect(before.kind).toBe("hit");
+    // W: X changes in Postgres; its write-through comes while the cache is still off, so it is recorded
+    await pool.query("UPDATE sessions SET generation = generation + 1 WHERE session_id = $1", [x.id]);
+    const changed = (await loadSnapshot(pool, x.id, 500))?.session;
+    if (!changed) throw new Error("session X not found");
+    await sleep(RECOVERY_WAIT_MS - 200);
+    holding = true;
+    const w = guard.afterWrite(changed, null);
+    await sleep(300);
+    // R: the first read after the recovery interval brings the cache back
+    const r = guard.get(y.id);
+    await Promise.all([w, r]);
+    expect(guard.trusted).toBe(true);
+    // by the time W answered, X's stale entry is gone (a miss, or a placeholder at X's new generation)
+    const after = await sessionCache.read(x.id, "session");
+    if (after.kind === "hit") expect(after.value.session.generation).toBe(changed.generation);
+    else expect(after.kind).not.toBe("erased");
+  });
+});
