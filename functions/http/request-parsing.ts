@@ -65,10 +65,25 @@ function assertJsonMediaType(contentType: string | undefined) {
   }
 }
 
+class ProtoKey extends Error {}
+const refuseProtoKey = (key: string, value: unknown) => {
+  if (key === "__proto__") throw new ProtoKey();
+  return value;
+};
+
+/**
+ * A key named __proto__ is refused wherever it is: validation would drop it from a record (free-form metadata)
+ * and a JavaScript client reading it back would get a prototype, not a key. Only a body that could spell it
+ * (the word, or any \u escape) pays for the reviver.
+ */
 function parseJson(raw: string): unknown {
   try {
-    return JSON.parse(raw);
-  } catch {
+    return raw.includes("proto") || raw.includes("\\u") ? JSON.parse(raw, refuseProtoKey) : JSON.parse(raw);
+  } catch (err) {
+    if (err instanceof ProtoKey)
+      throw new ChatError("validation_failed", "invalid request: body: must not have a key named __proto__", {
+        errors: [{ path: "", message: "must not have a key named __proto__" }],
+      });
     throw new HttpProblem("malformed_json", "the request body is not valid JSON");
   }
 }

@@ -450,6 +450,23 @@ describe("412 precondition_failed", () => {
   });
 });
 
+describe("400 for metadata that would not be stored as sent", () => {
+  it("refuses a __proto__ key, at the top or nested, and a number a double cannot hold", async () => {
+    const cases = [
+      ['{"metadata":{"__proto__":{"x":1},"a":1}}', ""],
+      [String.raw`{"metadata":{"a":{"b":{"\u005f\u005fpr\u006fto\u005f\u005f":1}}}}`, ""],
+      ['{"metadata":{"a":[1,1e400]}}', "metadata.a.1"],
+    ] as const;
+    for (const [rawBody, path] of cases) {
+      const res = await expectProblem(400, "validation_failed", "POST", "/sessions/create", {
+        rawBody,
+        headers: { "content-type": "application/json" },
+      });
+      expect(res.body.errors?.map((e) => e.path)).toContain(path);
+    }
+  });
+});
+
 describe("413 payload_too_large", () => {
   it("rejects a body over MAX_BODY_BYTES (by default what 8,000 characters need) before anything runs", async () => {
     const big = "a".repeat(requestBodyBytes(8000) + 1);

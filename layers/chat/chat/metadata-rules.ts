@@ -5,7 +5,8 @@ export const MAX_METADATA_DEPTH = 16;
 /**
  * Session metadata: free-form JSON, at most MAX_METADATA_DEPTH levels deep, every key and string storable
  * in jsonb, and bounded by its serialized size so a session row stays small. Walked without recursion, so
- * hostile nesting cannot overflow the stack.
+ * hostile nesting cannot overflow the stack. A number too large for a double is refused rather than stored as
+ * something else (JSON.parse makes 1e400 Infinity, which JSON and jsonb store as null).
  */
 export function assertValidMetadata(
   metadata: Record<string, unknown> | undefined,
@@ -20,6 +21,8 @@ export function assertValidMetadata(
     if (typeof value === "string") {
       const issue = textIssue(value);
       if (issue) throw invalid(path, issue);
+    } else if (typeof value === "number") {
+      if (!Number.isFinite(value)) throw invalid(path, "must be a number a double can hold");
     } else if (value !== null && typeof value === "object") {
       if (depth > MAX_METADATA_DEPTH)
         throw invalid("metadata", `must be at most ${MAX_METADATA_DEPTH} levels deep`);
