@@ -6,9 +6,17 @@ import { getPool, queryTimeoutMs } from "#chat/db/pool.ts";
 import { type RelayResult, relayOutbox, relayReserveMs } from "#chat/events/outbox-relay.ts";
 import { logger } from "./http/logger.ts";
 
+export class RelayIncompleteError extends Error {
+  override name = "RelayIncompleteError";
+  constructor(result: RelayResult) {
+    super(`published ${result.published} events in ${result.batches} batches, then: ${result.error}`);
+  }
+}
+
 /**
  * Every minute (and on demand): publishes whatever the request fast path left in the outbox, oldest first.
- * Runs until the outbox is empty or its time is nearly up.
+ * Runs until the outbox is empty or its time is nearly up; a run that stops on an error fails (RelayIncompleteError),
+ * and what it did not mark is published by the next.
  */
 export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Error, Context>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
@@ -27,7 +35,10 @@ export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Err
       (events, timeoutMs) => publishEvents(cfg, events, timeoutMs),
       { batchSize: cfg.OUTBOX_BATCH_SIZE, batchBytes: cfg.KAFKA_MAX_BATCH_BYTES, timeBudgetMs: budget },
     );
-    if (result.error)
+    // A run that stopped on an error fails its invocation, so Lambda's Errors metric (and its alarm) sees it.
+    if (result.error) {
       logger.warn("relay stopped early", { error: result.error, published: result.published });
+      throw new RelayIncompleteError(result);
+    }
     return { ...result, kafka: "on" as const };
   });

@@ -109,6 +109,13 @@ export class ChatStack extends Stack {
       latencyThresholdMs: ctx.healthLatencyThresholdMs,
       alarmEmail: ctx.alarmEmail,
     });
+    // The canary has its own alarms; every other scheduled or event-driven function alarms on its errors.
+    for (const spec of functions)
+      if ((spec.schedule || spec.kafkaTopic) && spec.name !== HEALTH_CANARY)
+        alarms.alarmOnErrors(
+          `${constructId(spec.name)}Errors`,
+          this.chatFunctions.get(spec.name) as ChatFunction,
+        );
     Validations.of(this).acknowledge({
       id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
       reason: "Lambda's standard logging policy; each function writes only to its own log group.",

@@ -3,6 +3,7 @@ import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
@@ -17,7 +18,7 @@ export interface HealthAlarmsProps {
 
 /**
  * Alarms on the health canary's metrics (functions/health-canary.ts: HealthCheckFailed 0/1, HealthCheckLatency ms)
- * to an SNS topic. The topic uses a customer-managed key because CloudWatch cannot publish with aws/sns.
+ * and on the errors of the functions no client waits on, to an SNS topic. The topic uses a customer-managed key because CloudWatch cannot publish with aws/sns.
  */
 export class HealthAlarms extends Construct {
   readonly topic: sns.Topic;
@@ -64,9 +65,29 @@ export class HealthAlarms extends Construct {
       datapointsToAlarm: 3,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
-    for (const alarm of [this.failed, this.slow]) {
-      alarm.addAlarmAction(new actions.SnsAction(this.topic));
-      alarm.addOkAction(new actions.SnsAction(this.topic));
-    }
+    for (const alarm of [this.failed, this.slow]) this.#notify(alarm);
+  }
+
+  /**
+   * A function no client waits on (a schedule's or an event source's) failing in two 5-minute periods in a row:
+   * the relay leaving events in the outbox, the consumer stuck on a batch, maintenance not pruning. /health does
+   * not see these.
+   */
+  alarmOnErrors(id: string, fn: lambda.IFunction): cloudwatch.Alarm {
+    const alarm = fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" }).createAlarm(this, id, {
+      alarmDescription: `${fn.functionName} failed in two consecutive 5-minute periods`,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.#notify(alarm);
+    return alarm;
+  }
+
+  #notify(alarm: cloudwatch.Alarm): void {
+    alarm.addAlarmAction(new actions.SnsAction(this.topic));
+    alarm.addOkAction(new actions.SnsAction(this.topic));
   }
 }

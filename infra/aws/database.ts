@@ -6,6 +6,7 @@ import { Construct } from "constructs";
 import { parseConfig } from "#chat/config.ts";
 import { sessionSettingsSql } from "#chat/db-session-settings.ts";
 import type { ChatContext } from "../context.ts";
+import { physicalName } from "../names.ts";
 import type { Network } from "./network.ts";
 
 export const DB_PORT = 5432;
@@ -36,6 +37,11 @@ export class Database extends Construct {
       allowAllOutbound: false,
     });
 
+    // The master credentials, as Credentials.fromGeneratedSecret would make them, but a construct of our own: a
+    // retained instance keeps its data, and must keep the only copy of its master password too.
+    const masterSecret = new rds.DatabaseSecret(this, "MasterSecret", { username: "chat_admin" });
+    if (ctx.deletionProtection) masterSecret.applyRemovalPolicy(RemovalPolicy.RETAIN);
+
     this.instance = new rds.DatabaseInstance(this, "Instance", {
       engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
       instanceType: new ec2.InstanceType(ctx.dbInstanceType),
@@ -44,7 +50,7 @@ export class Database extends Construct {
       securityGroups: [dbSg],
       port: DB_PORT,
       databaseName: DB_NAME,
-      credentials: rds.Credentials.fromGeneratedSecret("chat_admin"),
+      credentials: rds.Credentials.fromSecret(masterSecret),
       storageType: rds.StorageType.GP3,
       allocatedStorage: 20,
       maxAllocatedStorage: 100,
@@ -56,10 +62,12 @@ export class Database extends Construct {
       autoMinorVersionUpgrade: true,
       removalPolicy: ctx.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.SNAPSHOT,
     });
-    if (!this.instance.secret) throw new Error("generated credentials always have a secret");
+    if (!this.instance.secret) throw new Error("secret credentials always attach a secret");
     this.secret = this.instance.secret;
 
     this.proxy = this.instance.addProxy("Proxy", {
+      // Proxy names are unique per account and region: one per stack, not the construct id ("Proxy").
+      dbProxyName: physicalName(this, 60),
       vpc,
       vpcSubnets: network.subnets,
       securityGroups: [proxySg],
@@ -90,7 +98,7 @@ export class Database extends Construct {
       });
       network.secretsManager.connections.allowDefaultPortFrom(rotationSg, "rotation to Secrets Manager");
     } else {
-      Validations.of(this.instance).acknowledge({
+      Validations.of(masterSecret).acknowledge({
         id: "AwsSolutions-SMG4",
         reason: "Rotation switched off with -c dbSecretRotationDays=0 (e.g. a short-lived test stack).",
       });

@@ -37,3 +37,42 @@ describe("functions behind RDS Proxy (dataPlane=aws)", () => {
     void pool.end();
   });
 });
+
+describe("the database's names and what outlives the stack", () => {
+  const proxyName = (context: Record<string, unknown>) => {
+    const proxies = Object.values(resourcesOf(synth(context).template, "AWS::RDS::DBProxy"));
+    expect(proxies).toHaveLength(1);
+    return proxies[0]?.Properties?.DBProxyName as string;
+  };
+
+  it("names the proxy after its stack (proxy names are unique per account and region), as RDS allows", () => {
+    const a = proxyName({ stackName: "ChatStaging" });
+    const b = proxyName({ stackName: "ChatProd" });
+    expect(a).not.toBe(b);
+    for (const name of [a, b]) {
+      // 1–60 characters: a letter first, then letters, digits and single hyphens, no hyphen last
+      expect(name).toMatch(/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/);
+      expect(name.length).toBeLessThanOrEqual(60);
+    }
+  });
+
+  it("with deletionProtection the instance's master secret is retained with it; otherwise deleted with the stack", () => {
+    const policyOfDbSecret = (context: Record<string, unknown>) => {
+      const template = synth(context).template.toJSON() as {
+        Resources: Record<
+          string,
+          { Type: string; DeletionPolicy?: string; Properties?: Record<string, unknown> }
+        >;
+      };
+      const secrets = Object.entries(template.Resources).filter(
+        ([, r]) =>
+          r.Type === "AWS::SecretsManager::Secret" &&
+          JSON.stringify(r.Properties?.GenerateSecretString ?? {}).includes("chat_admin"),
+      );
+      expect(secrets).toHaveLength(1);
+      return secrets[0]?.[1].DeletionPolicy;
+    };
+    expect(policyOfDbSecret({ deletionProtection: true })).toBe("Retain");
+    expect(policyOfDbSecret({})).not.toBe("Retain");
+  });
+});

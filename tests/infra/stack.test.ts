@@ -215,6 +215,27 @@ describe("alarms", () => {
     });
   });
 
+  it("alarms on the errors of every function no client waits on (schedules and the consumer), the canary aside", () => {
+    const background = functions.filter((f) => (f.schedule || f.kafkaTopic) && f.name !== HEALTH_CANARY);
+    expect(background.map((f) => f.name).sort()).toEqual(["events-consumer", "maintenance", "outbox-relay"]);
+    const [topicId] = Object.keys(resourcesOf(template, "AWS::SNS::Topic"));
+    const errorAlarms = Object.values(resourcesOf(template, "AWS::CloudWatch::Alarm")).filter(
+      (a) => a.Properties?.MetricName === "Errors",
+    );
+    expect(errorAlarms).toHaveLength(background.length);
+    for (const spec of background)
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        Namespace: "AWS/Lambda",
+        MetricName: "Errors",
+        Statistic: "Sum",
+        Period: 300,
+        EvaluationPeriods: 2,
+        Threshold: 1,
+        Dimensions: [{ Name: "FunctionName", Value: { Ref: functionLogicalId(s, spec.name) } }],
+        AlarmActions: [{ Ref: topicId }],
+      });
+  });
+
   it("subscribes alarmEmail and encrypts the topic", () => {
     template.hasResourceProperties("AWS::SNS::Subscription", {
       Protocol: "email",

@@ -1,0 +1,60 @@
+import { randomUUID } from "node:crypto";
+import type { Context } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
+import { lambdaContext } from "../helpers/lambda-events.ts";
+import { resetRuntime } from "../helpers/runner-fixture.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+
+/**
+ * The scheduled relay reports a run that could not publish as a failed invocation: that is what Lambda's Errors
+ * metric counts, and what the stack alarms on (a relay failing every minute leaves every event in the outbox).
+ */
+const ENV_KEYS = ["DATABASE_URL", "KAFKA_BROKERS", "POWERTOOLS_LOG_LEVEL", "KAFKA_CONNECT_TIMEOUT_MS"];
+const saved = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase(4);
+  Object.assign(process.env, {
+    DATABASE_URL: db.url,
+    // nothing listens there: every publish fails
+    KAFKA_BROKERS: "127.0.0.1:1",
+    POWERTOOLS_LOG_LEVEL: "SILENT",
+  });
+  await resetRuntime();
+});
+afterAll(async () => {
+  await resetRuntime();
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await db?.drop();
+});
+
+type Handler = (event: unknown, context: Context) => Promise<unknown>;
+
+describe("outbox-relay, the function", () => {
+  it("fails its invocation when the run stops on an error, leaving the event for the next run", async () => {
+    const id = randomUUID();
+    await db.pool.query(
+      "INSERT INTO outbox (event_id, session_id, event_type, event) VALUES ($1, $2, 'chat.message.created', $3)",
+      [id, randomUUID(), JSON.stringify({ specversion: "1.0", id, type: "chat.message.created", data: {} })],
+    );
+    const { handler } = (await import("../../functions/outbox-relay.ts")) as { handler: Handler };
+    // a function with 2 s of publishing time left after its reserve
+    const context = lambdaContext(
+      "outbox-relay",
+      relayReserveMs({ queryTimeoutMs: 6000, connectTimeoutMs: 2000 }) + 2000,
+    );
+    const failed = await handler({}, context).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(failed?.name).toBe("RelayIncompleteError");
+    expect(failed?.message).toMatch(/^published 0 events in 0 batches, then: /);
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    expect(left.rows[0].n).toBe(1);
+  });
+});
