@@ -14,6 +14,7 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
   readonly placement: Placement = {};
   readonly dependables: IDependable[] = [];
   private readonly secret?: secretsmanager.ISecret;
+  private readonly kafkaSecret?: secretsmanager.ISecret;
   private readonly endpoints: ExternalEndpoints;
 
   constructor(scope: Construct, id: string, props: { endpoints: ExternalEndpoints; topic: string }) {
@@ -22,6 +23,9 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
     this.endpoints = e;
     if (e.databaseSecretArn)
       this.secret = secretsmanager.Secret.fromSecretCompleteArn(this, "DatabaseSecret", e.databaseSecretArn);
+    // One listener, one protocol: the producers authenticate as the event source does (SASL/SCRAM-512).
+    if (e.kafkaBrokers.length && e.kafkaSecretArn)
+      this.kafkaSecret = secretsmanager.Secret.fromSecretCompleteArn(this, "KafkaSecret", e.kafkaSecretArn);
     this.environment = {
       ...(e.databaseSecretArn ? { DATABASE_SECRET_ARN: e.databaseSecretArn } : {}),
       // Only for local tools (sam local, LocalStack): the URL, password included, sits in the template.
@@ -31,19 +35,27 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
       ...(e.kafkaBrokers.length
         ? { KAFKA_BROKERS: e.kafkaBrokers.join(","), KAFKA_SSL: String(e.kafkaSsl) }
         : {}),
+      ...(this.kafkaSecret
+        ? { KAFKA_AUTH: "scram-sha-512", KAFKA_SECRET_ARN: this.kafkaSecret.secretArn }
+        : {}),
       KAFKA_TOPIC: props.topic,
     };
   }
 
   grantClient(fn: lambda.Function): void {
     this.secret?.grantRead(fn);
+    this.kafkaSecret?.grantRead(fn);
   }
 
   grantMigrator(fn: lambda.Function): void {
     this.secret?.grantRead(fn);
+    this.kafkaSecret?.grantRead(fn);
   }
 
-  /** Self-managed Kafka needs SASL/SCRAM credentials over the internet; without them, no event source. */
+  /**
+   * Self-managed Kafka needs SASL/SCRAM credentials over the internet; without them, no event source. The
+   * producers use the same secret (KAFKA_AUTH=scram-sha-512), since a broker listener speaks one protocol.
+   */
   addConsumer(fn: lambda.Function, topic: string, group: string): lambda.EventSourceMapping | undefined {
     const { kafkaBrokers, kafkaSecretArn } = this.endpoints;
     if (kafkaBrokers.length === 0 || !kafkaSecretArn) return undefined;
@@ -52,7 +64,9 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
         bootstrapServers: kafkaBrokers,
         topic,
         consumerGroupId: group,
-        secret: secretsmanager.Secret.fromSecretCompleteArn(this, "KafkaSecret", kafkaSecretArn),
+        secret:
+          this.kafkaSecret ??
+          secretsmanager.Secret.fromSecretCompleteArn(this, "KafkaSecret", kafkaSecretArn),
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
         batchSize: 100,
       }),

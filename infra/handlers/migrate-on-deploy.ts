@@ -3,7 +3,8 @@ import { Kafka } from "kafkajs";
 import { type Config, config } from "#chat/config.ts";
 import { databaseUrl } from "#chat/db/database-url.ts";
 import { MIGRATIONS_DIR, migrate } from "#chat/db/migrate.ts";
-import { buildKafkaConfig, resolveBrokers } from "#chat/events/kafka-client.ts";
+import { buildKafkaConfig } from "#chat/events/kafka-client.ts";
+import { kafkaClientOptions } from "#chat/events/kafka-settings.ts";
 
 /**
  * Custom resource (Provider onEvent) run on every deploy whose migrations changed: applies pending SQL migrations
@@ -56,14 +57,10 @@ async function withRetry<T>(
 
 export async function ensureTopic(cfg: Config, topic: string, partitions: number): Promise<boolean> {
   if (cfg.KAFKA_BROKERS.length === 0 && !cfg.MSK_CLUSTER_ARN) return false;
-  const brokers = await resolveBrokers({ brokers: cfg.KAFKA_BROKERS, mskClusterArn: cfg.MSK_CLUSTER_ARN });
   const kafka = new Kafka(
     buildKafkaConfig({
-      brokers,
+      ...(await kafkaClientOptions(cfg)),
       clientId: `${cfg.KAFKA_CLIENT_ID}-deploy`,
-      ssl: cfg.KAFKA_SSL,
-      auth: cfg.KAFKA_AUTH,
-      region: cfg.MSK_CLUSTER_ARN?.split(":")[3] ?? process.env.AWS_REGION,
       connectionTimeoutMs: 10_000,
       requestTimeoutMs: 30_000,
     }),

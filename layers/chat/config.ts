@@ -70,7 +70,10 @@ export const configSchema = object({
   /** Comma-separated host:port list. Unset (and no MSK_CLUSTER_ARN): events wait in the outbox. */
   KAFKA_BROKERS: list,
   MSK_CLUSTER_ARN: optional(string()),
-  KAFKA_AUTH: _default(enumOf(["none", "msk-iam"]), "none"),
+  /** msk-iam: MSK's IAM auth; scram-sha-512: SASL/SCRAM with the credentials in KAFKA_SECRET_ARN. */
+  KAFKA_AUTH: _default(enumOf(["none", "msk-iam", "scram-sha-512"]), "none"),
+  /** Secrets Manager secret `{"username","password"}` for scram-sha-512 (the one Lambda's Kafka event source reads). */
+  KAFKA_SECRET_ARN: optional(string()),
   KAFKA_SSL: flag(false),
   KAFKA_TOPIC: _default(string().check(minLength(1)), "chat-messages"),
   KAFKA_CLIENT_ID: _default(string(), "chat-backend"),
@@ -161,6 +164,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       `invalid environment: KAFKA_MAX_BATCH_BYTES: must be at least ${largest}, the largest event MAX_CONTENT_CHARS=${cfg.MAX_CONTENT_CHARS} allows`,
     );
   }
+  if (cfg.KAFKA_AUTH === "scram-sha-512" && !cfg.KAFKA_SECRET_ARN)
+    throw new ConfigError("invalid environment: KAFKA_AUTH=scram-sha-512 needs KAFKA_SECRET_ARN");
   return cfg;
 }
 

@@ -1,6 +1,7 @@
 import { Match } from "aws-cdk-lib/assertions";
 import { OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { describe, expect, it } from "vitest";
+import { parseConfig } from "#chat/config.ts";
 import { functions } from "#functions/manifest.ts";
 import { bundlingFor } from "../../infra/chat-function.ts";
 import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, synth } from "./synth.ts";
@@ -70,6 +71,28 @@ describe("external data plane", () => {
       BatchSize: 100,
       SelfManagedEventSource: { Endpoints: { KafkaBootstrapServers: ["kafka:9092"] } },
     });
+  });
+
+  it("with that secret the producers authenticate as the event source does (one listener, one protocol)", () => {
+    const arn = "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf";
+    const withKafka = synth({ ...EXTERNAL_CONTEXT, kafkaSecretArn: arn });
+    type Fn = { Environment?: { Variables?: Record<string, string> }; Role?: { "Fn::GetAtt"?: string[] } };
+    const functionsWithKafka = Object.values(resourcesOf(withKafka.template, "AWS::Lambda::Function"))
+      .map((r) => (r.Properties ?? {}) as Fn)
+      .filter((fn) => fn.Environment?.Variables?.KAFKA_BROKERS !== undefined);
+    expect(functionsWithKafka.length).toBeGreaterThan(5);
+    const policies = Object.values(resourcesOf(withKafka.template, "AWS::IAM::Policy")).map(
+      (p) => (p.Properties ?? {}) as { Roles?: { Ref?: string }[]; PolicyDocument?: unknown },
+    );
+    for (const fn of functionsWithKafka) {
+      const env = fn.Environment?.Variables ?? {};
+      expect(env).toMatchObject({ KAFKA_AUTH: "scram-sha-512", KAFKA_SECRET_ARN: arn });
+      // the config the function parses from it is valid, and its role may read the secret
+      expect(parseConfig({ ...env, DATABASE_URL: "postgres://x@y/z" }).KAFKA_AUTH).toBe("scram-sha-512");
+      const role = fn.Role?.["Fn::GetAtt"]?.[0];
+      const own = policies.filter((p) => p.Roles?.some((ref) => ref.Ref === role));
+      expect(JSON.stringify(own.map((p) => p.PolicyDocument)), env.POWERTOOLS_SERVICE_NAME).toContain(arn);
+    }
   });
 });
 

@@ -13,6 +13,7 @@ import {
   resolveBrokers,
 } from "../../layers/chat/events/kafka-client.ts";
 import { kafkaPublisher } from "../../layers/chat/events/kafka-runtime.ts";
+import { kafkaClientOptions } from "../../layers/chat/events/kafka-settings.ts";
 
 const signer = vi.hoisted(() => ({
   generateAuthToken: vi.fn(async (_: { region: string }) => ({ token: "signed-token", expiryTime: 1 })),
@@ -58,6 +59,43 @@ describe("buildKafkaConfig", () => {
 
   it("refuses msk-iam without a region", () => {
     expect(() => buildKafkaConfig({ ...base, ssl: true, auth: "msk-iam" })).toThrow(/region/);
+  });
+
+  it("uses SASL/SCRAM-SHA-512 with the given credentials, and refuses it without them", () => {
+    const scram = { username: "chat", password: "s3cret" };
+    const config = buildKafkaConfig({ ...base, ssl: true, auth: "scram-sha-512", scram });
+    expect(config.sasl).toEqual({ mechanism: "scram-sha-512", username: "chat", password: "s3cret" });
+    expect(config.ssl).toBe(true);
+    expect(() => buildKafkaConfig({ ...base, ssl: true, auth: "scram-sha-512" })).toThrow(/credentials/);
+  });
+});
+
+describe("kafkaClientOptions (from the config)", () => {
+  const arn = "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf";
+
+  it("reads the SCRAM secret only when KAFKA_AUTH=scram-sha-512, and passes its credentials on", async () => {
+    const read = vi.fn(async (_arn: string) => ({ username: "chat", password: "s3cret" }));
+    const scram = parseConfig({
+      KAFKA_BROKERS: "k:9096",
+      KAFKA_AUTH: "scram-sha-512",
+      KAFKA_SECRET_ARN: arn,
+    });
+    expect(await kafkaClientOptions(scram, read)).toMatchObject({
+      brokers: ["k:9096"],
+      auth: "scram-sha-512",
+      scram: { username: "chat", password: "s3cret" },
+    });
+    expect(read).toHaveBeenCalledWith(arn);
+    read.mockClear();
+    const plain = await kafkaClientOptions(parseConfig({ KAFKA_BROKERS: "k:9092" }), read);
+    expect(plain.scram).toBeUndefined();
+    expect(read).not.toHaveBeenCalled();
+  });
+
+  it("a config with scram-sha-512 and no secret is refused at start", () => {
+    expect(() => parseConfig({ KAFKA_BROKERS: "k:9096", KAFKA_AUTH: "scram-sha-512" })).toThrow(
+      /KAFKA_AUTH=scram-sha-512 needs KAFKA_SECRET_ARN/,
+    );
   });
 });
 

@@ -8,9 +8,11 @@ export interface KafkaClientOptions {
   brokers: string[];
   clientId: string;
   ssl: boolean;
-  auth: "none" | "msk-iam";
+  auth: "none" | "msk-iam" | "scram-sha-512";
   /** Needed for msk-iam (the token is SigV4-signed for a region). */
   region?: string;
+  /** Needed for scram-sha-512. */
+  scram?: { username: string; password: string };
   connectionTimeoutMs?: number;
   requestTimeoutMs?: number;
   /** Where kafkajs warnings/errors go; defaults to one JSON line on stderr. */
@@ -71,6 +73,10 @@ export function buildKafkaConfig(options: KafkaClientOptions): KafkaConfig {
         return { value: token };
       },
     };
+  }
+  if (options.auth === "scram-sha-512") {
+    if (!options.scram) throw new Error("Kafka auth scram-sha-512 needs credentials");
+    config.sasl = { mechanism: "scram-sha-512", ...options.scram };
   }
   return config;
 }

@@ -4,8 +4,8 @@ import type { Check } from "../health/health-check.ts";
 import { withTimeout } from "../timeout.ts";
 import type { CloudEvent } from "./cloudevents.ts";
 import type { EventPublisher } from "./event-publisher.ts";
-import { resolveBrokers } from "./kafka-client.ts";
 import { type ProducerSettings, pingKafka, publishRecords } from "./kafka-producer.ts";
+import { kafkaClientOptions } from "./kafka-settings.ts";
 import { toRecords } from "./outbox-relay.ts";
 import { markPublished, pendingForSession } from "./outbox-store.ts";
 
@@ -15,13 +15,9 @@ export const kafkaEnabled = (cfg: Config) => cfg.KAFKA_BROKERS.length > 0 || !!c
 let settings: Promise<ProducerSettings> | undefined;
 
 export function producerSettings(cfg: Config): Promise<ProducerSettings> {
-  settings ??= resolveBrokers({ brokers: cfg.KAFKA_BROKERS, mskClusterArn: cfg.MSK_CLUSTER_ARN })
-    .then((brokers) => ({
-      brokers,
-      clientId: cfg.KAFKA_CLIENT_ID,
-      ssl: cfg.KAFKA_SSL || cfg.KAFKA_AUTH === "msk-iam",
-      auth: cfg.KAFKA_AUTH,
-      region: cfg.MSK_CLUSTER_ARN?.split(":")[3] ?? process.env.AWS_REGION,
+  settings ??= kafkaClientOptions(cfg)
+    .then((options) => ({
+      ...options,
       compression: cfg.KAFKA_COMPRESSION,
       maxBatchBytes: cfg.KAFKA_MAX_BATCH_BYTES,
     }))

@@ -1,0 +1,41 @@
+import type { Config } from "../config.ts";
+import { type KafkaClientOptions, resolveBrokers } from "./kafka-client.ts";
+
+/** The secret's cached value is reused this long (Secrets Manager reads cost a round trip and money). */
+const SECRET_MAX_AGE_SECONDS = 300;
+
+/** SASL/SCRAM credentials from Secrets Manager: the `{"username","password"}` secret Lambda's event source reads too. */
+async function scramCredentials(arn: string): Promise<{ username: string; password: string }> {
+  // Loaded only when SCRAM is on: other processes never pay for the SDK.
+  const { getSecret } = await import("@aws-lambda-powertools/parameters/secrets");
+  const secret = await getSecret<{ username?: unknown; password?: unknown }>(arn, {
+    transform: "json",
+    maxAge: SECRET_MAX_AGE_SECONDS,
+  });
+  if (typeof secret?.username !== "string" || typeof secret.password !== "string")
+    throw new Error("the Kafka secret must hold a username and a password");
+  return { username: secret.username, password: secret.password };
+}
+
+/**
+ * How this process reaches Kafka, from its config: the brokers (listed, or looked up from the MSK cluster), TLS,
+ * and the auth with its credentials. The producer and the deploy-time topic creation share it.
+ */
+export async function kafkaClientOptions(
+  cfg: Config,
+  getScram: (arn: string) => Promise<{ username: string; password: string }> = scramCredentials,
+): Promise<KafkaClientOptions> {
+  const brokers = await resolveBrokers({ brokers: cfg.KAFKA_BROKERS, mskClusterArn: cfg.MSK_CLUSTER_ARN });
+  const scram =
+    cfg.KAFKA_AUTH === "scram-sha-512" && cfg.KAFKA_SECRET_ARN
+      ? await getScram(cfg.KAFKA_SECRET_ARN)
+      : undefined;
+  return {
+    brokers,
+    clientId: cfg.KAFKA_CLIENT_ID,
+    ssl: cfg.KAFKA_SSL || cfg.KAFKA_AUTH === "msk-iam",
+    auth: cfg.KAFKA_AUTH,
+    region: cfg.MSK_CLUSTER_ARN?.split(":")[3] ?? process.env.AWS_REGION,
+    ...(scram ? { scram } : {}),
+  };
+}
