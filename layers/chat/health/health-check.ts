@@ -22,16 +22,23 @@ export interface HealthDeps {
   timeoutMs: number;
 }
 
-/** Each backend checked in parallel, each bounded; no writes. Postgres down is "down", anything else "degraded". */
+/**
+ * Each backend checked in parallel, each bounded by timeoutMs as a whole (connecting, and for Kafka finding the
+ * brokers, included); no writes. Postgres down is "down", anything else "degraded".
+ */
 export async function checkHealth(deps: HealthDeps): Promise<Health> {
+  const { kafkaPing, timeoutMs } = deps;
   const [postgres, redis, kafka] = await Promise.all([
     timed(async () => {
       const pool = await deps.pool();
-      await pool.query({ text: "SELECT 1", query_timeout: deps.timeoutMs } as pg.QueryConfig);
-    }, deps.timeoutMs),
-    deps.redisPing ? timed(deps.redisPing, deps.timeoutMs) : disabled(),
-    deps.kafkaPing
-      ? deps.kafkaPing(deps.timeoutMs).catch(() => ({ status: "down" as const, latency_ms: null }))
+      await pool.query({ text: "SELECT 1", query_timeout: timeoutMs } as pg.QueryConfig);
+    }, timeoutMs),
+    deps.redisPing ? timed(deps.redisPing, timeoutMs) : disabled(),
+    kafkaPing
+      ? withTimeout(kafkaPing(timeoutMs), timeoutMs, () => new Error("timeout")).catch(() => ({
+          status: "down" as const,
+          latency_ms: null,
+        }))
       : disabled(),
   ]);
   const status =
