@@ -109,6 +109,12 @@ export const configSchema = object({
   /** Code points; at most 16,000, which the request schema's bound of 32,000 UTF-16 units always admits. */
   MAX_CONTENT_CHARS: integer(8000, 1, 16000),
   /**
+   * Messages a session may ever hold, deleted ones included (they stay as tombstones, and seq never goes back):
+   * past it a post answers 409 session_full. Bounds what one session costs to keep and, above all, to erase,
+   * which deletes its messages in one statement under the statement timeout.
+   */
+  MAX_SESSION_MESSAGES: integer(10_000, 3, 1_000_000),
+  /**
    * Bytes of a request body. Unset: what a message of MAX_CONTENT_CHARS needs however its client escapes it
    * (requestBodyBytes), at least 64 KiB; set lower than that, the config is refused.
    */

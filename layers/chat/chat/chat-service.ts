@@ -207,6 +207,7 @@ export class ChatService {
     return this.#idempotent(idem, 201, (completion) =>
       this.#change(auth, reads, async (snap) => {
         const s = snap.session;
+        this.#assertRoom(s, 2);
         const at = new Date().toISOString();
         const user: NewMessage = {
           message_id: randomUUID(),
@@ -295,6 +296,7 @@ export class ChatService {
         if (old) {
           reply = { ...old, content: answer.content, version: old.version + 1, edited_at: at };
         } else {
+          this.#assertRoom(s, 1);
           lastSeq = s.last_seq + 1;
           inserted = toMessage(
             s.session_id,
@@ -583,6 +585,16 @@ export class ChatService {
     );
     if (snap) await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
     return snap;
+  }
+
+  /** A session takes at most MAX_SESSION_MESSAGES messages over its life (seq is their count, deleted included). */
+  #assertRoom(session: SessionRecord, adding: number): void {
+    const max = this.#d.config.MAX_SESSION_MESSAGES;
+    if (session.last_seq + adding > max)
+      throw new ChatError(
+        "session_full",
+        `this session holds its maximum of ${max} messages; start a new session`,
+      );
   }
 
   /**

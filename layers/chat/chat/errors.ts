@@ -7,6 +7,7 @@ export type ChatErrorCode =
   | "message_not_editable"
   | "version_conflict"
   | "session_busy"
+  | "session_full"
   | "idempotency_key_reused"
   | "request_in_progress"
   | "rate_limited"
