@@ -52,9 +52,8 @@ export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<Kaf
       eachBatchAutoResolve: true,
       eachBatch: async ({ batch }) => {
         if (batch.messages.length === 0) return;
-        const event = toMskEvent({ ...batch, bootstrapServers: options.brokers });
         try {
-          await options.invoke(fn.name, event);
+          await options.invoke(fn.name, toMskEvent({ ...batch, bootstrapServers: options.brokers }));
         } catch (err) {
           options.log(
             "error",

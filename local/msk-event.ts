@@ -7,7 +7,7 @@ export interface KafkaMessageLike {
   value: Buffer | null;
   offset: string;
   timestamp: string;
-  headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+  headers?: Record<string, Buffer | string | null | (Buffer | string | null)[] | undefined>;
 }
 
 export interface MskBatch {
@@ -20,11 +20,15 @@ export interface MskBatch {
 export const localClusterArn = () =>
   `arn:aws:kafka:${localRegion()}:${LOCAL_ACCOUNT_ID}:cluster/local/00000000-0000-0000-0000-000000000000-1`;
 
-// Lambda gives each header its own object, the value as a list of byte values.
+/** A byte as Java's signed byte: Lambda's Java-built poller sends 0x80–0xff as −128…−1. */
+const signed = (b: number) => (b > 127 ? b - 256 : b);
+
+// Lambda gives each header its own object, the value as a list of (signed) byte values; a header with no value
+// (which kafkajs reads as null) as an empty list, so one odd record cannot stop the bridge.
 function headerList(headers: KafkaMessageLike["headers"] = {}): MSKRecordHeader[] {
   return Object.entries(headers).flatMap(([name, value]) =>
     (Array.isArray(value) ? value : value === undefined ? [] : [value]).map((v) => ({
-      [name]: [...Buffer.from(v)],
+      [name]: v === null ? [] : Array.from(Buffer.from(v), signed),
     })),
   );
 }

@@ -92,6 +92,26 @@ describe("kafkaClientOptions (from the config)", () => {
     expect(read).not.toHaveBeenCalled();
   });
 
+  it("a secret read that never answers fails after 5 s instead of waiting for ever", async () => {
+    vi.useFakeTimers();
+    try {
+      const cfg = parseConfig({
+        KAFKA_BROKERS: "k:9096",
+        KAFKA_AUTH: "scram-sha-512",
+        KAFKA_SECRET_ARN: arn,
+      });
+      const pending = kafkaClientOptions(cfg, () => new Promise(() => {}));
+      const outcome = pending.then(
+        () => "resolved",
+        (e: Error) => e.message,
+      );
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(await outcome).toMatch(/not read within 5000 ms/);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("a config with scram-sha-512 and no secret is refused at start", () => {
     expect(() => parseConfig({ KAFKA_BROKERS: "k:9096", KAFKA_AUTH: "scram-sha-512" })).toThrow(
       /KAFKA_AUTH=scram-sha-512 needs KAFKA_SECRET_ARN/,

@@ -16,7 +16,13 @@ describe("toMskEvent", () => {
           value: Buffer.from('{"type":"message.posted"}'),
           offset: "41",
           timestamp: "1795671737859",
-          headers: { ce_type: Buffer.from("ab"), multi: ["x", Buffer.from([1])], gone: undefined },
+          headers: {
+            ce_type: Buffer.from("ab"),
+            multi: ["x", Buffer.from([1])],
+            gone: undefined,
+            empty: null,
+            utf8: "ë",
+          },
         },
         { key: null, value: null, offset: "42", timestamp: "1795671737860", headers: {} },
       ],
@@ -35,7 +41,14 @@ describe("toMskEvent", () => {
             timestampType: "CREATE_TIME",
             key: Buffer.from("session-1").toString("base64"),
             value: Buffer.from('{"type":"message.posted"}').toString("base64"),
-            headers: [{ ce_type: [97, 98] }, { multi: [120] }, { multi: [1] }],
+            // bytes as Java's signed bytes ("ë" is 0xc3 0xab), a header with no value as an empty list
+            headers: [
+              { ce_type: [97, 98] },
+              { multi: [120] },
+              { multi: [1] },
+              { empty: [] },
+              { utf8: [-61, -85] },
+            ],
           },
           {
             topic: "chat-messages",

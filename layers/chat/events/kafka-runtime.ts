@@ -28,18 +28,31 @@ export function producerSettings(cfg: Config): Promise<ProducerSettings> {
   return settings;
 }
 
-/** Publishes events to the topic within the bound; rejects on failure or timeout. */
+/**
+ * The producer settings within `timeoutMs`, and the time left of it: in a new sandbox they wait for a broker
+ * look-up or a secret, which the publish's or the ping's own bound would not cover.
+ */
+async function settingsWithin(cfg: Config, timeoutMs: number) {
+  const started = performance.now();
+  const config = await withTimeout(
+    producerSettings(cfg),
+    timeoutMs,
+    () => new Error(`Kafka settings not ready within ${timeoutMs} ms`),
+  );
+  return { config, left: Math.max(1, timeoutMs - (performance.now() - started)) };
+}
+
+/** Publishes events to the topic within the bound (settings included); rejects on failure or timeout. */
 export async function publishEvents(cfg: Config, events: CloudEvent[], timeoutMs: number): Promise<void> {
   if (events.length === 0) return;
-  await publishRecords(toRecords(cfg.KAFKA_TOPIC, events), {
-    timeoutMs,
-    config: await producerSettings(cfg),
-  });
+  const { config, left } = await settingsWithin(cfg, timeoutMs);
+  await publishRecords(toRecords(cfg.KAFKA_TOPIC, events), { timeoutMs: left, config });
 }
 
 export async function kafkaPing(cfg: Config, timeoutMs: number): Promise<Check> {
   try {
-    const ping = await pingKafka(timeoutMs, await producerSettings(cfg));
+    const { config, left } = await settingsWithin(cfg, timeoutMs);
+    const ping = await pingKafka(left, config);
     return { status: ping.status, latency_ms: ping.status === "ok" ? ping.latency_ms : null };
   } catch {
     return { status: "down", latency_ms: null };

@@ -1,8 +1,11 @@
 import type { Config } from "../config.ts";
+import { withTimeout } from "../timeout.ts";
 import { type KafkaClientOptions, resolveBrokers } from "./kafka-client.ts";
 
 /** The secret's cached value is reused this long (Secrets Manager reads cost a round trip and money). */
 const SECRET_MAX_AGE_SECONDS = 300;
+/** Bound on the secret's read, as on the MSK broker look-up: a hung one fails, and is tried again next time. */
+const SECRET_TIMEOUT_MS = 5000;
 
 /** SASL/SCRAM credentials from Secrets Manager: the `{"username","password"}` secret Lambda's event source reads too. */
 async function scramCredentials(arn: string): Promise<{ username: string; password: string }> {
@@ -26,10 +29,14 @@ export async function kafkaClientOptions(
   getScram: (arn: string) => Promise<{ username: string; password: string }> = scramCredentials,
 ): Promise<KafkaClientOptions> {
   const brokers = await resolveBrokers({ brokers: cfg.KAFKA_BROKERS, mskClusterArn: cfg.MSK_CLUSTER_ARN });
-  const scram =
-    cfg.KAFKA_AUTH === "scram-sha-512" && cfg.KAFKA_SECRET_ARN
-      ? await getScram(cfg.KAFKA_SECRET_ARN)
-      : undefined;
+  const arn = cfg.KAFKA_AUTH === "scram-sha-512" ? cfg.KAFKA_SECRET_ARN : undefined;
+  const scram = arn
+    ? await withTimeout(
+        getScram(arn),
+        SECRET_TIMEOUT_MS,
+        () => new Error(`the Kafka secret was not read within ${SECRET_TIMEOUT_MS} ms`),
+      )
+    : undefined;
   return {
     brokers,
     clientId: cfg.KAFKA_CLIENT_ID,
