@@ -1,11 +1,4 @@
-import {
-  globalRegistry,
-  looseObject,
-  registry,
-  toJSONSchema,
-  ZodMiniObject,
-  type ZodMiniType,
-} from "zod/mini";
+import { globalRegistry, looseObject, toJSONSchema, ZodMiniObject, type ZodMiniType } from "zod/mini";
 import { httpFunctions } from "../manifest.ts";
 import { CREATE_KEY_MIN_LENGTH } from "./idempotency-header.ts";
 import { statusOf } from "./problem.ts";
@@ -33,6 +26,15 @@ interface Operation {
 }
 
 const SESSION_ERRORS = [400, 401, 404, 429, 503];
+
+/** Headers an error response carries (functions/http/http-handler.ts, rate-limit.ts). */
+const ERROR_HEADERS: Record<number, string[]> = {
+  401: ["WWW-Authenticate"],
+  429: ["Retry-After", "RateLimit", "RateLimit-Policy"],
+  503: ["Retry-After"],
+};
+const headersOf = (names: string[]) =>
+  Object.fromEntries(names.map((h) => [h, { schema: { type: "string" } }]));
 
 const operations: Record<string, Operation> = {
   "sessions-create": {
@@ -67,7 +69,7 @@ const operations: Record<string, Operation> = {
     body: s.editMessageBody,
     auth: true,
     ifMatch: true,
-    ok: { status: 200, schema: s.editMessageResponse },
+    ok: { status: 200, schema: s.editMessageResponse, headers: ["etag"] },
     errors: [...SESSION_ERRORS, 409, 412, 413, 415],
   },
   "messages-delete": {
@@ -94,7 +96,7 @@ function schemaOf(schema: ZodMiniType): Record<string, unknown> {
     target: "draft-2020-12",
     io: "input",
     unrepresentable: "any",
-    metadata: registry<{ id?: string }>(),
+    metadata: globalRegistry,
   }) as Record<string, unknown>;
 }
 const ref = (id: string) => `#/components/schemas/${id}`;
@@ -147,11 +149,11 @@ export function buildOpenApiDocument(version = "0.1.0") {
     const responses: Record<string, unknown> = {
       [op.ok.status]: {
         description: "OK",
-        headers: Object.fromEntries(
-          ["x-request-id", ...(op.ok.headers ?? []), ...(op.idempotent ? ["idempotent-replayed"] : [])].map(
-            (h) => [h, { schema: { type: "string" } }],
-          ),
-        ),
+        headers: headersOf([
+          "x-request-id",
+          ...(op.ok.headers ?? []),
+          ...(op.idempotent ? ["idempotent-replayed"] : []),
+        ]),
         ...(op.ok.schema
           ? { content: { "application/json": { schema: strip(schemaOf(op.ok.schema)) } } }
           : {}),
@@ -166,7 +168,7 @@ export function buildOpenApiDocument(version = "0.1.0") {
               .filter(([, st]) => st === status)
               .map(([code]) => code)
               .join(", "),
-            ...(status === 401 ? { headers: { "WWW-Authenticate": { schema: { type: "string" } } } } : {}),
+            ...(ERROR_HEADERS[status] ? { headers: headersOf(ERROR_HEADERS[status]) } : {}),
             content: { "application/problem+json": { schema: { $ref: ref("Problem") } } },
           };
     }

@@ -51,7 +51,7 @@ const time = described(iso.datetime({ offset: false }), "RFC 3339 UTC time");
 // Length is checked by the domain (code points, not UTF-16 units); this only bounds the worst case.
 const content = described(
   string().check(minLength(1), maxLength(32_000)),
-  "Message text, 1–8,000 characters",
+  "Message text: 1 to MAX_CONTENT_CHARS Unicode code points (8,000 by default; more is a 400); maxLength is only the bound in UTF-16 units",
 );
 
 export const metadataSchema = described(

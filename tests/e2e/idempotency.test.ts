@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createDecipheriv, createHash, randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
@@ -289,6 +289,20 @@ describe("POST /sessions/create with an Idempotency-Key", () => {
     expect(row.rows).toHaveLength(1);
     expect(row.rows[0].response).not.toContain(res.body.token);
     expect(row.rows[0].idempotency_key).not.toBe(key);
+    // AES-256-GCM under a key derived from the client's Idempotency-Key: only that key opens it
+    const box = JSON.parse(row.rows[0].response) as { iv: string; tag: string; data: string };
+    expect(Buffer.from(box.data, "base64").toString("utf8")).not.toContain(res.body.token);
+    const open = (clientKey: string) => {
+      const scope = createScope("127.0.0.1");
+      const secret = createHash("sha256")
+        .update(`chat-idempotency-response\n${scope}\n${clientKey}`)
+        .digest();
+      const d = createDecipheriv("aes-256-gcm", secret, Buffer.from(box.iv, "base64"));
+      d.setAuthTag(Buffer.from(box.tag, "base64"));
+      return Buffer.concat([d.update(Buffer.from(box.data, "base64")), d.final()]).toString("utf8");
+    };
+    expect(open(key)).toContain(res.body.token);
+    expect(() => open(`${key}x`)).toThrow();
   });
 
   it("5 concurrent creates with one key make one session", async () => {
