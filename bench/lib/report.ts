@@ -278,7 +278,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     L.push(
       "## Kafka (librdkafka mock cluster: 3 brokers, 6 partitions)",
       "",
-      `Relay: ${k.params.relayEvents} pre-filled outbox events published by \`relayOutbox\` with the product's producer (acks=all), warm producer; a batch is also cut where its events reach \`KAFKA_MAX_BATCH_BYTES\` (1 MB) of stored size, which ≈ 700-byte events reach at ≈ 1,430 (hence more batches than events ÷ batch size at 2000); "on topic" is the advance of the topic's offsets. Commit-to-topic: POST /messages/post through the runner with Kafka on (the after-commit fast path); from the change statement's completion (stamped in the runner process) to a kafkajs consumer (maxWaitTimeInMs ${k.params.consumerMaxWaitMs}) seeing the record.`,
+      `Relay: ${k.params.relayEvents} pre-filled outbox events published by \`relayOutbox\` with the product's producer (acks=all), after an untimed relay run in the same worker (connections open, code warm); a batch is also cut where its events reach \`KAFKA_MAX_BATCH_BYTES\` (1 MB) of stored size, which ≈ 700-byte events reach at ≈ 1,430 (hence more batches than events ÷ batch size at 2000); "on topic" is the advance of the topic's offsets. Commit-to-topic: POST /messages/post through the runner with Kafka on (the after-commit fast path); from the change statement's completion (stamped in the runner process) to a kafkajs consumer (maxWaitTimeInMs ${k.params.consumerMaxWaitMs}) seeing the record.`,
       "",
       "| Relay batch | Compression | Events | events/s | Batches | Elapsed ms | in Kafka publish ms | in Postgres ms | On topic |",
       "|---|---|---|---|---|---|---|---|---|",
@@ -303,7 +303,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     if (k.producer?.length)
       L.push(
         "",
-        "The producer alone: one batch of the same events, built in memory and published as many times as the relay published batches, through the same `publishEvents` (each publish serializes and encodes it anew) by the same worker, with no outbox fetch or mark. The gap to the relay's events/s is what Postgres costs the relay; CPU per event in µs, as in the table above:",
+        "The producer alone: one batch of the same events, of the relay's mean batch size (its events ÷ its batches), built in memory and published as many times as the relay published batches, through the same `publishEvents` (each publish serializes and encodes it anew) by the same worker, with no outbox fetch or mark. The gap to the relay's events/s is what Postgres costs the relay; CPU per event in µs, as in the table above:",
         "",
         "| Batch | Compression | events/s | × relay's | relay worker | bench process (mock brokers) | machine busy | On topic |",
         "|---|---|---|---|---|---|---|---|",
@@ -332,7 +332,7 @@ export function markdown(info: RunInfo, r: BenchResults, targets: TargetResult[]
     "- Every figure is measured next to its reference in the same run; ratios, not absolute numbers, are the targets. Percentiles are exact (all samples kept).",
     "- Each benchmark uses its own databases (cloned from a freshly migrated template) and drops them, with their cache keys, at the end. Redis logical database 11 keeps the bench's rate-limit partitions away from anyone else's tests.",
     '- Workers are child processes (one per product "sandbox"): the runner and the direct calls share one, the raw path has its own; the load generator is the orchestrator process. `CHECKPOINT` before each measured segment.',
-    "- Product settings for the bench: POWERTOOLS_LOG_LEVEL=WARN (an INFO access-log line per request would dominate), DB_POOL_MAX=16 (one runner process stands for many Lambda sandboxes), rate limiting on (its Redis round trip is counted) with limits too high to refuse and a 1 s window.",
+    "- Product settings for the bench: POWERTOOLS_LOG_LEVEL=WARN (an INFO access-log line per request would dominate), DB_POOL_MAX=16 (one runner process stands for many Lambda sandboxes), rate limiting on (its Redis round trip is counted) with limits too high to refuse and a 1 s window. At c=64 the CPU is saturated and the limiter's 50 ms Redis timeout fires now and then: the product then limits in process for a second (by design), so that row partly measures the lighter path (the per-request Redis counters of its last round show it). The uncached history run has no Redis at all (the issue's \"Redis off\"), so it also limits in process, while a cache hit pays the shared limiter's scripts.",
     "",
     END,
   );

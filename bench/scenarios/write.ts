@@ -62,7 +62,7 @@ type Run = LoopResult & {
 export interface WriteResults {
   params: WriteParams;
   raw: Record<string, Run>;
-  http: Record<string, Run & { cacheTrusted: boolean | null }>;
+  http: Record<string, Run & { cacheTrusted: boolean | null; clientCpuMsPerRequest?: number }>;
   direct: Record<string, Run & { cacheTrusted: boolean | null }>;
   /**
    * ms of CPU per request by process role (/proc), per path and level: rounds after the first (which has the
@@ -93,6 +93,18 @@ const perOp = (c: CounterReport, n: number) => ({
   redis: Object.fromEntries(Object.entries(c.redis).map(([k, v]) => [k, Math.round((v / n) * 100) / 100])),
   timings: c.timings,
 });
+
+/**
+ * The load generator's CPU per request over the rounds after the first (as the /proc tallies: no warm-up, JIT or
+ * new connections), weighted by each round's requests; the first round alone when it is the only one.
+ */
+function clientCpuOverRounds(parts: (LoopResult & { clientCpuMsPerRequest?: number })[]): number | undefined {
+  const rounds = parts.length > 1 ? parts.slice(1) : parts;
+  const n = rounds.reduce((a, r) => a + r.n, 0);
+  if (n === 0 || rounds.some((r) => r.clientCpuMsPerRequest === undefined)) return undefined;
+  const ms = rounds.reduce((a, r) => a + (r.clientCpuMsPerRequest ?? 0) * r.n, 0);
+  return Math.round((ms / n) * 1000) / 1000;
+}
 
 export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
   const p = writeParams(ctx.smoke);
@@ -240,6 +252,7 @@ export async function writeBench(ctx: BenchContext): Promise<WriteResults> {
       const h = mergeRounds(httpParts);
       results.http[c] = {
         ...h,
+        clientCpuMsPerRequest: clientCpuOverRounds(httpParts),
         ...lastCounters(httpParts),
         cacheTrusted: httpParts.every((x) => x.cacheTrusted !== false),
       };

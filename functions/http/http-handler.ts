@@ -28,7 +28,7 @@ export interface HttpSpec<B, Q, P> {
   path?: ZodMiniType<P>;
   /** Health and the OpenAPI document do not need the chat service (nor a database to build it). */
   chat?: false;
-  /** What the rate limiter's round trip reads ahead of the session the request names (default: "whole"). */
+  /** What the rate limiter's round trip reads ahead of the session the request names (default: nothing). */
   sessionRead?: SessionRead | ((event: APIGatewayProxyEventV2) => SessionRead);
 }
 

@@ -80,10 +80,14 @@ export function sessionHint(event: APIGatewayProxyEventV2): string | undefined {
   return event.body.match(/"session_id"\s*:\s*"([0-9a-fA-F-]{36})"/)?.[1];
 }
 
-/** `read`: what the limiter's round trip reads ahead of the request's session (see SessionRead). */
+/**
+ * `read`: what the limiter's round trip reads ahead of the request's session (see SessionRead); nothing unless the
+ * function says what it reads: a function with no session (create, route-not-found) would read for nothing, at
+ * any unauthenticated caller's choice of session (up to CACHE_HISTORY_MAX_BYTES under the limiter's timeout).
+ */
 export function rateLimit(
   name: string,
-  read: SessionRead | ((event: APIGatewayProxyEventV2) => SessionRead) = "whole",
+  read?: SessionRead | ((event: APIGatewayProxyEventV2) => SessionRead),
 ): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   if (RATE_LIMIT_EXEMPT.has(name)) return { before: () => undefined };
   const fields = new WeakMap<object, Record<string, string>>();
@@ -96,8 +100,8 @@ export function rateLimit(
       const checks = rateChecks(request.event);
       if (checks.length === 0) return;
       let decision: RateDecision & { got?: unknown[] };
-      const hint = sessionHint(request.event);
-      const reads = typeof read === "function" ? read(request.event) : read;
+      const hint = read ? sessionHint(request.event) : undefined;
+      const reads = typeof read === "function" ? read(request.event) : (read ?? "whole");
       const sentAt = performance.now();
       try {
         decision = await getRateLimiter().check(checks, hint ? sessionReadCommands(hint, reads) : undefined);

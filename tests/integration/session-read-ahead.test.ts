@@ -126,5 +126,24 @@ describe("read ahead per function, on a long history", () => {
       expect(edit.statusCode).toBe(200);
     });
     expect(kinds(editing)[0]).toMatch(/^mget /);
+
+    // functions with no session read nothing ahead, whatever session a caller names in its body
+    for (const [name, path] of [
+      ["sessions-create", "/sessions/create"],
+      ["route-not-found", "/no/such/route"],
+    ] as const) {
+      const reads = await commandsOn(h, async () => {
+        const event = httpEvent("POST", path === "/sessions/create" ? path : "/sessions/create", {
+          body: name === "sessions-create" ? { session_id: id } : `{"session_id":"${id}"}`,
+        });
+        if (name === "route-not-found") {
+          event.rawPath = path;
+          event.routeKey = "$default";
+          event.requestContext.http.path = path;
+        }
+        await send(name, event);
+      });
+      expect([name, reads]).toEqual([name, []]);
+    }
   });
 });
