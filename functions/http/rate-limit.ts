@@ -100,11 +100,14 @@ export function rateLimit(
       const checks = rateChecks(request.event);
       if (checks.length === 0) return;
       let decision: RateDecision & { got?: unknown[] };
-      const hint = read ? sessionHint(request.event) : undefined;
-      const reads = typeof read === "function" ? read(request.event) : (read ?? "whole");
+      const reads = typeof read === "function" ? read(request.event) : read;
+      const hint = reads ? sessionHint(request.event) : undefined;
       const sentAt = performance.now();
       try {
-        decision = await getRateLimiter().check(checks, hint ? sessionReadCommands(hint, reads) : undefined);
+        decision = await getRateLimiter().check(
+          checks,
+          hint && reads ? sessionReadCommands(hint, reads) : undefined,
+        );
       } catch (err) {
         // the limiter already absorbs Redis failures; anything else must not fail the request either
         logger.error("rate limiter failed; request let through", {
@@ -114,7 +117,7 @@ export function rateLimit(
         return;
       }
       fields.set(request, rateLimitHeaders(decision.results));
-      if (hint && decision.got)
+      if (hint && reads && decision.got)
         prefetches.set(request.event, { sessionId: hint, read: reads, values: decision.got, sentAt });
       if (!decision.allowed) {
         const policies = decision.results.filter((r) => !r.allowed).map((r) => r.policy.name);

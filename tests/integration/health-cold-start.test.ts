@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
 import { RUNNER_REDIS_URL, resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -8,26 +8,19 @@ import { createTestDatabase, type TestDatabase } from "../helpers/test-database.
  * GET /health in a new sandbox: the Redis client is created by this very request and is still connecting (it
  * sends nothing before it is ready). A healthy Redis must not be reported down because the sandbox is new.
  */
-const ENV_KEYS = ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS", "MSK_CLUSTER_ARN", "POWERTOOLS_LOG_LEVEL"];
-const saved = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
 let db: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase(2);
-  Object.assign(process.env, {
-    DATABASE_URL: db.url,
-    REDIS_URL: RUNNER_REDIS_URL,
-    POWERTOOLS_LOG_LEVEL: "SILENT",
-  });
-  delete process.env.KAFKA_BROKERS;
-  delete process.env.MSK_CLUSTER_ARN;
+  vi.stubEnv("DATABASE_URL", db.url);
+  vi.stubEnv("REDIS_URL", RUNNER_REDIS_URL);
+  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
+  vi.stubEnv("KAFKA_BROKERS", undefined);
+  vi.stubEnv("MSK_CLUSTER_ARN", undefined);
 });
 afterAll(async () => {
   await resetRuntime();
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  vi.unstubAllEnvs();
   await db?.drop();
 });
 

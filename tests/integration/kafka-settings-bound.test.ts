@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { createServer, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../layers/chat/config.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { kafkaPing, publishEvents } from "../../layers/chat/events/kafka-runtime.ts";
@@ -10,13 +10,6 @@ import { kafkaPing, publishEvents } from "../../layers/chat/events/kafka-runtime
  * Manager read. Here Secrets Manager accepts the connection and never answers: a publish and a ping must still end
  * within their own bounds (the relay's budget, /health's second), not wait for the read.
  */
-const ENV_KEYS = [
-  "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-  "AWS_REGION",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-];
-const saved = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
 const sockets = new Set<Socket>();
 let silent: Server;
 
@@ -25,20 +18,18 @@ beforeAll(async () => {
     sockets.add(s); // accepted, never answered
   });
   await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-  });
+  vi.stubEnv(
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+  );
+  vi.stubEnv("AWS_REGION", "us-east-1");
+  vi.stubEnv("AWS_ACCESS_KEY_ID", "test");
+  vi.stubEnv("AWS_SECRET_ACCESS_KEY", "test");
 });
 afterAll(async () => {
   for (const s of sockets) s.destroy();
   await new Promise((r) => silent.close(r));
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  vi.unstubAllEnvs();
 });
 
 const cfg = parseConfig({

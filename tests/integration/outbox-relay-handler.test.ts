@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Context } from "aws-lambda";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
 import { lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
@@ -10,26 +10,18 @@ import { createTestDatabase, type TestDatabase } from "../helpers/test-database.
  * The scheduled relay reports a run that could not publish as a failed invocation: that is what Lambda's Errors
  * metric counts, and what the stack alarms on (a relay failing every minute leaves every event in the outbox).
  */
-const ENV_KEYS = ["DATABASE_URL", "KAFKA_BROKERS", "POWERTOOLS_LOG_LEVEL", "KAFKA_CONNECT_TIMEOUT_MS"];
-const saved = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
 let db: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase(4);
-  Object.assign(process.env, {
-    DATABASE_URL: db.url,
-    // nothing listens there: every publish fails
-    KAFKA_BROKERS: "127.0.0.1:1",
-    POWERTOOLS_LOG_LEVEL: "SILENT",
-  });
+  vi.stubEnv("DATABASE_URL", db.url);
+  vi.stubEnv("KAFKA_BROKERS", "127.0.0.1:1"); // nothing listens there: every publish fails
+  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
   await resetRuntime();
 });
 afterAll(async () => {
   await resetRuntime();
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  vi.unstubAllEnvs();
   await db?.drop();
 });
 

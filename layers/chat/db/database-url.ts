@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { Config } from "../config.ts";
+import { readJsonSecret } from "../secrets.ts";
 
 interface RdsSecret {
   host: string;
@@ -9,13 +10,9 @@ interface RdsSecret {
   dbname?: string;
 }
 
-// Secrets Manager reads are cached this long, so a rotated password reaches new connections within it.
-const SECRET_MAX_AGE_SECONDS = 300;
-
+// Cached (readJsonSecret), so a rotated password reaches new connections within the cache's age.
 async function readSecret(arn: string): Promise<RdsSecret> {
-  // Loaded only in AWS: local runs never pay for the SDK.
-  const { getSecret } = await import("@aws-lambda-powertools/parameters/secrets");
-  const secret = await getSecret<RdsSecret>(arn, { transform: "json", maxAge: SECRET_MAX_AGE_SECONDS });
+  const secret = await readJsonSecret<RdsSecret>(arn);
   if (!secret) throw new Error("database secret is empty");
   return secret;
 }

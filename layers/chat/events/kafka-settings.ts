@@ -1,20 +1,14 @@
 import type { Config } from "../config.ts";
+import { readJsonSecret } from "../secrets.ts";
 import { withTimeout } from "../timeout.ts";
 import { type KafkaClientOptions, resolveBrokers } from "./kafka-client.ts";
 
-/** The secret's cached value is reused this long (Secrets Manager reads cost a round trip and money). */
-const SECRET_MAX_AGE_SECONDS = 300;
 /** Bound on the secret's read, as on the MSK broker look-up: a hung one fails, and is tried again next time. */
 const SECRET_TIMEOUT_MS = 5000;
 
 /** SASL/SCRAM credentials from Secrets Manager: the `{"username","password"}` secret Lambda's event source reads too. */
 async function scramCredentials(arn: string): Promise<{ username: string; password: string }> {
-  // Loaded only when SCRAM is on: other processes never pay for the SDK.
-  const { getSecret } = await import("@aws-lambda-powertools/parameters/secrets");
-  const secret = await getSecret<{ username?: unknown; password?: unknown }>(arn, {
-    transform: "json",
-    maxAge: SECRET_MAX_AGE_SECONDS,
-  });
+  const secret = await readJsonSecret<{ username?: unknown; password?: unknown }>(arn);
   if (typeof secret?.username !== "string" || typeof secret.password !== "string")
     throw new Error("the Kafka secret must hold a username and a password");
   return { username: secret.username, password: secret.password };
