@@ -196,20 +196,24 @@ describe("the $default route's function through the Invoke API", () => {
 
 describe("scheduled functions through the Invoke API", () => {
   it("outbox-relay with Kafka off skips and leaves the outbox as it was", async () => {
-    const before = await fx.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    const before = await fx.db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
     expect(before.rows[0].n).toBeGreaterThan(0);
     const result = await invoke("outbox-relay", sample("outbox-relay") ?? scheduledEvent("outbox-relay"));
     expect(result).toEqual({ skipped: true, published: 0, batches: 0, kafka: "off" });
-    const after = await fx.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    const after = await fx.db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
     expect(after.rows[0].n).toBe(before.rows[0].n);
   });
 
   it("maintenance prunes published outbox rows past retention and expired idempotency records", async () => {
     const oldEvent = randomUUID();
     await fx.db.pool.query(
-      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at, published_at)
-       VALUES ($1, $2, 'chat.session.created', '{}'::jsonb, now() - interval '3 days', now() - interval '2 days')`,
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at)
+       VALUES ($1, $2, 'chat.session.created', '{}'::jsonb, now() - interval '3 days')`,
       [oldEvent, randomUUID()],
+    );
+    await fx.db.pool.query(
+      "DELETE FROM outbox_pending WHERE id IN (SELECT id FROM outbox WHERE event_id = $1)", // published
+      [oldEvent],
     );
     await fx.db.pool.query(
       `INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, locked_until, expires_at)

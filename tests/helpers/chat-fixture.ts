@@ -100,7 +100,8 @@ export function testRedis(url: string, config: Config): Redis {
 export async function rowCounts(pool: TestDatabase["pool"]) {
   const res = await pool.query(
     `SELECT (SELECT count(*) FROM sessions)::int AS sessions, (SELECT count(*) FROM messages)::int AS messages,
-            (SELECT count(*) FROM outbox)::int AS outbox, (SELECT count(*) FROM idempotency_records)::int AS idempotency,
+            (SELECT count(*) FROM outbox)::int AS outbox, (SELECT count(*) FROM outbox_pending)::int AS queued,
+            (SELECT count(*) FROM idempotency_records)::int AS idempotency,
             (SELECT coalesce(sum(version), 0) FROM messages)::int AS versions,
             (SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL)::int AS deleted`,
   );

@@ -55,8 +55,7 @@ async function readSessions(sessionIds: string[]) {
 const events = (records: { value: string | null }[]) =>
   records.map((r) => JSON.parse(r.value ?? "null") as CloudEvent);
 const pendingCount = async () =>
-  (await f.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL")).rows[0]
-    .n as number;
+  (await f.db.pool.query("SELECT count(*)::int AS n FROM outbox_pending")).rows[0].n as number;
 
 /** Dedupe by event id keeping the first copy: what a consumer that dedupes sees. */
 const firstCopies = (all: CloudEvent[]) => {

@@ -26,10 +26,12 @@ describe("maintenance", () => {
       "UPDATE sessions SET updated_at = now() - interval '40 days' WHERE session_id = $1",
       [idle.session.session_id],
     );
+    // the active session's two creation events: written two days ago, published since
     await f.db.pool.query(
-      "UPDATE outbox SET published_at = now() - interval '48 hours' WHERE session_id = $1",
+      "UPDATE outbox SET created_at = now() - interval '48 hours' WHERE session_id = $1",
       [active.session.session_id],
     );
+    await f.db.pool.query("DELETE FROM outbox_pending WHERE session_id = $1", [active.session.session_id]);
     await f.db.pool.query(
       `INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, locked_until, expires_at)
        VALUES ('sessions-create', 'expired', 'h', 'completed', now(), now() - interval '1 hour')`,
@@ -96,29 +98,33 @@ describe("maintenance", () => {
   });
 
   it("prunes a batch per statement and stops at its time budget; the next run goes on", async () => {
-    // 2,500 events published two days ago, next to one published now, which stays
+    // 2,500 events written and published two days ago, next to one written now and one written two days ago
+    // but still queued (Kafka was down): both of those stay
+    const published = "00000000-0000-4000-8000-0000000000b1";
+    const queued = "00000000-0000-4000-8000-0000000000b2";
     await f.db.pool.query(
-      `INSERT INTO outbox (event_id, session_id, event_type, event, published_at)
-       SELECT gen_random_uuid(), gen_random_uuid(), 'chat.message.created', '{}'::jsonb,
-              CASE WHEN i <= 2500 THEN now() - interval '48 hours' ELSE now() END
-       FROM generate_series(1, 2501) AS i`,
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at)
+       SELECT gen_random_uuid(), CASE WHEN i <= 2501 THEN $1 ELSE $2 END::uuid, 'chat.message.created', '{}'::jsonb,
+              CASE WHEN i = 2501 THEN now() ELSE now() - interval '48 hours' END
+       FROM generate_series(1, 2502) AS i`,
+      [published, queued],
     );
+    await f.db.pool.query("DELETE FROM outbox_pending WHERE session_id = $1", [published]);
     const opts = { outboxRetentionHours: 24, consumedEventsRetentionHours: 336, sessionRetentionDays: 0 };
     const spent = await runMaintenance(f.db.pool, f.cache, { ...opts, pruneBatch: 1000, timeBudgetMs: 0 });
     expect(spent.outboxPruned).toBe(1000);
     const next = await runMaintenance(f.db.pool, f.cache, { ...opts, pruneBatch: 1000 });
     expect(next.outboxPruned).toBe(1500);
     const left = await f.db.pool.query(
-      "SELECT count(*)::int AS n FROM outbox WHERE published_at < now() - interval '24 hours'",
+      `SELECT session_id::text, created_at > now() - interval '1 hour' AS recent,
+              EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) AS queued
+         FROM outbox o WHERE session_id IN ($1, $2) ORDER BY id`,
+      [published, queued],
     );
-    expect(left.rows[0].n).toBe(0);
-    expect(
-      (
-        await f.db.pool.query(
-          "SELECT count(*)::int AS n FROM outbox WHERE published_at > now() - interval '1 hour'",
-        )
-      ).rows[0].n,
-    ).toBeGreaterThanOrEqual(1);
+    expect(left.rows).toEqual([
+      { session_id: published, recent: true, queued: false },
+      { session_id: queued, recent: false, queued: true },
+    ]);
   });
 
   it("the purge's erase tests idleness again: a session used since it was selected stays", async () => {

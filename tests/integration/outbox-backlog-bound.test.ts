@@ -107,7 +107,9 @@ describe("the relay's read", () => {
         [2, 3, 4],
       ]);
     } finally {
-      await db.pool.query("UPDATE outbox SET published_at = NULL");
+      await db.pool.query(
+        "INSERT INTO outbox_pending (id, session_id) SELECT id, session_id FROM outbox ON CONFLICT DO NOTHING",
+      );
     }
   });
 });

@@ -46,7 +46,7 @@ describe("outbox-relay, the function", () => {
     );
     expect(failed?.name).toBe("RelayIncompleteError");
     expect(failed?.message).toMatch(/^published 0 events in 0 batches, then: /);
-    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
     expect(left.rows[0].n).toBe(1);
   });
 });

@@ -86,7 +86,7 @@ describe("pipelined outbox relay", () => {
     expect(new Set(ids).size).toBe(ids.length); // no failure, so no duplicate either
     const bySession = firstCopiesBySession(published);
     for (const s of sessions) expect(bySession.get(s)).toEqual(Array.from({ length: 37 }, (_, i) => i + 1));
-    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
     expect(left.rows[0].n).toBe(0);
   });
 
@@ -142,7 +142,8 @@ describe("pipelined outbox relay", () => {
     );
     expect(r).toMatchObject({ skipped: false, published: 10, batches: 2, error: "broker went away" });
     const marked = await db.pool.query(
-      "SELECT (event->'data'->>'seq')::int AS seq FROM outbox WHERE published_at IS NOT NULL ORDER BY id",
+      `SELECT (event->'data'->>'seq')::int AS seq FROM outbox o
+        WHERE NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) ORDER BY id`,
     );
     expect(marked.rows.map((x) => x.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
   });
@@ -189,7 +190,7 @@ describe("pipelined outbox relay", () => {
       process.off("unhandledRejection", onUnhandled);
     }
     expect(firstCopiesBySession(published).get(s)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
     expect(left.rows[0].n).toBe(0);
   });
 
@@ -216,7 +217,7 @@ describe("pipelined outbox relay", () => {
       expect(start).toBeLessThan(200 + 20);
       expect(start + (timeouts[i] as number)).toBeLessThanOrEqual(200 + 20);
     }
-    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
     expect(left.rows[0].n).toBe(40 - r.published);
   });
 

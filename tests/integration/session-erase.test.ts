@@ -55,12 +55,14 @@ describe("erasing a session", () => {
     await f.chat.postMessage(await f.chat.authorize(id, s.token), "hello");
     // the creation's events went out; the post's did not
     await f.db.pool.query(
-      "UPDATE outbox SET published_at = now() WHERE session_id = $1 AND event_type = 'chat.session.created'",
+      `DELETE FROM outbox_pending WHERE id IN (
+         SELECT id FROM outbox WHERE session_id = $1 AND event_type = 'chat.session.created')`,
       [id],
     );
     expect(await eraseSession(f.db.pool, id, erasedEvent(id))).toBe(true);
     const left = await f.db.pool.query(
-      "SELECT event_type, published_at IS NOT NULL AS published FROM outbox WHERE session_id = $1 ORDER BY id",
+      `SELECT event_type, NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) AS published
+         FROM outbox o WHERE session_id = $1 ORDER BY id`,
       [id],
     );
     expect(left.rows).toEqual([

@@ -108,7 +108,7 @@ ob AS (
 
 // The backlog probe is an index lookup, but only the Kafka publisher needs it: skipped otherwise.
 const BACKLOG = (p: number) =>
-  `CASE WHEN $${p}::boolean THEN EXISTS (SELECT 1 FROM outbox WHERE session_id = $1 AND published_at IS NULL) ELSE false END AS backlog`;
+  `CASE WHEN $${p}::boolean THEN EXISTS (SELECT 1 FROM outbox_pending WHERE session_id = $1) ELSE false END AS backlog`;
 
 /** Any change: inserts, edits, a delete. */
 const applyChangeSql = (mode: IdempotencyMode) => `

@@ -6,8 +6,8 @@ import { withTransaction } from "./transaction.ts";
  * Erasure: the session and (by cascade) its messages, its Idempotency-Key records and its events not yet published
  * go; only the chat.session.erased event is left, to tell consumers. Events already published stay until
  * OUTBOX_RETENTION_HOURS, as their copies on the topic stay until its retention: a consumer acts on the erased
- * event. (Deleting them too meant a scan of the whole outbox per erase: only its unpublished rows are indexed by
- * session.) Only if the session row was there: a second erase (a retried DELETE, or the retention purge meeting a
+ * event. (Deleting them too meant a scan of the whole outbox per erase: only the queue of unpublished events is
+ * indexed by session.) The erased event is queued by the outbox's insert trigger, after this statement's deletes. Only if the session row was there: a second erase (a retried DELETE, or the retention purge meeting a
  * user's erase) must not delete the first one's erased event before it is published.
  */
 export const ERASE = `
@@ -16,7 +16,8 @@ WITH s AS (
    WHERE session_id = $1 AND ($4::int IS NULL OR updated_at < now() - make_interval(days => $4::int))
   RETURNING session_id
 ),
-o AS (DELETE FROM outbox WHERE session_id = $1 AND published_at IS NULL AND EXISTS (SELECT 1 FROM s)),
+q AS (DELETE FROM outbox_pending WHERE session_id = $1 AND EXISTS (SELECT 1 FROM s) RETURNING id),
+o AS (DELETE FROM outbox WHERE id IN (SELECT id FROM q)),
 i AS (DELETE FROM idempotency_records WHERE scope = 'messages-post:' || $1::text AND EXISTS (SELECT 1 FROM s)),
 e AS (
   INSERT INTO outbox (event_id, session_id, event_type, event)

@@ -7,7 +7,7 @@ import type { EventPublisher } from "./event-publisher.ts";
 import { type ProducerSettings, pingKafka, publishRecords } from "./kafka-producer.ts";
 import { kafkaClientOptions } from "./kafka-settings.ts";
 import { toRecords } from "./outbox-relay.ts";
-import { markPublished, pendingForSession } from "./outbox-store.ts";
+import { markEventsPublished, markPublished, pendingForSession } from "./outbox-store.ts";
 
 /** Kafka is on when brokers or an MSK cluster are configured; otherwise events wait in the outbox. */
 export const kafkaEnabled = (cfg: Config) => cfg.KAFKA_BROKERS.length > 0 || !!cfg.MSK_CLUSTER_ARN;
@@ -76,16 +76,23 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
       const started = Date.now();
       const bound = cfg.KAFKA_PUBLISH_TIMEOUT_MS;
       const work = (async () => {
-        const toSend = backlog
-          ? (await pendingForSession(pool, sessionId, 1000, cfg.KAFKA_MAX_BATCH_BYTES)).map((r) => r.event)
-          : events;
+        const backlogRows = backlog
+          ? await pendingForSession(pool, sessionId, 1000, cfg.KAFKA_MAX_BATCH_BYTES)
+          : [];
+        const toSend = backlog ? backlogRows.map((r) => r.event) : events;
         const left = bound - (Date.now() - started);
         if (left <= 0) return;
         await publishEvents(cfg, toSend, left);
-        await markPublished(
-          pool,
-          toSend.map((e) => e.id),
-        );
+        if (backlog)
+          await markPublished(
+            pool,
+            backlogRows.map((r) => r.id),
+          );
+        else
+          await markEventsPublished(
+            pool,
+            events.map((e) => e.id),
+          );
       })();
       try {
         // The whole path is bounded, not only the send: the first request of a sandbox also looks up the

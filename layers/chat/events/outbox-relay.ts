@@ -72,7 +72,6 @@ export async function relayOutbox(
         if (left <= 0) break; // fetched, not published: the next run's
         // the lock went with its connection: another relay may hold it now, and two would reorder sessions
         if (!held()) return failed(new Error("the relay lock's connection was lost"));
-        const ids = rows.map((r) => r.event.id);
         const rowIds = rows.map((r) => r.id);
         for (const id of rowIds) inFlight.add(id);
         const next = more
@@ -91,7 +90,7 @@ export async function relayOutbox(
         batches++;
         // the previous mark must be done before this one starts: one mark at a time, on their own connection
         await marking;
-        marking = markPublished(pool, ids).then(() => {
+        marking = markPublished(pool, rowIds).then(() => {
           for (const id of rowIds) inFlight.delete(id);
         });
         marking.catch(() => {}); // awaited before the next mark or at the end, not left unhandled meanwhile

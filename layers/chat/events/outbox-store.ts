@@ -23,10 +23,11 @@ export async function pendingForSession(
   const res = await db.query({
     name: "outbox_pending_session",
     text: `SELECT id, event FROM (
-             SELECT id, event,
-                    sum(octet_length(event::text)) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING)
-                      - octet_length(event::text) AS before
-               FROM outbox WHERE session_id = $1 AND published_at IS NULL ORDER BY id LIMIT $2) o
+             SELECT o.id, o.event,
+                    sum(octet_length(o.event::text)) OVER (ORDER BY p.id ROWS UNBOUNDED PRECEDING)
+                      - octet_length(o.event::text) AS before
+               FROM outbox_pending p JOIN outbox o ON o.id = p.id
+              WHERE p.session_id = $1 ORDER BY p.id LIMIT $2) b
             WHERE before < $3 ORDER BY id`,
     values: [sessionId, limit, maxBytes],
   });
@@ -44,15 +45,15 @@ export interface OutboxBatch {
  * JSON's length when stored compressed (compression can make it 100 × smaller). Uncompressed, the JSON is at most
  * 6 × the stored size (a control character is 1 byte in jsonb, `\u0001` in JSON), typically about 1 ×.
  */
-const EVENT_SIZE = `CASE WHEN pg_column_compression(event) IS NULL THEN pg_column_size(event)
-                         ELSE octet_length(event::text) END`;
+const EVENT_SIZE = `CASE WHEN pg_column_compression(o.event) IS NULL THEN pg_column_size(o.event)
+                         ELSE octet_length(o.event::text) END`;
 
 /** The oldest pending rows (after `filter`), cut where their running size reaches $2: at least one. */
 const boundedBatch = (filter: string) => `
 SELECT id, event, upto FROM (
   SELECT id, event, size, sum(size) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING) AS upto FROM (
-    SELECT id, event, ${EVENT_SIZE} AS size
-      FROM outbox WHERE published_at IS NULL ${filter} ORDER BY id LIMIT $1) i) b
+    SELECT p.id, o.event, ${EVENT_SIZE} AS size
+      FROM outbox_pending p JOIN outbox o ON o.id = p.id ${filter} ORDER BY p.id LIMIT $1) i) b
  WHERE upto - size < $2 ORDER BY id`;
 
 /**
@@ -74,7 +75,7 @@ export async function pendingBatch(
           // an anti-join on a hashed list, not `<> ALL(array)`, whose cost grows with rows × list length
           name: "outbox_pending_batch_excluding",
           text: boundedBatch(
-            "AND NOT EXISTS (SELECT 1 FROM unnest($3::bigint[]) AS f(id) WHERE f.id = outbox.id)",
+            "WHERE NOT EXISTS (SELECT 1 FROM unnest($3::bigint[]) AS f(id) WHERE f.id = p.id)",
           ),
           values: [limit, maxBytes, inFlight],
         },
@@ -87,11 +88,23 @@ export async function pendingBatch(
   };
 }
 
-export async function markPublished(db: Queryable, eventIds: string[]): Promise<void> {
-  if (eventIds.length === 0) return;
+/** Takes published events (outbox row ids) off the queue: a delete of two-column rows; the events stay. */
+export async function markPublished(db: Queryable, rowIds: readonly string[]): Promise<void> {
+  if (rowIds.length === 0) return;
   await db.query({
     name: "outbox_mark_published",
-    text: "UPDATE outbox SET published_at = now() WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL",
+    text: "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])",
+    values: [rowIds],
+  });
+}
+
+/** As markPublished, for events known by their event id (a change's own, sent after its commit). */
+export async function markEventsPublished(db: Queryable, eventIds: readonly string[]): Promise<void> {
+  if (eventIds.length === 0) return;
+  await db.query({
+    name: "outbox_mark_events_published",
+    text: `DELETE FROM outbox_pending p USING outbox o
+            WHERE o.id = p.id AND o.event_id = ANY($1::uuid[])`,
     values: [eventIds],
   });
 }

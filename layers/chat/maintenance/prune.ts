@@ -7,8 +7,10 @@ import type { Queryable } from "../db/chat-store.ts";
  * `$1` is the batch size; each statement deletes by primary key what its subquery selects.
  */
 const PRUNE = {
+  // Published events (off the queue) written more than the retention ago; an event still queued stays.
   outbox: `DELETE FROM outbox WHERE id IN (
-             SELECT id FROM outbox WHERE published_at < now() - make_interval(hours => $2) LIMIT $1)`,
+             SELECT id FROM outbox o WHERE created_at < now() - make_interval(hours => $2)
+                AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) LIMIT $1)`,
   // The expiry is tested again on the row deleted: a request may take an expired key over (a new claim on the
   // same row) between the subquery's read and the delete, and that claim must stay.
   idempotency: `DELETE FROM idempotency_records WHERE (scope, idempotency_key) IN (

@@ -62,7 +62,7 @@ interface EventRow {
   event_id: string;
   session_id: string;
   event_type: string;
-  published_at: string | null;
+  queued: boolean;
   data: { message_id?: string; version?: number; seq?: number };
 }
 
@@ -86,7 +86,9 @@ export async function reconcile(
   ).rows;
   const events = (
     await db.query<EventRow>(
-      "SELECT id::text, event_id, session_id, event_type, published_at::text, event->'data' AS data FROM outbox ORDER BY outbox.id",
+      `SELECT id::text, event_id, session_id, event_type, event->'data' AS data,
+              EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS queued
+         FROM outbox ORDER BY outbox.id`,
     )
   ).rows;
 
@@ -264,7 +266,9 @@ function topicFigures(events: EventRow[], records: ReadRecord[]): NonNullable<Re
   for (const e of events) {
     if (seen.has(e.event_id)) foundOnTopic++;
     else if (missingSample.length < 5)
-      missingSample.push(`${e.event_id} (outbox #${e.id}, ${e.event_type}, published ${e.published_at})`);
+      missingSample.push(
+        `${e.event_id} (outbox #${e.id}, ${e.event_type}, ${e.queued ? "still queued" : "marked published"})`,
+      );
   }
   return {
     records: records.length,
