@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { runner } from "node-pg-migrate";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +12,13 @@ import { ADMIN_URL, withDatabase } from "../helpers/global-database.ts";
  * runs the migration before it replaces the functions, so the previous release's code meets the new schema for
  * a while: its writes must still be queued and its marks still dequeue, or events would be lost or sent twice.
  */
+const MIGRATION = "1795737600000_outbox-pending-queue";
+const files = readdirSync(MIGRATIONS_DIR)
+  .filter((f) => f.endsWith(".sql"))
+  .sort();
+/** How many migrations come before this one, and how many from it to the newest (a down run reverts them all). */
+const before = files.findIndex((f) => f.startsWith(MIGRATION));
+const fromIt = files.length - before;
 const name = `chat_mig_${randomBytes(6).toString("hex")}`;
 const url = withDatabase(ADMIN_URL, name);
 let pool: pg.Pool;
@@ -73,22 +81,76 @@ describe("the outbox queue migration", () => {
   const session = randomUUID();
   let waitingBefore: string[];
 
-  it("queues exactly the events the previous schema had not published", async () => {
-    await migrateBy("up", 2); // the schema before the queue
+  it("queues exactly the events the previous schema had not published, a write committing meanwhile too", async () => {
+    expect(before).toBeGreaterThan(0);
+    await migrateBy("up", before); // the schema before the queue
     await writeEvent(session, true); // published: not queued
     waitingBefore = [await writeEvent(session, false), await writeEvent(session, false)];
-    await migrate(url);
+    // a write of the previous release in flight when the migration starts, committed while it runs
+    const writer = new pg.Client({ connectionString: url });
+    await writer.connect();
+    try {
+      await writer.query("BEGIN");
+      const inFlight = randomUUID();
+      await writer.query(
+        `INSERT INTO outbox (event_id, session_id, event_type, event)
+         VALUES ($1::uuid, $2, 'chat.message.created', jsonb_build_object('id', $1::text))`,
+        [inFlight, session],
+      );
+      const migrating = migrate(url);
+      // the migration waits for that write (a lock it cannot take yet) before it reads what to queue
+      for (let i = 0; i < 200; i++) {
+        const waiting = await pool.query(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = 'outbox'::regclass",
+        );
+        if (waiting.rows[0].n > 0) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await writer.query("COMMIT");
+      await migrating;
+      waitingBefore.push(inFlight);
+    } finally {
+      await writer.end();
+    }
     expect(await queued()).toEqual(waitingBefore);
   });
 
-  it("still queues the previous release's writes and takes its marks off the queue", async () => {
-    const [first, second] = waitingBefore;
+  it("the previous release's writes are queued, its marks and its erase's deletes take events off the queue", async () => {
+    const [first, second, third] = waitingBefore;
     await pool.query("UPDATE outbox SET published_at = now() WHERE event_id = $1 AND published_at IS NULL", [
       first,
     ]);
     const later = await writeEvent(session, false);
     await writeEvent(session, true); // written as published: not queued
-    expect(await queued()).toEqual([second, later]);
+    expect(await queued()).toEqual([second, third, later]);
+    // its erase deletes a session's unpublished events, knowing nothing of the queue
+    const erased = randomUUID();
+    await writeEvent(erased, false);
+    await pool.query("DELETE FROM outbox WHERE session_id = $1 AND published_at IS NULL", [erased]);
+    expect(await queued()).toEqual([second, third, later]);
+    const orphans = await pool.query("SELECT count(*)::int AS n FROM outbox_pending WHERE session_id = $1", [
+      erased,
+    ]);
+    expect(orphans.rows[0].n).toBe(0); // a queue row without its event would read as the session's backlog
+  });
+
+  it("the previous release's reads keep their indexes (no scan of the whole outbox)", async () => {
+    const client = await pool.connect();
+    try {
+      // a scan is still chosen when no index can serve; a filter or a sort means an index read past rows it does
+      // not want
+      await client.query("SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off");
+      for (const sql of [
+        "SELECT 1 FROM outbox WHERE session_id = '00000000-0000-4000-8000-000000000001' AND published_at IS NULL",
+        "SELECT id, event FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 500",
+        "SELECT id FROM outbox WHERE published_at < now() - interval '24 hours' LIMIT 500",
+      ]) {
+        const plan = await client.query(`EXPLAIN (FORMAT JSON) ${sql}`);
+        expect(JSON.stringify(plan.rows[0]), sql).not.toMatch(/Seq Scan|"Filter"|"Sort"/);
+      }
+    } finally {
+      client.release();
+    }
   });
 
   it("the new relay reads the queue in order and dequeues by row id; the events stay", async () => {
@@ -116,7 +178,7 @@ describe("the outbox queue migration", () => {
     await pool.query("DELETE FROM outbox_pending WHERE id IN (SELECT id FROM outbox WHERE event_id = $1)", [
       sent,
     ]);
-    await migrateBy("down", 1);
+    await migrateBy("down", fromIt);
     const rows = await pool.query(
       "SELECT event_id, published_at IS NULL AS pending FROM outbox WHERE event_id IN ($1, $2) ORDER BY id",
       [sent, waiting],

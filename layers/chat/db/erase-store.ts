@@ -7,7 +7,8 @@ import { withTransaction } from "./transaction.ts";
  * go; only the chat.session.erased event is left, to tell consumers. Events already published stay until
  * OUTBOX_RETENTION_HOURS, as their copies on the topic stay until its retention: a consumer acts on the erased
  * event. (Deleting them too meant a scan of the whole outbox per erase: only the queue of unpublished events is
- * indexed by session.) The erased event is queued by the outbox's insert trigger, after this statement's deletes. Only if the session row was there: a second erase (a retried DELETE, or the retention purge meeting a
+ * indexed by session.) The outbox's delete trigger takes the deleted events off the queue (events locked first,
+ * then their queue rows, as the previous release's marks do); its insert trigger queues the erased event. Only if the session row was there: a second erase (a retried DELETE, or the retention purge meeting a
  * user's erase) must not delete the first one's erased event before it is published.
  */
 export const ERASE = `
@@ -16,7 +17,7 @@ WITH s AS (
    WHERE session_id = $1 AND ($4::int IS NULL OR updated_at < now() - make_interval(days => $4::int))
   RETURNING session_id
 ),
-q AS (DELETE FROM outbox_pending WHERE session_id = $1 AND EXISTS (SELECT 1 FROM s) RETURNING id),
+q AS (SELECT id FROM outbox_pending WHERE session_id = $1 AND EXISTS (SELECT 1 FROM s)),
 o AS (DELETE FROM outbox WHERE id IN (SELECT id FROM q)),
 i AS (DELETE FROM idempotency_records WHERE scope = 'messages-post:' || $1::text AND EXISTS (SELECT 1 FROM s)),
 e AS (

@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
 import { eraseSession } from "../db/erase-store.ts";
 import { chatEvent } from "../events/cloudevents.ts";
-import { prune } from "./prune.ts";
+import { prune, pruneOutbox } from "./prune.ts";
 
 export interface MaintenanceResult {
   outboxPruned: number;
@@ -38,7 +38,7 @@ export async function runMaintenance(
 ): Promise<MaintenanceResult> {
   const deadline = Date.now() + (opts.timeBudgetMs ?? 60_000);
   const batch = { batch: opts.pruneBatch ?? 5000, deadline };
-  const outboxPruned = await prune(pool, "outbox", opts.outboxRetentionHours, batch);
+  const outboxPruned = await pruneOutbox(pool, opts.outboxRetentionHours, batch);
   const idempotencyExpired = await prune(pool, "idempotency", undefined, batch);
   const consumedEventsPruned = await prune(pool, "consumedEvents", opts.consumedEventsRetentionHours, batch);
   const purge =

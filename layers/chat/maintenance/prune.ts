@@ -7,10 +7,6 @@ import type { Queryable } from "../db/chat-store.ts";
  * `$1` is the batch size; each statement deletes by primary key what its subquery selects.
  */
 const PRUNE = {
-  // Published events (off the queue) written more than the retention ago; an event still queued stays.
-  outbox: `DELETE FROM outbox WHERE id IN (
-             SELECT id FROM outbox o WHERE created_at < now() - make_interval(hours => $2)
-                AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) LIMIT $1)`,
   // The expiry is tested again on the row deleted: a request may take an expired key over (a new claim on the
   // same row) between the subquery's read and the delete, and that claim must stay.
   idempotency: `DELETE FROM idempotency_records WHERE (scope, idempotency_key) IN (
@@ -21,6 +17,44 @@ const PRUNE = {
 } as const;
 
 export type PruneTarget = keyof typeof PRUNE;
+
+/**
+ * One window of the outbox, oldest first from `$3` (an id): its events written over `$2` hours ago and no longer
+ * queued are deleted (the delete trigger leaves the queue alone: none of them is on it). Ids grow with time, so
+ * a window that holds a newer event has reached the part of the outbox the retention keeps; an index on
+ * created_at (an entry per event written) is not needed, and an event still queued, however old, is read once
+ * per run and stays.
+ */
+const PRUNE_OUTBOX_WINDOW = `
+WITH w AS (SELECT id, created_at < now() - make_interval(hours => $2) AS old
+             FROM outbox WHERE id > $3 ORDER BY id LIMIT $1),
+d AS (DELETE FROM outbox o USING w
+       WHERE o.id = w.id AND w.old AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id)
+       RETURNING 1)
+SELECT (SELECT count(*) FROM d)::int AS deleted, (SELECT count(*) FROM w)::int AS seen,
+       (SELECT max(id) FROM w)::text AS last, coalesce((SELECT bool_and(old) FROM w), false) AS all_old`;
+
+/** Deletes published events written over `retentionHours` ago, a window per statement; returns how many went. */
+export async function pruneOutbox(
+  db: Queryable,
+  retentionHours: number,
+  opts: PruneOptions,
+): Promise<number> {
+  let deleted = 0;
+  let after = "0";
+  do {
+    const res = await db.query({
+      name: "prune_outbox_window",
+      text: PRUNE_OUTBOX_WINDOW,
+      values: [opts.batch, retentionHours, after],
+    });
+    const w = res.rows[0] as { deleted: number; seen: number; last: string | null; all_old: boolean };
+    deleted += w.deleted;
+    if (w.seen < opts.batch || !w.all_old || w.last === null) break;
+    after = w.last;
+  } while (Date.now() < opts.deadline);
+  return deleted;
+}
 
 export interface PruneOptions {
   batch: number;

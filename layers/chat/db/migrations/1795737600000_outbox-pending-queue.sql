@@ -4,15 +4,25 @@
 -- version of each ≈ 700-byte row (all of it in the WAL) and three index entries per event, the relay's costliest
 -- statement. Now an event is published when its queue row (two columns) is deleted: ≈ 3 × less Postgres time per
 -- relay batch, ≈ 20 × less WAL. The outbox itself is written once and pruned by age.
+--
+-- Expand only: the previous release keeps working on this schema (a deploy migrates before it replaces the
+-- functions, and a rolled-back deploy leaves the previous functions on it for good). Its writes are queued, its
+-- marks and its erases take events off the queue, and its partial indexes stay; it sees the events the new code
+-- published as unpublished (published_at stays NULL) and sends them once more. A later migration may drop
+-- published_at and those indexes once no stack can run the previous release.
+
+-- No writer may commit between the backfill's snapshot and the insert trigger: its event would never be queued.
+-- (Waits for the writers in flight, up to the migration's lock_timeout; the deploy retries.)
+LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE outbox_pending (
-  id bigint PRIMARY KEY, -- outbox.id; no foreign key (a check per event): erase and prune keep the two in step
+  id bigint PRIMARY KEY, -- outbox.id; no foreign key (a check per event): the triggers below keep the two in step
   session_id uuid NOT NULL
 );
 CREATE INDEX outbox_pending_session_idx ON outbox_pending (session_id, id);
 INSERT INTO outbox_pending (id, session_id) SELECT id, session_id FROM outbox WHERE published_at IS NULL;
 
--- Every event is queued by the statement that writes it, whoever the writer: the functions of the previous
--- release too, which keep running until the update has replaced them (a row written as published is not queued).
+-- Every event is queued by the statement that writes it, whoever the writer (a row written as published is not).
 CREATE FUNCTION outbox_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO outbox_pending (id, session_id) SELECT id, session_id FROM added WHERE published_at IS NULL;
@@ -21,8 +31,18 @@ END $$;
 CREATE TRIGGER outbox_enqueue AFTER INSERT ON outbox REFERENCING NEW TABLE AS added
   FOR EACH STATEMENT EXECUTE FUNCTION outbox_enqueue();
 
--- The previous release marks what it published by setting published_at: that still takes the event off the
--- queue, so the new relay does not send it again. The new code never updates outbox rows.
+-- An event deleted from the outbox leaves the queue (erase; the previous release's erase knows no queue). Events
+-- are locked before their queue rows, as the previous release's marks lock them, so the two cannot deadlock.
+CREATE FUNCTION outbox_dequeue_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM outbox_pending p USING gone g WHERE p.id = g.id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER outbox_dequeue_deleted AFTER DELETE ON outbox REFERENCING OLD TABLE AS gone
+  FOR EACH STATEMENT EXECUTE FUNCTION outbox_dequeue_deleted();
+
+-- The previous release marks what it published by setting published_at: that takes the event off the queue, so
+-- the new relay does not send it again. The new code never updates outbox rows.
 CREATE FUNCTION outbox_dequeue_marked() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   DELETE FROM outbox_pending p USING marked m WHERE p.id = m.id AND m.published_at IS NOT NULL;
@@ -41,23 +61,18 @@ END $$;
 CREATE TRIGGER outbox_truncate_queue AFTER TRUNCATE ON outbox
   FOR EACH STATEMENT EXECUTE FUNCTION outbox_truncate_queue();
 
-DROP INDEX outbox_pending_idx;
-DROP INDEX outbox_session_pending_idx;
-DROP INDEX outbox_published_at_idx;
--- maintenance prunes published events by age (OUTBOX_RETENTION_HOURS after they were written)
-CREATE INDEX outbox_created_at_idx ON outbox (created_at);
-
 -- Down Migration
+-- Run it only once the functions are back on the previous release: this release's statements name outbox_pending.
+LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE;
 DROP TRIGGER outbox_truncate_queue ON outbox;
 DROP FUNCTION outbox_truncate_queue();
 DROP TRIGGER outbox_dequeue_marked ON outbox;
 DROP FUNCTION outbox_dequeue_marked();
+DROP TRIGGER outbox_dequeue_deleted ON outbox;
+DROP FUNCTION outbox_dequeue_deleted();
 DROP TRIGGER outbox_enqueue ON outbox;
 DROP FUNCTION outbox_enqueue();
-UPDATE outbox o SET published_at = CASE WHEN EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) THEN NULL
-                                        ELSE coalesce(o.published_at, now()) END;
-DROP INDEX outbox_created_at_idx;
-CREATE INDEX outbox_pending_idx ON outbox (id) WHERE published_at IS NULL;
-CREATE INDEX outbox_session_pending_idx ON outbox (session_id, id) WHERE published_at IS NULL;
-CREATE INDEX outbox_published_at_idx ON outbox (published_at) WHERE published_at IS NOT NULL;
+-- what this release published, the previous one must not send again
+UPDATE outbox o SET published_at = now()
+ WHERE published_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id);
 DROP TABLE outbox_pending;
