@@ -14,13 +14,15 @@ export async function createTestDatabase(poolMax = 10): Promise<TestDatabase> {
   const name = `chat_t_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
-  // CREATE DATABASE … TEMPLATE fails while another session uses the template; files start in parallel.
-  for (let attempt = 0; ; attempt++) {
+  // CREATE DATABASE … TEMPLATE fails while another session uses the template; files start in parallel. Bounded
+  // by time, not attempts: on a loaded machine each clone takes longer, and 50 attempts (≈ 5 s) may run out.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
     try {
       await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject("templateDatabase")}`);
       break;
     } catch (err) {
-      if (attempt > 50 || !/being accessed by other users/.test((err as Error).message)) throw err;
+      if (Date.now() > deadline || !/being accessed by other users/.test((err as Error).message)) throw err;
       await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
     }
   }

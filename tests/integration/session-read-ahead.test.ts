@@ -18,6 +18,7 @@ import { createTestDatabase, type TestDatabase } from "../helpers/test-database.
  * real handlers, on a history far longer than the 32 KB read of one end.
  */
 let db: TestDatabase;
+let base: Redis;
 let monitor: Redis;
 const seen: string[][] = [];
 beforeAll(async () => {
@@ -33,12 +34,16 @@ beforeAll(async () => {
   resetConfig();
   resetRateLimiter();
   resetChatRuntime();
-  const m = await new Redis(SHARED_REDIS_URL).monitor();
+  base = new Redis(SHARED_REDIS_URL);
+  base.on("error", () => {});
+  const m = await base.monitor(); // a connection of its own, in MONITOR mode
+  m.on("error", () => {});
   m.on("monitor", (_time: string, args: string[]) => seen.push(args.map((a) => String(a).toLowerCase())));
   monitor = m;
 });
 afterAll(async () => {
   monitor?.disconnect();
+  base?.disconnect();
   await closeRedis();
   await closePool();
   await db.drop();
