@@ -15,6 +15,23 @@ const erasedEvent = (id: string) =>
   chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
 
 describe("erasing a session", () => {
+  it("takes the create's Idempotency-Key record with it: the key then creates a new session", async () => {
+    const idem = { scope: "sessions-create:198.51.100.7", key: "erase-me-create-key-1", requestHash: "h" };
+    const first = await f.chat.createSession({}, idem);
+    const id = first.session.session_id;
+    const replay = await f.chat.createSession({}, idem);
+    expect(replay).toMatchObject({ replayed: true, session: { session_id: id } });
+    await f.chat.eraseSession(await f.chat.authorize(id, first.token));
+    const records = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM idempotency_records WHERE scope = 'sessions-create:198.51.100.7'",
+    );
+    expect(records.rows[0].n).toBe(0);
+    const again = await f.chat.createSession({}, idem);
+    expect(again.replayed).toBeFalsy();
+    expect(again.session.session_id).not.toBe(id);
+    await expect(f.chat.authorize(again.session.session_id, again.token)).resolves.toBeDefined();
+  });
+
   it("an erase that waited for a committing change removes that change's unsent events and key record too", async () => {
     const s = await f.chat.createSession({});
     const id = s.session.session_id;

@@ -182,13 +182,14 @@ export interface NewSession {
 
 const insertSessionSql = (mode: IdempotencyMode) => `
 WITH s AS (
-  INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count, suggestions)
-  VALUES ($1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb)
+  INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count,
+                        suggestions, create_idempotency_scope, create_idempotency_key)
+  VALUES ($1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb, $10, $11)
   RETURNING ${SESSION_COLUMNS}
 ), ins AS (
   INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at)
   SELECT $7, $1, 1, 'assistant', $8, 1, $5 FROM s
-), ${OUTBOX_INSERT(9)}${idempotencyCte(mode, 10)}
+), ${OUTBOX_INSERT(9)}${idempotencyCte(mode, 12)}
 SELECT * FROM s`;
 const INSERT_SESSION = Object.fromEntries(MODES.map((m) => [m, insertSessionSql(m)]));
 
@@ -208,6 +209,9 @@ export async function insertSession(db: Queryable, n: NewSession): Promise<Sessi
       n.welcome.message_id,
       n.welcome.content,
       JSON.stringify(n.events),
+      // the create's key record, which an erase deletes with the session
+      n.idempotency?.scope ?? null,
+      n.idempotency?.keyHash ?? null,
       ...idempotencyValues(n.idempotency),
     ],
   });
