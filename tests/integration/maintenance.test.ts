@@ -130,6 +130,36 @@ describe("maintenance", () => {
     ]);
   });
 
+  it("the outbox walk takes a quarter of the run at most: old events still queued leave the purge its time", async () => {
+    // Kafka down for days: 20,000 events past the retention, all still queued, read one per statement
+    await f.db.pool.query("TRUNCATE outbox");
+    await f.db.pool.query(
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at)
+       SELECT gen_random_uuid(), gen_random_uuid(), 'chat.message.created', '{}'::jsonb, now() - interval '48 hours'
+         FROM generate_series(1, 20000)`,
+    );
+    const idle = await f.chat.createSession({});
+    await f.db.pool.query(
+      "UPDATE sessions SET updated_at = now() - interval '40 days' WHERE session_id = $1",
+      [idle.session.session_id],
+    );
+    const started = Date.now();
+    const result = await runMaintenance(f.db.pool, f.cache, {
+      outboxRetentionHours: 24,
+      consumedEventsRetentionHours: 336,
+      sessionRetentionDays: 30,
+      pruneBatch: 1,
+      timeBudgetMs: 2000,
+    });
+    expect(Date.now() - started).toBeLessThan(20_000); // 20,000 statements would take far longer
+    expect(result.outboxPruned).toBe(0);
+    const left = await f.db.pool.query("SELECT count(*)::int AS n FROM sessions WHERE session_id = $1", [
+      idle.session.session_id,
+    ]);
+    expect(left.rows[0].n).toBe(0); // purged
+    await f.db.pool.query("TRUNCATE outbox");
+  });
+
   it("the purge's erase tests idleness again: a session used since it was selected stays", async () => {
     const s = await f.chat.createSession({}); // updated just now
     const event = chatEvent("chat.session.erased", s.session.session_id, new Date().toISOString(), {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERASE, eraseSession } from "../../layers/chat/db/erase-store.ts";
+import { claimIdempotencyKey } from "../../layers/chat/db/idempotency-store.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 import { untilWaitingForLock } from "../helpers/lock-waits.ts";
@@ -30,6 +31,41 @@ describe("erasing a session", () => {
     expect(again.replayed).toBeFalsy();
     expect(again.session.session_id).not.toBe(id);
     await expect(f.chat.authorize(again.session.session_id, again.token)).resolves.toBeDefined();
+  });
+
+  it("leaves a create's key record that another session took over (the key reused after it expired)", async () => {
+    const scope = "sessions-create:198.51.100.8";
+    const idem = { scope, key: "reused-create-key-0001", requestHash: "h" };
+    const first = await f.chat.createSession({}, idem);
+    await f.db.pool.query(
+      "UPDATE idempotency_records SET expires_at = now() - interval '1 second' WHERE scope = $1",
+      [scope],
+    );
+    const second = await f.chat.createSession({}, idem); // takes the expired record over
+    expect(second.replayed).toBeFalsy();
+    expect(second.session.session_id).not.toBe(first.session.session_id);
+    await f.chat.eraseSession(await f.chat.authorize(first.session.session_id, first.token));
+    const replay = await f.chat.createSession({}, idem);
+    expect(replay).toMatchObject({ replayed: true, session: { session_id: second.session.session_id } });
+  });
+
+  it("leaves a create's key record another request is taking over, still in progress", async () => {
+    const scope = "sessions-create:198.51.100.9";
+    const idem = { scope, key: "in-flight-create-key-01", requestHash: "h" };
+    const first = await f.chat.createSession({}, idem);
+    await f.db.pool.query(
+      "UPDATE idempotency_records SET expires_at = now() - interval '1 second' WHERE scope = $1",
+      [scope],
+    );
+    const claim = await claimIdempotencyKey(f.db.pool, idem, {
+      ttlSeconds: 86_400,
+      lockSeconds: 30,
+      waitMs: 0,
+    });
+    expect(claim.kind).toBe("claimed");
+    await f.chat.eraseSession(await f.chat.authorize(first.session.session_id, first.token));
+    const left = await f.db.pool.query("SELECT status FROM idempotency_records WHERE scope = $1", [scope]);
+    expect(left.rows).toEqual([{ status: "in_progress" }]); // the new request's claim, not the erased session's
   });
 
   it("an erase that waited for a committing change removes that change's unsent events and key record too", async () => {

@@ -63,19 +63,20 @@ const idempotencyMode = (i: IdempotencyCompletion | undefined): IdempotencyMode 
  * The CTE that writes the Idempotency-Key record with the change, gated on `s` (the row the change updated
  * or inserted), from parameter $p on: scope, key hash, status code, response[, request hash, TTL seconds].
  * Only the one needed is in the statement: each data-modifying CTE costs the executor even when it writes nothing.
+ * `owned`: the record names the session `s` made (a create's, which the session's erase deletes).
  */
-function idempotencyCte(mode: IdempotencyMode, p: number): string {
+function idempotencyCte(mode: IdempotencyMode, p: number, owned = false): string {
   if (mode === "complete")
     return `, idem AS (
-  UPDATE idempotency_records SET status = 'completed', status_code = $${p + 2}, response = $${p + 3}::jsonb
+  UPDATE idempotency_records SET status = 'completed', status_code = $${p + 2}, response = $${p + 3}::jsonb${owned ? ", session_id = s.session_id" : ""}
     FROM s WHERE scope = $${p} AND idempotency_key = $${p + 1}
 )`;
   if (mode === "claim")
     return `, idem AS (
   INSERT INTO idempotency_records
-         (scope, idempotency_key, request_hash, status, status_code, response, locked_until, expires_at)
+         (scope, idempotency_key, request_hash, status, status_code, response, locked_until, expires_at${owned ? ", session_id" : ""})
   SELECT $${p}, $${p + 1}, $${p + 4}, 'completed', $${p + 2}, $${p + 3}::jsonb, now(),
-         now() + make_interval(secs => $${p + 5}::int)
+         now() + make_interval(secs => $${p + 5}::int)${owned ? ", s.session_id" : ""}
     FROM s
 )`;
   return "";
@@ -182,14 +183,13 @@ export interface NewSession {
 
 const insertSessionSql = (mode: IdempotencyMode) => `
 WITH s AS (
-  INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count,
-                        suggestions, create_idempotency_scope, create_idempotency_key)
-  VALUES ($1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb, $10, $11)
+  INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count, suggestions)
+  VALUES ($1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb)
   RETURNING ${SESSION_COLUMNS}
 ), ins AS (
   INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at)
   SELECT $7, $1, 1, 'assistant', $8, 1, $5 FROM s
-), ${OUTBOX_INSERT(9)}${idempotencyCte(mode, 12)}
+), ${OUTBOX_INSERT(9)}${idempotencyCte(mode, 10, true)}
 SELECT * FROM s`;
 const INSERT_SESSION = Object.fromEntries(MODES.map((m) => [m, insertSessionSql(m)]));
 
@@ -209,9 +209,6 @@ export async function insertSession(db: Queryable, n: NewSession): Promise<Sessi
       n.welcome.message_id,
       n.welcome.content,
       JSON.stringify(n.events),
-      // the create's key record, which an erase deletes with the session
-      n.idempotency?.scope ?? null,
-      n.idempotency?.keyHash ?? null,
       ...idempotencyValues(n.idempotency),
     ],
   });

@@ -16,13 +16,12 @@ export const ERASE = `
 WITH s AS (
   DELETE FROM sessions
    WHERE session_id = $1 AND ($4::int IS NULL OR updated_at < now() - make_interval(days => $4::int))
-  RETURNING session_id, create_idempotency_scope, create_idempotency_key
+  RETURNING session_id
 ),
 q AS (SELECT id FROM outbox_pending WHERE session_id = $1 AND EXISTS (SELECT 1 FROM s)),
 o AS (DELETE FROM outbox WHERE id IN (SELECT id FROM q)),
 i AS (DELETE FROM idempotency_records WHERE scope = 'messages-post:' || $1::text AND EXISTS (SELECT 1 FROM s)),
-c AS (DELETE FROM idempotency_records r USING s
-       WHERE r.scope = s.create_idempotency_scope AND r.idempotency_key = s.create_idempotency_key),
+c AS (DELETE FROM idempotency_records WHERE session_id = $1 AND EXISTS (SELECT 1 FROM s)),
 e AS (
   INSERT INTO outbox (event_id, session_id, event_type, event)
   SELECT $2::uuid, $1, 'chat.session.erased', $3::jsonb FROM s

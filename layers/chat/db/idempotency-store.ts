@@ -29,7 +29,7 @@ INSERT INTO idempotency_records (scope, idempotency_key, request_hash, status, l
 VALUES ($1, $2, $3, 'in_progress', now() + make_interval(secs => $4), now() + make_interval(secs => $5))
 ON CONFLICT (scope, idempotency_key) DO UPDATE
    SET request_hash = EXCLUDED.request_hash, status = 'in_progress', status_code = NULL, response = NULL,
-       locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
+       locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at, session_id = NULL
  WHERE idempotency_records.expires_at < now()
     OR (idempotency_records.status = 'in_progress' AND idempotency_records.locked_until < now())
 RETURNING locked_until::text AS token`;

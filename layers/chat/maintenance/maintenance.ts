@@ -36,9 +36,15 @@ export async function runMaintenance(
   cache: CacheGuard | null,
   opts: MaintenanceOptions,
 ): Promise<MaintenanceResult> {
-  const deadline = Date.now() + (opts.timeBudgetMs ?? 60_000);
+  const budget = opts.timeBudgetMs ?? 60_000;
+  const deadline = Date.now() + budget;
   const batch = { batch: opts.pruneBatch ?? 5000, deadline };
-  const outboxPruned = await pruneOutbox(pool, opts.outboxRetentionHours, batch);
+  // A quarter of the run at most: after a long Kafka outage each run walks the old events still queued again,
+  // and that walk must not leave the other steps (the retention purge among them) no time.
+  const outboxPruned = await pruneOutbox(pool, opts.outboxRetentionHours, {
+    ...batch,
+    deadline: Math.min(deadline, Date.now() + budget / 4),
+  });
   const idempotencyExpired = await prune(pool, "idempotency", undefined, batch);
   const consumedEventsPruned = await prune(pool, "consumedEvents", opts.consumedEventsRetentionHours, batch);
   const purge =
