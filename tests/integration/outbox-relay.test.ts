@@ -28,6 +28,35 @@ const insertEvent = (q: Queryable, session: string, seq: number) => {
 const seqOf = (e: CloudEvent) => (e.data as { seq: number }).seq;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+describe("the relay's overlap of Postgres and Kafka", () => {
+  it("sends the next batch's fetch to Postgres before it starts publishing a batch", async () => {
+    for (let seq = 1; seq <= 10; seq++)
+      await insertEvent(db.pool, "00000000-0000-4000-8000-00000000f00d", seq);
+    const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    try {
+      // idle connections, as a warm relay has: the pool hands one out on the next tick, not after a connect
+      await Promise.all([1, 2, 3].map(() => pool.query("SELECT 1")));
+      let checkouts = 0;
+      pool.on("acquire", () => checkouts++);
+      const atPublish: number[] = [];
+      const run = await relayOutbox(
+        pool,
+        async () => {
+          atPublish.push(checkouts);
+          await sleep(5);
+        },
+        { batchSize: 5, batchBytes: 1_000_000, timeBudgetMs: 10_000 },
+      );
+      expect(run).toMatchObject({ published: 10, batches: 2 });
+      // the first publish starts after the lock's connection, the first fetch's and the next fetch's were taken:
+      // a publish that started first (its encoding holds the event loop) made the next fetch wait for it
+      expect(atPublish[0]).toBe(3);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
 /** Per session, the seqs in the order they were first published. */
 function firstCopiesBySession(published: CloudEvent[]): Map<string, number[]> {
   const seen = new Set<string>();

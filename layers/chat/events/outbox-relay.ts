@@ -78,6 +78,9 @@ export async function relayOutbox(
           ? pendingBatch(pool, opts.batchSize, opts.batchBytes, [...inFlight])
           : Promise.resolve({ rows: [], more: false });
         next.catch(() => {}); // awaited below, unless the publish fails first
+        // Let the fetch reach Postgres before the publish: encoding a batch holds the event loop for milliseconds,
+        // and the pool hands out its connection only on a later tick.
+        if (more) await new Promise<void>((r) => setImmediate(r));
         try {
           await publish(
             rows.map((r) => r.event),
