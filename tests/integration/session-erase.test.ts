@@ -15,6 +15,17 @@ afterAll(() => f.close());
 const erasedEvent = (id: string) =>
   chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
 
+/** A session created with an Idempotency-Key whose record has since expired (its key free to be taken over). */
+async function createdWithExpiredKey(scope: string, key: string) {
+  const idem = { scope, key, requestHash: "h" };
+  const first = await f.chat.createSession({}, idem);
+  await f.db.pool.query(
+    "UPDATE idempotency_records SET expires_at = now() - interval '1 second' WHERE scope = $1",
+    [scope],
+  );
+  return { idem, first };
+}
+
 describe("erasing a session", () => {
   it("takes the create's Idempotency-Key record with it: the key then creates a new session", async () => {
     const idem = { scope: "sessions-create:198.51.100.7", key: "erase-me-create-key-1", requestHash: "h" };
@@ -34,12 +45,9 @@ describe("erasing a session", () => {
   });
 
   it("leaves a create's key record that another session took over (the key reused after it expired)", async () => {
-    const scope = "sessions-create:198.51.100.8";
-    const idem = { scope, key: "reused-create-key-0001", requestHash: "h" };
-    const first = await f.chat.createSession({}, idem);
-    await f.db.pool.query(
-      "UPDATE idempotency_records SET expires_at = now() - interval '1 second' WHERE scope = $1",
-      [scope],
+    const { idem, first } = await createdWithExpiredKey(
+      "sessions-create:198.51.100.8",
+      "reused-create-key-0001",
     );
     const second = await f.chat.createSession({}, idem); // takes the expired record over
     expect(second.replayed).toBeFalsy();
@@ -51,12 +59,7 @@ describe("erasing a session", () => {
 
   it("leaves a create's key record another request is taking over, still in progress", async () => {
     const scope = "sessions-create:198.51.100.9";
-    const idem = { scope, key: "in-flight-create-key-01", requestHash: "h" };
-    const first = await f.chat.createSession({}, idem);
-    await f.db.pool.query(
-      "UPDATE idempotency_records SET expires_at = now() - interval '1 second' WHERE scope = $1",
-      [scope],
-    );
+    const { idem, first } = await createdWithExpiredKey(scope, "in-flight-create-key-01");
     const claim = await claimIdempotencyKey(f.db.pool, idem, {
       ttlSeconds: 86_400,
       lockSeconds: 30,
