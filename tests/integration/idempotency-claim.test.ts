@@ -1,19 +1,54 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { functions } from "../../functions/manifest.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
+import { insertSession } from "../../layers/chat/db/chat-store.ts";
 import {
   claimIdempotencyKey,
   type IdempotencyRequest,
+  idempotencyCompletion,
   releaseIdempotencyKey,
 } from "../../layers/chat/db/idempotency-store.ts";
+import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
+import type { Responder } from "../../layers/chat/responders/responder.ts";
+import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 /** A claimed Idempotency-Key belongs to the request that claimed it, for as long as that request can run. */
 let db: TestDatabase;
+let fx: ChatFixture;
+// A paid model (the claim comes before the answer) whose next answer can be held until the test lets it go.
+let held: { reached: Promise<void>; release: () => void } | null = null;
+let reachedHeld = () => {};
+const slowFirstAnswer: Responder = {
+  name: "paid-model",
+  costly: true,
+  async respond(history) {
+    const hold = held;
+    held = null;
+    if (hold) {
+      reachedHeld();
+      await new Promise<void>((r) => {
+        hold.release = r;
+      });
+    }
+    return builtinResponder.respond(history);
+  },
+};
+/** Holds the next answer; resolves once a request waits on it (it has claimed its key by then). */
+function holdNextAnswer() {
+  const hold = { reached: new Promise<void>((r) => (reachedHeld = r)), release: () => {} };
+  held = hold;
+  return hold;
+}
 beforeAll(async () => {
-  db = await createTestDatabase(4);
+  [db, fx] = await Promise.all([createTestDatabase(4), chatFixture({ responder: slowFirstAnswer })]);
 });
-afterAll(() => db?.drop());
+afterAll(() => Promise.all([db?.drop(), fx?.close()]));
+
+/** The claim's lock runs out (a request stalled past it): the next request with the key may take it over. */
+const expireClaims = (pool: TestDatabase["pool"]) =>
+  pool.query("UPDATE idempotency_records SET locked_until = now() - interval '1 second'");
 
 const req: IdempotencyRequest = { scope: "messages-post:claim-test", key: "k-claim", requestHash: "h" };
 const opts = { ttlSeconds: 3600, lockSeconds: 30, waitMs: 0 };
@@ -23,7 +58,7 @@ describe("an Idempotency-Key claim", () => {
     const first = await claimIdempotencyKey(db.pool, req, opts);
     if (first.kind !== "claimed") throw new Error("expected a claim");
     // the first request's lock runs out (a crash, a stall) and its retry takes the key over
-    await db.pool.query("UPDATE idempotency_records SET locked_until = now() - interval '1 second'");
+    await expireClaims(db.pool);
     const retry = await claimIdempotencyKey(db.pool, req, opts);
     if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
     expect(retry.token).not.toBe(first.token);
@@ -46,5 +81,98 @@ describe("an Idempotency-Key claim", () => {
         cfg.IDEMPOTENCY_LOCK_SECONDS,
       );
     }
+  });
+
+  it("a post that ran past its claim writes nothing once another request took the key over", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const key: IdempotencyRequest = { scope: `messages-post:${id}`, key: "k-late-post", requestHash: "same" };
+    const hold = holdNextAnswer();
+    const first = fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    first.catch(() => {}); // asserted below
+    await hold.reached;
+    await expireClaims(fx.db.pool);
+    // a retry takes the key over and is still answering: the session has not moved
+    const retry = await claimIdempotencyKey(fx.db.pool, key, opts);
+    if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
+    hold.release();
+    await expect(first).rejects.toMatchObject({ code: "request_in_progress" });
+    const turns = await fx.db.pool.query("SELECT count(*)::int AS n FROM messages WHERE session_id = $1", [
+      id,
+    ]);
+    expect(turns.rows[0].n).toBe(1); // the welcome message only
+    const record = await fx.db.pool.query(
+      "SELECT status, locked_until::text AS token FROM idempotency_records",
+    );
+    expect(record.rows).toEqual([{ status: "in_progress", token: retry.token }]);
+    await releaseIdempotencyKey(fx.db.pool, key, retry.token);
+  });
+
+  it("a post that ran past its claim, after the retry that took the key over posted: one turn, the retry's", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const key: IdempotencyRequest = {
+      scope: `messages-post:${id}`,
+      key: "k-late-post-2",
+      requestHash: "same",
+    };
+    const hold = holdNextAnswer();
+    const first = fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    first.catch(() => {}); // asserted below
+    await hold.reached;
+    await expireClaims(fx.db.pool);
+    const retry = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    hold.release();
+    await expect(first).rejects.toMatchObject({ code: "request_in_progress" });
+    const turns = await fx.db.pool.query(
+      "SELECT message_id FROM messages WHERE session_id = $1 AND role = 'user'",
+      [id],
+    );
+    expect(turns.rows.map((r) => r.message_id)).toEqual([retry.message.message_id]);
+    const replay = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    expect(replay).toMatchObject({ replayed: true, message: { message_id: retry.message.message_id } });
+  });
+
+  it("a create completing a claim another request took over creates no session", async () => {
+    const key: IdempotencyRequest = {
+      scope: "sessions-create:claim-test",
+      key: "k-late-create",
+      requestHash: "h",
+    };
+    const first = await claimIdempotencyKey(db.pool, key, opts);
+    if (first.kind !== "claimed") throw new Error("expected a claim");
+    await expireClaims(db.pool);
+    const retry = await claimIdempotencyKey(db.pool, key, opts);
+    if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
+    const sessionId = randomUUID();
+    const at = new Date().toISOString();
+    const late = insertSession(db.pool, {
+      sessionId,
+      userId: null,
+      tokenHash: "00".repeat(32),
+      metadata: {},
+      at,
+      suggestions: [],
+      welcome: { message_id: randomUUID(), seq: 1, role: "assistant", content: "hi", reply_to: null },
+      events: [],
+      idempotency: idempotencyCompletion(
+        key,
+        201,
+        { late: true },
+        {
+          claim: false,
+          token: first.token,
+          ttlSeconds: 3600,
+        },
+      ),
+    });
+    await expect(late).rejects.toMatchObject({ code: "request_in_progress" });
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM sessions WHERE session_id = $1", [
+      sessionId,
+    ]);
+    expect(left.rows[0].n).toBe(0);
+    // the retry's claim is untouched: still in progress, still its token
+    const record = await db.pool.query("SELECT status, locked_until::text AS token FROM idempotency_records");
+    expect(record.rows).toEqual([{ status: "in_progress", token: retry.token }]);
   });
 });

@@ -537,7 +537,7 @@ export class ChatService {
     if (claim.kind === "replay") return { ...(claim.response as T), replayed: true };
     try {
       return await run((result) =>
-        idempotencyCompletion(idem, statusCode, result, { claim: false, ttlSeconds }),
+        idempotencyCompletion(idem, statusCode, result, { claim: false, token: claim.token, ttlSeconds }),
       );
     } catch (err) {
       await releaseIdempotencyKey(this.#d.pool, idem, claim.token).catch(() => {});

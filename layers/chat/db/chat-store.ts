@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { ChatError } from "../chat/errors.ts";
 import type { Message, SessionRecord } from "../chat/types.ts";
 import type { CloudEvent } from "../events/cloudevents.ts";
 import { MESSAGE_COLUMNS, SESSION_COLUMNS, toMessage, toSession } from "./rows.ts";
@@ -10,7 +11,8 @@ export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
  * The Idempotency-Key record written by the change it guards, in the same statement. `claim: true`: the
  * record is created here, completed (no separate claim round trip); a record already there for the key makes
  * the whole statement fail on the primary key (23505) and change nothing. `claim: false`: completes the
- * claim this request took beforehand.
+ * claim this request took beforehand, identified by its `token`; if that claim is no longer its own (its lock
+ * ran out and a retry took the key over), the statement changes nothing and fails with request_in_progress.
  */
 export interface IdempotencyCompletion {
   scope: string;
@@ -20,6 +22,8 @@ export interface IdempotencyCompletion {
   claim: boolean;
   requestHash: string;
   ttlSeconds: number;
+  /** With `claim: false`: the claim's token (claimIdempotencyKey's `locked_until`). */
+  token?: string;
 }
 
 export interface NewMessage {
@@ -69,7 +73,7 @@ function idempotencyCte(mode: IdempotencyMode, p: number, owned = false): string
   if (mode === "complete")
     return `, idem AS (
   UPDATE idempotency_records SET status = 'completed', status_code = $${p + 2}, response = $${p + 3}::jsonb${owned ? ", session_id = s.session_id" : ""}
-    FROM s WHERE scope = $${p} AND idempotency_key = $${p + 1}
+    FROM s WHERE scope = $${p} AND idempotency_key = $${p + 1} AND locked_until = $${p + 4}::timestamptz
 )`;
   if (mode === "claim")
     return `, idem AS (
@@ -85,15 +89,47 @@ function idempotencyCte(mode: IdempotencyMode, p: number, owned = false): string
 function idempotencyValues(i: IdempotencyCompletion | undefined): unknown[] {
   if (!i) return [];
   const common = [i.scope, i.keyHash, i.statusCode, JSON.stringify(i.response)];
-  return i.claim ? [...common, i.requestHash, i.ttlSeconds] : common;
+  return i.claim ? [...common, i.requestHash, i.ttlSeconds] : [...common, i.token];
 }
 
-const SESSION_UPDATE = `
-s AS (
+/**
+ * Completing a claim, the statement first locks it, if it is still this request's (same token, in progress):
+ * `s` writes nothing without it. Locked first, so a takeover either committed before (and the claim is not
+ * found) or waits for this statement and then finds the key completed.
+ */
+const claimHeld = (mode: IdempotencyMode, p: number) =>
+  mode === "complete"
+    ? `held AS (
+  SELECT 1 FROM idempotency_records
+   WHERE scope = $${p} AND idempotency_key = $${p + 1} AND status = 'in_progress' AND locked_until = $${p + 4}::timestamptz
+     FOR UPDATE
+), `
+    : "";
+const ifHeld = (mode: IdempotencyMode, keyword: "AND" | "WHERE") =>
+  mode === "complete" ? ` ${keyword} EXISTS (SELECT 1 FROM held)` : "";
+
+/** After a statement completing a claim wrote nothing: was it because the claim is no longer this request's? */
+async function assertClaimHeld(db: Queryable, i: IdempotencyCompletion): Promise<void> {
+  const res = await db.query({
+    name: "idempotency_claim_held",
+    text: `SELECT 1 FROM idempotency_records
+            WHERE scope = $1 AND idempotency_key = $2 AND status = 'in_progress' AND locked_until = $3::timestamptz`,
+    values: [i.scope, i.keyHash, i.token],
+  });
+  if (!res.rowCount)
+    throw new ChatError(
+      "request_in_progress",
+      "this request ran past its Idempotency-Key claim, which another request with the key now holds",
+      { retryAfterSeconds: 1 },
+    );
+}
+
+const sessionUpdate = (mode: IdempotencyMode, p: number) => `
+${claimHeld(mode, p)}s AS (
   UPDATE sessions
      SET generation = generation + 1, updated_at = $3, last_seq = $4,
          message_count = message_count + $5, suggestions = COALESCE($6::jsonb, suggestions)
-   WHERE session_id = $1 AND generation = $2
+   WHERE session_id = $1 AND generation = $2${ifHeld(mode, "AND")}
   RETURNING ${SESSION_COLUMNS}
 ), ins AS (
   INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at, reply_to)
@@ -113,7 +149,7 @@ const BACKLOG = (p: number) =>
 
 /** Any change: inserts, edits, a delete. */
 const applyChangeSql = (mode: IdempotencyMode) => `
-WITH ${SESSION_UPDATE}, upd AS (
+WITH ${sessionUpdate(mode, 12)}, upd AS (
   UPDATE messages AS t SET content = u.content, version = t.version + 1, edited_at = $3
     FROM s, jsonb_to_recordset($8::jsonb) AS u(message_id uuid, content text)
    WHERE t.message_id = u.message_id AND t.session_id = $1 AND t.deleted_at IS NULL
@@ -128,7 +164,7 @@ SELECT s.*, ${BACKLOG(11)} FROM s`;
  * costs the executor a third of the statement's time (they open the messages table and its indexes).
  */
 const appendChangeSql = (mode: IdempotencyMode) => `
-WITH ${SESSION_UPDATE}, ${OUTBOX_INSERT(8)}${idempotencyCte(mode, 10)}
+WITH ${sessionUpdate(mode, 10)}, ${OUTBOX_INSERT(8)}${idempotencyCte(mode, 10)}
 SELECT s.*, ${BACKLOG(9)} FROM s`;
 
 const MODES: IdempotencyMode[] = ["none", "claim", "complete"];
@@ -166,6 +202,7 @@ export async function applySessionChange(db: Queryable, c: SessionChange): Promi
         },
   );
   const row = res.rows[0];
+  if (!row && mode === "complete") await assertClaimHeld(db, c.idempotency as IdempotencyCompletion);
   return row ? { session: toSession(row), backlog: row.backlog === true } : null;
 }
 
@@ -182,9 +219,9 @@ export interface NewSession {
 }
 
 const insertSessionSql = (mode: IdempotencyMode) => `
-WITH s AS (
+WITH ${claimHeld(mode, 10)}s AS (
   INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count, suggestions)
-  VALUES ($1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb)
+  SELECT $1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb${ifHeld(mode, "WHERE")}
   RETURNING ${SESSION_COLUMNS}
 ), ins AS (
   INSERT INTO messages (message_id, session_id, seq, role, content, version, created_at)
@@ -212,6 +249,7 @@ export async function insertSession(db: Queryable, n: NewSession): Promise<Sessi
       ...idempotencyValues(n.idempotency),
     ],
   });
+  if (!res.rows[0] && mode === "complete") await assertClaimHeld(db, n.idempotency as IdempotencyCompletion);
   return toSession(res.rows[0]);
 }
 

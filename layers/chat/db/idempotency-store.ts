@@ -117,7 +117,7 @@ export function idempotencyCompletion(
   req: IdempotencyRequest,
   statusCode: number,
   response: unknown,
-  opts: { claim: boolean; ttlSeconds: number },
+  opts: { claim: true; ttlSeconds: number } | { claim: false; token: string; ttlSeconds: number },
 ): IdempotencyCompletion {
   return {
     scope: req.scope,
@@ -127,6 +127,7 @@ export function idempotencyCompletion(
     claim: opts.claim,
     requestHash: req.requestHash,
     ttlSeconds: opts.ttlSeconds,
+    ...(opts.claim ? {} : { token: opts.token }),
   };
 }
 
