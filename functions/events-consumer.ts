@@ -1,17 +1,25 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { MSKEvent } from "aws-lambda";
 import { getPool } from "#chat/db/pool.ts";
 import type { CloudEvent } from "#chat/events/cloudevents.ts";
-import { applyEvents, parseEvent } from "#chat/projection/activity-projection.ts";
+import { applyEvents, type Rejection, readEvent } from "#chat/projection/activity-projection.ts";
 import { logger } from "./http/logger.ts";
+
+const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
 
 export interface ConsumerResult {
   records: number;
   applied: number;
   duplicates: number;
-  /** Records that are not valid chat events: reported here and in the log, then skipped (retrying cannot fix them). */
-  rejected: { partition: string; offset: number; reason: string }[];
+  /**
+   * Records that are not valid chat events (a newer schema version or event type included): skipped, since
+   * retrying cannot fix them; logged with their partition and offset, so they can be replayed from the topic
+   * once a consumer that reads them is deployed, and counted in the RejectedEvents metric, which has an alarm.
+   */
+  rejected: ({ partition: string; offset: number } & Rejection)[];
 }
 
 /**
@@ -20,18 +28,20 @@ export interface ConsumerResult {
  */
 export const handler = middy<MSKEvent, ConsumerResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics))
   .handler(async (event) => {
     const events: CloudEvent[] = [];
     const rejected: ConsumerResult["rejected"] = [];
     for (const [partition, records] of Object.entries(event.records ?? {})) {
       for (const record of records) {
         const value = record.value ? Buffer.from(record.value, "base64").toString("utf8") : "";
-        const parsed = parseEvent(value);
-        if (parsed) events.push(parsed);
-        else rejected.push({ partition, offset: Number(record.offset), reason: "not a chat CloudEvent" });
+        const read = readEvent(value);
+        if ("event" in read) events.push(read.event);
+        else rejected.push({ partition, offset: Number(record.offset), ...read.rejection });
       }
     }
     const outcome = await applyEvents(await getPool(), events);
+    metrics.addMetric("RejectedEvents", MetricUnit.Count, rejected.length);
     if (rejected.length) logger.warn("rejected records", { rejected });
     return { records: events.length + rejected.length, ...outcome, rejected };
   });

@@ -228,6 +228,7 @@ describe("scheduled functions through the Invoke API", () => {
       outboxPruned: 1,
       idempotencyExpired: 1,
       consumedEventsPruned: 0,
+      erasedActivityPruned: 0,
       sessionsPurged: 0,
       sessionsFailed: 0,
       cacheInvalidationsDrained: true,

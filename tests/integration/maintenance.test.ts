@@ -97,6 +97,31 @@ describe("maintenance", () => {
     expect(after.rows[0]).toEqual({ n: before.rows[0].n - 2, all_recent: true });
   });
 
+  it("forgets an erased session's activity row once its last event is past the consumed ids' retention, and only that", async () => {
+    const rows = [
+      { id: "00000000-0000-4000-8000-00000000a001", erased: true, hours: 337 }, // goes
+      { id: "00000000-0000-4000-8000-00000000a002", erased: true, hours: 335 }, // late copies may still come
+      { id: "00000000-0000-4000-8000-00000000a003", erased: false, hours: 2000 }, // a live session's
+    ];
+    for (const r of rows)
+      await f.db.pool.query(
+        `INSERT INTO session_activity (session_id, messages_created, erased, last_event_time)
+         VALUES ($1, 3, $2, now() - make_interval(hours => $3))`,
+        [r.id, r.erased, r.hours],
+      );
+    const result = await runMaintenance(f.db.pool, f.cache, {
+      outboxRetentionHours: 24,
+      consumedEventsRetentionHours: 336,
+      sessionRetentionDays: 0,
+    });
+    expect(result.erasedActivityPruned).toBe(1);
+    const left = await f.db.pool.query(
+      "SELECT session_id FROM session_activity WHERE session_id = ANY($1) ORDER BY 1",
+      [rows.map((r) => r.id)],
+    );
+    expect(left.rows.map((r) => r.session_id)).toEqual([rows[1]?.id, rows[2]?.id]);
+  });
+
   it("prunes a batch per statement and stops at its time budget; the next run goes on", async () => {
     // the outbox is walked oldest first and the walk ends at the first event newer than the retention: the
     // events of the tests before would end it here (written now, with smaller ids)

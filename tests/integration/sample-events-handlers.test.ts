@@ -2,13 +2,14 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
+import { Metrics } from "@aws-lambda-powertools/metrics";
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
   Context,
   MSKEvent,
 } from "aws-lambda";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type FunctionSpec, functions, httpFunctions } from "../../functions/manifest.ts";
 import { rowCounts } from "../helpers/chat-fixture.ts";
 import { lambdaContext } from "../helpers/lambda-events.ts";
@@ -167,6 +168,7 @@ describe("sample events of the scheduled functions", () => {
       outboxPruned: expect.any(Number),
       idempotencyExpired: expect.any(Number),
       consumedEventsPruned: expect.any(Number),
+      erasedActivityPruned: expect.any(Number),
       sessionsPurged: 0,
       sessionsFailed: 0,
       cacheInvalidationsDrained: true,
@@ -218,6 +220,75 @@ describe("sample event of the Kafka consumer", () => {
     const again = (await handler(event, lambdaContext("events-consumer"))) as Record<string, unknown>;
     expect(again).toEqual({ records: records.length, applied: 0, duplicates: records.length, rejected: [] });
     expect(await activity()).toEqual(applied);
+  });
+});
+
+describe("records the Kafka consumer cannot apply", () => {
+  it("events-consumer: skips and reports each record that is not a valid chat event, applies the rest, and counts them", async () => {
+    const sample = loadSample<MSKEvent>("events-consumer");
+    const [template] = Object.values(sample.records).flat();
+    if (!template) throw new Error("empty sample");
+    const valid = JSON.parse(Buffer.from(template.value, "base64").toString("utf8"));
+    const sessionId = "0b9e2c3a-58f4-4c1e-9d7a-3f2e1d0c4b5a";
+    const event = (i: number, patch: Record<string, unknown>) => ({
+      ...valid,
+      id: `6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a${(10 + i).toString()}`,
+      subject: sessionId,
+      data: { ...valid.data, session_id: sessionId },
+      ...patch,
+    });
+    const values = [
+      JSON.stringify(event(0, { time: "2026-11-27T25:61:00Z" })), // Postgres refused it: the batch failed for good
+      JSON.stringify(event(1, { time: "0000-01-01T00:00:00Z" })), // no year 0 in Postgres either
+      JSON.stringify(event(2, { dataversion: "2" })), // a newer schema
+      JSON.stringify(event(3, { type: "chat.session.renamed" })), // a newer event type
+      "not json",
+      JSON.stringify(event(4, {})), // valid: applied
+    ];
+    const records = values.map((v, i) => ({
+      ...template,
+      partition: i % 2,
+      offset: 100 + i,
+      value: Buffer.from(v).toString("base64"),
+    }));
+    const batch: MSKEvent = {
+      ...sample,
+      records: {
+        "chat-messages-0": records.filter((r) => r.partition === 0),
+        "chat-messages-1": records.filter((r) => r.partition === 1),
+      },
+    };
+    const handler = await handlerOf(functions.find((f) => f.name === "events-consumer") as FunctionSpec);
+    const addMetric = vi.spyOn(Metrics.prototype, "addMetric");
+    const result = (await handler(batch, lambdaContext("events-consumer"))) as Record<string, unknown>;
+    expect(result).toMatchObject({ records: 6, applied: 1, duplicates: 0 });
+    const rejected = result.rejected as {
+      offset: number;
+      reason: string;
+      id?: string;
+      type?: string;
+      dataversion?: string;
+    }[];
+    expect(rejected.sort((a, b) => a.offset - b.offset)).toEqual([
+      expect.objectContaining({ offset: 100, id: event(0, {}).id, reason: expect.stringContaining("time") }),
+      expect.objectContaining({ offset: 101, id: event(1, {}).id, reason: expect.stringContaining("time") }),
+      expect.objectContaining({
+        offset: 102,
+        dataversion: "2",
+        reason: expect.stringContaining("dataversion"),
+      }),
+      expect.objectContaining({
+        offset: 103,
+        type: "chat.session.renamed",
+        reason: expect.stringContaining("type"),
+      }),
+      { partition: "chat-messages-0", offset: 104, reason: "not JSON" },
+    ]);
+    const row = await db.pool.query("SELECT * FROM session_activity WHERE session_id = $1", [sessionId]);
+    expect(row.rows).toHaveLength(1);
+    // the count reaches CloudWatch as an EMF metric, which the stack's RejectedEvents alarm watches
+    expect(addMetric.mock.calls.filter((c) => c[0] === "RejectedEvents").map((c) => c[2])).toEqual([5]);
+    addMetric.mockRestore();
   });
 });
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   enum as enumOf,
   int,
+  iso,
   literal,
   nullable,
   number,
@@ -9,6 +10,7 @@ import {
   optional,
   type output,
   positive,
+  refine,
   string,
   union,
   uuid,
@@ -51,7 +53,8 @@ export const cloudEventSchema = object({
   source: string(),
   type: enumOf(eventTypes),
   subject: uuid(),
-  time: string(),
+  // A timestamp Postgres can store (it has no year 0): one it refused would fail its consumer's batch for good.
+  time: iso.datetime({ offset: true }).check(refine((t) => !t.startsWith("0000"), "year 0 does not exist")),
   datacontenttype: literal("application/json"),
   dataschema: string(),
   dataversion: literal(EVENT_DATA_VERSION),

@@ -8,6 +8,8 @@ export interface MaintenanceResult {
   outboxPruned: number;
   idempotencyExpired: number;
   consumedEventsPruned: number;
+  /** events-consumer's rows of sessions erased over consumedEventsRetentionHours ago. */
+  erasedActivityPruned: number;
   sessionsPurged: number;
   /** Idle sessions whose erase failed this run (e.g. a lock timeout): left for the next run. */
   sessionsFailed: number;
@@ -16,7 +18,10 @@ export interface MaintenanceResult {
 
 export interface MaintenanceOptions {
   outboxRetentionHours: number;
-  /** How long events-consumer remembers an event id; must exceed the topic's retention (redeliveries). */
+  /**
+   * How long events-consumer remembers an event id, and an erased session's activity row after its last event;
+   * must exceed the topic's retention (redeliveries).
+   */
   consumedEventsRetentionHours: number;
   sessionRetentionDays: number;
   /** Idle sessions selected per query; a run erases batch after batch until none is left or its time is up. */
@@ -28,8 +33,8 @@ export interface MaintenanceOptions {
 }
 
 /**
- * Housekeeping: published events past retention, expired idempotency records, consumed event ids past
- * retention, idle sessions past retention. What the time budget leaves undone, the next run does.
+ * Housekeeping: published events past retention, expired idempotency records, consumed event ids and erased
+ * sessions' activity rows past retention, idle sessions past retention. What the time budget leaves undone, the next run does.
  */
 export async function runMaintenance(
   pool: pg.Pool,
@@ -47,6 +52,7 @@ export async function runMaintenance(
   });
   const idempotencyExpired = await prune(pool, "idempotency", undefined, batch);
   const consumedEventsPruned = await prune(pool, "consumedEvents", opts.consumedEventsRetentionHours, batch);
+  const erasedActivityPruned = await prune(pool, "erasedActivity", opts.consumedEventsRetentionHours, batch);
   const purge =
     opts.sessionRetentionDays > 0
       ? await purgeIdleSessions(pool, cache, opts.sessionRetentionDays, opts.purgeBatch ?? 500, deadline)
@@ -56,6 +62,7 @@ export async function runMaintenance(
     outboxPruned,
     idempotencyExpired,
     consumedEventsPruned,
+    erasedActivityPruned,
     sessionsPurged: purge.purged,
     sessionsFailed: purge.failed,
     cacheInvalidationsDrained,

@@ -14,6 +14,12 @@ const PRUNE = {
                   AND expires_at < now()`,
   consumedEvents: `DELETE FROM consumed_events WHERE event_id IN (
                      SELECT event_id FROM consumed_events WHERE consumed_at < now() - make_interval(hours => $2) LIMIT $1)`,
+  // An erased session's projection row, once its events can no longer come back as anything but duplicates
+  // nobody remembers; tested again on the row deleted, as a late event may have just moved its time.
+  erasedActivity: `DELETE FROM session_activity WHERE session_id IN (
+                     SELECT session_id FROM session_activity
+                      WHERE erased AND last_event_time < now() - make_interval(hours => $2) LIMIT $1)
+                     AND erased AND last_event_time < now() - make_interval(hours => $2)`,
 } as const;
 
 export type PruneTarget = keyof typeof PRUNE;

@@ -62,12 +62,44 @@ export async function applyEvents(pool: pg.Pool, events: CloudEvent[]): Promise<
   return { applied, duplicates: events.length - applied };
 }
 
-/** A record value as a CloudEvent, or null if it is not one of ours (reported, never retried forever). */
-export function parseEvent(value: string): CloudEvent | null {
+/**
+ * Why a record is not a chat event, and what identifies it in the log: only envelope fields, never `data`
+ * (which holds message text). A newer `dataversion` or a new event type lands here too, so the log says which.
+ */
+export interface Rejection {
+  reason: string;
+  id?: string;
+  type?: string;
+  dataversion?: string;
+}
+
+export type ReadEvent = { event: CloudEvent } | { rejection: Rejection };
+
+const MAX_REASONS = 3;
+const envelopeField = (v: unknown) => (typeof v === "string" ? v.slice(0, 80) : undefined);
+
+/** A record value as a CloudEvent, or why it is not one of ours (skipped and reported: retrying cannot fix it). */
+export function readEvent(value: string): ReadEvent {
+  if (!value) return { rejection: { reason: "empty value" } };
+  let json: unknown;
   try {
-    const parsed = cloudEventSchema.safeParse(JSON.parse(value));
-    return parsed.success ? parsed.data : null;
+    json = JSON.parse(value);
   } catch {
-    return null;
+    return { rejection: { reason: "not JSON" } };
   }
+  const parsed = cloudEventSchema.safeParse(json);
+  if (parsed.success) return { event: parsed.data };
+  const envelope = (json ?? {}) as Record<string, unknown>;
+  const reason = parsed.error.issues
+    .slice(0, MAX_REASONS)
+    .map((i) => `${i.path.join(".") || "(value)"}: ${i.code}`)
+    .join("; ");
+  return {
+    rejection: {
+      reason,
+      id: envelopeField(envelope.id),
+      type: envelopeField(envelope.type),
+      dataversion: envelopeField(envelope.dataversion),
+    },
+  };
 }
