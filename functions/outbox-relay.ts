@@ -1,10 +1,15 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { config } from "#chat/config.ts";
 import { getPool, queryTimeoutMs } from "#chat/db/pool.ts";
 import { type RelayResult, relayOutbox, relayReserveMs } from "#chat/events/outbox-relay.ts";
+import { oldestPendingAgeSeconds } from "#chat/events/outbox-store.ts";
 import { logger } from "./http/logger.ts";
+
+const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
 
 export class RelayIncompleteError extends Error {
   override name = "RelayIncompleteError";
@@ -16,10 +21,12 @@ export class RelayIncompleteError extends Error {
 /**
  * Every minute (and on demand): publishes whatever the request fast path left in the outbox, oldest first.
  * Runs until the outbox is empty or its time is nearly up; a run that stops on an error fails (RelayIncompleteError),
- * and what it did not mark is published by the next.
+ * and what it did not mark is published by the next. Each run reports the age of the oldest event left waiting
+ * (OutboxOldestPendingSeconds), which alarms on a backlog that does not drain, failing or not.
  */
 export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Error, Context>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics))
   .handler(async (_event, context) => {
     const cfg = config();
     const { kafkaEnabled, publishEvents } = await import("#chat/events/kafka-runtime.ts");
@@ -35,6 +42,7 @@ export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Err
       (events, timeoutMs) => publishEvents(cfg, events, timeoutMs),
       { batchSize: cfg.OUTBOX_BATCH_SIZE, batchBytes: cfg.KAFKA_MAX_BATCH_BYTES, timeBudgetMs: budget },
     );
+    await reportBacklogAge();
     // A run that stopped on an error fails its invocation, so Lambda's Errors metric (and its alarm) sees it.
     if (result.error) {
       logger.warn("relay stopped early", { error: result.error, published: result.published });
@@ -42,3 +50,13 @@ export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Err
     }
     return { ...result, kafka: "on" as const };
   });
+
+/** The backlog's age as a metric; a failed read (Postgres down) is logged, never the run's outcome. */
+async function reportBacklogAge(): Promise<void> {
+  try {
+    const age = await oldestPendingAgeSeconds(await getPool());
+    metrics.addMetric("OutboxOldestPendingSeconds", MetricUnit.Seconds, age);
+  } catch (err) {
+    logger.warn("could not read the outbox backlog's age", { error: (err as Error).message });
+  }
+}

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { Metrics } from "@aws-lambda-powertools/metrics";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
@@ -28,10 +29,11 @@ afterAll(async () => {
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
 describe("outbox-relay, the function", () => {
-  it("fails its invocation when the run stops on an error, leaving the event for the next run", async () => {
+  it("fails its invocation when the run stops on an error, leaving the event for the next run, and reports its age", async () => {
     const id = randomUUID();
     await db.pool.query(
-      "INSERT INTO outbox (event_id, session_id, event_type, event) VALUES ($1, $2, 'chat.message.created', $3)",
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at)
+       VALUES ($1, $2, 'chat.message.created', $3, now() - interval '10 minutes')`,
       [id, randomUUID(), JSON.stringify({ specversion: "1.0", id, type: "chat.message.created", data: {} })],
     );
     const { handler } = (await import("../../functions/outbox-relay.ts")) as { handler: Handler };
@@ -40,6 +42,7 @@ describe("outbox-relay, the function", () => {
       "outbox-relay",
       relayReserveMs({ queryTimeoutMs: 6000, connectTimeoutMs: 2000 }) + 2000,
     );
+    const addMetric = vi.spyOn(Metrics.prototype, "addMetric");
     const failed = await handler({}, context).then(
       () => undefined,
       (err: Error) => err,
@@ -48,5 +51,11 @@ describe("outbox-relay, the function", () => {
     expect(failed?.message).toMatch(/^published 0 events in 0 batches, then: /);
     const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
     expect(left.rows[0].n).toBe(1);
+    // the backlog's age reaches CloudWatch (EMF) even from a failed run: the stack's backlog alarm watches it
+    const ages = addMetric.mock.calls.filter((c) => c[0] === "OutboxOldestPendingSeconds").map((c) => c[2]);
+    addMetric.mockRestore();
+    expect(ages).toHaveLength(1);
+    expect(ages[0]).toBeGreaterThanOrEqual(600);
+    expect(ages[0]).toBeLessThan(900);
   });
 });

@@ -139,3 +139,16 @@ export async function withRelayLock<T>(
     }
   });
 }
+
+/**
+ * Seconds since the oldest event still waiting to be published was written (0 when none waits): what the relay
+ * reports after each run, for an alarm on a backlog that stops draining (ids grow with time: the queue's first).
+ */
+export async function oldestPendingAgeSeconds(db: Queryable): Promise<number> {
+  const res = await db.query({
+    name: "outbox_oldest_pending_age",
+    text: `SELECT coalesce(extract(epoch FROM now() - (
+             SELECT o.created_at FROM outbox_pending p JOIN outbox o ON o.id = p.id ORDER BY p.id LIMIT 1)), 0)::float8 AS age`,
+  });
+  return Number(res.rows[0].age);
+}
