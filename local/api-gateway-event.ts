@@ -13,6 +13,9 @@ export interface RawHttpRequest {
   sourceIp: string;
   /** e.g. "HTTP/1.1". */
   protocol?: string;
+  /** The scheme and port the client reached the API on; API Gateway's own (HTTPS on 443) by default. */
+  scheme?: "http" | "https";
+  port?: number;
 }
 
 export interface RouteInfo {
@@ -81,6 +84,13 @@ export function buildHttpApiEvent(req: RawHttpRequest, route: RouteInfo): APIGat
     ?.split(/[;,]/)
     .map((c) => c.trim())
     .filter(Boolean);
+
+  // API Gateway's own: the client's address appended to any x-forwarded-for it sent (as a proxy appends it),
+  // and how the client reached the API.
+  const forwardedFor = headers["x-forwarded-for"];
+  headers["x-forwarded-for"] = forwardedFor ? `${forwardedFor}, ${req.sourceIp}` : req.sourceIp;
+  headers["x-forwarded-proto"] = req.scheme ?? "https";
+  headers["x-forwarded-port"] = String(req.port ?? 443);
 
   const domainName = (headers.host ?? "localhost").replace(/:\d+$/, "");
   const event: APIGatewayProxyEventV2 = {

@@ -3,7 +3,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ClientContext, Context } from "aws-lambda";
 import type { FunctionSpec } from "../functions/manifest.ts";
+import { InvocationLog, withInvocationLog } from "./invocation-log.ts";
 import { createLambdaContext, newLogStreamName } from "./lambda-context.ts";
+import { checkResponse } from "./lambda-response.ts";
 import type { RunnerLog } from "./log.ts";
 
 export type LambdaHandler = (event: unknown, context: Context) => unknown;
@@ -16,13 +18,23 @@ export interface LambdaErrorPayload {
   trace: string[];
 }
 
+interface OutcomeBase {
+  awsRequestId: string;
+  durationMs: number;
+  /** The end of what the invocation wrote, when `captureLog` asked for it. */
+  log?: string;
+}
+
 export type InvokeOutcome =
-  | { ok: true; result: unknown; awsRequestId: string; durationMs: number }
-  | { ok: false; error: LambdaErrorPayload; timedOut: boolean; awsRequestId: string; durationMs: number };
+  /** `json`: the result's JSON when checking it serialized it whole (see checkResponse). */
+  | (OutcomeBase & { ok: true; result: unknown; json: string | undefined })
+  | (OutcomeBase & { ok: false; error: LambdaErrorPayload; timedOut: boolean });
 
 export interface InvokeOptions {
   awsRequestId?: string;
   clientContext?: ClientContext;
+  /** Keep the end of what this invocation writes (for Invoke's `LogType: Tail`). */
+  captureLog?: boolean;
 }
 
 export interface FunctionRuntime {
@@ -53,26 +65,6 @@ export function toLambdaError(err: unknown): LambdaErrorPayload {
 
 class TimedOut {}
 
-/** Lambda's bound on a synchronous invocation's response (its JSON), in bytes. */
-export const LAMBDA_RESPONSE_LIMIT = 6_291_556;
-
-/**
- * Whether a result's JSON exceeds Lambda's response limit. An HTTP result is measured by its body's length
- * first (a JSON-escaped UTF-16 unit is at most 6 bytes), so a small one costs no serialization per request.
- */
-export function exceedsResponseLimit(result: unknown): boolean {
-  const body = (result as { body?: unknown } | null | undefined)?.body;
-  if (typeof body === "string" && body.length * 6 < LAMBDA_RESPONSE_LIMIT - 262_144) return false;
-  const json = JSON.stringify(result);
-  return json !== undefined && Buffer.byteLength(json) > LAMBDA_RESPONSE_LIMIT;
-}
-
-const responseTooLarge = (): LambdaErrorPayload => ({
-  errorType: "Function.ResponseSizeTooLarge",
-  errorMessage: `Response payload size exceeded maximum allowed payload size (${LAMBDA_RESPONSE_LIMIT} bytes).`,
-  trace: [],
-});
-
 export interface RuntimeOptions {
   functions: readonly FunctionSpec[];
   loadHandler: HandlerLoader;
@@ -81,8 +73,9 @@ export interface RuntimeOptions {
 
 /**
  * Runs functions as Lambda would: each handler is imported on first use and stays warm; the function's
- * timeout and the response size limit are enforced. A timed-out handler cannot be stopped in-process, so it runs on in the background
- * (Lambda would freeze and reset the sandbox instead).
+ * timeout is enforced, and the result is checked as the runtime serializes it (see checkResponse). A timed-out
+ * handler cannot be stopped in-process, so it runs on in the background (Lambda would freeze and reset the
+ * sandbox instead).
  */
 export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOptions): FunctionRuntime {
   const handlers = new Map<string, Promise<LambdaHandler>>();
@@ -119,7 +112,7 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
     const timeout = new Promise<TimedOut>((resolve) => {
       timer = setTimeout(() => resolve(new TimedOut()), timeoutMs);
     });
-    const work = (async () => {
+    const call = async () => {
       let handler: LambdaHandler;
       try {
         handler = await handlerFor(spec);
@@ -130,7 +123,10 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
         });
       }
       return handler(event, context);
-    })();
+    };
+    const captured = options.captureLog ? new InvocationLog() : undefined;
+    const work = captured ? withInvocationLog(captured, call) : call();
+    const logged = () => (captured ? { log: captured.toString() } : {});
     try {
       const result = await Promise.race([work, timeout]);
       const durationMs = Date.now() - started;
@@ -145,17 +141,21 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
           awsRequestId,
           durationMs,
           error: { errorType: "Sandbox.Timedout", errorMessage, trace: [] },
+          ...logged(),
         };
       }
-      if (exceedsResponseLimit(result)) {
-        log("error", `${spec.name} returned more than Lambda can`, { awsRequestId });
-        return { ok: false, timedOut: false, awsRequestId, durationMs, error: responseTooLarge() };
+      const checked = checkResponse(result);
+      if (!checked.ok) {
+        const { errorType, errorMessage } = checked.error;
+        log("error", `${spec.name} failed: ${errorType}: ${errorMessage}`, { awsRequestId });
+        return { ok: false, timedOut: false, awsRequestId, durationMs, error: checked.error, ...logged() };
       }
-      return { ok: true, result, awsRequestId, durationMs };
+      return { ok: true, result, json: checked.json, awsRequestId, durationMs, ...logged() };
     } catch (err) {
       const error = toLambdaError(err);
       log("error", `${spec.name} failed: ${error.errorType}: ${error.errorMessage}`, { awsRequestId });
-      return { ok: false, timedOut: false, awsRequestId, durationMs: Date.now() - started, error };
+      const durationMs = Date.now() - started;
+      return { ok: false, timedOut: false, awsRequestId, durationMs, error, ...logged() };
     } finally {
       clearTimeout(timer);
     }

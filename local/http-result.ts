@@ -32,10 +32,11 @@ const HOP_BY_HOP = new Set(["content-length", "transfer-encoding", "connection"]
 /**
  * Maps a handler's return value to HTTP as API Gateway HTTP API (payload 2.0) does: an object with
  * `statusCode` is a structured response; any other value is the 200 JSON body (a string as-is).
+ * `json`: the result's JSON if the runtime already made it, so it is not made twice.
  */
-export function toHttpResponse(result: unknown): HttpResponse {
+export function toHttpResponse(result: unknown, json?: string): HttpResponse {
   if (!isRecord(result) || !("statusCode" in result)) {
-    const body = typeof result === "string" ? result : (JSON.stringify(result) ?? "null");
+    const body = typeof result === "string" ? result : (json ?? JSON.stringify(result) ?? "null");
     return {
       statusCode: 200,
       headers: { "content-type": "application/json" },

@@ -3,7 +3,9 @@ import type { ClientContext } from "aws-lambda";
 import type { FunctionSpec } from "../functions/manifest.ts";
 import type { FunctionRuntime, InvokeOutcome } from "./function-runtime.ts";
 import type { HttpResponse } from "./http-result.ts";
+import { LOG_TAIL_BYTES } from "./invocation-log.ts";
 import { functionArn } from "./lambda-context.ts";
+import { toResponseJson } from "./lambda-response.ts";
 
 /** The Lambda Invoke API path; FunctionName may be a name, `name:qualifier`, or a (partial) ARN. */
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
@@ -59,16 +61,18 @@ function awsError(statusCode: number, type: string, message: string, requestId: 
   };
 }
 
-// X-Amz-Log-Type: Tail asks for the end of the log; we have no captured logs, only Lambda's framing lines.
+/** X-Amz-Log-Result: the last 4 KB of the invocation's log (what it wrote, framed as Lambda frames it), base64. */
 function tailLog(spec: FunctionSpec, outcome: InvokeOutcome): string {
   const id = outcome.awsRequestId;
   const ms = outcome.durationMs;
-  const lines = [
-    `START RequestId: ${id} Version: $LATEST`,
-    `END RequestId: ${id}`,
-    `REPORT RequestId: ${id}\tDuration: ${ms.toFixed(2)} ms\tBilled Duration: ${Math.max(1, Math.ceil(ms))} ms\tMemory Size: ${spec.memoryMb} MB\t`,
-  ];
-  return Buffer.from(`${lines.join("\n")}\n`).toString("base64");
+  const written = outcome.log ?? "";
+  const text = [
+    `START RequestId: ${id} Version: $LATEST\n`,
+    written && !written.endsWith("\n") ? `${written}\n` : written,
+    `END RequestId: ${id}\n`,
+    `REPORT RequestId: ${id}\tDuration: ${ms.toFixed(2)} ms\tBilled Duration: ${Math.max(1, Math.ceil(ms))} ms\tMemory Size: ${spec.memoryMb} MB\t\n`,
+  ].join("");
+  return Buffer.from(text).subarray(-LOG_TAIL_BYTES).toString("base64");
 }
 
 function parseClientContext(header: string | undefined): ClientContext | undefined {
@@ -151,9 +155,10 @@ export async function handleInvokeApi(
     };
   }
 
-  const outcome = await runtime.invoke(spec, event, options);
+  const tail = req.headers["x-amz-log-type"] === "Tail";
+  const outcome = await runtime.invoke(spec, event, { ...options, captureLog: tail });
   const headers: Record<string, string> = { ...base, "content-type": "application/json" };
-  if (req.headers["x-amz-log-type"] === "Tail") headers["x-amz-log-result"] = tailLog(spec, outcome);
+  if (tail) headers["x-amz-log-result"] = tailLog(spec, outcome);
   if (!outcome.ok) {
     headers["x-amz-function-error"] = "Unhandled";
     return { statusCode: 200, headers, cookies: [], body: Buffer.from(JSON.stringify(outcome.error)) };
@@ -162,6 +167,7 @@ export async function handleInvokeApi(
     statusCode: 200,
     headers,
     cookies: [],
-    body: Buffer.from(JSON.stringify(outcome.result) ?? "null"),
+    // Serialized once: by the runtime's check when it took that, else here (it cannot fail once checked).
+    body: Buffer.from(outcome.json ?? toResponseJson(outcome.result)),
   };
 }

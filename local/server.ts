@@ -19,6 +19,8 @@ import { type ScheduleOptions, type Schedules, startSchedules } from "./schedule
 export const DEFAULT_HANDLERS_DIR = fileURLToPath(new URL("../functions", import.meta.url));
 /** API Gateway HTTP API's payload limit. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** How long close() lets answers already being written reach their clients before it cuts the connections. */
+const CLOSE_GRACE_MS = 2_000;
 
 export interface RunnerOptions {
   port?: number;
@@ -40,7 +42,10 @@ export interface Runner {
   port: number;
   /** Invokes a function by name (RequestResponse); rejects with LambdaInvokeError when the function fails. */
   invoke(name: string, payload?: unknown): Promise<unknown>;
-  /** Stops schedules and the server, then waits for invocations in flight. */
+  /**
+   * Stops accepting, cuts requests whose body is still arriving, lets invocations in flight finish (each
+   * within its function's timeout) and their answers go out (within a grace), then closes every connection.
+   */
   close(): Promise<void>;
 }
 
@@ -59,7 +64,7 @@ const envList = (v: string | undefined) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-/** The request's body, or undefined past `limit` bytes. */
+/** The request's body, or undefined past `limit` bytes; rejects if the request is cut off before its end. */
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -68,7 +73,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | u
     if (size > limit) return undefined;
     chunks.push(chunk);
   }
+  if (!req.complete) throw new Error("request cut off before the end of its body");
   return Buffer.concat(chunks);
+}
+
+/** Resolves when every promise has settled or `ms` have passed, whichever is first. */
+async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([Promise.allSettled(promises), late]);
+  clearTimeout(timer);
 }
 
 function writeResponse(res: ServerResponse, response: HttpResponse): void {
@@ -93,7 +109,13 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
     const [path = "/", query] = url.split("?", 2);
     const method = req.method ?? "GET";
     const invokeApi = isInvokeApiPath(path);
-    const body = await readBody(req, invokeApi ? INVOKE_PAYLOAD_LIMITS.sync : MAX_BODY_BYTES);
+    receiving.add(req);
+    let body: Buffer | undefined;
+    try {
+      body = await readBody(req, invokeApi ? INVOKE_PAYLOAD_LIMITS.sync : MAX_BODY_BYTES);
+    } finally {
+      receiving.delete(req);
+    }
     if (!body) {
       // The rest of the body was not read: the connection cannot carry another request.
       const refused = invokeApi
@@ -132,11 +154,13 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
         body,
         sourceIp: (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, ""),
         protocol: `HTTP/${req.httpVersion}`,
+        scheme: "http",
+        port: req.socket.localPort ?? port,
       },
       { routeKey: target.routeKey, pathParameters: target.pathParameters, requestId },
     );
     const outcome = await runtime.invoke(target.fn, event);
-    if (outcome.ok) return toHttpResponse(outcome.result);
+    if (outcome.ok) return toHttpResponse(outcome.result, outcome.json);
     // Locally the timeout is spelled out rather than hidden behind a bare gateway error.
     if (outcome.timedOut) {
       return jsonResponse(504, {
@@ -147,6 +171,9 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
   }
 
   const requests = new Set<Promise<void>>();
+  /** Requests whose body is still arriving: close() cuts them off, as a client may never send the rest. */
+  const receiving = new Set<IncomingMessage>();
+  let closed: Promise<void> | undefined;
   const server = createServer((req, res) => {
     const handling = handle(req, res).catch((err) => {
       log("error", `could not answer ${req.method} ${req.url}`, { error: String(err) });
@@ -163,9 +190,13 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
     try {
       response = await respond(req, requestId);
     } catch (err) {
+      // The client went away, or close() cut it off, before its body arrived: there is nobody to answer.
+      if (!req.complete) return;
       log("error", `runner failed on ${req.method} ${req.url}`, { error: String(err) });
       response = internalServerError();
     }
+    // Once close() has begun, a kept-alive connection carries no further request.
+    if (closed) response.headers.connection = "close";
     if (!isInvokeApiPath(req.url ?? "/")) {
       // API Gateway's own header; x-request-id only if the handler did not set one.
       response.headers["x-request-id"] ??= requestId;
@@ -203,7 +234,6 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
     ? startSchedules(functions, runtime, log, typeof options.schedules === "object" ? options.schedules : {})
     : undefined;
 
-  let closing: Promise<void> | undefined;
   return {
     url,
     port,
@@ -215,16 +245,17 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
       return outcome.result;
     },
     close() {
-      closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      closed ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve())); // accepts no more
         server.closeIdleConnections();
+        for (const req of receiving) req.destroy();
         await schedules?.stop();
-        await runtime.drain();
-        await Promise.allSettled([...requests]);
+        await runtime.drain(); // bounded: each invocation ends by its function's timeout
+        await settledWithin([...requests], CLOSE_GRACE_MS);
         server.closeAllConnections();
         await stopped;
       })();
-      return closing;
+      return closed;
     },
   };
 }

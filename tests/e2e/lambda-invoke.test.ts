@@ -333,7 +333,7 @@ describe("events-consumer through the Invoke API", () => {
       records: 2,
       applied: 1,
       duplicates: 0,
-      rejected: [{ partition: `${CHAT_TOPIC}-0`, offset: 101, reason: "not a chat CloudEvent" }],
+      rejected: [{ partition: `${CHAT_TOPIC}-0`, offset: 101, reason: "not JSON" }],
     });
   });
 });

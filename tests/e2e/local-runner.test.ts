@@ -1,4 +1,7 @@
+import { once } from "node:events";
+import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
+import { Logger } from "@aws-lambda-powertools/logger";
 import {
   InvalidRequestContentException,
   InvokeCommand,
@@ -91,6 +94,10 @@ describe("local runner over HTTP (API Gateway HTTP API, payload 2.0)", () => {
       },
     });
     expect(event.headers["x-custom"]).toBe("Yes");
+    // API Gateway's own, here for plain HTTP on the runner's port
+    expect(event.headers["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(event.headers["x-forwarded-proto"]).toBe("http");
+    expect(event.headers["x-forwarded-port"]).toBe(String(runner.port));
     expect(event.headers.cookie).toBeUndefined();
     expect(event.body).toBeUndefined();
     expect(event.stageVariables).toBeUndefined();
@@ -108,6 +115,13 @@ describe("local runner over HTTP (API Gateway HTTP API, payload 2.0)", () => {
     expect(context.awsRequestId).toMatch(/^[0-9a-f-]{36}$/);
     expect(context.remainingMs).toBeGreaterThan(4000);
     expect(context.remainingMs).toBeLessThanOrEqual(5000);
+  });
+
+  it("appends the client's address to the x-forwarded-for it sent, as API Gateway does", async () => {
+    const res = await fetch(`${runner.url}/echo/1`, { headers: { "X-Forwarded-For": "203.0.113.9" } });
+    const { event } = (await res.json()) as Echo;
+    expect(event.headers["x-forwarded-for"]).toBe("203.0.113.9, 127.0.0.1");
+    expect(event.requestContext.http.sourceIp).toBe("127.0.0.1");
   });
 
   it("passes a JSON body as a utf8 string and a binary body as base64", async () => {
@@ -289,10 +303,42 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
   let runner: Runner;
   let lambda: LambdaClient;
   const asyncCalls: unknown[] = [];
+  const inlineSpec = (name: string, path?: string): FunctionSpec => ({
+    name,
+    handler: name,
+    description: name,
+    ...(path ? { route: { method: "GET", path } } : {}),
+    memoryMb: 128,
+    timeoutSeconds: 3,
+  });
   const functions: FunctionSpec[] = [
     ...fixtureFunctions,
-    { name: "recorder", handler: "recorder", description: "records", memoryMb: 128, timeoutSeconds: 3 },
+    inlineSpec("recorder"),
+    inlineSpec("unserializable", "/unserializable"),
+    inlineSpec("oversized", "/oversized"),
+    inlineSpec("chatty"),
   ];
+  const chattyLogger = new Logger({ serviceName: "chatty", logLevel: "INFO" });
+  const inline: Record<string, LambdaHandler> = {
+    recorder: async (event) => {
+      await new Promise((r) => setTimeout(r, 50));
+      asyncCalls.push(event);
+      return null;
+    },
+    // small bodies: only serializing the whole result finds what is wrong
+    unserializable: async () => ({ statusCode: 200, body: "ok", headers: { "x-count": 1n } }),
+    oversized: async () => ({ statusCode: 200, body: "ok", debug: "x".repeat(6_300_000) }),
+    // writes through every channel a handler uses, with turns for another invocation in between
+    chatty: async (event) => {
+      const { name, padding = 0 } = event as { name: string; padding?: number };
+      console.log(`${name}: console.log`);
+      await new Promise((r) => setTimeout(r, 20));
+      chattyLogger.info(`${name}: powertools`);
+      await new Promise((r) => setTimeout(r, 20));
+      process.stderr.write(`${name}: stderr${"x".repeat(padding)}\n`);
+      return name;
+    },
+  };
 
   beforeAll(async () => {
     const fromFiles = moduleHandlerLoader(FIXTURES);
@@ -300,14 +346,7 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
       functions,
       schedules: false,
       log: silent,
-      loadHandler: async (spec) => {
-        if (spec.name !== "recorder") return fromFiles(spec);
-        return async (event: unknown) => {
-          await new Promise((r) => setTimeout(r, 50));
-          asyncCalls.push(event);
-          return null;
-        };
-      },
+      loadHandler: async (spec) => inline[spec.name] ?? fromFiles(spec),
     });
     lambda = lambdaClient(runner);
   });
@@ -378,6 +417,59 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     const ok = await invoke({ FunctionName: "large", payload: { chars: 10 } });
     expect(ok.FunctionError).toBeUndefined();
     expect(JSON.parse(decode(ok.Payload).body)).toBe('"'.repeat(10));
+  });
+
+  it("reports a result JSON cannot serialize as Unhandled Runtime.JSONStringifyError (500 over HTTP)", async () => {
+    const out = await invoke({ FunctionName: "unserializable", payload: {} });
+    expect(out.StatusCode).toBe(200);
+    expect(out.FunctionError).toBe("Unhandled");
+    expect(decode(out.Payload)).toEqual({
+      errorType: "Runtime.JSONStringifyError",
+      errorMessage: "Unable to stringify response body",
+      trace: [],
+    });
+    const http = await fetch(`${runner.url}/unserializable`);
+    expect(http.status).toBe(500);
+    expect(await http.json()).toEqual({ message: "Internal Server Error" });
+  });
+
+  it("reports a result over 6 MB outside its body as Function.ResponseSizeTooLarge (500 over HTTP)", async () => {
+    const out = await invoke({ FunctionName: "oversized", payload: {} });
+    expect(out.FunctionError).toBe("Unhandled");
+    expect(decode(out.Payload)).toMatchObject({ errorType: "Function.ResponseSizeTooLarge" });
+    const http = await fetch(`${runner.url}/oversized`);
+    expect(http.status).toBe(500);
+    expect(await http.json()).toEqual({ message: "Internal Server Error" });
+  });
+
+  it("LogType Tail returns the end of what that invocation wrote, framed by START/END/REPORT", async () => {
+    const tailOf = async (name: string, padding = 0) => {
+      const out = await invoke({ FunctionName: "chatty", LogType: "Tail", payload: { name, padding } });
+      expect(decode(out.Payload)).toBe(name);
+      return {
+        requestId: out.$metadata.requestId,
+        log: Buffer.from(out.LogResult ?? "", "base64").toString(),
+      };
+    };
+    // at once: neither may see the other's lines
+    const [a, b] = await Promise.all([tailOf("a"), tailOf("b")]);
+    for (const [name, other, { requestId, log }] of [
+      ["a", "b", a],
+      ["b", "a", b],
+    ] as const) {
+      const lines = log.split("\n");
+      expect(lines[0]).toBe(`START RequestId: ${requestId} Version: $LATEST`);
+      expect(lines[1]).toBe(`${name}: console.log`);
+      expect(JSON.parse(lines[2] ?? "")).toMatchObject({ level: "INFO", message: `${name}: powertools` });
+      expect(lines[3]).toBe(`${name}: stderr`);
+      expect(lines[4]).toBe(`END RequestId: ${requestId}`);
+      expect(lines[5]).toMatch(new RegExp(`^REPORT RequestId: ${requestId}\tDuration: [\\d.]+ ms\t`));
+      expect(log).not.toContain(`${other}:`);
+    }
+    // only the last 4 KB
+    const long = await tailOf("long", 5000);
+    expect(Buffer.byteLength(long.log)).toBe(4096);
+    expect(long.log).toMatch(/^x+\nEND RequestId: /);
   });
 
   it("reports a timeout as Unhandled 'Task timed out after 1.00 seconds'", async () => {
@@ -615,5 +707,60 @@ describe("local runner close()", () => {
     expect(ok.status).toBe(200);
     await runner.close();
     await expect(fetch(`${runner.url}/plain-string`)).rejects.toThrow();
+  });
+
+  it("cuts a request whose body is still arriving, yet lets a running handler finish and answer", async () => {
+    let started: () => void = () => {};
+    const handlerStarted = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const route = (name: string, method: "GET" | "POST"): FunctionSpec => ({
+      name,
+      handler: name,
+      description: name,
+      route: { method, path: `/${name}` },
+      memoryMb: 128,
+      timeoutSeconds: 5,
+    });
+    const runner = await startRunner({
+      functions: [route("working", "GET"), route("upload", "POST")],
+      schedules: false,
+      log: silent,
+      loadHandler: async (spec) =>
+        spec.name === "working"
+          ? async () => {
+              started();
+              await new Promise((r) => setTimeout(r, 300));
+              return { statusCode: 200, body: "finished" };
+            }
+          : async () => "uploaded",
+    });
+    // A real socket that announces 100 bytes of body and sends 5 of them.
+    const socket = connect(runner.port, "127.0.0.1");
+    let received = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    socket.on("error", () => {});
+    const socketClosed = once(socket, "close");
+    await once(socket, "connect");
+    socket.write("POST /upload HTTP/1.1\r\nHost: local\r\nContent-Length: 100\r\n\r\nhello");
+    const working = fetch(`${runner.url}/working`);
+    await handlerStarted; // by now the runner has long read the half-sent request's headers
+
+    const began = Date.now();
+    const closed = runner.close().then(() => "closed");
+    const verdict = await Promise.race([
+      closed,
+      new Promise((resolve) => setTimeout(() => resolve("still open after 3 s"), 3000)),
+    ]);
+    socket.destroy(); // the runner's own doing, if the fix works; otherwise this test's cleanup
+    expect(verdict).toBe("closed");
+    expect(Date.now() - began).toBeLessThan(2500);
+    const res = await working;
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("finished");
+    await socketClosed;
+    expect(received).toBe(""); // cut off, not answered
   });
 });

@@ -41,7 +41,10 @@ describe("buildHttpApiEvent (payload format 2.0)", () => {
       headers: {
         host: "api.local:8000",
         "user-agent": "curl/8",
-        "x-forwarded-for": "1.1.1.1,2.2.2.2",
+        // API Gateway appends the client's address to what the client sent, and says it came over HTTPS
+        "x-forwarded-for": "1.1.1.1,2.2.2.2, 10.0.0.9",
+        "x-forwarded-proto": "https",
+        "x-forwarded-port": "443",
         accept: "application/json",
       },
       queryStringParameters: { limit: "10", tag: "a,b", q: "a b" },
@@ -65,6 +68,27 @@ describe("buildHttpApiEvent (payload format 2.0)", () => {
         time: "26/Nov/2026:05:33:00 +0000",
         timeEpoch: now.getTime(),
       },
+    });
+  });
+
+  it("adds API Gateway's x-forwarded-* headers: the client's address, and the scheme and port it reached", () => {
+    const event = buildHttpApiEvent(
+      {
+        method: "GET",
+        url: "/health",
+        headers: { "X-Forwarded-Proto": ["https"], "X-Forwarded-Port": ["1"] },
+        body: Buffer.alloc(0),
+        sourceIp: "192.0.2.4",
+        scheme: "http",
+        port: 8000,
+      },
+      route("GET /health"),
+    );
+    // the client's own claims about scheme and port are replaced; there was no x-forwarded-for to append to
+    expect(event.headers).toEqual({
+      "x-forwarded-for": "192.0.2.4",
+      "x-forwarded-proto": "http",
+      "x-forwarded-port": "8000",
     });
   });
 

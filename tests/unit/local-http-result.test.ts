@@ -43,6 +43,13 @@ describe("toHttpResponse (API Gateway payload 2.0 result mapping)", () => {
     expect(toHttpResponse(undefined).body.toString()).toBe("null");
   });
 
+  it("replies with the JSON the runtime already made rather than serializing the result again", () => {
+    // a BigInt would make JSON.stringify throw: only the given JSON can have been used
+    const r = toHttpResponse({ count: 1n }, '{"count":"1"}');
+    expect(r.statusCode).toBe(200);
+    expect(r.body.toString()).toBe('{"count":"1"}');
+  });
+
   it("answers 500 for a malformed structured response", () => {
     for (const bad of [
       { statusCode: "200" },
