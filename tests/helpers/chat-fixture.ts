@@ -33,6 +33,8 @@ export async function chatFixture(
     /** Built from this fixture's config and pool (e.g. the Kafka publisher). */
     publisher?: (config: Config, pool: pg.Pool) => EventPublisher;
     env?: Record<string, string>;
+    /** The role the service connects as (the test creates it); the owner's, as db.pool, by default. */
+    databaseUser?: string;
   } = {},
 ): Promise<ChatFixture> {
   const db = await createTestDatabase(20);
@@ -48,7 +50,9 @@ export async function chatFixture(
     ...opts.env,
   });
   // the service gets a pool built exactly as in Lambda (timeouts, lock_timeout); db.pool is for the test's checks
-  const pool = buildPool(db.url, config);
+  const serviceUrl = new URL(db.url);
+  if (opts.databaseUser) serviceUrl.username = opts.databaseUser;
+  const pool = buildPool(serviceUrl.toString(), config);
   const redis = redisUrl ? testRedis(redisUrl, config) : null;
   if (redis && redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
   const sessionCache = redis

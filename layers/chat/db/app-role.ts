@@ -1,0 +1,31 @@
+import type { Queryable } from "./chat-store.ts";
+
+/** What the application may do: read and write rows. No DDL, no TRUNCATE, not the tables' owner. */
+const GRANTS = (role: string) => `
+GRANT USAGE ON SCHEMA public TO ${role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role};
+REVOKE ALL ON TABLE pgmigrations FROM ${role};
+REVOKE ALL ON SEQUENCE pgmigrations_id_seq FROM ${role};`;
+
+export interface AppRole {
+  username: string;
+  password: string;
+}
+
+/**
+ * The role the functions connect as, run by the migrations (as the database's owner) after they applied: created
+ * with `password` if it does not exist (afterwards secret rotation owns the password), then granted the rows of
+ * every table, the migrations' own bookkeeping excepted; run on every deploy, so a new table is covered too.
+ * Session settings such as statement_timeout stay the server's and the connection's, as for the owner.
+ */
+export async function ensureAppRole(db: Queryable, role: AppRole): Promise<void> {
+  const name = quoteIdentifier(role.username);
+  const exists = await db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role.username]);
+  if (!exists.rowCount) await db.query(`CREATE ROLE ${name} LOGIN PASSWORD ${quoteLiteral(role.password)}`);
+  await db.query(GRANTS(name));
+}
+
+// CREATE ROLE and GRANT take no bind parameters: quoted as Postgres's quote_ident / quote_literal do.
+const quoteIdentifier = (s: string) => `"${s.replaceAll('"', '""')}"`;
+const quoteLiteral = (s: string) => `'${s.replaceAll("'", "''")}'`;
