@@ -10,6 +10,17 @@ export interface HttpRoute {
   path: string;
 }
 
+/**
+ * What a function talks to. The CDK stack gives it exactly these (environment, IAM, VPC placement); the local runner
+ * ignores the field.
+ * - postgres: the database (its secret, through the proxy)
+ * - redis: the cache, including the rate limiter's
+ * - kafka-produce: publishes events (the outbox relay, the after-commit fast path of a change)
+ * - kafka-describe: cluster metadata only (the health check's ping)
+ * - responder: asks the responder for a reply (bedrock:InvokeModel when RESPONDER=bedrock)
+ */
+export type Backend = "postgres" | "redis" | "kafka-produce" | "kafka-describe" | "responder";
+
 export interface FunctionSpec {
   /** Stable name: Lambda function name suffix, Invoke API name in the local runner. */
   name: string;
@@ -23,6 +34,8 @@ export interface FunctionSpec {
   kafkaTopic?: string;
   /** API Gateway's `$default` route: every request no route matches (the local runner does the same). */
   defaultRoute?: true;
+  /** Required of every manifest entry (the stack refuses one without); optional for local test fixtures. */
+  uses?: readonly Backend[];
   memoryMb: number;
   timeoutSeconds: number;
 }
@@ -35,6 +48,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "sessions-create",
     description: "Create a chat session with the bot's welcome message",
     route: { method: "POST", path: "/sessions/create" },
+    uses: ["postgres", "redis", "kafka-produce"],
     memoryMb: 512,
     timeoutSeconds: 10,
   },
@@ -43,6 +57,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "session-get",
     description: "Read a session's summary",
     route: { method: "GET", path: "/sessions/{session_id}" },
+    uses: ["postgres", "redis"],
     memoryMb: 256,
     timeoutSeconds: 5,
   },
@@ -51,6 +66,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "session-erase",
     description: "Erase a session and all its messages for good",
     route: { method: "DELETE", path: "/sessions/{session_id}" },
+    uses: ["postgres", "redis", "kafka-produce"],
     memoryMb: 256,
     timeoutSeconds: 10,
   },
@@ -59,6 +75,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "session-messages",
     description: "Read a page of a session's history",
     route: { method: "GET", path: "/sessions/{session_id}/messages" },
+    uses: ["postgres", "redis"],
     memoryMb: 256,
     timeoutSeconds: 5,
   },
@@ -67,6 +84,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "session-suggestions",
     description: "Read the suggested next replies",
     route: { method: "GET", path: "/sessions/{session_id}/suggestions" },
+    uses: ["postgres", "redis"],
     memoryMb: 256,
     timeoutSeconds: 5,
   },
@@ -75,6 +93,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "messages-post",
     description: "Post a user message and get the bot's reply",
     route: { method: "POST", path: "/messages/post" },
+    uses: ["postgres", "redis", "kafka-produce", "responder"],
     memoryMb: 512,
     timeoutSeconds: 15,
   },
@@ -83,6 +102,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "messages-edit",
     description: "Edit a user message (optionally regenerating the reply)",
     route: { method: "PUT", path: "/messages/edit" },
+    uses: ["postgres", "redis", "kafka-produce", "responder"],
     memoryMb: 512,
     timeoutSeconds: 15,
   },
@@ -91,6 +111,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "messages-delete",
     description: "Delete a message (tombstone)",
     route: { method: "DELETE", path: "/messages/delete" },
+    uses: ["postgres", "redis", "kafka-produce"],
     memoryMb: 256,
     timeoutSeconds: 10,
   },
@@ -99,6 +120,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "health",
     description: "Health of Postgres, Redis and Kafka",
     route: { method: "GET", path: "/health" },
+    uses: ["postgres", "redis", "kafka-describe"],
     memoryMb: 256,
     timeoutSeconds: 5,
   },
@@ -107,6 +129,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "openapi",
     description: "The OpenAPI 3.1 document",
     route: { method: "GET", path: "/openapi.json" },
+    uses: [],
     memoryMb: 128,
     timeoutSeconds: 3,
   },
@@ -115,6 +138,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "route-not-found",
     description: "Answer a request no route matches: 404, or 405 with Allow for a known path",
     defaultRoute: true,
+    uses: ["redis"],
     memoryMb: 128,
     timeoutSeconds: 3,
   },
@@ -123,6 +147,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "outbox-relay",
     description: "Publish unpublished outbox events to Kafka, in per-session order",
     schedule: "rate(1 minute)",
+    uses: ["postgres", "kafka-produce"],
     memoryMb: 512,
     timeoutSeconds: 60,
   },
@@ -132,6 +157,7 @@ export const functions: readonly FunctionSpec[] = [
     description:
       "Prune published outbox rows, expired idempotency records and old consumed event ids; purge idle sessions",
     schedule: "rate(1 hour)",
+    uses: ["postgres", "redis"],
     memoryMb: 256,
     timeoutSeconds: 120,
   },
@@ -140,6 +166,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "health-canary",
     description: "Call the public GET /health and record latency and status as metrics",
     schedule: "rate(5 minutes)",
+    uses: [],
     memoryMb: 256,
     timeoutSeconds: 30,
   },
@@ -148,6 +175,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "events-consumer",
     description: "Consume chat-messages and maintain the per-session activity projection",
     kafkaTopic: CHAT_TOPIC,
+    uses: ["postgres"],
     memoryMb: 512,
     timeoutSeconds: 60,
   },

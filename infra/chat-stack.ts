@@ -1,13 +1,13 @@
 import { readFileSync } from "node:fs";
-import { Aws, CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
-import * as iam from "aws-cdk-lib/aws-iam";
+import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
 import { configSchema } from "#chat/config.ts";
-import { CHAT_TOPIC, type FunctionSpec, functions } from "#functions/manifest.ts";
+import { type Backend, CHAT_TOPIC, type FunctionSpec, functions } from "#functions/manifest.ts";
+import { grantBedrockInvoke } from "./bedrock-access.ts";
 import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
 import type { ChatContext } from "./context.ts";
-import { DataPlane } from "./data-plane.ts";
+import { DataPlane, reachesDataPlane } from "./data-plane.ts";
 import { DependenciesLayer } from "./dependencies-layer.ts";
 import { ChatHttpApi } from "./http-api.ts";
 import { Migrations } from "./migrations.ts";
@@ -26,6 +26,13 @@ export interface ChatStackProps extends StackProps {
 export const constructId = (name: string) =>
   name.replace(/(^|-)([a-z0-9])/g, (_m, _dash: string, c: string) => c.toUpperCase());
 
+/** A manifest entry must say what it uses: a forgotten field would deploy a function with no access at all. */
+function usesOf(spec: FunctionSpec): readonly Backend[] {
+  if (!spec.uses)
+    throw new Error(`functions/manifest.ts: ${spec.name} does not say what it uses (uses: [...])`);
+  return spec.uses;
+}
+
 function retention(days: number): logs.RetentionDays {
   if (!Object.values(logs.RetentionDays).includes(days))
     throw new Error(`logRetentionDays ${days} is not a CloudWatch retention`);
@@ -35,6 +42,8 @@ function retention(days: number): logs.RetentionDays {
 /** Every function of functions/manifest.ts, its trigger (route, schedule or topic), the data plane and alarms. */
 export class ChatStack extends Stack {
   readonly chatFunctions = new Map<string, ChatFunction>();
+  /** Functions with a Kafka event source mapping. */
+  private readonly consumers: ChatFunction[] = [];
 
   constructor(scope: Construct, id: string, props: ChatStackProps) {
     super(scope, id, props);
@@ -61,7 +70,11 @@ export class ChatStack extends Stack {
       },
     };
 
-    const dataPlane = new DataPlane(this, "DataPlane", { ctx, topic: CHAT_TOPIC });
+    const dataPlane = new DataPlane(this, "DataPlane", {
+      ctx,
+      topic: CHAT_TOPIC,
+      logRetention: defaults.logRetention,
+    });
     const api = new ChatHttpApi(this, "Http", {
       corsOrigins: ctx.corsOrigins,
       throttleRateLimit: ctx.throttleRateLimit,
@@ -75,16 +88,9 @@ export class ChatStack extends Stack {
       partitions: ctx.kafkaPartitions,
     });
     const schedules = new ChatSchedules(this, "Schedules");
-    const bedrockInvoke =
-      ctx.responder === "bedrock"
-        ? new iam.PolicyStatement({
-            actions: ["bedrock:InvokeModel"],
-            resources: [`arn:${Aws.PARTITION}:bedrock:${Aws.REGION}::foundation-model/${modelId}`],
-          })
-        : undefined;
 
     for (const spec of functions) {
-      const canary = spec.name === HEALTH_CANARY;
+      const uses = usesOf(spec);
       const fn = new ChatFunction(this, constructId(spec.name), {
         functionName: `${this.stackName}-${spec.name}`,
         entry: ctx.stubHandlers ? STUB_HANDLER : `${FUNCTIONS_DIR}/${spec.handler}.ts`,
@@ -92,14 +98,18 @@ export class ChatStack extends Stack {
         memorySize: spec.memoryMb,
         timeout: Duration.seconds(spec.timeoutSeconds),
         defaults,
-        ...(canary ? {} : dataPlane.placement),
-        environment: canary ? { HEALTH_URL: `${api.url}health` } : dataPlane.environment,
+        // A function that reaches no backend (the canary, the OpenAPI document) needs no VPC.
+        ...(reachesDataPlane(uses) ? dataPlane.placement : {}),
+        environment: {
+          ...dataPlane.environmentFor(uses),
+          ...(spec.name === HEALTH_CANARY ? { HEALTH_URL: `${api.url}health` } : {}),
+        },
       });
       this.chatFunctions.set(spec.name, fn);
       // New code expects the new schema: functions update only after the migrations applied.
       fn.node.addDependency(migrations.resource);
-      if (!canary) dataPlane.grantClient(fn);
-      if (bedrockInvoke && !canary) fn.addToRolePolicy(bedrockInvoke);
+      dataPlane.grantClient(fn, uses);
+      if (ctx.responder === "bedrock" && uses.includes("responder")) grantBedrockInvoke(fn, modelId);
       this.wire(spec, fn, { api, schedules, dataPlane, migrations });
     }
 
@@ -116,6 +126,11 @@ export class ChatStack extends Stack {
           `${constructId(spec.name)}Errors`,
           this.chatFunctions.get(spec.name) as ChatFunction,
         );
+    alarms.alarmOnServerErrors(api.stage, ctx.http5xxThreshold);
+    // Lambda reports OffsetLag only for a Kafka event source, so only where the stack made one.
+    for (const consumer of this.consumers) alarms.alarmOnOffsetLag(consumer, ctx.offsetLagThreshold);
+    alarms.alarmOnRejectedEvents();
+    alarms.alarmOnOutboxAge(ctx.outboxPendingAgeThresholdSeconds);
     Validations.of(this).acknowledge({
       id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
       reason: "Lambda's standard logging policy; each function writes only to its own log group.",
@@ -144,6 +159,7 @@ export class ChatStack extends Stack {
       const mapping = to.dataPlane.addConsumer(fn, spec.kafkaTopic, `${this.stackName}-${spec.name}`);
       // The topic is created by the migration resource; the mapping must not start before it exists.
       mapping?.node.addDependency(to.migrations.resource);
+      if (mapping) this.consumers.push(fn);
     }
   }
 }

@@ -31,6 +31,12 @@ export interface ChatContext {
   serviceName: string;
   metricsNamespace: string;
   healthLatencyThresholdMs: number;
+  /** HTTP API 5xx answers in 5 minutes that alarm. */
+  http5xxThreshold: number;
+  /** events-consumer's OffsetLag (records behind the topic) that alarms when it lasts 15 minutes. */
+  offsetLagThreshold: number;
+  /** Age of the oldest unpublished outbox event (s) that alarms when it lasts two 5-minute periods. */
+  outboxPendingAgeThresholdSeconds: number;
   responder: "builtin" | "bedrock";
   bedrockModelId?: string;
   kafkaPartitions: number;
@@ -38,6 +44,8 @@ export interface ChatContext {
   dbMultiAz: boolean;
   deletionProtection: boolean;
   dbSecretRotationDays: number;
+  /** AZ names for the VPC (at least two); undefined: the region's first two. */
+  availabilityZones?: string[];
   external?: ExternalEndpoints;
   /** Test-only: point every manifest entry at tests/fixtures/infra/stub-handler.ts. */
   stubHandlers: boolean;
@@ -77,6 +85,15 @@ function oneOf<T extends string>(raw: Raw, key: string, values: readonly T[], de
   return v as T;
 }
 
+// RDS subnet groups and MSK Serverless both need subnets in two AZs at least.
+function availabilityZones(raw: Raw): string[] | undefined {
+  const azs = list(raw, "availabilityZones");
+  if (azs.length === 0) return undefined;
+  if (azs.length < 2 || new Set(azs).size !== azs.length)
+    throw new Error(`context availabilityZones needs two or more distinct AZ names, got ${azs.join(",")}`);
+  return azs;
+}
+
 export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
   const raw: Raw = (key) => node.tryGetContext(key);
   const dataPlane = oneOf(raw, "dataPlane", ["aws", "external"] as const, "aws");
@@ -111,6 +128,9 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     serviceName: str(raw, "serviceName") ?? "chat-backend",
     metricsNamespace: str(raw, "metricsNamespace") ?? "ChatBackend",
     healthLatencyThresholdMs: num(raw, "healthLatencyThresholdMs", 2000),
+    http5xxThreshold: num(raw, "http5xxThreshold", 5),
+    offsetLagThreshold: num(raw, "offsetLagThreshold", 1000),
+    outboxPendingAgeThresholdSeconds: num(raw, "outboxPendingAgeThresholdSeconds", 300),
     responder: oneOf(raw, "responder", ["builtin", "bedrock"] as const, "builtin"),
     bedrockModelId: str(raw, "bedrockModelId"),
     kafkaPartitions: num(raw, "kafkaPartitions", 6),
@@ -118,6 +138,7 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     dbMultiAz: bool(raw, "dbMultiAz", false),
     deletionProtection: bool(raw, "deletionProtection", false),
     dbSecretRotationDays: num(raw, "dbSecretRotationDays", 30),
+    availabilityZones: availabilityZones(raw),
     external,
     stubHandlers: bool(raw, "stubHandlers", false),
   };

@@ -1,6 +1,8 @@
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
+import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct, type IDependable } from "constructs";
+import type { Backend } from "#functions/manifest.ts";
 import { AwsDataPlane } from "./aws/aws-data-plane.ts";
 import type { ChatContext } from "./context.ts";
 import { ExternalDataPlane } from "./external-data-plane.ts";
@@ -12,14 +14,20 @@ export interface Placement {
   securityGroups?: ec2.ISecurityGroup[];
 }
 
+/** Whether a function reaches Postgres, Redis or Kafka, and so needs the data plane's placement. */
+export const reachesDataPlane = (uses: readonly Backend[]) => uses.some((u) => u !== "responder");
+
 /** What the stack needs from either variant. */
 export interface DataPlaneVariant {
-  /** Env vars (names from layers/chat/config.ts) for every data-plane client. Never a password. */
-  readonly environment: Record<string, string>;
+  /** Env vars (names from layers/chat/config.ts) of a client using these backends. Never a password. */
+  environmentFor(uses: readonly Backend[]): Record<string, string>;
   readonly placement: Placement;
   /** Resources the deploy-time migration must wait for (e.g. the proxy's target registration). */
   readonly dependables: IDependable[];
-  grantClient(fn: lambda.Function): void;
+  /** What the deploy-time migration runs against: a replaced database or cluster changes it. */
+  readonly deployTarget: Record<string, string>;
+  /** Grants exactly what these backends need: the database secret, produce or describe on the topic. */
+  grantClient(fn: lambda.Function, uses: readonly Backend[]): void;
   grantMigrator(fn: lambda.Function): void;
   /** The event source mapping for a kafkaTopic function, or undefined when this variant has none. */
   addConsumer(fn: lambda.Function, topic: string, group: string): lambda.EventSourceMapping | undefined;
@@ -28,7 +36,13 @@ export interface DataPlaneVariant {
 export interface DataPlaneProps {
   ctx: ChatContext;
   topic: string;
+  /** Of the log groups the data plane makes (flow logs, secret rotation), like every other in the stack. */
+  logRetention: logs.RetentionDays;
 }
+
+/** The deploy-time migration's environment: the database, and the cluster it creates the topic on (its IAM comes
+ * from grantMigrator, not from these). */
+export const MIGRATOR_USES: readonly Backend[] = ["postgres", "kafka-produce"];
 
 /**
  * Postgres, Redis and Kafka for the functions, chosen by context `dataPlane`:
@@ -41,15 +55,15 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   constructor(scope: Construct, id: string, props: DataPlaneProps) {
     super(scope, id);
     const { ctx, topic } = props;
-    if (ctx.dataPlane === "aws") this.variant = new AwsDataPlane(this, "Aws", { ctx, topic });
+    if (ctx.dataPlane === "aws") this.variant = new AwsDataPlane(this, "Aws", props);
     else {
       if (!ctx.external) throw new Error("dataPlane=external needs its endpoints in context");
       this.variant = new ExternalDataPlane(this, "External", { endpoints: ctx.external, topic });
     }
   }
 
-  get environment() {
-    return this.variant.environment;
+  environmentFor(uses: readonly Backend[]) {
+    return this.variant.environmentFor(uses);
   }
   get placement() {
     return this.variant.placement;
@@ -57,8 +71,11 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   get dependables() {
     return this.variant.dependables;
   }
-  grantClient(fn: lambda.Function) {
-    this.variant.grantClient(fn);
+  get deployTarget() {
+    return this.variant.deployTarget;
+  }
+  grantClient(fn: lambda.Function, uses: readonly Backend[]) {
+    this.variant.grantClient(fn, uses);
   }
   grantMigrator(fn: lambda.Function) {
     this.variant.grantMigrator(fn);

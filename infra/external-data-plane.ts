@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct, type IDependable } from "constructs";
+import type { Backend } from "#functions/manifest.ts";
+import { type BackendEnvironment, environmentOf } from "./backend-environment.ts";
 import type { ExternalEndpoints } from "./context.ts";
 import type { DataPlaneVariant, Placement } from "./data-plane.ts";
 
@@ -10,12 +13,13 @@ import type { DataPlaneVariant, Placement } from "./data-plane.ts";
  * run outside any VPC, so the endpoints must be reachable from Lambda (or from LocalStack's Lambda containers).
  */
 export class ExternalDataPlane extends Construct implements DataPlaneVariant {
-  readonly environment: Record<string, string>;
   readonly placement: Placement = {};
   readonly dependables: IDependable[] = [];
+  readonly deployTarget: Record<string, string>;
   private readonly secret?: secretsmanager.ISecret;
   private readonly kafkaSecret?: secretsmanager.ISecret;
   private readonly endpoints: ExternalEndpoints;
+  private readonly env: BackendEnvironment;
 
   constructor(scope: Construct, id: string, props: { endpoints: ExternalEndpoints; topic: string }) {
     super(scope, id);
@@ -26,25 +30,43 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
     // One listener, one protocol: the producers authenticate as the event source does (SASL/SCRAM-512).
     if (e.kafkaBrokers.length && e.kafkaSecretArn)
       this.kafkaSecret = secretsmanager.Secret.fromSecretCompleteArn(this, "KafkaSecret", e.kafkaSecretArn);
-    this.environment = {
-      ...(e.databaseSecretArn ? { DATABASE_SECRET_ARN: e.databaseSecretArn } : {}),
-      // Only for local tools (sam local, LocalStack): the URL, password included, sits in the template.
-      ...(e.databaseUrl ? { DATABASE_URL: e.databaseUrl } : {}),
-      DATABASE_SSL: String(e.databaseSsl),
-      ...(e.redisUrl ? { REDIS_URL: e.redisUrl, REDIS_TLS: String(e.redisTls) } : {}),
-      ...(e.kafkaBrokers.length
-        ? { KAFKA_BROKERS: e.kafkaBrokers.join(","), KAFKA_SSL: String(e.kafkaSsl) }
-        : {}),
-      ...(this.kafkaSecret
-        ? { KAFKA_AUTH: "scram-sha-512", KAFKA_SECRET_ARN: this.kafkaSecret.secretArn }
-        : {}),
-      KAFKA_TOPIC: props.topic,
+    this.env = {
+      postgres: {
+        ...(e.databaseSecretArn ? { DATABASE_SECRET_ARN: e.databaseSecretArn } : {}),
+        // Only for local tools (sam local, LocalStack): the URL, password included, sits in the template.
+        ...(e.databaseUrl ? { DATABASE_URL: e.databaseUrl } : {}),
+        DATABASE_SSL: String(e.databaseSsl),
+      },
+      redis: e.redisUrl ? { REDIS_URL: e.redisUrl, REDIS_TLS: String(e.redisTls) } : {},
+      kafka: {
+        ...(e.kafkaBrokers.length
+          ? { KAFKA_BROKERS: e.kafkaBrokers.join(","), KAFKA_SSL: String(e.kafkaSsl) }
+          : {}),
+        ...(this.kafkaSecret
+          ? { KAFKA_AUTH: "scram-sha-512", KAFKA_SECRET_ARN: this.kafkaSecret.secretArn }
+          : {}),
+        KAFKA_TOPIC: props.topic,
+      },
+    };
+    // Pointing the stack at another database or cluster re-runs the migrations (a URL only by its hash: it
+    // holds a password).
+    const urlHash = createHash("sha256")
+      .update(e.databaseUrl ?? "")
+      .digest("hex")
+      .slice(0, 16);
+    this.deployTarget = {
+      Database: e.databaseSecretArn ?? `url:${urlHash}`,
+      KafkaCluster: e.kafkaBrokers.join(","),
     };
   }
 
-  grantClient(fn: lambda.Function): void {
-    this.secret?.grantRead(fn);
-    this.kafkaSecret?.grantRead(fn);
+  environmentFor(uses: readonly Backend[]): Record<string, string> {
+    return environmentOf(this.env, uses);
+  }
+
+  grantClient(fn: lambda.Function, uses: readonly Backend[]): void {
+    if (uses.includes("postgres")) this.secret?.grantRead(fn);
+    if (uses.includes("kafka-produce") || uses.includes("kafka-describe")) this.kafkaSecret?.grantRead(fn);
   }
 
   grantMigrator(fn: lambda.Function): void {

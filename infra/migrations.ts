@@ -1,24 +1,13 @@
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CustomResource, Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as cr from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
 import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
-import type { DataPlane } from "./data-plane.ts";
+import { type DataPlane, MIGRATOR_USES } from "./data-plane.ts";
+import { migrationsHash } from "./handlers/migration-set.ts";
 import { invokeVersionsFinding } from "./nag.ts";
 import { MIGRATIONS_DIR, REPO_ROOT } from "./paths.ts";
-
-/** Names and contents of the SQL migrations: a new or edited migration changes it, and so re-runs the resource. */
-export function migrationsHash(dir = MIGRATIONS_DIR): string {
-  const h = createHash("sha256");
-  for (const name of readdirSync(dir).sort())
-    h.update(name)
-      .update("\0")
-      .update(readFileSync(join(dir, name)));
-  return h.digest("hex");
-}
 
 export interface MigrationsProps {
   defaults: ChatFunctionDefaults;
@@ -42,7 +31,7 @@ export class Migrations extends Construct {
       timeout: Duration.minutes(5),
       defaults: props.defaults,
       ...dataPlane.placement,
-      environment: dataPlane.environment,
+      environment: dataPlane.environmentFor(MIGRATOR_USES),
       bundling: {
         commandHooks: {
           beforeBundling: () => [],
@@ -70,10 +59,12 @@ export class Migrations extends Construct {
     this.resource = new CustomResource(this, "Resource", {
       serviceToken: provider.serviceToken,
       resourceType: "Custom::ChatMigrations",
+      // Any change re-runs it: a new or edited migration, or a replaced database or cluster (empty, no topic).
       properties: {
-        MigrationsHash: migrationsHash(),
+        MigrationsHash: migrationsHash(MIGRATIONS_DIR),
         Topic: props.topic,
         Partitions: String(props.partitions),
+        ...dataPlane.deployTarget,
       },
     });
     for (const d of dataPlane.dependables) this.resource.node.addDependency(d);

@@ -1,4 +1,5 @@
-import { Duration } from "aws-cdk-lib";
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import type * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
@@ -9,7 +10,7 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
 
 export interface HealthAlarmsProps {
-  /** POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME of the canary (Powertools' `service` dimension). */
+  /** POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME of the functions (Powertools' `service` dimension). */
   namespace: string;
   service: string;
   latencyThresholdMs: number;
@@ -17,19 +18,26 @@ export interface HealthAlarmsProps {
 }
 
 /**
- * Alarms on the health canary's metrics (functions/health-canary.ts: HealthCheckFailed 0/1, HealthCheckLatency ms)
- * and on the errors of the functions no client waits on, to an SNS topic. The topic uses a customer-managed key because CloudWatch cannot publish with aws/sns.
+ * Alarms on the health canary's metrics (functions/health-canary.ts: HealthCheckFailed 0/1, HealthCheckLatency ms),
+ * on the errors of the functions no client waits on, on the API's 5xx answers and on the event pipeline (consumer
+ * lag, rejected events, the outbox's oldest unpublished event), to an SNS topic. The topic uses a customer-managed
+ * key because CloudWatch cannot publish with aws/sns.
  */
 export class HealthAlarms extends Construct {
   readonly topic: sns.Topic;
   readonly failed: cloudwatch.Alarm;
   readonly slow: cloudwatch.Alarm;
+  readonly #props: HealthAlarmsProps;
 
   constructor(scope: Construct, id: string, props: HealthAlarmsProps) {
     super(scope, id);
+    this.#props = props;
+    // It encrypts nothing stored (SNS keeps no messages): it goes with the stack, after KMS's shortest wait.
     const key = new kms.Key(this, "TopicKey", {
       enableKeyRotation: true,
       description: "chat-backend alarm topic",
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
     });
     key.grant(new iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*");
     this.topic = new sns.Topic(this, "Topic", {
@@ -39,16 +47,8 @@ export class HealthAlarms extends Construct {
     });
     if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
 
-    const metric = (metricName: string, statistic: string) =>
-      new cloudwatch.Metric({
-        namespace: props.namespace,
-        metricName,
-        dimensionsMap: { service: props.service },
-        statistic,
-        period: Duration.minutes(5),
-      });
     // Two failed checks in a row (10 minutes): one blip does not page anyone.
-    this.failed = metric("HealthCheckFailed", "Sum").createAlarm(this, "Failed", {
+    this.failed = this.#serviceMetric("HealthCheckFailed", "Sum").createAlarm(this, "Failed", {
       alarmDescription: "GET /health failed on two consecutive canary runs",
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -57,7 +57,7 @@ export class HealthAlarms extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     // Missing latency means the canary itself stopped reporting: that is treated as unhealthy too.
-    this.slow = metric("HealthCheckLatency", "Maximum").createAlarm(this, "Slow", {
+    this.slow = this.#serviceMetric("HealthCheckLatency", "Maximum").createAlarm(this, "Slow", {
       alarmDescription: `GET /health slower than ${props.latencyThresholdMs} ms for 15 minutes, or no canary data`,
       threshold: props.latencyThresholdMs,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -84,6 +84,93 @@ export class HealthAlarms extends Construct {
     });
     this.#notify(alarm);
     return alarm;
+  }
+
+  /**
+   * API Gateway's 5xx answers on the stage: functions that failed, timed out or answered 503 (a backend down).
+   * `threshold` in one 5-minute period, so a single timed-out request does not page anyone.
+   */
+  alarmOnServerErrors(stage: apigwv2.IHttpStage, threshold: number): cloudwatch.Alarm {
+    const alarm = stage
+      .metricServerError({ period: Duration.minutes(5), statistic: "Sum" })
+      .createAlarm(this, "Http5xx", {
+        alarmDescription: `The HTTP API answered ${threshold} or more 5xx in 5 minutes`,
+        threshold,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    this.#notify(alarm);
+    return alarm;
+  }
+
+  /**
+   * The consumer falling behind its topic: Lambda's OffsetLag of a Kafka event source (records between the topic's
+   * end and what the function processed), above `threshold` for 15 minutes, so a burst the relay catches up on
+   * does not page anyone. No data (no event source, or nothing new) is fine.
+   */
+  alarmOnOffsetLag(fn: lambda.IFunction, threshold: number): cloudwatch.Alarm {
+    const alarm = fn
+      .metric("OffsetLag", { period: Duration.minutes(5), statistic: "Maximum" })
+      .createAlarm(this, "ConsumerOffsetLag", {
+        alarmDescription: `${fn.functionName} more than ${threshold} records behind its topic for 15 minutes`,
+        threshold,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    this.#notify(alarm);
+    return alarm;
+  }
+
+  /**
+   * Records events-consumer skipped as not valid chat events (its RejectedEvents metric): retrying cannot fix them,
+   * so the projection lost them. Any one is worth a look.
+   */
+  alarmOnRejectedEvents(): cloudwatch.Alarm {
+    const alarm = this.#serviceMetric("RejectedEvents", "Sum").createAlarm(this, "RejectedEvents", {
+      alarmDescription: "events-consumer skipped records that are not valid chat events",
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.#notify(alarm);
+    return alarm;
+  }
+
+  /**
+   * The oldest event still unpublished after a relay run (outbox-relay's OutboxOldestPendingSeconds), older than
+   * `thresholdSeconds` in two 5-minute periods in a row: events are reaching Kafka late, or not at all, even when
+   * the relay itself does not fail.
+   */
+  alarmOnOutboxAge(thresholdSeconds: number): cloudwatch.Alarm {
+    const alarm = this.#serviceMetric("OutboxOldestPendingSeconds", "Maximum").createAlarm(
+      this,
+      "OutboxOldestPending",
+      {
+        alarmDescription: `An outbox event has waited more than ${thresholdSeconds} s for Kafka in two consecutive 5-minute periods`,
+        threshold: thresholdSeconds,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+    this.#notify(alarm);
+    return alarm;
+  }
+
+  /** A metric the functions emit with Powertools Metrics: their namespace, dimension `service`. */
+  #serviceMetric(metricName: string, statistic: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.#props.namespace,
+      metricName,
+      dimensionsMap: { service: this.#props.service },
+      statistic,
+      period: Duration.minutes(5),
+    });
   }
 
   #notify(alarm: cloudwatch.Alarm): void {

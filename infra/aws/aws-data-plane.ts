@@ -2,8 +2,9 @@ import { Validations } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
 import { Construct, type IDependable } from "constructs";
-import type { ChatContext } from "../context.ts";
-import type { DataPlaneVariant, Placement } from "../data-plane.ts";
+import type { Backend } from "#functions/manifest.ts";
+import { type BackendEnvironment, environmentOf } from "../backend-environment.ts";
+import type { DataPlaneProps, DataPlaneVariant, Placement } from "../data-plane.ts";
 import { Cache } from "./cache.ts";
 import { Database } from "./database.ts";
 import { Kafka } from "./kafka.ts";
@@ -11,35 +12,48 @@ import { Network } from "./network.ts";
 
 /** The `aws` variant: everything private in one VPC, reachable only from the functions' security group. */
 export class AwsDataPlane extends Construct implements DataPlaneVariant {
-  readonly environment: Record<string, string>;
   readonly placement: Placement;
   readonly dependables: IDependable[];
+  readonly deployTarget: Record<string, string>;
   readonly network: Network;
   readonly database: Database;
   readonly kafka: Kafka;
   private readonly topic: string;
+  private readonly env: BackendEnvironment;
 
-  constructor(scope: Construct, id: string, props: { ctx: ChatContext; topic: string }) {
+  constructor(scope: Construct, id: string, props: DataPlaneProps) {
     super(scope, id);
-    const { ctx, topic } = props;
+    const { ctx, topic, logRetention } = props;
     this.topic = topic;
-    this.network = new Network(this, "Network", { bedrock: ctx.responder === "bedrock" });
+    this.network = new Network(this, "Network", {
+      bedrock: ctx.responder === "bedrock",
+      availabilityZones: ctx.availabilityZones,
+      logRetention,
+    });
     this.database = new Database(this, "Database", { network: this.network, ctx });
     const cache = new Cache(this, "Cache", { network: this.network });
     this.kafka = new Kafka(this, "Kafka", { network: this.network });
 
-    this.environment = {
-      DATABASE_SECRET_ARN: this.database.secret.secretArn,
-      // The secret's host is the instance (it is attached for rotation); clients go through the proxy.
-      DATABASE_HOST: this.database.proxy.endpoint,
-      DATABASE_SSL: "true",
-      DATABASE_PROXY: "true",
-      REDIS_URL: cache.url,
-      REDIS_TLS: "true",
-      MSK_CLUSTER_ARN: this.kafka.clusterArn,
-      KAFKA_AUTH: "msk-iam",
-      KAFKA_SSL: "true",
-      KAFKA_TOPIC: topic,
+    this.env = {
+      postgres: {
+        DATABASE_SECRET_ARN: this.database.secret.secretArn,
+        // The secret's host is the instance (it is attached for rotation); clients go through the proxy.
+        DATABASE_HOST: this.database.proxy.endpoint,
+        DATABASE_SSL: "true",
+        DATABASE_PROXY: "true",
+      },
+      redis: { REDIS_URL: cache.url, REDIS_TLS: "true" },
+      kafka: {
+        MSK_CLUSTER_ARN: this.kafka.clusterArn,
+        KAFKA_AUTH: "msk-iam",
+        KAFKA_SSL: "true",
+        KAFKA_TOPIC: topic,
+      },
+    };
+    // A replacement (new instance or cluster) changes its ARN: the migrations then run again, topic included.
+    this.deployTarget = {
+      Database: this.database.instance.instanceArn,
+      KafkaCluster: this.kafka.clusterArn,
     };
     this.placement = {
       vpc: this.network.vpc,
@@ -49,9 +63,15 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
     this.dependables = [this.network, this.database.proxy, this.kafka];
   }
 
-  grantClient(fn: lambda.Function): void {
-    this.database.secret.grantRead(fn);
-    this.kafka.grantProduce(fn, this.topic);
+  environmentFor(uses: readonly Backend[]): Record<string, string> {
+    return environmentOf(this.env, uses);
+  }
+
+  // Redis needs no grant: the cache is reached through its security group alone.
+  grantClient(fn: lambda.Function, uses: readonly Backend[]): void {
+    if (uses.includes("postgres")) this.database.secret.grantRead(fn);
+    if (uses.includes("kafka-produce")) this.kafka.grantProduce(fn, this.topic);
+    else if (uses.includes("kafka-describe")) this.kafka.grantDescribe(fn);
   }
 
   grantMigrator(fn: lambda.Function): void {

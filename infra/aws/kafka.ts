@@ -78,7 +78,12 @@ export class Kafka extends Construct {
       grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources: [arn] }));
   }
 
-  /** Publish (outbox relay, after-commit fast path) and the health check's cluster metadata call. */
+  /** The health check's cluster metadata call. */
+  grantDescribe(grantee: iam.IGrantable): void {
+    this.grant(grantee, ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], {});
+  }
+
+  /** Publish (outbox relay, after-commit fast path). */
   grantProduce(grantee: iam.IGrantable, topic: string): void {
     this.grant(grantee, ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"], {
       [this.topicArn(topic)]: ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],

@@ -1,15 +1,20 @@
+import { RemovalPolicy } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 
 export interface NetworkProps {
   /** Adds the bedrock-runtime endpoint (RESPONDER=bedrock). */
   bedrock: boolean;
+  /** AZ names to use (context `availabilityZones`); by default the region's first two. */
+  availabilityZones?: string[];
+  logRetention: logs.RetentionDays;
 }
 
 /**
  * Two AZs of private isolated subnets and no NAT gateway: nothing in the VPC needs the internet. The AWS APIs the
  * functions and the MSK event source call are reached through interface endpoints instead (see docs/deploy.md for
- * the cost comparison). The health canary, which calls the public API URL, runs outside the VPC.
+ * the cost comparison). Functions that reach no backend (the health canary, the OpenAPI document) run outside it.
  */
 export class Network extends Construct {
   readonly vpc: ec2.Vpc;
@@ -21,12 +26,23 @@ export class Network extends Construct {
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
+    // CDK's default flow-log group keeps two years and outlives the stack; this one is like the stack's others.
+    const flowLogs = new logs.LogGroup(this, "FlowLogs", {
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     this.vpc = new ec2.Vpc(this, "Vpc", {
-      maxAzs: 2,
+      // Not every AZ has RDS Proxy or MSK Serverless (e.g. use1-az3): context availabilityZones picks others.
+      ...(props.availabilityZones ? { availabilityZones: props.availabilityZones } : { maxAzs: 2 }),
       natGateways: 0,
       subnetConfiguration: [{ name: "private", subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 }],
       // Rejected flows only: enough to debug a security group, a fraction of the cost of ALL.
-      flowLogs: { rejected: { trafficType: ec2.FlowLogTrafficType.REJECT } },
+      flowLogs: {
+        rejected: {
+          trafficType: ec2.FlowLogTrafficType.REJECT,
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+        },
+      },
     });
     this.functionSg = new ec2.SecurityGroup(this, "FunctionSg", {
       vpc: this.vpc,

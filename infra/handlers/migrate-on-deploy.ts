@@ -5,11 +5,13 @@ import { databaseUrl } from "#chat/db/database-url.ts";
 import { MIGRATIONS_DIR, migrate } from "#chat/db/migrate.ts";
 import { buildKafkaConfig } from "#chat/events/kafka-client.ts";
 import { kafkaClientOptions } from "#chat/events/kafka-settings.ts";
+import { migrationDecision, migrationsHash } from "./migration-set.ts";
 
 /**
- * Custom resource (Provider onEvent) run on every deploy whose migrations changed: applies pending SQL migrations
- * through the RDS Proxy, then creates the Kafka topic if it is missing (MSK Serverless never auto-creates topics).
- * Delete does nothing: the schema and the topic go away with the database and the cluster, or stay with them.
+ * Custom resource (Provider onEvent) run on every deploy whose migrations, database or cluster changed: applies
+ * pending SQL migrations through the RDS Proxy, then creates the Kafka topic if it is missing (MSK Serverless never
+ * auto-creates topics). A rollback to an older set of migrations does neither (migration-set.ts). Delete does
+ * nothing: the schema and the topic go away with the database and the cluster, or stay with them.
  */
 
 interface Properties {
@@ -85,14 +87,20 @@ export async function handler(
 ): Promise<OnEventResponse> {
   if (event.RequestType === "Delete") return { PhysicalResourceId: event.PhysicalResourceId };
   const props = event.ResourceProperties as unknown as Properties;
+  const dir = process.env.MIGRATIONS_DIR ?? MIGRATIONS_DIR;
+  if (props.MigrationsHash !== undefined) {
+    const decision = migrationDecision(event, migrationsHash(dir));
+    if (!decision.migrate) {
+      console.log(
+        JSON.stringify({ level: "INFO", message: "deploy migration skipped", reason: decision.reason }),
+      );
+      return { PhysicalResourceId: PHYSICAL_ID, Data: { Applied: "0", TopicCreated: "false" } };
+    }
+  }
   const deadline = Date.now() + (context?.getRemainingTimeInMillis() ?? 300_000);
   const cfg = config();
   const url = clientUrl(await databaseUrl(cfg), process.env.DATABASE_HOST, cfg.DATABASE_SSL);
-  const applied = await withRetry(
-    "migrate",
-    () => migrate(url, process.env.MIGRATIONS_DIR ?? MIGRATIONS_DIR),
-    deadline,
-  );
+  const applied = await withRetry("migrate", () => migrate(url, dir), deadline);
   const created = props.Topic
     ? await withRetry(
         "create topic",

@@ -101,7 +101,11 @@ export const configSchema = object({
   IDEMPOTENCY_LOCK_SECONDS: integer(30, 1),
   SESSION_RETENTION_DAYS: integer(0, 0),
   RESPONDER: _default(enumOf(["builtin", "bedrock"]), "builtin"),
-  BEDROCK_MODEL_ID: _default(string(), "anthropic.claude-3-haiku-20240307-v1:0"),
+  /**
+   * A foundation model id or a cross-Region inference profile id (`us.…`, `eu.…`, `global.…`), which newer Claude
+   * models need. The default is Claude Haiku 4.5 through the US profile: outside the US, set `eu.…` or `global.…`.
+   */
+  BEDROCK_MODEL_ID: _default(string(), "us.anthropic.claude-haiku-4-5-20251001-v1:0"),
   BEDROCK_REGION: optional(string()),
   BEDROCK_TIMEOUT_MS: integer(4000, 100),
   RESPONDER_CONTEXT_MESSAGES: integer(20, 1, 200),

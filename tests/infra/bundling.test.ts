@@ -9,6 +9,7 @@ import { ChatFunction, type ChatFunctionDefaults } from "../../infra/chat-functi
 import { readContext } from "../../infra/context.ts";
 import { DataPlane } from "../../infra/data-plane.ts";
 import { DependenciesLayer } from "../../infra/dependencies-layer.ts";
+import { migrationsHash } from "../../infra/handlers/migration-set.ts";
 import { Migrations } from "../../infra/migrations.ts";
 import { FUNCTIONS_DIR, MIGRATIONS_DIR, STUB_HANDLER } from "../../infra/paths.ts";
 import { lambdaSandbox } from "./lambda-sim.ts";
@@ -56,6 +57,7 @@ describe("layer mode: the migration handler (CJS) with the dependencies layer", 
     const dataPlane = new DataPlane(stack, "DataPlane", {
       ctx: readContext(app.node),
       topic: "chat-messages",
+      logRetention: RetentionDays.ONE_DAY,
     });
     new Migrations(stack, "Migrations", { defaults, dataPlane, topic: "chat-messages", partitions: 1 });
     app.synth();
@@ -100,17 +102,22 @@ describe("layer mode: the migration handler (CJS) with the dependencies layer", 
     try {
       const url = new URL(admin);
       url.pathname = `/${db}`;
+      // The hash the stack puts in the resource's properties: the bundle must find its own copy the same set.
+      const stackHash = migrationsHash(MIGRATIONS_DIR);
       const out = sandbox.run(
         `import { createRequire } from "node:module";
          const { handler } = createRequire(import.meta.url)("./task/index.js");
-         const first = await handler({ RequestType: "Create", ResourceProperties: {} });
+         const first = await handler({ RequestType: "Create", ResourceProperties: { MigrationsHash: "${stackHash}" } });
          const again = await handler({ RequestType: "Update", ResourceProperties: {} });
-         console.log(JSON.stringify([first, again]));`,
+         const rollback = await handler({ RequestType: "Update", ResourceProperties: { MigrationsHash: "older" },
+           OldResourceProperties: { MigrationsHash: "${stackHash}" } });
+         console.log(JSON.stringify([first, again, rollback]));`,
         { DATABASE_URL: url.toString() },
       );
-      const [first, again] = JSON.parse(out.trim().split("\n").at(-1) ?? "[]");
+      const [first, again, rollback] = JSON.parse(out.trim().split("\n").at(-1) ?? "[]");
       expect(Number(first.Data.Applied)).toBeGreaterThan(0);
       expect(again.Data.Applied).toBe("0");
+      expect(rollback.Data.Applied).toBe("0");
     } finally {
       await probe.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
       await probe.end();

@@ -31,6 +31,25 @@ describe("context", () => {
     });
   });
 
+  it("reads availabilityZones as a list of two or more distinct names", () => {
+    expect(ctx({}).availabilityZones).toBeUndefined();
+    expect(ctx({ availabilityZones: "us-east-1a, us-east-1c" }).availabilityZones).toEqual([
+      "us-east-1a",
+      "us-east-1c",
+    ]);
+    expect(() => ctx({ availabilityZones: "us-east-1a" })).toThrow(/availabilityZones/);
+    expect(() => ctx({ availabilityZones: "us-east-1a,us-east-1a" })).toThrow(/availabilityZones/);
+  });
+
+  it("has defaults for the alarm thresholds", () => {
+    expect(ctx({})).toMatchObject({
+      http5xxThreshold: 5,
+      offsetLagThreshold: 1000,
+      outboxPendingAgeThresholdSeconds: 300,
+    });
+    expect(ctx({ offsetLagThreshold: "50" }).offsetLagThreshold).toBe(50);
+  });
+
   it("rejects bad values, naming the key", () => {
     expect(() => ctx({ layerMode: "zip" })).toThrow(/layerMode/);
     expect(() => ctx({ dbMultiAz: "yes" })).toThrow(/dbMultiAz/);

@@ -1,5 +1,9 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { CloudFormationCustomResourceEvent } from "aws-lambda";
 import { beforeEach, describe, expect, it, vi } from "vitest";
+import { migrationDecision, migrationsHash } from "../../infra/handlers/migration-set.ts";
 
 const migrate = vi.fn(async (_url: string, _dir?: string) => ["1732600000000_initial-schema"]);
 const createTopics = vi.fn(async (_args: unknown) => true);
@@ -25,12 +29,22 @@ vi.mock("kafkajs", () => ({
 const { clientUrl, handler } = await import("../../infra/handlers/migrate-on-deploy.ts");
 const { resetConfig } = await import("#chat/config.ts");
 
-const event = (type: "Create" | "Update" | "Delete", props: Record<string, string> = {}) =>
+const event = (
+  type: "Create" | "Update" | "Delete",
+  props: Record<string, string> = {},
+  oldProps?: Record<string, string>,
+) =>
   ({
     RequestType: type,
     PhysicalResourceId: "chat-schema",
     ResourceProperties: { ServiceToken: "arn", ...props },
+    ...(oldProps ? { OldResourceProperties: { ServiceToken: "arn", ...oldProps } } : {}),
   }) as unknown as CloudFormationCustomResourceEvent;
+
+// The migrations "in the handler's bundle": MIGRATIONS_DIR points the handler at them.
+const bundledDir = mkdtempSync(join(tmpdir(), "bundled-migrations-"));
+writeFileSync(join(bundledDir, "1732600000000_initial-schema.sql"), "CREATE TABLE t (id int);");
+const bundled = migrationsHash(bundledDir);
 
 describe("migrate-on-deploy", () => {
   beforeEach(() => {
@@ -53,8 +67,9 @@ describe("migrate-on-deploy", () => {
   it("applies migrations through DATABASE_HOST on create and update", async () => {
     process.env.DATABASE_HOST = "chat-proxy.proxy-abc.us-east-1.rds.amazonaws.com";
     process.env.DATABASE_SSL = "true";
+    process.env.MIGRATIONS_DIR = bundledDir;
     for (const type of ["Create", "Update"] as const) {
-      const res = await handler(event(type, { MigrationsHash: "h" }));
+      const res = await handler(event(type, { MigrationsHash: bundled }));
       expect(res).toEqual({
         PhysicalResourceId: "chat-schema",
         Data: { Applied: "1", TopicCreated: "false" },
@@ -64,7 +79,12 @@ describe("migrate-on-deploy", () => {
     const [url, dir] = migrate.mock.calls[0] ?? [];
     expect(new URL(url ?? "").hostname).toBe("chat-proxy.proxy-abc.us-east-1.rds.amazonaws.com");
     expect(url).toContain("sslmode=verify-full");
-    expect(dir).toBe("/var/task/migrations");
+    expect(dir).toBe(bundledDir);
+  });
+
+  it("without MIGRATIONS_DIR applies the folder next to its bundle", async () => {
+    await handler(event("Create"));
+    expect(migrate.mock.calls[0]?.[1]).toBe("/var/task/migrations");
   });
 
   it("creates the topic when Kafka is configured", async () => {
@@ -79,6 +99,69 @@ describe("migrate-on-deploy", () => {
     );
     expect(admin.disconnect).toHaveBeenCalled();
     expect(kafkaConfigs[0]).toMatchObject({ brokers: ["kafka:9092"] });
+  });
+
+  it("succeeds without migrating nor creating the topic when CloudFormation rolls back to an older set", async () => {
+    process.env.MIGRATIONS_DIR = bundledDir;
+    process.env.KAFKA_BROKERS = "kafka:9092";
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    // The update that brought this handler's set failed; the rollback asks for the previous set.
+    const rollback = event(
+      "Update",
+      { MigrationsHash: "previous-release", Topic: "chat-messages" },
+      { MigrationsHash: bundled, Topic: "chat-messages" },
+    );
+    const res = await handler(rollback);
+    expect(res).toEqual({ PhysicalResourceId: "chat-schema", Data: { Applied: "0", TopicCreated: "false" } });
+    expect(migrate).not.toHaveBeenCalled();
+    expect(createTopics).not.toHaveBeenCalled();
+    expect(String(log.mock.calls.at(-1)?.[0])).toMatch(/skipped.*rollback/);
+  });
+
+  it("still migrates and creates the topic when only the database or the cluster changed", async () => {
+    process.env.MIGRATIONS_DIR = bundledDir;
+    process.env.KAFKA_BROKERS = "kafka:9092";
+    const replaced = event(
+      "Update",
+      { MigrationsHash: bundled, Topic: "chat-messages", KafkaCluster: "arn:new", Database: "arn:db2" },
+      { MigrationsHash: bundled, Topic: "chat-messages", KafkaCluster: "arn:old", Database: "arn:db1" },
+    );
+    const res = await handler(replaced);
+    expect(res.Data).toEqual({ Applied: "1", TopicCreated: "true" });
+    expect(migrate).toHaveBeenCalledTimes(1);
+    expect(createTopics).toHaveBeenCalledTimes(1);
+  });
+
+  it("fails, rather than skip, when asked for a set it does not bundle outside a rollback", async () => {
+    process.env.MIGRATIONS_DIR = bundledDir;
+    await expect(handler(event("Create", { MigrationsHash: "other" }))).rejects.toThrow(/bundles/);
+    await expect(
+      handler(event("Update", { MigrationsHash: "newer" }, { MigrationsHash: "older" })),
+    ).rejects.toThrow(/bundles/);
+    expect(migrate).not.toHaveBeenCalled();
+  });
+
+  it("decides from the bundled set alone", () => {
+    const update = (next?: string, previous?: string) => ({
+      RequestType: "Update" as const,
+      ResourceProperties: next === undefined ? {} : { MigrationsHash: next },
+      OldResourceProperties: previous === undefined ? {} : { MigrationsHash: previous },
+    });
+    expect(migrationDecision(update("mine", "older"), "mine")).toEqual({ migrate: true });
+    expect(migrationDecision(update("mine", "mine"), "mine")).toEqual({ migrate: true });
+    expect(migrationDecision(update(undefined, "mine"), "mine")).toEqual({ migrate: true });
+    expect(migrationDecision(update("older", "mine"), "mine")).toMatchObject({ migrate: false });
+    expect(() => migrationDecision(update("older", "newer"), "mine")).toThrow();
+  });
+
+  it("hashes migration names and contents, in name order", () => {
+    const dir = mkdtempSync(join(tmpdir(), "migrations-"));
+    writeFileSync(join(dir, "2_b.sql"), "B");
+    writeFileSync(join(dir, "1_a.sql"), "A");
+    const first = migrationsHash(dir);
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    writeFileSync(join(dir, "1_a.sql"), "A2");
+    expect(migrationsHash(dir)).not.toBe(first);
   });
 
   it("does nothing on delete: the schema and topic live with the database and cluster", async () => {

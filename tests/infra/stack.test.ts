@@ -191,6 +191,16 @@ describe("migrations on deploy", () => {
     });
   });
 
+  it("re-runs when the database or the MSK cluster is replaced: their ARNs are properties too", () => {
+    const [instanceId] = Object.keys(resourcesOf(template, "AWS::RDS::DBInstance"));
+    const [clusterId] = Object.keys(resourcesOf(template, "AWS::MSK::ServerlessCluster"));
+    const [migration] = Object.values(resourcesOf(template, "Custom::ChatMigrations"));
+    expect(migration?.Properties?.KafkaCluster).toEqual({ "Fn::GetAtt": [clusterId, "Arn"] });
+    const database = JSON.stringify(migration?.Properties?.Database);
+    expect(database).toContain(":db:");
+    expect(database).toContain(`{"Ref":"${instanceId}"}`);
+  });
+
   it("updates every function only after the migrations applied", () => {
     const [migrationId] = Object.keys(resourcesOf(template, "Custom::ChatMigrations"));
     for (const spec of functions) {
@@ -234,6 +244,90 @@ describe("alarms", () => {
         Dimensions: [{ Name: "FunctionName", Value: { Ref: functionLogicalId(s, spec.name) } }],
         AlarmActions: [{ Ref: topicId }],
       });
+  });
+
+  /** The one alarm on this metric, which must notify the topic (and say so when it is OK again). */
+  function alarmOn(metricName: string) {
+    const [topicId] = Object.keys(resourcesOf(template, "AWS::SNS::Topic"));
+    const found = Object.values(resourcesOf(template, "AWS::CloudWatch::Alarm")).filter(
+      (a) => a.Properties?.MetricName === metricName,
+    );
+    expect(found, metricName).toHaveLength(1);
+    const props = found[0]?.Properties ?? {};
+    expect(props.AlarmActions, metricName).toEqual([{ Ref: topicId }]);
+    expect(props.OKActions, metricName).toEqual([{ Ref: topicId }]);
+    return props;
+  }
+
+  it("alarms on the HTTP API's 5xx answers on the $default stage", () => {
+    const [apiId] = Object.keys(resourcesOf(template, "AWS::ApiGatewayV2::Api"));
+    expect(alarmOn("5xx")).toMatchObject({
+      Namespace: "AWS/ApiGateway",
+      Dimensions: [
+        { Name: "ApiId", Value: { Ref: apiId } },
+        { Name: "Stage", Value: "$default" },
+      ],
+      Statistic: "Sum",
+      Period: 300,
+      Threshold: 5,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      TreatMissingData: "notBreaching",
+    });
+  });
+
+  it("alarms when events-consumer lags its topic for 15 minutes", () => {
+    expect(alarmOn("OffsetLag")).toMatchObject({
+      Namespace: "AWS/Lambda",
+      Dimensions: [{ Name: "FunctionName", Value: { Ref: functionLogicalId(s, "events-consumer") } }],
+      Statistic: "Maximum",
+      Period: 300,
+      EvaluationPeriods: 3,
+      Threshold: 1000,
+      ComparisonOperator: "GreaterThanThreshold",
+      TreatMissingData: "notBreaching",
+    });
+  });
+
+  it("alarms on any record events-consumer rejects (RejectedEvents, as Powertools emits it)", () => {
+    expect(alarmOn("RejectedEvents")).toMatchObject({
+      Namespace: "ChatBackend",
+      Dimensions: [{ Name: "service", Value: "chat-backend" }],
+      Statistic: "Sum",
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      TreatMissingData: "notBreaching",
+    });
+  });
+
+  it("alarms when the outbox's oldest pending event is over 300 s old in two 5-minute periods in a row", () => {
+    expect(alarmOn("OutboxOldestPendingSeconds")).toMatchObject({
+      Namespace: "ChatBackend",
+      Dimensions: [{ Name: "service", Value: "chat-backend" }],
+      Statistic: "Maximum",
+      Period: 300,
+      EvaluationPeriods: 2,
+      DatapointsToAlarm: 2,
+      Threshold: 300,
+      ComparisonOperator: "GreaterThanThreshold",
+      TreatMissingData: "notBreaching",
+    });
+  });
+
+  it("takes the new alarms' thresholds from context", () => {
+    const custom = synth({
+      http5xxThreshold: "20",
+      offsetLagThreshold: "5000",
+      outboxPendingAgeThresholdSeconds: "900",
+    });
+    const thresholds = Object.fromEntries(
+      Object.values(resourcesOf(custom.template, "AWS::CloudWatch::Alarm")).map((a) => [
+        a.Properties?.MetricName,
+        a.Properties?.Threshold,
+      ]),
+    );
+    expect(thresholds).toMatchObject({ "5xx": 20, OffsetLag: 5000, OutboxOldestPendingSeconds: 900 });
   });
 
   it("subscribes alarmEmail and encrypts the topic", () => {

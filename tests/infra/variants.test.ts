@@ -1,8 +1,9 @@
 import { Match } from "aws-cdk-lib/assertions";
 import { OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "#chat/config.ts";
+import { configSchema, parseConfig } from "#chat/config.ts";
 import { functions } from "#functions/manifest.ts";
+import { parseModelId } from "../../infra/bedrock-access.ts";
 import { bundlingFor } from "../../infra/chat-function.ts";
 import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, synth } from "./synth.ts";
 
@@ -55,8 +56,25 @@ describe("external data plane", () => {
     });
   });
 
-  it("has no event source without Kafka credentials", () => {
+  it("has no event source without Kafka credentials, and so no OffsetLag alarm", () => {
     expect(resourcesOf(s.template, "AWS::Lambda::EventSourceMapping")).toEqual({});
+    const metrics = Object.values(resourcesOf(s.template, "AWS::CloudWatch::Alarm")).map(
+      (a) => a.Properties?.MetricName,
+    );
+    expect(metrics).not.toContain("OffsetLag");
+    expect(metrics).toEqual(expect.arrayContaining(["5xx", "RejectedEvents", "OutboxOldestPendingSeconds"]));
+  });
+
+  it("re-runs the migrations when pointed at another database or broker list", () => {
+    const [migration] = Object.values(resourcesOf(s.template, "Custom::ChatMigrations"));
+    expect(migration?.Properties).toMatchObject({
+      Database: EXTERNAL_CONTEXT.databaseSecretArn,
+      KafkaCluster: "kafka:9092",
+    });
+    const local = synth({ dataPlane: "external", databaseUrl: "postgres://chat:chat@postgres:5432/chat" });
+    const [localMigration] = Object.values(resourcesOf(local.template, "Custom::ChatMigrations"));
+    // a URL only by its hash: it holds the password
+    expect(localMigration?.Properties?.Database).toMatch(/^url:[0-9a-f]{16}$/);
   });
 
   it("uses a self-managed Kafka event source when a SASL/SCRAM secret is given", () => {
@@ -70,6 +88,10 @@ describe("external data plane", () => {
       StartingPosition: "TRIM_HORIZON",
       BatchSize: 100,
       SelfManagedEventSource: { Endpoints: { KafkaBootstrapServers: ["kafka:9092"] } },
+    });
+    withKafka.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "OffsetLag",
+      Dimensions: [{ Name: "FunctionName", Value: { Ref: functionLogicalId(withKafka, "events-consumer") } }],
     });
   });
 
@@ -126,6 +148,26 @@ describe("layer modes", () => {
   });
 });
 
+describe("availability zones", () => {
+  const subnetAzs = (context: Record<string, unknown>) =>
+    Object.values(resourcesOf(synth(context).template, "AWS::EC2::Subnet")).map((r) =>
+      JSON.stringify(r.Properties?.AvailabilityZone),
+    );
+
+  it("default to the region's first two", () => {
+    const azs = subnetAzs({});
+    expect(azs).toHaveLength(2);
+    for (const az of azs) expect(az).toContain("Fn::GetAZs");
+  });
+
+  it("take context availabilityZones, for regions where the first two lack RDS Proxy or MSK", () => {
+    expect(subnetAzs({ availabilityZones: "us-east-1b,us-east-1c" }).sort()).toEqual([
+      '"us-east-1b"',
+      '"us-east-1c"',
+    ]);
+  });
+});
+
 describe("responder", () => {
   it("bedrock: model id in env, InvokeModel on that model only, a bedrock-runtime endpoint", () => {
     const s = synth({ responder: "bedrock", bedrockModelId: "anthropic.claude-3-5-haiku-20241022-v1:0" });
@@ -140,8 +182,60 @@ describe("responder", () => {
     });
     const policies = JSON.stringify(resourcesOf(s.template, "AWS::IAM::Policy"));
     expect(policies).toContain("foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0");
+    expect(policies).not.toContain("inference-profile/");
     s.template.hasResourceProperties("AWS::EC2::VPCEndpoint", {
       ServiceName: Match.objectLike({ "Fn::Join": Match.arrayWith([Match.arrayWith([".bedrock-runtime"])]) }),
     });
+  });
+
+  /** The bedrock:InvokeModel statements of messages-post's role, their ARNs as text. */
+  function bedrockStatements(modelId?: string) {
+    const s = synth({ responder: "bedrock", ...(modelId ? { bedrockModelId: modelId } : {}) });
+    type St = { Action: string; Resource: unknown; Condition?: unknown };
+    return Object.values(resourcesOf(s.template, "AWS::IAM::Policy"))
+      .filter((p) => JSON.stringify(p.Properties?.Roles).includes("MessagesPost"))
+      .flatMap((p) => ((p.Properties?.PolicyDocument ?? {}) as { Statement?: St[] }).Statement ?? [])
+      .filter((st) => st.Action === "bedrock:InvokeModel")
+      .map((st) => ({
+        resources: JSON.stringify(st.Resource),
+        condition: JSON.stringify(st.Condition ?? null),
+      }));
+  }
+
+  it("an inference profile: the profile, and its model in the regions it routes to, only through it", () => {
+    const profile = "us.anthropic.claude-haiku-4-5-20251001-v1:0";
+    const [onProfile, onModel] = bedrockStatements(profile);
+    expect(onProfile?.resources).toContain(`:inference-profile/${profile}`);
+    expect(onProfile?.resources).toContain('{"Ref":"AWS::Region"}');
+    expect(onModel?.resources).toContain(
+      ":bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0",
+    );
+    // a global profile's model ARN has no region at all
+    expect(onModel?.resources).toContain(
+      ":bedrock:::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0",
+    );
+    expect(onModel?.condition).toContain("bedrock:InferenceProfileArn");
+    expect(onModel?.condition).toContain(`:inference-profile/${profile}`);
+  });
+
+  it("defaults to a current model through an inference profile", () => {
+    const defaultModel = configSchema.parse({}).BEDROCK_MODEL_ID;
+    expect(parseModelId(defaultModel).inferenceProfile).toBe(defaultModel);
+    expect(defaultModel).not.toMatch(/claude-3/);
+    expect(bedrockStatements()).toHaveLength(2);
+  });
+
+  it("tells inference profile ids from foundation model ids", () => {
+    expect(parseModelId("global.anthropic.claude-haiku-4-5-20251001-v1:0")).toEqual({
+      foundationModel: "anthropic.claude-haiku-4-5-20251001-v1:0",
+      inferenceProfile: "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+    });
+    expect(parseModelId("eu.anthropic.claude-haiku-4-5-20251001-v1:0").foundationModel).toBe(
+      "anthropic.claude-haiku-4-5-20251001-v1:0",
+    );
+    expect(parseModelId("anthropic.claude-haiku-4-5-20251001-v1:0")).toEqual({
+      foundationModel: "anthropic.claude-haiku-4-5-20251001-v1:0",
+    });
+    expect(parseModelId("amazon.nova-lite-v1:0")).toEqual({ foundationModel: "amazon.nova-lite-v1:0" });
   });
 });
