@@ -22,6 +22,8 @@ export interface DataPlaneVariant {
   /** Env vars (names from layers/chat/config.ts) of a client using these backends. Never a password. */
   environmentFor(uses: readonly Backend[]): Record<string, string>;
   readonly placement: Placement;
+  /** Env vars of the deploy-time migration: the database as its owner, and the cluster it creates the topic on. */
+  readonly migratorEnvironment: Record<string, string>;
   /** Resources the deploy-time migration must wait for (e.g. the proxy's target registration). */
   readonly dependables: IDependable[];
   /** What the deploy-time migration runs against: a replaced database or cluster changes it. */
@@ -40,7 +42,7 @@ export interface DataPlaneProps {
   logRetention: logs.RetentionDays;
 }
 
-/** The deploy-time migration's environment: the database, and the cluster it creates the topic on (its IAM comes
+/** What the deploy-time migration reaches: the database, and the cluster it creates the topic on (its IAM comes
  * from grantMigrator, not from these). */
 export const MIGRATOR_USES: readonly Backend[] = ["postgres", "kafka-produce"];
 
@@ -67,6 +69,9 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   }
   get placement() {
     return this.variant.placement;
+  }
+  get migratorEnvironment() {
+    return this.variant.migratorEnvironment;
   }
   get dependables() {
     return this.variant.dependables;

@@ -6,7 +6,7 @@ import { Construct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { type BackendEnvironment, environmentOf } from "./backend-environment.ts";
 import type { ExternalEndpoints } from "./context.ts";
-import type { DataPlaneVariant, Placement } from "./data-plane.ts";
+import { type DataPlaneVariant, MIGRATOR_USES, type Placement } from "./data-plane.ts";
 
 /**
  * The `external` variant: endpoints that already exist (LocalStack + docker compose, or bring-your-own). Functions
@@ -62,6 +62,11 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
 
   environmentFor(uses: readonly Backend[]): Record<string, string> {
     return environmentOf(this.env, uses);
+  }
+
+  // The given database has one user, the functions' and the migrations'.
+  get migratorEnvironment(): Record<string, string> {
+    return environmentOf(this.env, MIGRATOR_USES);
   }
 
   grantClient(fn: lambda.Function, uses: readonly Backend[]): void {

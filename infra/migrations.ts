@@ -4,7 +4,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as cr from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
 import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
-import { type DataPlane, MIGRATOR_USES } from "./data-plane.ts";
+import type { DataPlane } from "./data-plane.ts";
 import { migrationsHash } from "./handlers/migration-set.ts";
 import { invokeVersionsFinding } from "./nag.ts";
 import { MIGRATIONS_DIR, REPO_ROOT } from "./paths.ts";
@@ -31,7 +31,7 @@ export class Migrations extends Construct {
       timeout: Duration.minutes(5),
       defaults: props.defaults,
       ...dataPlane.placement,
-      environment: dataPlane.environmentFor(MIGRATOR_USES),
+      environment: dataPlane.migratorEnvironment,
       bundling: {
         commandHooks: {
           beforeBundling: () => [],

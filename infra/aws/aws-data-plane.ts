@@ -4,7 +4,7 @@ import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
 import { Construct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { type BackendEnvironment, environmentOf } from "../backend-environment.ts";
-import type { DataPlaneProps, DataPlaneVariant, Placement } from "../data-plane.ts";
+import { type DataPlaneProps, type DataPlaneVariant, MIGRATOR_USES, type Placement } from "../data-plane.ts";
 import { Cache } from "./cache.ts";
 import { Database } from "./database.ts";
 import { Kafka } from "./kafka.ts";
@@ -15,6 +15,7 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
   readonly placement: Placement;
   readonly dependables: IDependable[];
   readonly deployTarget: Record<string, string>;
+  readonly migratorEnvironment: Record<string, string>;
   readonly network: Network;
   readonly database: Database;
   readonly kafka: Kafka;
@@ -36,7 +37,7 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
 
     this.env = {
       postgres: {
-        DATABASE_SECRET_ARN: this.database.secret.secretArn,
+        DATABASE_SECRET_ARN: this.database.appSecret.secretArn,
         // The secret's host is the instance (it is attached for rotation); clients go through the proxy.
         DATABASE_HOST: this.database.proxy.endpoint,
         DATABASE_SSL: "true",
@@ -50,10 +51,18 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
         KAFKA_TOPIC: topic,
       },
     };
-    // A replacement (new instance or cluster) changes its ARN: the migrations then run again, topic included.
+    // The migrations connect as the owner and create the functions' role from its secret.
+    this.migratorEnvironment = {
+      ...environmentOf(this.env, MIGRATOR_USES),
+      DATABASE_SECRET_ARN: this.database.secret.secretArn,
+      DATABASE_APP_SECRET_ARN: this.database.appSecret.secretArn,
+    };
+    // A replacement (new instance or cluster) changes its ARN: the migrations then run again, topic and role
+    // included; so does a new application secret.
     this.deployTarget = {
       Database: this.database.instance.instanceArn,
       KafkaCluster: this.kafka.clusterArn,
+      AppRoleSecret: this.database.appSecret.secretArn,
     };
     this.placement = {
       vpc: this.network.vpc,
@@ -69,13 +78,14 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
 
   // Redis needs no grant: the cache is reached through its security group alone.
   grantClient(fn: lambda.Function, uses: readonly Backend[]): void {
-    if (uses.includes("postgres")) this.database.secret.grantRead(fn);
+    if (uses.includes("postgres")) this.database.appSecret.grantRead(fn);
     if (uses.includes("kafka-produce")) this.kafka.grantProduce(fn, this.topic);
     else if (uses.includes("kafka-describe")) this.kafka.grantDescribe(fn);
   }
 
   grantMigrator(fn: lambda.Function): void {
     this.database.secret.grantRead(fn);
+    this.database.appSecret.grantRead(fn);
     this.kafka.grantCreateTopic(fn, this.topic);
   }
 

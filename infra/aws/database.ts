@@ -1,7 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as rds from "aws-cdk-lib/aws-rds";
-import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import { parseConfig } from "#chat/config.ts";
 import { sessionSettingsSql } from "#chat/db-session-settings.ts";
@@ -11,14 +11,21 @@ import type { Network } from "./network.ts";
 
 export const DB_PORT = 5432;
 export const DB_NAME = "chat";
+/** The role the functions connect as (rows only); the migrations create and grant it as the owner, chat_admin. */
+export const APP_DB_USER = "chat_app";
 
 /**
  * RDS for PostgreSQL 17 behind RDS Proxy. The credentials live in a generated Secrets Manager secret (RDS format);
  * functions read it at init and connect to the proxy with TLS (the proxy's certificate is ACM-issued, so Node
- * trusts it without the RDS CA bundle). Only the proxy (and the rotation function) can reach the instance.
+ * trusts it without the RDS CA bundle). Only the proxy (and the rotation functions) can reach the instance. Two
+ * users, each with its own secret rotated in place: the owner (the migrations) and the application role (every
+ * function), which may read and write rows and nothing else.
  */
 export class Database extends Construct {
+  /** The owner's (master) credentials: the deploy-time migrations only. */
   readonly secret: secretsmanager.ISecret;
+  /** The application role's credentials: every function that reaches Postgres. */
+  readonly appSecret: secretsmanager.ISecret;
   readonly proxy: rds.DatabaseProxy;
   readonly instance: rds.DatabaseInstance;
 
@@ -64,6 +71,10 @@ export class Database extends Construct {
     });
     if (!this.instance.secret) throw new Error("secret credentials always attach a secret");
     this.secret = this.instance.secret;
+    // Attached: the secret carries the instance's host, port and dbname, as the owner's does.
+    const appSecret = new rds.DatabaseSecret(this, "AppSecret", { username: APP_DB_USER });
+    if (ctx.deletionProtection) appSecret.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    this.appSecret = appSecret.attach(this.instance);
 
     this.proxy = this.instance.addProxy("Proxy", {
       // Proxy names are unique per account and region: one per stack, not the construct id ("Proxy").
@@ -71,7 +82,7 @@ export class Database extends Construct {
       vpc,
       vpcSubnets: network.subnets,
       securityGroups: [proxySg],
-      secrets: [this.secret],
+      secrets: [this.secret, this.appSecret],
       requireTLS: true,
       borrowTimeout: Duration.seconds(30),
       // Lambda opens many short-lived connections; the proxy multiplexes them onto a few server connections.
@@ -90,18 +101,28 @@ export class Database extends Construct {
         description: "secret rotation: 5432 to the database, 443 to Secrets Manager",
         allowAllOutbound: false,
       });
-      this.instance.addRotationSingleUser({
+      const rotation = {
         automaticallyAfter: Duration.days(ctx.dbSecretRotationDays),
         endpoint: network.secretsManager,
+        vpc,
         vpcSubnets: network.subnets,
         securityGroup: rotationSg,
+      };
+      this.instance.addRotationSingleUser(rotation);
+      // A role may change its own password: single-user rotation needs no more than the role has.
+      new secretsmanager.SecretRotation(this, "AppSecretRotation", {
+        ...rotation,
+        application: secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+        secret: this.appSecret,
+        target: this.instance,
       });
       network.secretsManager.connections.allowDefaultPortFrom(rotationSg, "rotation to Secrets Manager");
     } else {
-      Validations.of(masterSecret).acknowledge({
-        id: "AwsSolutions-SMG4",
-        reason: "Rotation switched off with -c dbSecretRotationDays=0 (e.g. a short-lived test stack).",
-      });
+      for (const secret of [masterSecret, appSecret])
+        Validations.of(secret).acknowledge({
+          id: "AwsSolutions-SMG4",
+          reason: "Rotation switched off with -c dbSecretRotationDays=0 (e.g. a short-lived test stack).",
+        });
     }
 
     Validations.of(this.instance).acknowledge({

@@ -1,6 +1,7 @@
 import type { CloudFormationCustomResourceEvent, Context } from "aws-lambda";
 import { Kafka } from "kafkajs";
 import { type Config, config } from "#chat/config.ts";
+import { grantAppRoleFromSecret } from "#chat/db/app-role.ts";
 import { databaseUrl } from "#chat/db/database-url.ts";
 import { MIGRATIONS_DIR, migrate } from "#chat/db/migrate.ts";
 import { buildKafkaConfig } from "#chat/events/kafka-client.ts";
@@ -10,7 +11,9 @@ import { migrationDecision, migrationsHash } from "./migration-set.ts";
 /**
  * Custom resource (Provider onEvent) run on every deploy whose migrations, database or cluster changed: applies
  * pending SQL migrations through the RDS Proxy, then creates the Kafka topic if it is missing (MSK Serverless never
- * auto-creates topics). A rollback to an older set of migrations does neither (migration-set.ts). Delete does
+ * auto-creates topics). With DATABASE_APP_SECRET_ARN (the aws data plane), it then creates the functions' role
+ * if missing and grants it the rows of every table (layers/chat/db/app-role.ts): the functions connect as that role,
+ * the migrations as the owner. A rollback to an older set of migrations does none of it (migration-set.ts). Delete does
  * nothing: the schema and the topic go away with the database and the cluster, or stay with them.
  */
 
@@ -101,6 +104,10 @@ export async function handler(
   const cfg = config();
   const url = clientUrl(await databaseUrl(cfg), process.env.DATABASE_HOST, cfg.DATABASE_SSL);
   const applied = await withRetry("migrate", () => migrate(url, dir), deadline);
+  const appSecretArn = cfg.DATABASE_APP_SECRET_ARN;
+  const appRole = appSecretArn
+    ? await withRetry("grant the application role", () => grantAppRoleFromSecret(url, appSecretArn), deadline)
+    : undefined;
   const created = props.Topic
     ? await withRetry(
         "create topic",
@@ -109,11 +116,21 @@ export async function handler(
       )
     : false;
   console.log(
-    JSON.stringify({ level: "INFO", message: "deploy migration done", applied, topicCreated: created }),
+    JSON.stringify({
+      level: "INFO",
+      message: "deploy migration done",
+      applied,
+      topicCreated: created,
+      appRole,
+    }),
   );
   // Response data is capped at 4 KB: counts, not names.
   return {
     PhysicalResourceId: PHYSICAL_ID,
-    Data: { Applied: String(applied.length), TopicCreated: String(created) },
+    Data: {
+      Applied: String(applied.length),
+      TopicCreated: String(created),
+      ...(appRole ? { AppRole: appRole } : {}),
+    },
   };
 }

@@ -43,6 +43,8 @@ export const configSchema = object({
   DATABASE_URL: optional(string().check(url())),
   /** Secrets Manager secret (RDS format: host, port, username, password, dbname). */
   DATABASE_SECRET_ARN: optional(string()),
+  /** In AWS, the functions' role's secret: only the deploy-time migration reads it, to create and grant that role. */
+  DATABASE_APP_SECRET_ARN: optional(string()),
   /** Overrides the secret's host: the RDS Proxy endpoint (the secret names the instance, for rotation). */
   DATABASE_HOST: optional(string()),
   DATABASE_SSL: flag(false),

@@ -10,7 +10,9 @@ const createTopics = vi.fn(async (_args: unknown) => true);
 const admin = { connect: vi.fn(async () => {}), disconnect: vi.fn(async () => {}), createTopics };
 const kafkaConfigs: unknown[] = [];
 
+const grantAppRoleFromSecret = vi.fn(async (_url: string, _arn: string) => "chat_app");
 vi.mock("#chat/db/migrate.ts", () => ({ MIGRATIONS_DIR: "/var/task/migrations", migrate }));
+vi.mock("#chat/db/app-role.ts", () => ({ grantAppRoleFromSecret }));
 vi.mock("#chat/db/database-url.ts", () => ({
   databaseUrl: async () => "postgres://chat_admin:s3cr%40t@db.instance.internal:5432/chat",
 }));
@@ -52,7 +54,14 @@ describe("migrate-on-deploy", () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
     vi.spyOn(console, "warn").mockImplementation(() => {});
     kafkaConfigs.length = 0;
-    for (const k of ["DATABASE_HOST", "DATABASE_SSL", "KAFKA_BROKERS", "MSK_CLUSTER_ARN", "MIGRATIONS_DIR"])
+    for (const k of [
+      "DATABASE_HOST",
+      "DATABASE_SSL",
+      "KAFKA_BROKERS",
+      "MSK_CLUSTER_ARN",
+      "MIGRATIONS_DIR",
+      "DATABASE_APP_SECRET_ARN",
+    ])
       delete process.env[k];
     resetConfig();
   });
@@ -82,6 +91,25 @@ describe("migrate-on-deploy", () => {
     expect(dir).toBe(bundledDir);
   });
 
+  it("after the migrations, creates and grants the functions' role from its secret, as the owner, when given one", async () => {
+    process.env.DATABASE_HOST = "chat-proxy.example";
+    const res = await handler(event("Create"));
+    expect(grantAppRoleFromSecret).not.toHaveBeenCalled(); // no role secret: one user (the external data plane)
+    expect(res.Data?.AppRole).toBeUndefined();
+
+    process.env.DATABASE_APP_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:app-AbCdEf";
+    resetConfig();
+    const withRole = await handler(event("Update"));
+    expect(withRole.Data?.AppRole).toBe("chat_app");
+    const [url, arn] = grantAppRoleFromSecret.mock.calls[0] ?? [];
+    expect(url).toBe(migrate.mock.calls.at(-1)?.[0]); // the owner's connection, through the proxy
+    expect(new URL(url ?? "").username).toBe("chat_admin");
+    expect(arn).toBe(process.env.DATABASE_APP_SECRET_ARN);
+    expect(grantAppRoleFromSecret.mock.invocationCallOrder[0]).toBeGreaterThan(
+      migrate.mock.invocationCallOrder.at(-1) ?? Number.POSITIVE_INFINITY,
+    );
+  });
+
   it("without MIGRATIONS_DIR applies the folder next to its bundle", async () => {
     await handler(event("Create"));
     expect(migrate.mock.calls[0]?.[1]).toBe("/var/task/migrations");
@@ -104,6 +132,8 @@ describe("migrate-on-deploy", () => {
   it("succeeds without migrating nor creating the topic when CloudFormation rolls back to an older set", async () => {
     process.env.MIGRATIONS_DIR = bundledDir;
     process.env.KAFKA_BROKERS = "kafka:9092";
+    process.env.DATABASE_APP_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:app-AbCdEf";
+    resetConfig();
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     // The update that brought this handler's set failed; the rollback asks for the previous set.
     const rollback = event(
@@ -115,6 +145,7 @@ describe("migrate-on-deploy", () => {
     expect(res).toEqual({ PhysicalResourceId: "chat-schema", Data: { Applied: "0", TopicCreated: "false" } });
     expect(migrate).not.toHaveBeenCalled();
     expect(createTopics).not.toHaveBeenCalled();
+    expect(grantAppRoleFromSecret).not.toHaveBeenCalled();
     expect(String(log.mock.calls.at(-1)?.[0])).toMatch(/skipped.*rollback/);
   });
 

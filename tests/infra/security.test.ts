@@ -71,18 +71,19 @@ describe.each(variants)("%s variant: least privilege and secrets", (_name, s) =>
 
 describe("aws variant: the database secret", () => {
   const s = synth();
-  it("is referenced by ARN and granted read, never inlined", () => {
-    const [secretId] = Object.keys(resourcesOf(s.template, "AWS::SecretsManager::SecretTargetAttachment"));
-    for (const [id, env] of envOf(s)) {
-      if (!("DATABASE_SECRET_ARN" in env)) continue;
-      expect(env.DATABASE_SECRET_ARN, id).toEqual({ Ref: secretId });
-    }
+  it("is referenced by ARN and granted read, never inlined (the owner's and the application role's)", () => {
+    const secretIds = Object.keys(resourcesOf(s.template, "AWS::SecretsManager::SecretTargetAttachment"));
+    expect(secretIds).toHaveLength(2);
+    const refs = secretIds.map((id) => ({ Ref: id }));
+    for (const [id, env] of envOf(s))
+      for (const key of ["DATABASE_SECRET_ARN", "DATABASE_APP_SECRET_ARN"])
+        if (key in env) expect(refs, `${id} ${key}`).toContainEqual(env[key]);
     const readers = statements(s).filter(
       (st) =>
         [st.Action].flat().includes("secretsmanager:GetSecretValue") &&
-        JSON.stringify(st.Resource).includes(secretId ?? "?"),
+        secretIds.some((id) => JSON.stringify(st.Resource).includes(id)),
     );
-    expect(readers.length).toBeGreaterThanOrEqual(14);
+    expect(readers.length).toBeGreaterThanOrEqual(12);
   });
 
   it("generates the password in Secrets Manager", () => {
@@ -90,6 +91,12 @@ describe("aws variant: the database secret", () => {
       GenerateSecretString: {
         GenerateStringKey: "password",
         SecretStringTemplate: '{"username":"chat_admin"}',
+      },
+    });
+    s.template.hasResourceProperties("AWS::SecretsManager::Secret", {
+      GenerateSecretString: {
+        GenerateStringKey: "password",
+        SecretStringTemplate: '{"username":"chat_app"}',
       },
     });
     s.template.hasResourceProperties("AWS::SecretsManager::RotationSchedule", {

@@ -1,3 +1,5 @@
+import pg from "pg";
+import { readJsonSecret } from "../secrets.ts";
 import type { Queryable } from "./chat-store.ts";
 
 /** What the application may do: read and write rows. No DDL, no TRUNCATE, not the tables' owner. */
@@ -29,3 +31,22 @@ export async function ensureAppRole(db: Queryable, role: AppRole): Promise<void>
 // CREATE ROLE and GRANT take no bind parameters: quoted as Postgres's quote_ident / quote_literal do.
 const quoteIdentifier = (s: string) => `"${s.replaceAll('"', '""')}"`;
 const quoteLiteral = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/**
+ * The deploy's step: the role named by its secret (RDS format), ensured through `ownerUrl` (the owner's connection,
+ * the one the migrations ran on). Returns the role's name, which is no secret.
+ */
+export async function grantAppRoleFromSecret(ownerUrl: string, secretArn: string): Promise<string> {
+  const secret = await readJsonSecret<Partial<AppRole>>(secretArn);
+  if (!secret?.username || !secret.password)
+    throw new Error("the application role's secret has no username or password");
+  const client = new pg.Client({ connectionString: ownerUrl });
+  client.on("error", () => {}); // a lost connection rejects the statement; without a listener it ends the process
+  await client.connect();
+  try {
+    await ensureAppRole(client, { username: secret.username, password: secret.password });
+  } finally {
+    await client.end();
+  }
+  return secret.username;
+}
