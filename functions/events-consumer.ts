@@ -40,8 +40,9 @@ export const handler = middy<MSKEvent, ConsumerResult>()
         else rejected.push({ partition, offset: Number(record.offset), ...read.rejection });
       }
     }
-    const outcome = await applyEvents(await getPool(), events);
+    // Reported before applying: a batch that then fails (and is retried) still shows what it skips.
     metrics.addMetric("RejectedEvents", MetricUnit.Count, rejected.length);
     if (rejected.length) logger.warn("rejected records", { rejected });
+    const outcome = await applyEvents(await getPool(), events);
     return { records: events.length + rejected.length, ...outcome, rejected };
   });

@@ -1,7 +1,7 @@
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
-import { Construct, type IDependable } from "constructs";
+import { Construct, type IConstruct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { AwsDataPlane } from "./aws/aws-data-plane.ts";
 import type { ChatContext } from "./context.ts";
@@ -24,6 +24,8 @@ export interface DataPlaneVariant {
   readonly placement: Placement;
   /** Env vars of the deploy-time migration: the database as its owner, and the cluster it creates the topic on. */
   readonly migratorEnvironment: Record<string, string>;
+  /** Resources that must wait for the deploy-time migration (e.g. what logs in as the role it creates). */
+  readonly afterMigrations: IConstruct[];
   /** Resources the deploy-time migration must wait for (e.g. the proxy's target registration). */
   readonly dependables: IDependable[];
   /** What the deploy-time migration runs against: a replaced database or cluster changes it. */
@@ -75,6 +77,9 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   }
   get dependables() {
     return this.variant.dependables;
+  }
+  get afterMigrations() {
+    return this.variant.afterMigrations;
   }
   get deployTarget() {
     return this.variant.deployTarget;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
-import { Construct, type IDependable } from "constructs";
+import { Construct, type IConstruct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { type BackendEnvironment, environmentOf } from "./backend-environment.ts";
 import type { ExternalEndpoints } from "./context.ts";
@@ -15,6 +15,7 @@ import { type DataPlaneVariant, MIGRATOR_USES, type Placement } from "./data-pla
 export class ExternalDataPlane extends Construct implements DataPlaneVariant {
   readonly placement: Placement = {};
   readonly dependables: IDependable[] = [];
+  readonly afterMigrations: IConstruct[] = [];
   readonly deployTarget: Record<string, string>;
   private readonly secret?: secretsmanager.ISecret;
   private readonly kafkaSecret?: secretsmanager.ISecret;

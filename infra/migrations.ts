@@ -68,5 +68,6 @@ export class Migrations extends Construct {
       },
     });
     for (const d of dataPlane.dependables) this.resource.node.addDependency(d);
+    for (const c of dataPlane.afterMigrations) c.node.addDependency(this.resource);
   }
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { finished } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { buildRouteTable } from "../functions/http/route-table.ts";
 import { type FunctionSpec, functions as manifestFunctions } from "../functions/manifest.ts";
@@ -175,10 +176,14 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
   const receiving = new Set<IncomingMessage>();
   let closed: Promise<void> | undefined;
   const server = createServer((req, res) => {
-    const handling = handle(req, res).catch((err) => {
-      log("error", `could not answer ${req.method} ${req.url}`, { error: String(err) });
-      res.destroy();
-    });
+    // Done when the answer is out (written to the socket), not when it is handed over: close() waits for that.
+    const handling = handle(req, res)
+      .catch((err) => {
+        log("error", `could not answer ${req.method} ${req.url}`, { error: String(err) });
+        res.destroy();
+      })
+      .then(() => finished(res))
+      .catch(() => {}); // the client went away
     requests.add(handling);
     handling.finally(() => requests.delete(handling));
   });
@@ -246,8 +251,11 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
     },
     close() {
       closed ??= (async () => {
+        // Node's close() first closes the connections it counts as idle, and one whose answer is ended but still
+        // being written to a slow client counts: that answer would be cut. Every connection closes with
+        // closeAllConnections() below instead, once the answers are out.
+        server.closeIdleConnections = () => {};
         const stopped = new Promise<void>((resolve) => server.close(() => resolve())); // accepts no more
-        server.closeIdleConnections();
         for (const req of receiving) req.destroy();
         await schedules?.stop();
         await runtime.drain(); // bounded: each invocation ends by its function's timeout

@@ -1,7 +1,7 @@
 import { Validations } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
-import { Construct, type IDependable } from "constructs";
+import { Construct, type IConstruct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { type BackendEnvironment, environmentOf } from "../backend-environment.ts";
 import { type DataPlaneProps, type DataPlaneVariant, MIGRATOR_USES, type Placement } from "../data-plane.ts";
@@ -14,6 +14,7 @@ import { Network } from "./network.ts";
 export class AwsDataPlane extends Construct implements DataPlaneVariant {
   readonly placement: Placement;
   readonly dependables: IDependable[];
+  readonly afterMigrations: IConstruct[];
   readonly deployTarget: Record<string, string>;
   readonly migratorEnvironment: Record<string, string>;
   readonly network: Network;
@@ -70,6 +71,8 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
       securityGroups: [this.network.functionSg],
     };
     this.dependables = [this.network, this.database.proxy, this.kafka];
+    // Its first rotation runs at once and logs in as the application role, which the migrations create.
+    this.afterMigrations = this.database.appSecretRotation ? [this.database.appSecretRotation] : [];
   }
 
   environmentFor(uses: readonly Backend[]): Record<string, string> {

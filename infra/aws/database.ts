@@ -26,6 +26,8 @@ export class Database extends Construct {
   readonly secret: secretsmanager.ISecret;
   /** The application role's credentials: every function that reaches Postgres. */
   readonly appSecret: secretsmanager.ISecret;
+  /** Its rotation, which logs in as the role: it must wait for the migrations that create it. */
+  readonly appSecretRotation?: secretsmanager.SecretRotation;
   readonly proxy: rds.DatabaseProxy;
   readonly instance: rds.DatabaseInstance;
 
@@ -110,7 +112,7 @@ export class Database extends Construct {
       };
       this.instance.addRotationSingleUser(rotation);
       // A role may change its own password: single-user rotation needs no more than the role has.
-      new secretsmanager.SecretRotation(this, "AppSecretRotation", {
+      this.appSecretRotation = new secretsmanager.SecretRotation(this, "AppSecretRotation", {
         ...rotation,
         application: secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
         secret: this.appSecret,

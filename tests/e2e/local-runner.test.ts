@@ -763,4 +763,40 @@ describe("local runner close()", () => {
     await socketClosed;
     expect(received).toBe(""); // cut off, not answered
   });
+
+  it("lets an answer already being written reach a slow client before it closes the connection", async () => {
+    const size = 5_000_000;
+    const runner = await startRunner({
+      functions: [
+        {
+          name: "big",
+          handler: "big",
+          description: "big",
+          route: { method: "GET", path: "/big" },
+          memoryMb: 128,
+          timeoutSeconds: 5,
+        },
+      ],
+      schedules: false,
+      log: silent,
+      loadHandler: async () => async () => ({ statusCode: 200, body: "x".repeat(size) }),
+    });
+    const socket = connect(runner.port, "127.0.0.1");
+    socket.on("error", () => {});
+    let bytes = 0;
+    socket.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    const socketClosed = once(socket, "close");
+    await once(socket, "connect");
+    socket.write("GET /big HTTP/1.1\r\nHost: local\r\n\r\n");
+    await once(socket, "data"); // the answer has begun
+    socket.pause(); // a slow client: the rest waits in the runner's buffers
+    const closed = runner.close();
+    await new Promise((r) => setTimeout(r, 500));
+    socket.resume();
+    await closed;
+    await socketClosed;
+    expect(bytes).toBeGreaterThan(size); // the whole body, and its headers
+  });
 });

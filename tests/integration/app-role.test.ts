@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, createHmac, pbkdf2Sync, randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureAppRole } from "../../layers/chat/db/app-role.ts";
@@ -13,6 +13,18 @@ import { ADMIN_URL } from "../helpers/global-database.ts";
  * In AWS the functions connect as an application role that may only read and write rows (the migrations run as
  * the database's owner and grant it): every path of the product must work with no more than that.
  */
+/** Whether a SCRAM-SHA-256 verifier (pg_authid.rolpassword) is the one of `password` (RFC 5802 / 7677). */
+function scramVerifies(verifier: string, password: string): boolean {
+  const [, iterations, salt, storedKey, serverKey] =
+    verifier.match(/^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/) ?? [];
+  const salted = pbkdf2Sync(password, Buffer.from(salt ?? "", "base64"), Number(iterations), 32, "sha256");
+  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
+  return (
+    createHash("sha256").update(clientKey).digest("base64") === storedKey &&
+    createHmac("sha256", salted).update("Server Key").digest("base64") === serverKey
+  );
+}
+
 const role = `chat_app_t_${randomBytes(5).toString("hex")}`;
 let fx: ChatFixture;
 
@@ -92,13 +104,19 @@ describe("the application role", () => {
     expect(await refused("SELECT * FROM pgmigrations")).toBe("42501");
   });
 
-  it("is granted again on every deploy without failing; a role that exists keeps its password (rotation owns it)", async () => {
+  it("is granted again on every deploy without failing, and takes its secret's password (a replaced secret)", async () => {
     const hash = async () =>
       (await fx.db.pool.query("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [role])).rows[0]
         ?.rolpassword;
     const before = await hash();
     expect(before).toMatch(/^SCRAM-SHA-256\$/);
     await ensureAppRole(fx.db.pool, { username: role, password: "another-password" });
-    expect(await hash()).toBe(before);
+    const after = await hash();
+    expect(after).not.toBe(before);
+    expect(scramVerifies(after, "another-password")).toBe(true);
+    expect(scramVerifies(after, "a-wrong-password")).toBe(false);
+    expect((await fx.servicePool.query("SELECT count(*)::int AS n FROM sessions")).rows[0].n).toBeGreaterThan(
+      0,
+    );
   });
 });

@@ -2,13 +2,15 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { functions } from "../../functions/manifest.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
-import { insertSession } from "../../layers/chat/db/chat-store.ts";
+import { applySessionChange, insertSession } from "../../layers/chat/db/chat-store.ts";
+import { ERASE } from "../../layers/chat/db/erase-store.ts";
 import {
   claimIdempotencyKey,
   type IdempotencyRequest,
   idempotencyCompletion,
   releaseIdempotencyKey,
 } from "../../layers/chat/db/idempotency-store.ts";
+import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
 import type { Responder } from "../../layers/chat/responders/responder.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
@@ -174,5 +176,57 @@ describe("an Idempotency-Key claim", () => {
     // the retry's claim is untouched: still in progress, still its token
     const record = await db.pool.query("SELECT status, locked_until::text AS token FROM idempotency_records");
     expect(record.rows).toEqual([{ status: "in_progress", token: retry.token }]);
+  });
+
+  it("a post completing its claim while its session is erased waits for the erase and finds the session gone: no deadlock", async () => {
+    // the erase locks the session, then deletes its claims; the completion must take the two in the same order
+    const sessionId = randomUUID();
+    const at = new Date().toISOString();
+    await insertSession(db.pool, {
+      sessionId,
+      userId: null,
+      tokenHash: "00".repeat(32),
+      metadata: {},
+      at,
+      suggestions: [],
+      welcome: { message_id: randomUUID(), seq: 1, role: "assistant", content: "hi", reply_to: null },
+      events: [],
+    });
+    const key: IdempotencyRequest = {
+      scope: `messages-post:${sessionId}`,
+      key: "k-erased",
+      requestHash: "h",
+    };
+    const claim = await claimIdempotencyKey(db.pool, key, opts);
+    if (claim.kind !== "claimed") throw new Error("expected a claim");
+    const eraser = await db.pool.connect();
+    try {
+      await eraser.query("BEGIN");
+      await eraser.query("SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE", [sessionId]);
+      const post = applySessionChange(db.pool, {
+        sessionId,
+        expectedGeneration: 1,
+        at,
+        lastSeq: 2,
+        messageCountDelta: 1,
+        inserts: [{ message_id: randomUUID(), seq: 2, role: "user", content: "x", reply_to: null }],
+        events: [],
+        idempotency: idempotencyCompletion(
+          key,
+          201,
+          {},
+          { claim: false, token: claim.token, ttlSeconds: 3600 },
+        ),
+      });
+      post.catch(() => {}); // asserted below
+      await new Promise((r) => setTimeout(r, 100)); // the completion now waits on the session's row
+      const erased = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
+      await eraser.query(ERASE, [sessionId, erased.id, JSON.stringify(erased), null]);
+      await eraser.query("COMMIT");
+      // null: the caller answers session_not_found, as for any change to a session that no longer exists
+      await expect(post).resolves.toBeNull();
+    } finally {
+      eraser.release();
+    }
   });
 });

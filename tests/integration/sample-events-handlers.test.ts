@@ -240,6 +240,7 @@ describe("records the Kafka consumer cannot apply", () => {
     const values = [
       JSON.stringify(event(0, { time: "2026-11-27T25:61:00Z" })), // Postgres refused it: the batch failed for good
       JSON.stringify(event(1, { time: "0000-01-01T00:00:00Z" })), // no year 0 in Postgres either
+      JSON.stringify(event(5, { time: "2026-11-27T10:00:00+20:00" })), // nor an offset past ±15:59
       JSON.stringify(event(2, { dataversion: "2" })), // a newer schema
       JSON.stringify(event(3, { type: "chat.session.renamed" })), // a newer event type
       "not json",
@@ -261,7 +262,7 @@ describe("records the Kafka consumer cannot apply", () => {
     const handler = await handlerOf(functions.find((f) => f.name === "events-consumer") as FunctionSpec);
     const addMetric = vi.spyOn(Metrics.prototype, "addMetric");
     const result = (await handler(batch, lambdaContext("events-consumer"))) as Record<string, unknown>;
-    expect(result).toMatchObject({ records: 6, applied: 1, duplicates: 0 });
+    expect(result).toMatchObject({ records: 7, applied: 1, duplicates: 0 });
     const rejected = result.rejected as {
       offset: number;
       reason: string;
@@ -272,22 +273,23 @@ describe("records the Kafka consumer cannot apply", () => {
     expect(rejected.sort((a, b) => a.offset - b.offset)).toEqual([
       expect.objectContaining({ offset: 100, id: event(0, {}).id, reason: expect.stringContaining("time") }),
       expect.objectContaining({ offset: 101, id: event(1, {}).id, reason: expect.stringContaining("time") }),
+      expect.objectContaining({ offset: 102, id: event(5, {}).id, reason: expect.stringContaining("time") }),
       expect.objectContaining({
-        offset: 102,
+        offset: 103,
         dataversion: "2",
         reason: expect.stringContaining("dataversion"),
       }),
       expect.objectContaining({
-        offset: 103,
+        offset: 104,
         type: "chat.session.renamed",
         reason: expect.stringContaining("type"),
       }),
-      { partition: "chat-messages-0", offset: 104, reason: "not JSON" },
+      { partition: "chat-messages-1", offset: 105, reason: "not JSON" },
     ]);
     const row = await db.pool.query("SELECT * FROM session_activity WHERE session_id = $1", [sessionId]);
     expect(row.rows).toHaveLength(1);
     // the count reaches CloudWatch as an EMF metric, which the stack's RejectedEvents alarm watches
-    expect(addMetric.mock.calls.filter((c) => c[0] === "RejectedEvents").map((c) => c[2])).toEqual([5]);
+    expect(addMetric.mock.calls.filter((c) => c[0] === "RejectedEvents").map((c) => c[2])).toEqual([6]);
     addMetric.mockRestore();
   });
 });

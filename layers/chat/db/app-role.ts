@@ -17,18 +17,20 @@ export interface AppRole {
 
 /**
  * The role the functions connect as, run by the migrations (as the database's owner) after they applied: created
- * with `password` if it does not exist (afterwards secret rotation owns the password), then granted the rows of
- * every table, the migrations' own bookkeeping excepted; run on every deploy, so a new table is covered too.
- * Session settings such as statement_timeout stay the server's and the connection's, as for the owner.
+ * with the secret's password, or given it if the role exists (a replaced secret must not lock the functions out;
+ * the secret's current password is the role's anyway once a rotation finished), then granted the rows of every
+ * table, the migrations' own bookkeeping excepted; run on every deploy, so a new table is covered too.
  */
 export async function ensureAppRole(db: Queryable, role: AppRole): Promise<void> {
   const name = quoteIdentifier(role.username);
   const exists = await db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role.username]);
-  if (!exists.rowCount) await db.query(`CREATE ROLE ${name} LOGIN PASSWORD ${quoteLiteral(role.password)}`);
+  await db.query(
+    `${exists.rowCount ? "ALTER" : "CREATE"} ROLE ${name} LOGIN PASSWORD ${quoteLiteral(role.password)}`,
+  );
   await db.query(GRANTS(name));
 }
 
-// CREATE ROLE and GRANT take no bind parameters: quoted as Postgres's quote_ident / quote_literal do.
+// CREATE/ALTER ROLE and GRANT take no bind parameters: quoted as Postgres's quote_ident / quote_literal do.
 const quoteIdentifier = (s: string) => `"${s.replaceAll('"', '""')}"`;
 const quoteLiteral = (s: string) => `'${s.replaceAll("'", "''")}'`;
 

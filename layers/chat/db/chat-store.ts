@@ -95,28 +95,37 @@ function idempotencyValues(i: IdempotencyCompletion | undefined): unknown[] {
 /**
  * Completing a claim, the statement first locks it, if it is still this request's (same token, in progress):
  * `s` writes nothing without it. Locked first, so a takeover either committed before (and the claim is not
- * found) or waits for this statement and then finds the key completed.
+ * found) or waits for this statement and then finds the key completed. A change to a session locks the session's
+ * row before the claim (`session`): the erase locks the session and then deletes its claims, so taking them the
+ * other way round would deadlock with it.
  */
-const claimHeld = (mode: IdempotencyMode, p: number) =>
+const claimHeld = (mode: IdempotencyMode, p: number, session: boolean) =>
   mode === "complete"
-    ? `held AS (
-  SELECT 1 FROM idempotency_records
+    ? `${session ? "locked AS (SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE), " : ""}held AS (
+  SELECT 1 FROM idempotency_records${session ? ", locked" : ""}
    WHERE scope = $${p} AND idempotency_key = $${p + 1} AND status = 'in_progress' AND locked_until = $${p + 4}::timestamptz
-     FOR UPDATE
+     FOR UPDATE OF idempotency_records
 ), `
     : "";
 const ifHeld = (mode: IdempotencyMode, keyword: "AND" | "WHERE") =>
   mode === "complete" ? ` ${keyword} EXISTS (SELECT 1 FROM held)` : "";
 
-/** After a statement completing a claim wrote nothing: was it because the claim is no longer this request's? */
-async function assertClaimHeld(db: Queryable, i: IdempotencyCompletion): Promise<void> {
+/**
+ * After a statement completing a claim wrote nothing: if the claim is no longer this request's, it fails with
+ * request_in_progress; unless the session it changes is gone (an erase deletes its claims too), which the caller
+ * answers as for any change to a session that no longer exists.
+ */
+async function assertClaimHeld(db: Queryable, i: IdempotencyCompletion, sessionId?: string): Promise<void> {
   const res = await db.query({
     name: "idempotency_claim_held",
-    text: `SELECT 1 FROM idempotency_records
-            WHERE scope = $1 AND idempotency_key = $2 AND status = 'in_progress' AND locked_until = $3::timestamptz`,
-    values: [i.scope, i.keyHash, i.token],
+    text: `SELECT EXISTS (SELECT 1 FROM idempotency_records
+                           WHERE scope = $1 AND idempotency_key = $2 AND status = 'in_progress'
+                             AND locked_until = $3::timestamptz) AS held,
+                  $4::uuid IS NULL OR EXISTS (SELECT 1 FROM sessions WHERE session_id = $4::uuid) AS session`,
+    values: [i.scope, i.keyHash, i.token, sessionId ?? null],
   });
-  if (!res.rowCount)
+  const { held, session } = res.rows[0] as { held: boolean; session: boolean };
+  if (!held && session)
     throw new ChatError(
       "request_in_progress",
       "this request ran past its Idempotency-Key claim, which another request with the key now holds",
@@ -125,7 +134,7 @@ async function assertClaimHeld(db: Queryable, i: IdempotencyCompletion): Promise
 }
 
 const sessionUpdate = (mode: IdempotencyMode, p: number) => `
-${claimHeld(mode, p)}s AS (
+${claimHeld(mode, p, true)}s AS (
   UPDATE sessions
      SET generation = generation + 1, updated_at = $3, last_seq = $4,
          message_count = message_count + $5, suggestions = COALESCE($6::jsonb, suggestions)
@@ -202,7 +211,8 @@ export async function applySessionChange(db: Queryable, c: SessionChange): Promi
         },
   );
   const row = res.rows[0];
-  if (!row && mode === "complete") await assertClaimHeld(db, c.idempotency as IdempotencyCompletion);
+  if (!row && mode === "complete")
+    await assertClaimHeld(db, c.idempotency as IdempotencyCompletion, c.sessionId);
   return row ? { session: toSession(row), backlog: row.backlog === true } : null;
 }
 
@@ -219,7 +229,7 @@ export interface NewSession {
 }
 
 const insertSessionSql = (mode: IdempotencyMode) => `
-WITH ${claimHeld(mode, 10)}s AS (
+WITH ${claimHeld(mode, 10, false)}s AS (
   INSERT INTO sessions (session_id, user_id, token_hash, metadata, created_at, updated_at, last_seq, message_count, suggestions)
   SELECT $1, $2, decode($3, 'hex'), $4::jsonb, $5, $5, 1, 1, $6::jsonb${ifHeld(mode, "WHERE")}
   RETURNING ${SESSION_COLUMNS}

@@ -47,14 +47,17 @@ export const messageEventDataSchema = object({
   reply_to: optional(nullable(uuid())),
 });
 
+const storableTime = (t: string) => !t.startsWith("0000") && /(?:Z|[+-](?:0\d|1[0-5]):[0-5]\d)$/.test(t);
+
 export const cloudEventSchema = object({
   specversion: literal("1.0"),
   id: uuid(),
   source: string(),
   type: enumOf(eventTypes),
   subject: uuid(),
-  // A timestamp Postgres can store (it has no year 0): one it refused would fail its consumer's batch for good.
-  time: iso.datetime({ offset: true }).check(refine((t) => !t.startsWith("0000"), "year 0 does not exist")),
+  // A timestamp Postgres can store (no year 0, offsets within ±15:59): one it refused would fail its consumer's
+  // batch for good.
+  time: iso.datetime({ offset: true }).check(refine(storableTime, "must be a time Postgres can store")),
   datacontenttype: literal("application/json"),
   dataschema: string(),
   dataversion: literal(EVENT_DATA_VERSION),
