@@ -7,20 +7,17 @@ import { editMessageBody } from "./http/schemas.ts";
 export const handler = httpHandler(
   { name: "messages-edit", body: editMessageBody, sessionRead: "whole" },
   async (req) => {
-    const ifMatch = versionFromIfMatch(req.headers["if-match"]);
-    if (
-      ifMatch !== undefined &&
-      req.body.expected_version !== undefined &&
-      ifMatch !== req.body.expected_version
-    ) {
+    const ifMatch = versionsFromIfMatch(req.headers["if-match"]);
+    const expected = req.body.expected_version;
+    if (ifMatch && expected !== undefined && !ifMatch.includes(expected)) {
       throw new HttpProblem("precondition_failed", "If-Match and expected_version disagree");
     }
     const auth = await req.chat.authorize(req.body.session_id, req.token, req.prefetched);
+    // Only weak tags: If-Match compares strongly, so none can match (RFC 9110 §13.1.1).
+    if (ifMatch?.length === 0)
+      throw new HttpProblem("precondition_failed", "a weak entity tag never matches If-Match");
     try {
-      const result = await req.chat.editMessage(auth, {
-        ...req.body,
-        expected_version: ifMatch ?? req.body.expected_version,
-      });
+      const result = await req.chat.editMessage(auth, { ...req.body, expected_version: expected ?? ifMatch });
       return { status: 200, body: result, headers: { etag: `"${result.message.version}"` } };
     } catch (err) {
       // A failed If-Match is a failed HTTP precondition; a stale expected_version in the body is a conflict.
@@ -32,10 +29,23 @@ export const handler = httpHandler(
   },
 );
 
-/** `If-Match: "3"` (or W/"3", or 3) → 3. */
-function versionFromIfMatch(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const match = header.trim().match(/^(?:W\/)?"?(\d{1,9})"?$/);
-  if (!match) throw new HttpProblem("precondition_failed", 'If-Match must be a message version such as "3"');
-  return Number(match[1]);
+/**
+ * If-Match (RFC 9110 §13.1.1) over a message's version, its entity tag: the versions its strong tags name (`"3"`;
+ * a bare 3 is taken too), none for weak tags (`W/"3"` never matches a strong comparison), undefined for no header
+ * or `*` (any current version: the message must only exist). Anything else is a 400.
+ */
+function versionsFromIfMatch(header: string | undefined): number[] | undefined {
+  if (header === undefined || header.trim() === "*") return undefined;
+  const versions: number[] = [];
+  for (const tag of header.split(",").map((t) => t.trim())) {
+    const match = tag.match(/^(W\/)?"(\d{1,9})"$|^(\d{1,9})$/);
+    if (!match) {
+      const message = 'must be * or entity tags of message versions, such as "3"';
+      throw new ChatError("validation_failed", `If-Match ${message}`, {
+        errors: [{ path: "headers.if-match", message }],
+      });
+    }
+    if (!match[1]) versions.push(Number(match[2] ?? match[3]));
+  }
+  return versions;
 }

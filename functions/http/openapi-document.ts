@@ -143,7 +143,16 @@ export function buildOpenApiDocument(version = "0.1.0") {
           ]
         : []),
       ...(op.ifMatch
-        ? [{ name: "If-Match", in: "header", required: false, schema: { type: "string" } }]
+        ? [
+            {
+              name: "If-Match",
+              in: "header",
+              required: false,
+              description:
+                'The message version as a strong entity tag ("3", as the ETag of an edit), a list of them (any may match), or * (any version). A weak tag (W/"3") never matches (412); a value of another form is a 400.',
+              schema: { type: "string" },
+            },
+          ]
         : []),
     ];
     const responses: Record<string, unknown> = {

@@ -436,26 +436,47 @@ describe("412 precondition_failed", () => {
     expect(res.body.type).toBe(typeOf("precondition_failed"));
   });
 
-  it("If-Match and expected_version that disagree, and an If-Match that is not a version", async () => {
+  it("If-Match and expected_version that disagree", async () => {
     await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
       json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x", expected_version: 1 },
       headers: { "if-match": '"2"' },
       token: a.token,
     });
+  });
+
+  it("If-Match as RFC 9110 has it: a weak tag never matches, a list matches any of its tags, * any version; a malformed one is a 400", async () => {
+    const turn = await postMessage(fx, a, "versions, please");
+    const edit = (ifMatch: string) =>
+      fx.call<{ message: { version: number } }>("PUT", "/messages/edit", {
+        json: { session_id: a.sessionId, message_id: turn.messageId, content: `edited under ${ifMatch}` },
+        headers: { "if-match": ifMatch },
+        token: a.token,
+      });
     await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
-      json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x" },
-      headers: { "if-match": "*" },
+      json: { session_id: a.sessionId, message_id: turn.messageId, content: "x" },
+      headers: { "if-match": 'W/"1"' },
       token: a.token,
     });
+    const listed = await edit('"7", "1"');
+    expect([listed.status, listed.body.message.version]).toEqual([200, 2]);
+    const any = await edit("*");
+    expect([any.status, any.body.message.version]).toEqual([200, 3]);
+    const res = await expectProblem(400, "validation_failed", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: turn.messageId, content: "x" },
+      headers: { "if-match": '"abc"' },
+      token: a.token,
+    });
+    expect(res.body.errors).toEqual([expect.objectContaining({ path: "headers.if-match" })]);
   });
 });
 
 describe("400 for metadata that would not be stored as sent", () => {
-  it("refuses a __proto__ key, at the top or nested, and a number a double cannot hold", async () => {
+  it("refuses a __proto__ key, at the top or nested, a number a double cannot hold, and an integer it would round", async () => {
     const cases = [
       ['{"metadata":{"__proto__":{"x":1},"a":1}}', ""],
       [String.raw`{"metadata":{"a":{"b":{"\u005f\u005fpr\u006fto\u005f\u005f":1}}}}`, ""],
       ['{"metadata":{"a":[1,1e400]}}', "metadata.a.1"],
+      ['{"metadata":{"tweet_id":1850000000000000001}}', "metadata.tweet_id"],
     ] as const;
     for (const [rawBody, path] of cases) {
       const res = await expectProblem(400, "validation_failed", "POST", "/sessions/create", {
@@ -464,6 +485,16 @@ describe("400 for metadata that would not be stored as sent", () => {
       });
       expect(res.body.errors?.map((e) => e.path)).toContain(path);
     }
+  });
+});
+
+describe("user_id counts characters as the OpenAPI document does (code points)", () => {
+  it("takes 200 emoji (400 UTF-16 units) and refuses 257 characters", async () => {
+    const ok = await fx.call("POST", "/sessions/create", { json: { user_id: "😀".repeat(200) } });
+    expect(ok.status).toBe(201);
+    await expectProblem(400, "validation_failed", "POST", "/sessions/create", {
+      json: { user_id: "😀".repeat(257) },
+    });
   });
 });
 

@@ -253,7 +253,13 @@ export class ChatService {
 
   async editMessage(
     auth: AuthorizedSession,
-    edit: { message_id: string; content: string; expected_version?: number; regenerate?: boolean },
+    /** `expected_version`: the version (or any of the versions) the message must be at. */
+    edit: {
+      message_id: string;
+      content: string;
+      expected_version?: number | readonly number[];
+      regenerate?: boolean;
+    },
   ): Promise<EditResult> {
     assertValidContent(edit.content, this.#d.config.MAX_CONTENT_CHARS);
     return this.#change(auth, {}, async (snap, db) => {
@@ -261,10 +267,11 @@ export class ChatService {
       const target = await this.#liveMessage(snap, edit.message_id, db);
       if (target.role !== "user")
         throw new ChatError("message_not_editable", "only user messages can be edited");
-      if (edit.expected_version !== undefined && edit.expected_version !== target.version) {
+      const expected = edit.expected_version === undefined ? undefined : [edit.expected_version].flat();
+      if (expected && !expected.includes(target.version)) {
         throw new ChatError(
           "version_conflict",
-          `message is at version ${target.version}, not ${edit.expected_version}`,
+          `message is at version ${target.version}, not ${expected.join(" or ")}`,
         );
       }
       const at = new Date().toISOString();

@@ -19,12 +19,15 @@ export function assertValidContent(content: unknown, max: number, path = "conten
   const issue = textIssue(content);
   if (issue) throw invalid(path, issue);
   if (content.trim().length === 0) throw invalid(path, "must not be empty");
-  let chars = 0;
-  for (const _ of content) {
-    chars++;
-    if (chars > max) throw invalid(path, `must be at most ${max} characters`);
-  }
+  if (countCodePoints(content, max) > max) throw invalid(path, `must be at most ${max} characters`);
   return content;
+}
+
+/** Code points in `s`, counting no further than one past `upTo` (a long string is not walked to its end). */
+function countCodePoints(s: string, upTo = Number.POSITIVE_INFINITY): number {
+  let chars = 0;
+  for (const _ of s) if (++chars > upTo) break;
+  return chars;
 }
 
 /** An optional caller-chosen user id: 1–256 storable characters. */
@@ -32,7 +35,9 @@ export function assertValidUserId(userId: string | null | undefined): string | n
   if (userId === undefined || userId === null) return null;
   const issue = textIssue(userId);
   if (issue) throw invalid("user_id", issue);
-  if (userId.length === 0 || userId.length > 256) throw invalid("user_id", "must be 1–256 characters");
+  // Characters are code points, as JSON Schema's maxLength (and the OpenAPI document) count them.
+  const chars = countCodePoints(userId, 256);
+  if (chars === 0 || chars > 256) throw invalid("user_id", "must be 1–256 characters");
   return userId;
 }
 
