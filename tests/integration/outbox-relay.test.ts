@@ -295,6 +295,44 @@ describe("pipelined outbox relay", () => {
     }
   });
 
+  it("with the functions' pool (the lock's connection and one more) drains a backlog whose fetches outlast the connect timeout", async () => {
+    for (let s = 0; s < 6; s++) {
+      const session = randomUUID();
+      for (let i = 1; i <= 5; i++) await insertEvent(db.pool, session, i);
+    }
+    // pg-pool's connect timeout also bounds the wait for a free connection; each fetch holds the one shared
+    // connection three times that long (a slow Postgres), well within the statement bounds
+    const pool = new pg.Pool({ connectionString: db.url, max: 2, connectionTimeoutMillis: 200 });
+    const slow = new Proxy(pool, {
+      get(target, prop, receiver) {
+        if (prop !== "query") return Reflect.get(target, prop, receiver);
+        return async (query: { name?: string }, ...rest: unknown[]) => {
+          const client = await target.connect();
+          try {
+            if (typeof query === "object" && query.name?.startsWith("outbox_pending_batch"))
+              await client.query("SELECT pg_sleep(0.6)");
+            return await (client.query as (...a: unknown[]) => Promise<unknown>).call(client, query, ...rest);
+          } finally {
+            client.release();
+          }
+        };
+      },
+    });
+    try {
+      const r = await relayOutbox(slow, async () => {}, {
+        batchSize: 10,
+        batchBytes: 1_000_000,
+        timeBudgetMs: 20_000,
+      });
+      expect(r.error).toBeUndefined();
+      expect(r).toMatchObject({ published: 30, batches: 3 });
+      const left = await db.pool.query("SELECT count(*)::int AS n FROM outbox_pending");
+      expect(left.rows[0].n).toBe(0);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("refuses a one-connection pool at once instead of waiting for a connection it holds itself", async () => {
     const tiny = new pg.Pool({ connectionString: db.url, max: 1, connectionTimeoutMillis: 2000 });
     try {

@@ -54,6 +54,7 @@ export async function relayOutbox(
   const deadline = Date.now() + opts.timeBudgetMs;
   const maxPublishMs = opts.maxPublishMs ?? 10_000;
   const ran = await withRelayLock(pool, async (held): Promise<RelayResult> => {
+    const statement = statementQueue(pool);
     let published = 0;
     let batches = 0;
     // outbox row ids fetched and not yet marked: kept out of the next fetch
@@ -66,7 +67,7 @@ export async function relayOutbox(
       error: message(err),
     });
     try {
-      let { rows, more } = await pendingBatch(pool, opts.batchSize, opts.batchBytes);
+      let { rows, more } = await statement(() => pendingBatch(pool, opts.batchSize, opts.batchBytes));
       while (rows.length > 0) {
         const left = deadline - Date.now();
         if (left <= 0) break; // fetched, not published: the next run's
@@ -74,8 +75,9 @@ export async function relayOutbox(
         if (!held()) return failed(new Error("the relay lock's connection was lost"));
         const rowIds = rows.map((r) => r.id);
         for (const id of rowIds) inFlight.add(id);
+        const excluded = [...inFlight];
         const next = more
-          ? pendingBatch(pool, opts.batchSize, opts.batchBytes, [...inFlight])
+          ? statement(() => pendingBatch(pool, opts.batchSize, opts.batchBytes, excluded))
           : Promise.resolve({ rows: [], more: false });
         next.catch(() => {}); // awaited below, unless the publish fails first
         // Let the fetch reach Postgres before the publish: encoding a batch holds the event loop for milliseconds,
@@ -93,7 +95,7 @@ export async function relayOutbox(
         batches++;
         // the previous mark must be done before this one starts: one mark at a time, on their own connection
         await marking;
-        marking = markPublished(pool, rowIds).then(() => {
+        marking = statement(() => markPublished(pool, rowIds)).then(() => {
           for (const id of rowIds) inFlight.delete(id);
         });
         marking.catch(() => {}); // awaited before the next mark or at the end, not left unhandled meanwhile
@@ -108,6 +110,23 @@ export async function relayOutbox(
     }
   });
   return ran ?? { skipped: true, published: 0, batches: 0 };
+}
+
+/**
+ * Runs the relay's fetches and marks: side by side when the pool has a connection for each beside the lock's,
+ * else one after the other, each started once the one before has given its connection back. pg-pool's connect
+ * timeout (DB_CONNECT_TIMEOUT_MS, 2 s) also bounds a wait for a free connection: a mark queued in the pool behind
+ * a fetch slower than that failed, and every run of a slow day re-sent its batches without marking them.
+ */
+function statementQueue(pool: pg.Pool): <T>(run: () => Promise<T>) => Promise<T> {
+  const max = (pool as pg.Pool & { options?: { max?: number } }).options?.max;
+  if (max === undefined || max >= 3) return (run) => run();
+  let tail: Promise<unknown> = Promise.resolve();
+  return (run) => {
+    const started = tail.then(run);
+    tail = started.catch(() => {});
+    return started;
+  };
 }
 
 export const toRecords = (topic: string, events: CloudEvent[]) => events.map((e) => toKafkaRecord(topic, e));
