@@ -118,8 +118,9 @@ function byTopic(records: OutgoingRecord[]): TopicMessages[] {
 
 /**
  * Sends records with acks=all; resolves or rejects within timeoutMs. Records go out in order, in as many
- * produce requests as maxBatchBytes needs, one after the other (so a key's records stay in order). On any
- * failure the producer is dropped so the next call reconnects, and the caller sends every record again:
+ * produce requests as maxBatchBytes needs, one after the other (so a key's records stay in order). On a failure
+ * the producer is dropped so the next call reconnects (on this call's timeout, only once its send fails too),
+ * and the caller sends every record again:
  * those already acked become duplicates, as does a send still in flight at the timeout that lands later
  * (at-least-once: consumers dedupe by event id).
  */
@@ -144,7 +145,11 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
     const what = `Kafka publish of ${records.length} record(s)`;
     await withTimeout(work, options.timeoutMs, timedOut(what, options.timeoutMs));
   } catch (err) {
-    discard(handle);
+    // Only this call's bound ran out: the producer may still be connecting (a cold TLS and SASL handshake can
+    // outlast a request's 1 s bound), and dropping it then would leave every later call cold too. It stays for
+    // the next call, and goes if the send it was making fails after all.
+    if (err instanceof KafkaTimeoutError) work.catch(() => discard(handle));
+    else discard(handle);
     throw err;
   }
 }
