@@ -12,20 +12,34 @@ import { markEventsPublished, markPublished, pendingForSession } from "./outbox-
 /** Kafka is on when brokers or an MSK cluster are configured; otherwise events wait in the outbox. */
 export const kafkaEnabled = (cfg: Config) => cfg.KAFKA_BROKERS.length > 0 || !!cfg.MSK_CLUSTER_ARN;
 
-let settings: Promise<ProducerSettings> | undefined;
+let settings: { value: Promise<ProducerSettings>; readAt: number } | undefined;
+
+/**
+ * How long settings that hold a SCRAM password are kept: a rotated password reaches a warm sandbox within this
+ * (Secrets Manager reads are cached as long), and a changed password makes a new producer. Broker look-ups and
+ * MSK IAM (a token signed per authentication) need no refresh.
+ */
+export const SCRAM_SETTINGS_MAX_AGE_MS = 300_000;
 
 export function producerSettings(cfg: Config): Promise<ProducerSettings> {
-  settings ??= kafkaClientOptions(cfg)
-    .then((options) => ({
-      ...options,
-      compression: cfg.KAFKA_COMPRESSION,
-      maxBatchBytes: cfg.KAFKA_MAX_BATCH_BYTES,
-    }))
-    .catch((err) => {
-      settings = undefined;
-      throw err;
-    });
-  return settings;
+  const expired =
+    settings !== undefined &&
+    cfg.KAFKA_AUTH === "scram-sha-512" &&
+    Date.now() - settings.readAt > SCRAM_SETTINGS_MAX_AGE_MS;
+  if (!settings || expired) {
+    const value: Promise<ProducerSettings> = kafkaClientOptions(cfg)
+      .then((options) => ({
+        ...options,
+        compression: cfg.KAFKA_COMPRESSION,
+        maxBatchBytes: cfg.KAFKA_MAX_BATCH_BYTES,
+      }))
+      .catch((err) => {
+        if (settings?.value === value) settings = undefined;
+        throw err;
+      });
+    settings = { value, readAt: Date.now() };
+  }
+  return settings.value;
 }
 
 /**
