@@ -54,6 +54,33 @@ describe("coming back after a failed write-through", () => {
     expect(page.messages.map((m) => m.content)).toContain("second, acknowledged");
   });
 
+  it("stays off while sessions recorded as stale remain after a recovery's drain (a long outage's backlog)", async () => {
+    const { id, token } = await sessionWithTurn();
+    failNextAppend();
+    await f.chat.postMessage(await f.chat.authorize(id, token), "second, acknowledged");
+    expect(f.cache?.trusted).toBe(false);
+    // a fleet's outage recorded 10,000 other sessions before this one: more than one drain applies (20 × 500)
+    await f.db.pool.query(
+      `INSERT INTO cache_invalidations (session_id, created_at)
+       SELECT gen_random_uuid(), now() - interval '1 hour' FROM generate_series(1, 10000)`,
+    );
+    try {
+      await sleep(RECOVERY_WAIT_MS);
+      const auth = await f.chat.authorize(id, token);
+      const page = await f.chat.history(auth, 0, 50);
+      expect(page.messages.map((m) => m.content)).toContain("second, acknowledged");
+      expect(page.fromCache).toBe(false);
+      expect(f.cache?.trusted).toBe(false);
+    } finally {
+      // the next recoveries drain the rest, and the cache comes back (the tests below start from it on)
+      for (let i = 0; i < 5 && !f.cache?.trusted; i++) {
+        await sleep(RECOVERY_WAIT_MS);
+        await f.chat.authorize(id, token);
+      }
+    }
+    expect(f.cache?.trusted).toBe(true);
+  });
+
   it("applies a session recorded while the recovery's drain was reading the table, before answering", async () => {
     // Another process's guard (its own trust) on the same Redis and database; its writer W records session X
     // while the cache is still off, and its INSERT commits only after a recovery R read the table (and found it

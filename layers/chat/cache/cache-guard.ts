@@ -203,7 +203,9 @@ export class CacheGuard {
     this.#nextRecoveryAt = Date.now() + RECOVERY_INTERVAL_MS;
     try {
       await this.#cache.ping();
-      await this.drainInvalidations();
+      // A drain bounds its work (20 batches); recorded sessions left after it may be stale in Redis: the cache
+      // stays off, and the next recovery drains on.
+      if (!(await this.drainInvalidations())) return false;
       this.#nextDrainAt = Date.now() + RECOVERY_INTERVAL_MS;
       // entries read while the cache was off, even after the drain, were read by a request that trusted nothing
       this.#clearedAt = performance.now();
@@ -229,7 +231,7 @@ export class CacheGuard {
         values: [sessionIds],
       });
       if (this.#recovering) await this.#recovering;
-      if (this.#trusted) await this.drainInvalidations();
+      if (this.#trusted && !(await this.drainInvalidations())) this.#distrust();
     } catch {
       // nothing more to do: see above
     }
