@@ -81,6 +81,29 @@ describe("coming back after a failed write-through", () => {
     expect(f.cache?.trusted).toBe(true);
   });
 
+  it("turns off when it cannot apply what another instance recorded (Redis refusing writes), not for one request only", async () => {
+    const { id, token } = await sessionWithTurn();
+    const auth = await f.chat.authorize(id, token);
+    expect((await f.chat.history(auth, 0, 50)).fromCache).toBe(true);
+    const invalidate = sessionCache.invalidate.bind(sessionCache);
+    sessionCache.invalidate = async () => {
+      throw new Error("OOM command not allowed when used memory > 'maxmemory'. (test)");
+    };
+    try {
+      // another instance, cut off from Redis while it wrote this session, recorded it
+      await f.db.pool.query("INSERT INTO cache_invalidations (session_id) VALUES ($1)", [id]);
+      await sleep(RECOVERY_WAIT_MS); // this instance's next drain is due
+      expect((await f.cache?.get(id))?.kind).toBe("miss"); // its drain failed
+      expect(f.cache?.trusted).toBe(false);
+      expect((await f.cache?.get(id))?.kind).toBe("miss"); // and the next read does not trust Redis either
+    } finally {
+      sessionCache.invalidate = invalidate;
+      await sleep(RECOVERY_WAIT_MS);
+      await f.cache?.get(id); // recovers: drains the record
+    }
+    expect(f.cache?.trusted).toBe(true);
+  });
+
   it("applies a session recorded while the recovery's drain was reading the table, before answering", async () => {
     // Another process's guard (its own trust) on the same Redis and database; its writer W records session X
     // while the cache is still off, and its INSERT commits only after a recovery R read the table (and found it

@@ -165,13 +165,17 @@ export class CacheGuard {
     return false;
   }
 
+  /**
+   * A drain that fails (Redis answers reads but refuses writes: full, or a demoted primary) or leaves sessions
+   * recorded turns the cache off: until they are applied, this instance could serve entries recorded as stale.
+   */
   async #drainShared(): Promise<boolean> {
     this.#draining ??= (async () => {
       this.#nextDrainAt = Date.now() + RECOVERY_INTERVAL_MS;
       try {
-        return await this.drainInvalidations();
-      } catch {
-        return false;
+        const drained = await this.drainInvalidations().catch(() => false);
+        if (!drained) this.#distrust();
+        return drained;
       } finally {
         this.#draining = undefined;
       }
