@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CacheGuard } from "../../layers/chat/cache/cache-guard.ts";
-import type { SessionCache } from "../../layers/chat/cache/session-cache.ts";
+import { SessionCache } from "../../layers/chat/cache/session-cache.ts";
 import { loadSnapshot, type Queryable } from "../../layers/chat/db/chat-store.ts";
-import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+import { type ChatFixture, chatFixture, SHARED_REDIS_URL, testRedis } from "../helpers/chat-fixture.ts";
+import { startTcpProxy } from "../reliability/support/tcp-proxy.ts";
 
 /**
  * A cache write that fails turns the cache off for the process and records the session as stale; a second later
@@ -167,5 +168,36 @@ describe("coming back after a failed write-through", () => {
     const after = await sessionCache.read(x.id, "session");
     if (after.kind === "hit") expect(after.value.session.generation).toBe(changed.generation);
     else expect(after.kind).not.toBe("erased");
+  });
+});
+
+describe("a Redis connection that stops answering without closing", () => {
+  it("is replaced: the cache comes back on a new connection instead of waiting for the kernel to give up", async () => {
+    const proxy = await startTcpProxy(Number(new URL(SHARED_REDIS_URL).port || 6379));
+    const redis = testRedis(proxy.url("redis"), { ...f.config, REDIS_COMMAND_TIMEOUT_MS: 200 });
+    try {
+      if (redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
+      const cache = new SessionCache(redis, {
+        sessionTtlSeconds: 60,
+        historyTtlSeconds: 60,
+        historyMaxBytes: f.config.CACHE_HISTORY_MAX_BYTES,
+        batchTimeoutMs: 400,
+      });
+      const guard = new CacheGuard(cache, f.servicePool);
+      const { id } = await sessionWithTurn();
+      await guard.get(id);
+      expect(guard.trusted).toBe(true);
+      proxy.stall(); // the path to Redis goes silent; a new connection would get through
+      for (let i = 0; i < 3; i++) await guard.get(id); // three reads time out: the cache goes off
+      expect(guard.trusted).toBe(false);
+      for (let i = 0; i < 4 && !guard.trusted; i++) {
+        await sleep(RECOVERY_WAIT_MS);
+        await guard.get(id);
+      }
+      expect(guard.trusted).toBe(true);
+    } finally {
+      redis.disconnect();
+      await proxy.close();
+    }
   });
 });

@@ -206,7 +206,13 @@ export class CacheGuard {
   async #recover(): Promise<boolean> {
     this.#nextRecoveryAt = Date.now() + RECOVERY_INTERVAL_MS;
     try {
-      await this.#cache.ping();
+      try {
+        await this.#cache.ping();
+      } catch (err) {
+        // the cache is off and Redis does not answer a ping: the next recovery tries a new connection
+        this.#cache.reconnect();
+        throw err;
+      }
       // A drain bounds its work (20 batches); recorded sessions left after it may be stale in Redis: the cache
       // stays off, and the next recovery drains on.
       if (!(await this.drainInvalidations())) return false;

@@ -377,6 +377,15 @@ export class SessionCache {
     await this.#redis.ping();
   }
 
+  /**
+   * Replaces a connection that is up but does not answer (a half-open socket after a network fault: no FIN, no
+   * RST): ioredis would keep sending down it until the kernel gives up, ≈ 15 minutes. One that is down already
+   * reconnects by itself.
+   */
+  reconnect(): void {
+    if (this.#redis.status === "ready") this.#redis.disconnect(true);
+  }
+
   #bounded<T>(work: Promise<T>): Promise<T> {
     const ms = this.#opts.batchTimeoutMs ?? 200;
     return withTimeout(work, ms, () => new Error(`Redis batch timed out after ${ms} ms`));

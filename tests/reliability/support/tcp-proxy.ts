@@ -10,6 +10,8 @@ export interface TcpProxy {
   url(scheme: string): string;
   /** Drops every connection and refuses new ones. */
   cut(): Promise<void>;
+  /** Stops forwarding on the connections open now, without closing them (a half-open network path); new ones pass. */
+  stall(): void;
   restore(): Promise<void>;
   close(): Promise<void>;
 }
@@ -17,6 +19,7 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
   const port = await freePort();
   const sockets = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   let server: Server | undefined;
   const listen = () =>
     new Promise<void>((resolve, reject) => {
@@ -24,7 +27,10 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
         const upstream = connect(targetPort, targetHost);
         sockets.add(client);
         sockets.add(upstream);
+        const pair: [Socket, Socket] = [client, upstream];
+        pairs.add(pair);
         const drop = () => {
+          pairs.delete(pair);
           client.destroy();
           upstream.destroy();
           sockets.delete(client);
@@ -52,6 +58,13 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     port,
     url: (scheme) => `${scheme}://127.0.0.1:${port}`,
     cut,
+    stall: () => {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+      }
+      pairs.clear();
+    },
     restore: async () => {
       if (!server) await listen();
     },
