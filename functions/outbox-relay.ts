@@ -36,12 +36,14 @@ export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Err
       queryTimeoutMs: queryTimeoutMs(cfg),
       connectTimeoutMs: cfg.DB_CONNECT_TIMEOUT_MS,
     });
+    // The pool first: in a new sandbox it reads the database secret, and the budget counts from after that.
+    const pool = await getPool();
     const budget = Math.max(1000, context.getRemainingTimeInMillis() - reserve);
-    const result = await relayOutbox(
-      await getPool(),
-      (events, timeoutMs) => publishEvents(cfg, events, timeoutMs),
-      { batchSize: cfg.OUTBOX_BATCH_SIZE, batchBytes: cfg.KAFKA_MAX_BATCH_BYTES, timeBudgetMs: budget },
-    );
+    const result = await relayOutbox(pool, (events, timeoutMs) => publishEvents(cfg, events, timeoutMs), {
+      batchSize: cfg.OUTBOX_BATCH_SIZE,
+      batchBytes: cfg.KAFKA_MAX_BATCH_BYTES,
+      timeBudgetMs: budget,
+    });
     await reportBacklogAge();
     // A run that stopped on an error fails its invocation, so Lambda's Errors metric (and its alarm) sees it.
     if (result.error) {
