@@ -22,17 +22,14 @@ export interface AppRole {
  * table, the migrations' own bookkeeping excepted; run on every deploy, so a new table is covered too.
  */
 export async function ensureAppRole(db: Queryable, role: AppRole): Promise<void> {
-  const name = quoteIdentifier(role.username);
+  // CREATE/ALTER ROLE and GRANT take no bind parameters: quoted by pg as Postgres's quote_ident / quote_literal do.
+  const name = pg.escapeIdentifier(role.username);
   const exists = await db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role.username]);
   await db.query(
-    `${exists.rowCount ? "ALTER" : "CREATE"} ROLE ${name} LOGIN PASSWORD ${quoteLiteral(role.password)}`,
+    `${exists.rowCount ? "ALTER" : "CREATE"} ROLE ${name} LOGIN PASSWORD ${pg.escapeLiteral(role.password)}`,
   );
   await db.query(GRANTS(name));
 }
-
-// CREATE/ALTER ROLE and GRANT take no bind parameters: quoted as Postgres's quote_ident / quote_literal do.
-const quoteIdentifier = (s: string) => `"${s.replaceAll('"', '""')}"`;
-const quoteLiteral = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
 /**
  * The deploy's step: the role named by its secret (RDS format), ensured through `ownerUrl` (the owner's connection,
