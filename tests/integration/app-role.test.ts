@@ -2,6 +2,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, randomUUID } from "nod
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureAppRole } from "../../layers/chat/db/app-role.ts";
+import type { Queryable } from "../../layers/chat/db/chat-store.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
 import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
@@ -110,8 +111,18 @@ describe("the application role", () => {
         ?.rolpassword;
     const before = await hash();
     expect(before).toMatch(/^SCRAM-SHA-256\$/);
-    await ensureAppRole(fx.db.pool, { username: role, password: "another-password" });
+    const sent: string[] = [];
+    const recording = {
+      query: ((text: string, values?: unknown[]) => {
+        sent.push(text);
+        return fx.db.pool.query(text, values);
+      }) as Queryable["query"],
+    };
+    await ensureAppRole(recording, { username: role, password: "another-password" });
     const after = await hash();
+    // the password never travels in a statement's text (a server logging DDL would write it down)
+    expect(sent.some((t) => /PASSWORD 'SCRAM-SHA-256\$/.test(t))).toBe(true);
+    expect(sent.join("\n")).not.toContain("another-password");
     expect(after).not.toBe(before);
     expect(scramVerifies(after, "another-password")).toBe(true);
     expect(scramVerifies(after, "a-wrong-password")).toBe(false);

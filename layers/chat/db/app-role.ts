@@ -1,3 +1,4 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import pg from "pg";
 import { readJsonSecret } from "../secrets.ts";
 import type { Queryable } from "./chat-store.ts";
@@ -26,9 +27,27 @@ export async function ensureAppRole(db: Queryable, role: AppRole): Promise<void>
   const name = pg.escapeIdentifier(role.username);
   const exists = await db.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role.username]);
   await db.query(
-    `${exists.rowCount ? "ALTER" : "CREATE"} ROLE ${name} LOGIN PASSWORD ${pg.escapeLiteral(role.password)}`,
+    `${exists.rowCount ? "ALTER" : "CREATE"} ROLE ${name} LOGIN PASSWORD ${pg.escapeLiteral(scramVerifier(role.password))}`,
   );
   await db.query(GRANTS(name));
+}
+
+const SCRAM_ITERATIONS = 4096; // Postgres's own default (scram_iterations)
+
+/**
+ * The SCRAM-SHA-256 verifier Postgres would store for `password` (RFC 5802 / 7677, Postgres's text form). Sent
+ * instead of the password, which would otherwise sit in the statement's text, where a server logging DDL writes
+ * it down; Postgres stores a verifier it is given as it is. Printable ASCII only (what Secrets Manager generates):
+ * Postgres prepares other passwords (SASLprep) before hashing them, which this does not repeat.
+ */
+export function scramVerifier(password: string, salt = randomBytes(16)): string {
+  if (!/^[\x20-\x7e]+$/.test(password))
+    throw new Error("the application role's password must be printable ASCII");
+  const salted = pbkdf2Sync(password, salt, SCRAM_ITERATIONS, 32, "sha256");
+  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
+  const storedKey = createHash("sha256").update(clientKey).digest("base64");
+  const serverKey = createHmac("sha256", salted).update("Server Key").digest("base64");
+  return `SCRAM-SHA-256$${SCRAM_ITERATIONS}:${salt.toString("base64")}$${storedKey}:${serverKey}`;
 }
 
 /**
