@@ -22,6 +22,17 @@ export interface ChatStackProps extends StackProps {
   ctx: ChatContext;
 }
 
+/** The interval of a `rate(N unit)` schedule expression; undefined for `cron(...)`. */
+export function rateInterval(expression: string): Duration | undefined {
+  const m = expression.match(/^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] as string;
+  if (unit.startsWith("minute")) return Duration.minutes(n);
+  if (unit.startsWith("hour")) return Duration.hours(n);
+  return Duration.days(n);
+}
+
 /** "sessions-create" → "SessionsCreate": construct ids (and so logical ids) that read like the manifest. */
 export const constructId = (name: string) =>
   name.replace(/(^|-)([a-z0-9])/g, (_m, _dash: string, c: string) => c.toUpperCase());
@@ -125,6 +136,7 @@ export class ChatStack extends Stack {
         alarms.alarmOnErrors(
           `${constructId(spec.name)}Errors`,
           this.chatFunctions.get(spec.name) as ChatFunction,
+          spec.schedule ? rateInterval(spec.schedule) : undefined,
         );
     alarms.alarmOnServerErrors(api.stage, ctx.http5xxThreshold);
     // Lambda reports OffsetLag only for a Kafka event source, so only where the stack made one.

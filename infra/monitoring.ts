@@ -69,13 +69,19 @@ export class HealthAlarms extends Construct {
   }
 
   /**
-   * A function no client waits on (a schedule's or an event source's) failing in two 5-minute periods in a row:
-   * the relay leaving events in the outbox, the consumer stuck on a batch, maintenance not pruning. /health does
-   * not see these.
+   * A function no client waits on (a schedule's or an event source's) failing in two periods in a row: the relay
+   * leaving events in the outbox, the consumer stuck on a batch, maintenance not pruning. /health does not see
+   * these. A period is 5 minutes, or the schedule's interval when longer: an hourly run fails at most once per
+   * 5-minute period, and the period after it is empty, so two 5-minute periods in a row could never both breach.
    */
-  alarmOnErrors(id: string, fn: lambda.IFunction): cloudwatch.Alarm {
-    const alarm = fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" }).createAlarm(this, id, {
-      alarmDescription: `${fn.functionName} failed in two consecutive 5-minute periods`,
+  alarmOnErrors(id: string, fn: lambda.IFunction, scheduleInterval?: Duration): cloudwatch.Alarm {
+    const fiveMinutes = Duration.minutes(5);
+    const period =
+      scheduleInterval && scheduleInterval.toSeconds() > fiveMinutes.toSeconds()
+        ? scheduleInterval
+        : fiveMinutes;
+    const alarm = fn.metricErrors({ period, statistic: "Sum" }).createAlarm(this, id, {
+      alarmDescription: `${fn.functionName} failed in two consecutive ${period.toHumanString()} periods`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 2,

@@ -238,12 +238,14 @@ describe("alarms", () => {
         Namespace: "AWS/Lambda",
         MetricName: "Errors",
         Statistic: "Sum",
-        Period: 300,
+        // two runs in a row: an hourly function's period is its hour (two 5-minute periods never both breach)
+        Period: spec.schedule === "rate(1 hour)" ? 3600 : 300,
         EvaluationPeriods: 2,
         Threshold: 1,
         Dimensions: [{ Name: "FunctionName", Value: { Ref: functionLogicalId(s, spec.name) } }],
         AlarmActions: [{ Ref: topicId }],
       });
+    expect(functions.find((f) => f.name === "maintenance")?.schedule).toBe("rate(1 hour)");
   });
 
   /** The one alarm on this metric, which must notify the topic (and say so when it is OK again). */
