@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Config } from "../config.ts";
 import { readJsonSecret } from "../secrets.ts";
+import { withTimeout } from "../timeout.ts";
 
 interface RdsSecret {
   host: string;
@@ -10,9 +11,20 @@ interface RdsSecret {
   dbname?: string;
 }
 
+/**
+ * Bound on one read of the secret: the SDK sets none, and a read that never answers would hold the pool's
+ * creation (which every later request waits on) for the sandbox's life, with Postgres fine. A failed read is tried
+ * again by the next request.
+ */
+export const SECRET_READ_TIMEOUT_MS = 5000;
+
 // Cached (readJsonSecret), so a rotated password reaches new connections within the cache's age.
 async function readSecret(arn: string): Promise<RdsSecret> {
-  const secret = await readJsonSecret<RdsSecret>(arn);
+  const secret = await withTimeout(
+    readJsonSecret<RdsSecret>(arn),
+    SECRET_READ_TIMEOUT_MS,
+    () => new Error(`the database secret was not read within ${SECRET_READ_TIMEOUT_MS} ms`),
+  );
   if (!secret) throw new Error("database secret is empty");
   return secret;
 }
