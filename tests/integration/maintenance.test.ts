@@ -122,6 +122,32 @@ describe("maintenance", () => {
     expect(left.rows.map((r) => r.session_id)).toEqual([rows[1]?.id, rows[2]?.id]);
   });
 
+  it("leaves the retention purge half of its run however large the prunes' backlog", async () => {
+    const idle = await f.chat.createSession({});
+    await f.db.pool.query(
+      "UPDATE sessions SET updated_at = now() - interval '40 days' WHERE session_id = $1",
+      [idle.session.session_id],
+    );
+    // far more consumed ids past retention than one run can prune (after an upgrade from before they were pruned)
+    await f.db.pool.query(
+      `INSERT INTO consumed_events (event_id, consumed_at)
+       SELECT gen_random_uuid(), now() - interval '400 hours' FROM generate_series(1, 150000)`,
+    );
+    try {
+      const result = await runMaintenance(f.db.pool, f.cache, {
+        outboxRetentionHours: 24,
+        consumedEventsRetentionHours: 336,
+        sessionRetentionDays: 30,
+        pruneBatch: 100, // ≥ 1,500 statements: more than the whole run's time on any machine
+        timeBudgetMs: 600,
+      });
+      expect(result.consumedEventsPruned).toBeLessThan(150000); // the prune stopped at its share
+      expect(result.sessionsPurged).toBeGreaterThanOrEqual(1);
+    } finally {
+      await f.db.pool.query("TRUNCATE consumed_events");
+    }
+  });
+
   it("prunes a batch per statement and stops at its time budget; the next run goes on", async () => {
     // the outbox is walked oldest first and the walk ends at the first event newer than the retention: the
     // events of the tests before would end it here (written now, with smaller ids)

@@ -43,12 +43,13 @@ export async function runMaintenance(
 ): Promise<MaintenanceResult> {
   const budget = opts.timeBudgetMs ?? 60_000;
   const deadline = Date.now() + budget;
-  const batch = { batch: opts.pruneBatch ?? 5000, deadline };
-  // A quarter of the run at most: after a long Kafka outage each run walks the old events still queued again,
-  // and that walk must not leave the other steps (the retention purge among them) no time.
+  // The prunes get half of the run at most, the outbox walk a quarter: a backlog (the old events still queued
+  // after a long Kafka outage, millions of rows past retention after an upgrade) must not leave the retention
+  // purge of idle sessions no time; what they leave, the next run prunes.
+  const batch = { batch: opts.pruneBatch ?? 5000, deadline: Math.min(deadline, Date.now() + budget / 2) };
   const outboxPruned = await pruneOutbox(pool, opts.outboxRetentionHours, {
     ...batch,
-    deadline: Math.min(deadline, Date.now() + budget / 4),
+    deadline: Math.min(batch.deadline, Date.now() + budget / 4),
   });
   const idempotencyExpired = await prune(pool, "idempotency", undefined, batch);
   const consumedEventsPruned = await prune(pool, "consumedEvents", opts.consumedEventsRetentionHours, batch);
