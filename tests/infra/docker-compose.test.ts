@@ -45,13 +45,21 @@ describe("docker-compose.yml", () => {
     expect(services.localstack?.environment?.LAMBDA_DOCKER_NETWORK).toBe(compose.networks?.default?.name);
   });
 
-  it("publishes the expected ports", () => {
-    expect(services.postgres?.ports).toContain("5432:5432");
-    expect(services.redis?.ports).toContain("6379:6379");
-    expect(services.kafka?.ports).toContain("9094:9094");
-    // the runner (with its unauthenticated Invoke API) on the host's loopback only
+  it("publishes the expected ports on the host's loopback only", () => {
+    // none of them authenticates (the runner's Invoke API, Redis, Kafka's plaintext listener, LocalStack with the
+    // Docker socket) or they use compose's fixed password: nothing on the host's network interfaces
+    expect(services.postgres?.ports).toEqual(["127.0.0.1:5432:5432"]);
+    expect(services.redis?.ports).toEqual(["127.0.0.1:6379:6379"]);
+    expect(services.kafka?.ports).toEqual(["127.0.0.1:9094:9094"]);
     expect(services.app?.ports).toEqual(["127.0.0.1:8000:8000"]);
-    expect(services.localstack?.ports).toContain("4566:4566");
+    expect(services.localstack?.ports).toEqual(["127.0.0.1:4566:4566"]);
+    for (const [name, svc] of Object.entries(services))
+      for (const port of svc.ports ?? []) expect(String(port), name).toMatch(/^127\.0\.0\.1:/);
+  });
+
+  it("runs the runner as the app container's main process, so a stop's SIGTERM reaches it", () => {
+    const command = services.app?.command ?? [];
+    expect(command.at(-1)).toMatch(/&& exec node local\/main\.ts$/);
   });
 
   it("health-checks every long-running service", () => {
