@@ -4,6 +4,7 @@ import { finished } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { buildRouteTable } from "../functions/http/route-table.ts";
 import { type FunctionSpec, functions as manifestFunctions } from "../functions/manifest.ts";
+import { resetConfig } from "../layers/chat/config.ts";
 import { buildHttpApiEvent, newApiGatewayRequestId } from "./api-gateway-event.ts";
 import { corsPreflight } from "./cors-preflight.ts";
 import {
@@ -235,6 +236,11 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 
   const schedulesOn = options.schedules !== false && process.env.LOCAL_SCHEDULES !== "off";
+  if (schedulesOn && !process.env.HEALTH_URL) {
+    // The canary calls the deployed /health (the stack sets HEALTH_URL); here it is this runner's.
+    process.env.HEALTH_URL = `${url}/health`;
+    resetConfig();
+  }
   const schedules: Schedules | undefined = schedulesOn
     ? startSchedules(functions, runtime, log, typeof options.schedules === "object" ? options.schedules : {})
     : undefined;

@@ -597,6 +597,28 @@ describe("local runner schedules", () => {
     timeoutSeconds,
   });
 
+  it("points the health canary at its own /health when HEALTH_URL is not set, as the stack points it at the API's", async () => {
+    const before = process.env.HEALTH_URL;
+    delete process.env.HEALTH_URL;
+    const seen: (string | undefined)[] = [];
+    const runner = await startRunner({
+      functions: [spec("canary", "rate(5 minutes)")],
+      loadHandler: async () => async () => {
+        seen.push(process.env.HEALTH_URL);
+      },
+      schedules: { intervalMs: () => 30 },
+      log: silent,
+    });
+    try {
+      await waitFor(() => seen.length >= 1);
+      expect(seen[0]).toBe(`${runner.url}/health`);
+    } finally {
+      await runner.close();
+      if (before === undefined) delete process.env.HEALTH_URL;
+      else process.env.HEALTH_URL = before;
+    }
+  });
+
   it("runs a rate() schedule with EventBridge Scheduler's payload, never overlapping itself", async () => {
     const events: Array<Record<string, unknown>> = [];
     const logs: Array<[LogLevel, string]> = [];
