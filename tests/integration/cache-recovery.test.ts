@@ -82,6 +82,41 @@ describe("coming back after a failed write-through", () => {
     expect(f.cache?.trusted).toBe(true);
   });
 
+  it("a drain is done once the records from before it began are applied, however fast other writers record new ones", async () => {
+    // every batch the drain reads, another instance (its cache off) records one more session meanwhile
+    const pool = f.db.pool;
+    const othersWriting: Queryable = {
+      query: (async (q: { name?: string }, ...rest: unknown[]) => {
+        if (q?.name === "cache_invalidations_next")
+          await pool.query("INSERT INTO cache_invalidations (session_id) VALUES (gen_random_uuid())");
+        return (pool.query as (...a: unknown[]) => Promise<unknown>)(q, ...rest);
+      }) as Queryable["query"],
+    };
+    await pool.query("INSERT INTO cache_invalidations (session_id) VALUES (gen_random_uuid())");
+    try {
+      expect(await new CacheGuard(sessionCache, othersWriting).drainInvalidations()).toBe(true);
+    } finally {
+      await pool.query("TRUNCATE cache_invalidations");
+    }
+  });
+
+  it("stays on when a periodic drain's Postgres query fails: that request misses, the reads after it do not go to Postgres", async () => {
+    const { id } = await sessionWithTurn();
+    const pool = f.db.pool;
+    let failures = 1;
+    const slowPostgres: Queryable = {
+      query: (async (q: { name?: string }, ...rest: unknown[]) => {
+        if (q?.name === "cache_invalidations_next" && failures-- > 0)
+          throw new Error("canceling statement due to statement timeout (test)");
+        return (pool.query as (...a: unknown[]) => Promise<unknown>)(q, ...rest);
+      }) as Queryable["query"],
+    };
+    const guard = new CacheGuard(sessionCache, slowPostgres);
+    expect((await guard.get(id)).kind).toBe("miss"); // its drain failed
+    expect(guard.trusted).toBe(true);
+    expect((await guard.get(id)).kind).toBe("hit");
+  });
+
   it("turns off when it cannot apply what another instance recorded (Redis refusing writes), not for one request only", async () => {
     const { id, token } = await sessionWithTurn();
     const auth = await f.chat.authorize(id, token);
@@ -190,7 +225,7 @@ describe("a Redis connection that stops answering without closing", () => {
       proxy.stall(); // the path to Redis goes silent; a new connection would get through
       for (let i = 0; i < 3; i++) await guard.get(id); // three reads time out: the cache goes off
       expect(guard.trusted).toBe(false);
-      for (let i = 0; i < 4 && !guard.trusted; i++) {
+      for (let i = 0; i < 6 && !guard.trusted; i++) {
         await sleep(RECOVERY_WAIT_MS);
         await guard.get(id);
       }

@@ -3,6 +3,15 @@ import type { Queryable } from "../db/chat-store.ts";
 import type { CacheLookup, PrefetchedEntries, SessionCache, SessionRead } from "./session-cache.ts";
 
 const RECOVERY_INTERVAL_MS = 1000;
+/** Failed recovery pings in a row before the connection is replaced. */
+const PINGS_BEFORE_RECONNECT = 3;
+
+/** The drain could not write the placeholders to Redis (as opposed to reading the records from Postgres). */
+class CacheWriteFailed extends Error {
+  constructor(cause: unknown) {
+    super("the cache refused an invalidation", { cause });
+  }
+}
 
 /** ioredis's commandTimeout ("Command timed out") and SessionCache's bound on a batch ("… timed out after …"). */
 const isTimeout = (err: unknown): boolean => err instanceof Error && /\btimed out\b/.test(err.message);
@@ -26,6 +35,7 @@ export class CacheGuard {
   #trusted = true;
   #readFailures = 0;
   #nextDrainAt = 0;
+  #failedPings = 0;
   #draining: Promise<boolean> | undefined;
   #nextRecoveryAt = 0;
   #recovering: Promise<boolean> | undefined;
@@ -135,23 +145,35 @@ export class CacheGuard {
   /**
    * Applies every recorded invalidation: each session's entry is replaced by a placeholder at its current
    * generation (so a reader holding an older snapshot cannot fill it back), and the record is removed
-   * only if it was not recorded again meanwhile. True when the table is empty.
+   * only if it was not recorded again meanwhile. True when no record is left from before the drain began: one
+   * recorded since (writers keep recording while the cache is off) is the next drain's, or its writer's own
+   * (recordInvalidation); waiting for an empty table would never end under steady writes.
    */
   async drainInvalidations(): Promise<boolean> {
+    let before: string | null = null; // the first batch's statement start: records from after it are left
     // bounded: a table that keeps refilling faster than we drain is drained again on the next call
     for (let batch = 0; batch < 20; batch++) {
       const res = await this.#db.query({
         name: "cache_invalidations_next",
-        text: `SELECT c.session_id, c.created_at::text AS created_at, s.generation FROM cache_invalidations c
-                 LEFT JOIN sessions s USING (session_id) ORDER BY c.created_at LIMIT 500`,
+        text: `SELECT c.session_id, c.created_at::text AS created_at, s.generation,
+                      coalesce($1::timestamptz, statement_timestamp())::text AS before
+                 FROM cache_invalidations c LEFT JOIN sessions s USING (session_id)
+                WHERE c.created_at < coalesce($1::timestamptz, statement_timestamp())
+                ORDER BY c.created_at LIMIT 500`,
+        values: [before],
       });
       if (res.rows.length === 0) return true;
-      await this.#cache.invalidate(
-        res.rows.map((r) => ({
-          sessionId: r.session_id as string,
-          generation: r.generation === null ? null : Number(r.generation),
-        })),
-      );
+      before ??= res.rows[0].before as string;
+      try {
+        await this.#cache.invalidate(
+          res.rows.map((r) => ({
+            sessionId: r.session_id as string,
+            generation: r.generation === null ? null : Number(r.generation),
+          })),
+        );
+      } catch (err) {
+        throw new CacheWriteFailed(err);
+      }
       // a read sent before now may have been answered before the invalidation ran: see get()
       this.#clearedAt = performance.now();
       await this.#db.query({
@@ -166,16 +188,21 @@ export class CacheGuard {
   }
 
   /**
-   * A drain that fails (Redis answers reads but refuses writes: full, or a demoted primary) or leaves sessions
-   * recorded turns the cache off: until they are applied, this instance could serve entries recorded as stale.
+   * A drain that Redis fails (it answers reads but refuses writes: full, or a demoted primary) or that leaves
+   * sessions recorded before it began turns the cache off: until they are applied, this instance could serve entries
+   * recorded as stale. One whose Postgres query fails costs this request a miss only (the next drain is a second
+   * away): turning the cache off then would send every read to a Postgres that is already slow.
    */
   async #drainShared(): Promise<boolean> {
     this.#draining ??= (async () => {
       this.#nextDrainAt = Date.now() + RECOVERY_INTERVAL_MS;
       try {
-        const drained = await this.drainInvalidations().catch(() => false);
+        const drained = await this.drainInvalidations();
         if (!drained) this.#distrust();
         return drained;
+      } catch (err) {
+        if (err instanceof CacheWriteFailed) this.#distrust();
+        return false;
       } finally {
         this.#draining = undefined;
       }
@@ -208,9 +235,14 @@ export class CacheGuard {
     try {
       try {
         await this.#cache.ping();
+        this.#failedPings = 0;
       } catch (err) {
-        // the cache is off and Redis does not answer a ping: the next recovery tries a new connection
-        this.#cache.reconnect();
+        // the cache is off and Redis has not answered a ping for a few recoveries in a row: the connection may be
+        // half-open (a slow Redis alone would not be helped by reconnecting every second)
+        if (++this.#failedPings >= PINGS_BEFORE_RECONNECT) {
+          this.#failedPings = 0;
+          this.#cache.reconnect();
+        }
         throw err;
       }
       // A drain bounds its work (20 batches); recorded sessions left after it may be stale in Redis: the cache
