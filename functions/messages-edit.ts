@@ -37,7 +37,13 @@ export const handler = httpHandler(
 function versionsFromIfMatch(header: string | undefined): number[] | undefined {
   if (header === undefined || header.trim() === "*") return undefined;
   const versions: number[] = [];
-  for (const tag of header.split(",").map((t) => t.trim())) {
+  // a list may hold empty elements (RFC 9110 §5.6.1.2); one with none at all is malformed
+  const tags = header
+    .split(",")
+    .map((t) => t.trim())
+    .filter(Boolean);
+  if (tags.length === 0) tags.push(header);
+  for (const tag of tags) {
     const match = tag.match(/^(W\/)?"(\d{1,9})"$|^(\d{1,9})$/);
     if (!match) {
       const message = 'must be * or entity tags of message versions, such as "3"';

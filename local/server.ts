@@ -236,9 +236,10 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 
   const schedulesOn = options.schedules !== false && process.env.LOCAL_SCHEDULES !== "off";
-  if (schedulesOn && !process.env.HEALTH_URL) {
-    // The canary calls the deployed /health (the stack sets HEALTH_URL); here it is this runner's.
-    process.env.HEALTH_URL = `${url}/health`;
+  // The canary calls the deployed /health (the stack sets HEALTH_URL); here it is this runner's, until it stops.
+  const ownHealthUrl = schedulesOn && !process.env.HEALTH_URL ? `${url}/health` : undefined;
+  if (ownHealthUrl) {
+    process.env.HEALTH_URL = ownHealthUrl;
     resetConfig();
   }
   const schedules: Schedules | undefined = schedulesOn
@@ -268,6 +269,10 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
         await settledWithin([...requests], CLOSE_GRACE_MS);
         server.closeAllConnections();
         await stopped;
+        if (ownHealthUrl && process.env.HEALTH_URL === ownHealthUrl) {
+          delete process.env.HEALTH_URL;
+          resetConfig();
+        }
       })();
       return closed;
     },

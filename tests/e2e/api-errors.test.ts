@@ -457,7 +457,7 @@ describe("412 precondition_failed", () => {
       headers: { "if-match": 'W/"1"' },
       token: a.token,
     });
-    const listed = await edit('"7", "1"');
+    const listed = await edit('"7", , "1",');
     expect([listed.status, listed.body.message.version]).toEqual([200, 2]);
     const any = await edit("*");
     expect([any.status, any.body.message.version]).toEqual([200, 3]);

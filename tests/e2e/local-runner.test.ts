@@ -614,6 +614,7 @@ describe("local runner schedules", () => {
       expect(seen[0]).toBe(`${runner.url}/health`);
     } finally {
       await runner.close();
+      expect(process.env.HEALTH_URL).toBeUndefined(); // a later runner in this process gets its own
       if (before === undefined) delete process.env.HEALTH_URL;
       else process.env.HEALTH_URL = before;
     }

@@ -2,8 +2,13 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 // The SCRAM secret as Secrets Manager holds it right now (a rotation changes it).
 let password = "v1";
+let reads = 0;
 vi.mock("../../layers/chat/secrets.ts", () => ({
-  readJsonSecret: vi.fn(async () => ({ username: "chat", password })),
+  readJsonSecret: vi.fn(async () => {
+    reads++;
+    if (password === "unreadable") throw new Error("Secrets Manager is unavailable (test)");
+    return { username: "chat", password };
+  }),
 }));
 const { parseConfig } = await import("../../layers/chat/config.ts");
 const { producerSettings, SCRAM_SETTINGS_MAX_AGE_MS } = await import(
@@ -25,6 +30,26 @@ describe("Kafka producer settings in a warm sandbox", () => {
     vi.setSystemTime(Date.now() + SCRAM_SETTINGS_MAX_AGE_MS - 1000);
     expect((await producerSettings(cfg)).scram?.password).toBe("v1");
     vi.setSystemTime(Date.now() + 2000);
-    expect((await producerSettings(cfg)).scram?.password).toBe("v2");
+    // the re-read runs in the background: this call still gets the settings in use, the next the new ones
+    expect((await producerSettings(cfg)).scram?.password).toBe("v1");
+    await vi.waitFor(async () => expect((await producerSettings(cfg)).scram?.password).toBe("v2"));
+  });
+
+  it("keep the settings in use when a re-read fails, and try again later", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const cfg = parseConfig({
+      KAFKA_BROKERS: "broker-1:9096",
+      KAFKA_AUTH: "scram-sha-512",
+      KAFKA_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf",
+    });
+    const inUse = (await producerSettings(cfg)).scram?.password;
+    password = "unreadable";
+    const readsBefore = reads;
+    vi.setSystemTime(Date.now() + 10 * SCRAM_SETTINGS_MAX_AGE_MS); // past any earlier read's age
+    expect((await producerSettings(cfg)).scram?.password).toBe(inUse);
+    await new Promise((r) => setTimeout(r, 10)); // the failed re-read settles
+    expect(reads).toBe(readsBefore + 1);
+    expect((await producerSettings(cfg)).scram?.password).toBe(inUse);
+    expect(reads).toBe(readsBefore + 1); // the next try waits
   });
 });

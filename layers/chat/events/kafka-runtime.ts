@@ -13,31 +13,50 @@ import { markEventsPublished, markPublished, pendingForSession } from "./outbox-
 export const kafkaEnabled = (cfg: Config) => cfg.KAFKA_BROKERS.length > 0 || !!cfg.MSK_CLUSTER_ARN;
 
 let settings: { value: Promise<ProducerSettings>; readAt: number } | undefined;
+let refreshing: Promise<void> | undefined;
 
 /**
- * How long settings that hold a SCRAM password are kept: a rotated password reaches a warm sandbox within this
- * (Secrets Manager reads are cached as long), and a changed password makes a new producer. Broker look-ups and
- * MSK IAM (a token signed per authentication) need no refresh.
+ * How long settings that hold a SCRAM password are used before they are read again: a rotated password reaches a
+ * warm sandbox within this (Secrets Manager reads are cached as long), and a changed password makes a new producer.
+ * The read happens in the background, the settings in use stay until it succeeds. Broker look-ups and MSK IAM (a
+ * token signed per authentication) need no refresh.
  */
 export const SCRAM_SETTINGS_MAX_AGE_MS = 300_000;
+/** After a failed refresh, the next one waits this long. */
+const REFRESH_RETRY_MS = 30_000;
+
+const readSettings = (cfg: Config): Promise<ProducerSettings> =>
+  kafkaClientOptions(cfg).then((options) => ({
+    ...options,
+    compression: cfg.KAFKA_COMPRESSION,
+    maxBatchBytes: cfg.KAFKA_MAX_BATCH_BYTES,
+  }));
 
 export function producerSettings(cfg: Config): Promise<ProducerSettings> {
-  const expired =
-    settings !== undefined &&
-    cfg.KAFKA_AUTH === "scram-sha-512" &&
-    Date.now() - settings.readAt > SCRAM_SETTINGS_MAX_AGE_MS;
-  if (!settings || expired) {
-    const value: Promise<ProducerSettings> = kafkaClientOptions(cfg)
-      .then((options) => ({
-        ...options,
-        compression: cfg.KAFKA_COMPRESSION,
-        maxBatchBytes: cfg.KAFKA_MAX_BATCH_BYTES,
-      }))
-      .catch((err) => {
-        if (settings?.value === value) settings = undefined;
-        throw err;
-      });
+  if (!settings) {
+    const value = readSettings(cfg).catch((err) => {
+      if (settings?.value === value) settings = undefined; // the next call reads again
+      throw err;
+    });
     settings = { value, readAt: Date.now() };
+  } else if (
+    cfg.KAFKA_AUTH === "scram-sha-512" &&
+    !refreshing &&
+    Date.now() - settings.readAt > SCRAM_SETTINGS_MAX_AGE_MS
+  ) {
+    const current = settings;
+    refreshing = readSettings(cfg)
+      .then(
+        (fresh) => {
+          settings = { value: Promise.resolve(fresh), readAt: Date.now() };
+        },
+        () => {
+          current.readAt = Date.now() - SCRAM_SETTINGS_MAX_AGE_MS + REFRESH_RETRY_MS;
+        },
+      )
+      .finally(() => {
+        refreshing = undefined;
+      });
   }
   return settings.value;
 }
