@@ -28,6 +28,28 @@ const insertEvent = (q: Queryable, session: string, seq: number) => {
 const seqOf = (e: CloudEvent) => (e.data as { seq: number }).seq;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The pool as a slow Postgres would make it: each named statement holds its connection `holdMs(name)` before it runs
+ * (pool.query gives it back only once the statement is done).
+ */
+function holdingConnection(pool: pg.Pool, holdMs: (statement: string) => number): pg.Pool {
+  return new Proxy(pool, {
+    get(target, prop, receiver) {
+      if (prop !== "query") return Reflect.get(target, prop, receiver);
+      return async (query: { name?: string }, ...rest: unknown[]) => {
+        const client = await target.connect();
+        try {
+          const ms = typeof query === "object" && query.name ? holdMs(query.name) : 0;
+          if (ms > 0) await sleep(ms);
+          return await (client.query as (...a: unknown[]) => Promise<unknown>).call(client, query, ...rest);
+        } finally {
+          client.release();
+        }
+      };
+    },
+  });
+}
+
 describe("the relay's overlap of Postgres and Kafka", () => {
   it("sends the next batch's fetch to Postgres before it starts publishing a batch", async () => {
     for (let seq = 1; seq <= 10; seq++)
@@ -257,20 +279,7 @@ describe("pipelined outbox relay", () => {
     // mark holds that connection for a whole statement bound (q); the second publish ends at the deadline.
     const q = 1000;
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    const slow = new Proxy(pool, {
-      get(target, prop, receiver) {
-        if (prop !== "query") return Reflect.get(target, prop, receiver);
-        return async (query: { name?: string }, ...rest: unknown[]) => {
-          const client = await target.connect();
-          try {
-            if (typeof query === "object" && query.name?.startsWith("outbox_")) await sleep(q);
-            return await (client.query as (...a: unknown[]) => Promise<unknown>).call(client, query, ...rest);
-          } finally {
-            client.release();
-          }
-        };
-      },
-    });
+    const slow = holdingConnection(pool, (name) => (name.startsWith("outbox_") ? q : 0));
     // fetch 1 ends at q; fetch 2 (q..2q) runs while publish 1 returns at once, mark 1 queues behind it (2q..3q);
     // publish 2 runs to the deadline (2q + 400) while fetch 3 queues behind mark 1 (3q..4q), and mark 2 behind
     // fetch 3 (4q..5q): the run ends ≈ 3q − 400 after its budget.
@@ -303,21 +312,7 @@ describe("pipelined outbox relay", () => {
     // pg-pool's connect timeout also bounds the wait for a free connection; each fetch holds the one shared
     // connection three times that long (a slow Postgres), well within the statement bounds
     const pool = new pg.Pool({ connectionString: db.url, max: 2, connectionTimeoutMillis: 200 });
-    const slow = new Proxy(pool, {
-      get(target, prop, receiver) {
-        if (prop !== "query") return Reflect.get(target, prop, receiver);
-        return async (query: { name?: string }, ...rest: unknown[]) => {
-          const client = await target.connect();
-          try {
-            if (typeof query === "object" && query.name?.startsWith("outbox_pending_batch"))
-              await client.query("SELECT pg_sleep(0.6)");
-            return await (client.query as (...a: unknown[]) => Promise<unknown>).call(client, query, ...rest);
-          } finally {
-            client.release();
-          }
-        };
-      },
-    });
+    const slow = holdingConnection(pool, (name) => (name.startsWith("outbox_pending_batch") ? 600 : 0));
     try {
       const r = await relayOutbox(slow, async () => {}, {
         batchSize: 10,
