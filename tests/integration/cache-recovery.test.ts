@@ -20,6 +20,17 @@ beforeAll(async () => {
 afterAll(() => f.close());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The test database's pool, with `hook` run before each statement named `name` (it may throw, as Postgres would). */
+function beforeStatement(name: string, hook: () => Promise<void>): Queryable {
+  const pool = f.db.pool;
+  return {
+    query: (async (q: { name?: string }, ...rest: unknown[]) => {
+      if (q?.name === name) await hook();
+      return (pool.query as (...a: unknown[]) => Promise<unknown>)(q, ...rest);
+    }) as Queryable["query"],
+  };
+}
+
 /** More than CacheGuard's recovery interval (1 s). */
 const RECOVERY_WAIT_MS = 1100;
 
@@ -85,13 +96,9 @@ describe("coming back after a failed write-through", () => {
   it("a drain is done once the records from before it began are applied, however fast other writers record new ones", async () => {
     // every batch the drain reads, another instance (its cache off) records one more session meanwhile
     const pool = f.db.pool;
-    const othersWriting: Queryable = {
-      query: (async (q: { name?: string }, ...rest: unknown[]) => {
-        if (q?.name === "cache_invalidations_next")
-          await pool.query("INSERT INTO cache_invalidations (session_id) VALUES (gen_random_uuid())");
-        return (pool.query as (...a: unknown[]) => Promise<unknown>)(q, ...rest);
-      }) as Queryable["query"],
-    };
+    const othersWriting = beforeStatement("cache_invalidations_next", async () => {
+      await pool.query("INSERT INTO cache_invalidations (session_id) VALUES (gen_random_uuid())");
+    });
     await pool.query("INSERT INTO cache_invalidations (session_id) VALUES (gen_random_uuid())");
     try {
       expect(await new CacheGuard(sessionCache, othersWriting).drainInvalidations()).toBe(true);
@@ -102,15 +109,10 @@ describe("coming back after a failed write-through", () => {
 
   it("stays on when a periodic drain's Postgres query fails: that request misses, the reads after it do not go to Postgres", async () => {
     const { id } = await sessionWithTurn();
-    const pool = f.db.pool;
     let failures = 1;
-    const slowPostgres: Queryable = {
-      query: (async (q: { name?: string }, ...rest: unknown[]) => {
-        if (q?.name === "cache_invalidations_next" && failures-- > 0)
-          throw new Error("canceling statement due to statement timeout (test)");
-        return (pool.query as (...a: unknown[]) => Promise<unknown>)(q, ...rest);
-      }) as Queryable["query"],
-    };
+    const slowPostgres = beforeStatement("cache_invalidations_next", async () => {
+      if (failures-- > 0) throw new Error("canceling statement due to statement timeout (test)");
+    });
     const guard = new CacheGuard(sessionCache, slowPostgres);
     expect((await guard.get(id)).kind).toBe("miss"); // its drain failed
     expect(guard.trusted).toBe(true);
