@@ -48,16 +48,15 @@ export class HealthAlarms extends Construct {
     if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
 
     // Two failed checks in a row (10 minutes): one blip does not page anyone.
-    this.failed = this.#serviceMetric("HealthCheckFailed", "Sum").createAlarm(this, "Failed", {
+    this.failed = this.#alarm("Failed", this.#serviceMetric("HealthCheckFailed", "Sum"), {
       alarmDescription: "GET /health failed on two consecutive canary runs",
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 2,
       datapointsToAlarm: 2,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     // Missing latency means the canary itself stopped reporting: that is treated as unhealthy too.
-    this.slow = this.#serviceMetric("HealthCheckLatency", "Maximum").createAlarm(this, "Slow", {
+    this.slow = this.#alarm("Slow", this.#serviceMetric("HealthCheckLatency", "Maximum"), {
       alarmDescription: `GET /health slower than ${props.latencyThresholdMs} ms for 15 minutes, or no canary data`,
       threshold: props.latencyThresholdMs,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -65,7 +64,6 @@ export class HealthAlarms extends Construct {
       datapointsToAlarm: 3,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
-    for (const alarm of [this.failed, this.slow]) this.#notify(alarm);
   }
 
   /**
@@ -80,16 +78,13 @@ export class HealthAlarms extends Construct {
       scheduleInterval && scheduleInterval.toSeconds() > fiveMinutes.toSeconds()
         ? scheduleInterval
         : fiveMinutes;
-    const alarm = fn.metricErrors({ period, statistic: "Sum" }).createAlarm(this, id, {
+    return this.#alarm(id, fn.metricErrors({ period, statistic: "Sum" }), {
       alarmDescription: `${fn.functionName} failed in two consecutive ${period.toHumanString()} periods`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 2,
       datapointsToAlarm: 2,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.#notify(alarm);
-    return alarm;
   }
 
   /**
@@ -97,17 +92,16 @@ export class HealthAlarms extends Construct {
    * `threshold` in one 5-minute period, so a single timed-out request does not page anyone.
    */
   alarmOnServerErrors(stage: apigwv2.IHttpStage, threshold: number): cloudwatch.Alarm {
-    const alarm = stage
-      .metricServerError({ period: Duration.minutes(5), statistic: "Sum" })
-      .createAlarm(this, "Http5xx", {
+    return this.#alarm(
+      "Http5xx",
+      stage.metricServerError({ period: Duration.minutes(5), statistic: "Sum" }),
+      {
         alarmDescription: `The HTTP API answered ${threshold} or more 5xx in 5 minutes`,
         threshold,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-    this.#notify(alarm);
-    return alarm;
+      },
+    );
   }
 
   /**
@@ -116,18 +110,14 @@ export class HealthAlarms extends Construct {
    * does not page anyone. No data (no event source, or nothing new) is fine.
    */
   alarmOnOffsetLag(fn: lambda.IFunction, threshold: number): cloudwatch.Alarm {
-    const alarm = fn
-      .metric("OffsetLag", { period: Duration.minutes(5), statistic: "Maximum" })
-      .createAlarm(this, "ConsumerOffsetLag", {
-        alarmDescription: `${fn.functionName} more than ${threshold} records behind its topic for 15 minutes`,
-        threshold,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 3,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-    this.#notify(alarm);
-    return alarm;
+    const lag = fn.metric("OffsetLag", { period: Duration.minutes(5), statistic: "Maximum" });
+    return this.#alarm("ConsumerOffsetLag", lag, {
+      alarmDescription: `${fn.functionName} more than ${threshold} records behind its topic for 15 minutes`,
+      threshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+    });
   }
 
   /**
@@ -135,15 +125,12 @@ export class HealthAlarms extends Construct {
    * so the projection lost them. Any one is worth a look.
    */
   alarmOnRejectedEvents(): cloudwatch.Alarm {
-    const alarm = this.#serviceMetric("RejectedEvents", "Sum").createAlarm(this, "RejectedEvents", {
+    return this.#alarm("RejectedEvents", this.#serviceMetric("RejectedEvents", "Sum"), {
       alarmDescription: "events-consumer skipped records that are not valid chat events",
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.#notify(alarm);
-    return alarm;
   }
 
   /**
@@ -152,20 +139,13 @@ export class HealthAlarms extends Construct {
    * the relay itself does not fail.
    */
   alarmOnOutboxAge(thresholdSeconds: number): cloudwatch.Alarm {
-    const alarm = this.#serviceMetric("OutboxOldestPendingSeconds", "Maximum").createAlarm(
-      this,
-      "OutboxOldestPending",
-      {
-        alarmDescription: `An outbox event has waited more than ${thresholdSeconds} s for Kafka in two consecutive 5-minute periods`,
-        threshold: thresholdSeconds,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 2,
-        datapointsToAlarm: 2,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      },
-    );
-    this.#notify(alarm);
-    return alarm;
+    return this.#alarm("OutboxOldestPending", this.#serviceMetric("OutboxOldestPendingSeconds", "Maximum"), {
+      alarmDescription: `An outbox event has waited more than ${thresholdSeconds} s for Kafka in two consecutive 5-minute periods`,
+      threshold: thresholdSeconds,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+    });
   }
 
   /** A metric the functions emit with Powertools Metrics: their namespace, dimension `service`. */
@@ -179,8 +159,15 @@ export class HealthAlarms extends Construct {
     });
   }
 
-  #notify(alarm: cloudwatch.Alarm): void {
+  /** An alarm that notifies the topic, and again when it is OK; missing data does not alarm unless said. */
+  #alarm(id: string, metric: cloudwatch.IMetric, options: cloudwatch.CreateAlarmOptions): cloudwatch.Alarm {
+    const alarm = new cloudwatch.Alarm(this, id, {
+      metric,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      ...options,
+    });
     alarm.addAlarmAction(new actions.SnsAction(this.topic));
     alarm.addOkAction(new actions.SnsAction(this.topic));
+    return alarm;
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { functions } from "../../functions/manifest.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
-import { applySessionChange, insertSession } from "../../layers/chat/db/chat-store.ts";
+import { applySessionChange, insertSession, type NewSession } from "../../layers/chat/db/chat-store.ts";
 import { ERASE } from "../../layers/chat/db/erase-store.ts";
 import {
   claimIdempotencyKey,
@@ -47,6 +47,20 @@ beforeAll(async () => {
   [db, fx] = await Promise.all([createTestDatabase(4), chatFixture({ responder: slowFirstAnswer })]);
 });
 afterAll(() => Promise.all([db?.drop(), fx?.close()]));
+
+/** A session written straight through the store (a welcome message, no events), as a create would. */
+const insertBareSession = (sessionId: string, extra: Partial<NewSession> = {}) =>
+  insertSession(db.pool, {
+    sessionId,
+    userId: null,
+    tokenHash: "00".repeat(32),
+    metadata: {},
+    at: new Date().toISOString(),
+    suggestions: [],
+    welcome: { message_id: randomUUID(), seq: 1, role: "assistant", content: "hi", reply_to: null },
+    events: [],
+    ...extra,
+  });
 
 /** The claim's lock runs out (a request stalled past it): the next request with the key may take it over. */
 const expireClaims = (pool: TestDatabase["pool"]) =>
@@ -147,16 +161,7 @@ describe("an Idempotency-Key claim", () => {
     const retry = await claimIdempotencyKey(db.pool, key, opts);
     if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
     const sessionId = randomUUID();
-    const at = new Date().toISOString();
-    const late = insertSession(db.pool, {
-      sessionId,
-      userId: null,
-      tokenHash: "00".repeat(32),
-      metadata: {},
-      at,
-      suggestions: [],
-      welcome: { message_id: randomUUID(), seq: 1, role: "assistant", content: "hi", reply_to: null },
-      events: [],
+    const late = insertBareSession(sessionId, {
       idempotency: idempotencyCompletion(
         key,
         201,
@@ -182,16 +187,7 @@ describe("an Idempotency-Key claim", () => {
     // the erase locks the session, then deletes its claims; the completion must take the two in the same order
     const sessionId = randomUUID();
     const at = new Date().toISOString();
-    await insertSession(db.pool, {
-      sessionId,
-      userId: null,
-      tokenHash: "00".repeat(32),
-      metadata: {},
-      at,
-      suggestions: [],
-      welcome: { message_id: randomUUID(), seq: 1, role: "assistant", content: "hi", reply_to: null },
-      events: [],
-    });
+    await insertBareSession(sessionId);
     const key: IdempotencyRequest = {
       scope: `messages-post:${sessionId}`,
       key: "k-erased",

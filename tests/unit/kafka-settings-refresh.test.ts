@@ -17,14 +17,15 @@ const { producerSettings, SCRAM_SETTINGS_MAX_AGE_MS } = await import(
 
 afterEach(() => vi.useRealTimers());
 
+const cfg = parseConfig({
+  KAFKA_BROKERS: "broker-1:9096",
+  KAFKA_AUTH: "scram-sha-512",
+  KAFKA_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf",
+});
+
 describe("Kafka producer settings in a warm sandbox", () => {
   it("re-read a rotated SCRAM password once their age is past the secret cache's, not before", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
-    const cfg = parseConfig({
-      KAFKA_BROKERS: "broker-1:9096",
-      KAFKA_AUTH: "scram-sha-512",
-      KAFKA_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf",
-    });
     expect((await producerSettings(cfg)).scram?.password).toBe("v1");
     password = "v2"; // rotated
     vi.setSystemTime(Date.now() + SCRAM_SETTINGS_MAX_AGE_MS - 1000);
@@ -37,11 +38,6 @@ describe("Kafka producer settings in a warm sandbox", () => {
 
   it("keep the settings in use when a re-read fails, and try again later", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
-    const cfg = parseConfig({
-      KAFKA_BROKERS: "broker-1:9096",
-      KAFKA_AUTH: "scram-sha-512",
-      KAFKA_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf",
-    });
     const inUse = (await producerSettings(cfg)).scram?.password;
     password = "unreadable";
     const readsBefore = reads;
