@@ -5,7 +5,7 @@ import { editMessageBody } from "./http/schemas.ts";
 
 /** PUT /messages/edit: a new version of a user message; `regenerate` also replaces the bot's reply. */
 export const handler = httpHandler(
-  { name: "messages-edit", body: editMessageBody, sessionRead: "whole" },
+  { name: "messages-edit", body: editMessageBody, sessionRead: "head" },
   async (req) => {
     const ifMatch = versionsFromIfMatch(req.headers["if-match"]);
     const expected = req.body.expected_version;

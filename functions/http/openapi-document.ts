@@ -88,13 +88,16 @@ const operations: Record<string, Operation> = {
   openapi: { auth: false, ok: { status: 200, schema: looseObject({}) }, errors: [] },
 };
 
-/** A named schema becomes a $ref to its component; an unnamed one is inlined. */
-function schemaOf(schema: ZodMiniType): Record<string, unknown> {
+/**
+ * A named schema becomes a $ref to its component; an unnamed one is inlined. A query parameter shows its parsed
+ * value's schema ("output"): its text form is the parameter's serialization, an integer's being its decimal digits.
+ */
+function schemaOf(schema: ZodMiniType, io: "input" | "output" = "input"): Record<string, unknown> {
   const id = globalRegistry.get(schema)?.id;
   if (id) return { $ref: ref(id) };
   return toJSONSchema(schema, {
     target: "draft-2020-12",
-    io: "input",
+    io,
     unrepresentable: "any",
     metadata: globalRegistry,
   }) as Record<string, unknown>;
@@ -127,7 +130,7 @@ export function buildOpenApiDocument(version = "0.1.0") {
             in: "query",
             required: false,
             ...(description ? { description } : {}),
-            schema: strip(schemaOf(schema as ZodMiniType)),
+            schema: strip(schemaOf(schema as ZodMiniType, "output")),
           };
         })
       : [];

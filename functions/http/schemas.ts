@@ -2,7 +2,6 @@ import {
   _default,
   array,
   boolean,
-  coerce,
   enum as enumOf,
   globalRegistry,
   int,
@@ -16,10 +15,13 @@ import {
   nullish,
   number,
   optional,
+  pipe,
   record,
+  regex,
   strictObject,
   string,
   toLowerCase,
+  transform,
   unknown,
   uuid as uuidSchema,
   type ZodMiniType,
@@ -43,6 +45,17 @@ const named = <T extends ZodMiniType>(schema: T, id: string): T => {
 
 const integer = (min: number, max?: number) =>
   number().check(int(), minimum(min), ...(max === undefined ? [] : [maximum(max)]));
+
+// A query parameter is text: only plain decimal digits are a number (`Number()` would also take "0x10", "1e1",
+// " 5" and "" as 16, 10, 5 and 0). The OpenAPI document shows the parsed value's schema (an integer).
+const queryInteger = (min: number, max: number, fallback: number) =>
+  _default(
+    pipe(
+      string().check(regex(/^[0-9]{1,10}$/, { error: "Expected an integer written in decimal digits" })),
+      pipe(transform(Number), integer(min, max)),
+    ),
+    fallback,
+  );
 
 // Canonical (lower-case) form: Postgres compares uuids regardless of case, but cache keys, Idempotency-Key scopes
 // and the ids compared in memory are strings.
@@ -88,9 +101,9 @@ export const deleteMessageBody = described(
 export const sessionPathParams = strictObject({ session_id: uuid });
 
 export const historyQuery = strictObject({
-  after_seq: _default(coerce.number().check(int(), minimum(0), maximum(2_147_483_647)), 0),
+  after_seq: queryInteger(0, 2_147_483_647, 0),
   limit: described(
-    _default(coerce.number().check(int(), minimum(1), maximum(200)), 50),
+    queryInteger(1, 200, 50),
     "At most this many messages. A page of long messages may hold fewer (at most 3,000,000 bytes of messages, so that it fits in a Lambda response): follow next_after_seq.",
   ),
 });

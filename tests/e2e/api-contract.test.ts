@@ -226,6 +226,14 @@ describe("a whole conversation over HTTP", () => {
     const one = await fx.call<Page>("GET", `/sessions/${session.session_id}/messages?limit=1`, { token });
     expect(one.body.messages.map((m) => m.seq)).toEqual([1]);
     expect(one.body.next_after_seq).toBe(1);
+    const padded = await fx.call<Page>(
+      "GET",
+      `/sessions/${session.session_id}/messages?limit=002&after_seq=01`,
+      {
+        token,
+      },
+    );
+    expect(padded.body.messages.map((m) => m.seq)).toEqual([2, 3]);
     const byDefault = await fx.call<Page>("GET", `/sessions/${session.session_id}/messages`, { token });
     expect(byDefault.body.messages).toHaveLength(50);
     expect(byDefault.body.next_after_seq).toBe(50);

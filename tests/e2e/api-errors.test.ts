@@ -121,8 +121,24 @@ describe("400 validation_failed", () => {
     });
   });
 
-  it("rejects limit outside 1–200, a non-numeric limit and a negative after_seq", async () => {
-    for (const query of ["limit=0", "limit=201", "limit=abc", "after_seq=-1", "limit=2&extra=1"]) {
+  it("rejects limit outside 1–200, a limit or after_seq not in decimal digits and a negative after_seq", async () => {
+    const notDecimal = [
+      "limit=0x10",
+      "limit=1e1",
+      "limit=%205",
+      "limit=5.0",
+      "limit=",
+      "after_seq=",
+      "after_seq=+1",
+    ];
+    for (const query of [
+      "limit=0",
+      "limit=201",
+      "limit=abc",
+      "after_seq=-1",
+      "limit=2&extra=1",
+      ...notDecimal,
+    ]) {
       const res = await expectProblem(
         400,
         "validation_failed",
@@ -133,6 +149,7 @@ describe("400 validation_failed", () => {
         },
       );
       expect(res.body.errors?.[0]?.path, query).toMatch(/^query\./);
+      if (notDecimal.includes(query)) expect(res.body.errors?.[0]?.message, query).toMatch(/decimal digits/);
     }
   });
 

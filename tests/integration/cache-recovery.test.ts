@@ -107,6 +107,35 @@ describe("coming back after a failed write-through", () => {
     }
   });
 
+  it("waits an interval after a recovery whose drain outlasted it before the next, rather than draining back to back", async () => {
+    const { id } = await sessionWithTurn();
+    let batchMs = 0;
+    const slowAtWill = beforeStatement("cache_invalidations_next", async () => {
+      await sleep(batchMs);
+    });
+    const guard = new CacheGuard(sessionCache, slowAtWill);
+    // three drains' worth (20 batches of 500 each): the periodic one and the first recovery leave some
+    await f.db.pool.query(
+      `INSERT INTO cache_invalidations (session_id, created_at)
+       SELECT gen_random_uuid(), now() - interval '1 hour' FROM generate_series(1, 20500)`,
+    );
+    try {
+      expect((await guard.get(id)).kind).toBe("miss"); // the periodic drain left records: the cache goes off
+      expect(guard.trusted).toBe(false);
+      await sleep(RECOVERY_WAIT_MS);
+      batchMs = 70; // this recovery's drain takes 20 × 70 ms, longer than the interval
+      expect((await guard.get(id)).kind).toBe("miss");
+      batchMs = 0;
+      expect((await guard.get(id)).kind).toBe("miss"); // not a recovery yet: it would drain the rest and come back
+      expect(guard.trusted).toBe(false);
+      await sleep(RECOVERY_WAIT_MS);
+      expect((await guard.get(id)).kind).toBe("hit");
+      expect(guard.trusted).toBe(true);
+    } finally {
+      await f.db.pool.query("TRUNCATE cache_invalidations");
+    }
+  });
+
   it("stays on when a periodic drain's Postgres query fails: that request misses, the reads after it do not go to Postgres", async () => {
     const { id } = await sessionWithTurn();
     let failures = 1;

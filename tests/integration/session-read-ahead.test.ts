@@ -130,7 +130,34 @@ describe("read ahead per function, on a long history", () => {
       );
       expect(edit.statusCode).toBe(200);
     });
-    expect(kinds(editing)[0]).toMatch(/^mget /);
+    // an edit reads ahead the start only; the whole entry once the request is authorized
+    expect(kinds(editing)[0]).toBe("getrange 0 32767");
+    expect(kinds(editing)[1]).toMatch(/^mget /);
+    const now = (await loadSnapshot(db.pool, id, HISTORY_CACHE_MAX))!.messages;
+    expect(now.at(-2)).toMatchObject({ message_id: truth.at(-2)!.message_id, content: "edited" });
+
+    // a refused edit or delete (a wrong token) moves no more of the history than that start
+    const wrong = { authorization: `Bearer ${"x".repeat(43)}` };
+    for (const [name, method, path] of [
+      ["messages-edit", "PUT", "/messages/edit"],
+      ["messages-delete", "DELETE", "/messages/delete"],
+    ] as const) {
+      const refused = await commandsOn(h, async () => {
+        const res = await send(
+          name,
+          httpEvent(method, path, {
+            body: {
+              session_id: id,
+              message_id: truth[1]!.message_id,
+              ...(name === "messages-edit" ? { content: "x" } : {}),
+            },
+            headers: wrong,
+          }),
+        );
+        expect(res.statusCode).toBe(401);
+      });
+      expect([name, kinds(refused)]).toEqual([name, ["getrange 0 32767"]]);
+    }
 
     // functions with no session read nothing ahead, whatever session a caller names in its body
     for (const [name, path] of [
@@ -150,5 +177,43 @@ describe("read ahead per function, on a long history", () => {
       });
       expect([name, reads]).toEqual([name, []]);
     }
+  });
+
+  it("an edit or delete of a session whose history fits the start read ahead reads nothing more", async () => {
+    const created = await send("sessions-create", httpEvent("POST", "/sessions/create", { body: {} }));
+    const id = created.json.session.session_id as string;
+    const headers = { authorization: `Bearer ${created.json.token}` };
+    const posted = await send(
+      "messages-post",
+      httpEvent("POST", "/messages/post", { body: { session_id: id, content: "hello" }, headers }),
+    );
+    expect(posted.statusCode).toBe(201);
+    const h = `chat:{${id}}:h`;
+    const messageId = posted.json.message.message_id as string;
+    const editing = await commandsOn(h, async () => {
+      const res = await send(
+        "messages-edit",
+        httpEvent("PUT", "/messages/edit", {
+          body: { session_id: id, message_id: messageId, content: "hi" },
+          headers,
+        }),
+      );
+      expect(res.statusCode).toBe(200);
+    });
+    expect(editing.map((c) => c[0]).filter((c) => c === "get" || c === "mget" || c === "getrange")).toEqual([
+      "getrange",
+    ]);
+    const deleting = await commandsOn(h, async () => {
+      const res = await send(
+        "messages-delete",
+        httpEvent("DELETE", "/messages/delete", { body: { session_id: id, message_id: messageId }, headers }),
+      );
+      expect(res.statusCode).toBe(200);
+    });
+    expect(deleting.map((c) => c[0]).filter((c) => c === "get" || c === "mget" || c === "getrange")).toEqual([
+      "getrange",
+    ]);
+    const page = await send("session-messages", httpEvent("GET", `/sessions/${id}/messages`, { headers }));
+    expect(page.json.messages.map((m: { message_id: string }) => m.message_id)).not.toContain(messageId);
   });
 });

@@ -255,6 +255,10 @@ export class CacheGuard {
       return true;
     } catch {
       return false;
+    } finally {
+      // counted from the end: a drain that outlasts the interval (a long backlog, a slow Postgres) is not followed
+      // by another at once, in the same request, and the instance's requests are not held up back to back
+      this.#nextRecoveryAt = Date.now() + RECOVERY_INTERVAL_MS;
     }
   }
 

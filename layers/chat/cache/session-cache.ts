@@ -102,10 +102,10 @@ const keys = (sessionId: string) => [`chat:{${sessionId}}:s`, `chat:{${sessionId
 export const HISTORY_END_BYTES = 32 * 1024;
 
 /**
- * What a request reads ahead of its session's cache entries: the whole of both (edits and deletes, which rewrite
- * the history), the session entry alone (reads of the session, its erasure), or the session entry and one end of
- * the history: its newest messages ("tail": a post's responder context, a client polling for new messages) or its
- * oldest ("head": the first page).
+ * What is read of a session's cache entries: the whole of both, the session entry alone (reads of the session, its
+ * erasure), or the session entry and one end of the history: its newest messages ("tail": a post's responder
+ * context, a client polling for new messages) or its oldest ("head": the first page; edits and deletes, which need
+ * the whole history but read ahead no more than this end before they are authorized, and the rest only after).
  */
 export type SessionRead = "whole" | "session" | "tail" | "head";
 

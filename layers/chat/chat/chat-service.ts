@@ -447,7 +447,7 @@ export class ChatService {
     plan: (snap: SessionSnapshot, db: Queryable) => Promise<Planned<T>>,
   ): Promise<T> {
     return busyOnLockTimeout(async () => {
-      const optimistic = authSnapshot(auth, reads) ?? (await this.#snapshot(auth.session.session_id));
+      const optimistic = authSnapshot(auth, reads) ?? (await this.#wholeSnapshot(auth, reads));
       const first = await plan(optimistic, this.#d.pool);
       const checkBacklog = this.#d.publisher.usesBacklog;
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
@@ -573,6 +573,20 @@ export class ChatService {
     const snap = await this.#loadAndFill(sessionId);
     if (!snap) return null;
     return { session: snap.session, history: snap.complete ? snap.messages : null, fromCache: false };
+  }
+
+  /**
+   * A snapshot to plan a change from when what authorize() read does not hold one. If it read only the start of a
+   * cached history (edits and deletes read ahead no more than that before they are authorized), the whole entry
+   * from the cache now; else, or if the cache no longer holds it, from Postgres.
+   */
+  async #wholeSnapshot(auth: AuthorizedSession, reads: NewestReads): Promise<SessionSnapshot> {
+    if (auth.oldest) {
+      const found = await this.#d.cache?.get(auth.session.session_id);
+      const snap = found?.kind === "hit" ? authSnapshot(found.value, reads) : null;
+      if (snap) return snap;
+    }
+    return this.#snapshot(auth.session.session_id);
   }
 
   async #snapshot(sessionId: string): Promise<SessionSnapshot> {
