@@ -93,4 +93,49 @@ describe(`a session of more than ${HISTORY_CACHE_MAX} messages`, () => {
     expect(snapshotSizes.length).toBeGreaterThan(3);
     for (const n of snapshotSizes) expect(n).toBeLessThanOrEqual(window());
   });
+
+  it("regenerates as on a short session when the newest messages hold neither the target's reply nor its context", async () => {
+    const { chat } = observedService();
+    const auth = () => chat.authorize(id, token);
+    // enough turns that the session stays long once the newest user messages are deleted (their replies stay):
+    // then the snapshot's newest window holds only replies
+    for (let i = 0; i < 25; i++) await chat.postMessage(await auth(), `more ${i}`);
+    const users = await f.db.pool.query(
+      `SELECT message_id, content FROM messages
+        WHERE session_id = $1 AND role = 'user' AND deleted_at IS NULL ORDER BY seq DESC LIMIT $2`,
+      [id, window() + 2],
+    );
+    for (const u of users.rows.slice(0, window())) await chat.deleteMessage(await auth(), u.message_id);
+    const [latest, earlier] = users.rows.slice(window()) as { message_id: string; content: string }[];
+    const snap = await loadSnapshot(f.db.pool, id, HISTORY_CACHE_MAX, window());
+    expect(snap?.complete).toBe(false);
+    expect(snap?.messages.every((m) => m.role === "assistant")).toBe(true);
+    const { rows: replies } = await f.db.pool.query(
+      "SELECT message_id FROM messages WHERE session_id = $1 AND reply_to = $2 AND deleted_at IS NULL",
+      [id, latest!.message_id],
+    );
+    expect(replies).toHaveLength(1);
+    const countBefore = (await auth()).session.message_count;
+
+    // a user message with a later one is refused, as on a short session
+    await expect(
+      chat.editMessage(await auth(), { message_id: earlier!.message_id, content: "x", regenerate: true }),
+    ).rejects.toMatchObject({ code: "validation_failed" });
+    // the latest one: its reply is replaced in place, answered with the conversation before it
+    const edited = await chat.editMessage(await auth(), {
+      message_id: latest!.message_id,
+      content: "What was my last message?",
+      regenerate: true,
+    });
+    expect(edited.reply?.message_id).toBe(replies[0].message_id);
+    expect(edited.reply?.version).toBe(2);
+    expect(edited.reply?.content).toContain(earlier!.content);
+    const after = (await auth()).session;
+    expect(after.message_count).toBe(countBefore);
+    const live = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM messages WHERE session_id = $1 AND reply_to = $2 AND deleted_at IS NULL",
+      [id, latest!.message_id],
+    );
+    expect(live.rows[0].n).toBe(1);
+  });
 });

@@ -13,6 +13,8 @@ import {
   lockSnapshot,
   type NewMessage,
   type Queryable,
+  type RegenerateFacts,
+  regenerateFacts,
   type SessionChange,
   type SessionSnapshot,
 } from "../db/chat-store.ts";
@@ -286,7 +288,7 @@ export class ChatService {
       let suggestions: string[] | undefined;
       let lastSeq = s.last_seq;
       if (edit.regenerate) {
-        const laterUser = snap.messages.some((m) => m.role === "user" && m.seq > target.seq);
+        const { laterUser, reply: old, before } = await this.#regenerateFacts(snap, target, db);
         if (laterUser) {
           throw new ChatError(
             "validation_failed",
@@ -296,10 +298,8 @@ export class ChatService {
             },
           );
         }
-        const before = snap.messages.filter((m) => m.seq < target.seq);
         const answer = await this.#respond([...toTurns(before), { role: "user", content: edit.content }]);
         suggestions = answer.suggestions;
-        const old = snap.messages.find((m) => m.role === "assistant" && m.reply_to === target.message_id);
         if (old) {
           reply = { ...old, content: answer.content, version: old.version + 1, edited_at: at };
         } else {
@@ -606,6 +606,20 @@ export class ChatService {
     );
     if (snap) await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
     return snap;
+  }
+
+  /**
+   * RegenerateFacts from the snapshot when it is the whole history, else from Postgres through `db` (the snapshot's
+   * own connection): a long session's snapshot holds only its newest messages, which need not reach an older
+   * target's reply, a later user message, or its context (e.g. once the newest questions were deleted).
+   */
+  async #regenerateFacts(snap: SessionSnapshot, target: Message, db: Queryable): Promise<RegenerateFacts> {
+    if (!snap.complete) return regenerateFacts(db, target, this.#d.config.RESPONDER_CONTEXT_MESSAGES);
+    return {
+      laterUser: snap.messages.some((m) => m.role === "user" && m.seq > target.seq),
+      reply: snap.messages.find((m) => m.role === "assistant" && m.reply_to === target.message_id) ?? null,
+      before: snap.messages.filter((m) => m.seq < target.seq),
+    };
   }
 
   /** A session takes at most MAX_SESSION_MESSAGES messages over its life (seq is their count, deleted included). */

@@ -359,6 +359,49 @@ export async function historyPage(
   return res.rows.map(toMessage);
 }
 
+/** What regenerating the reply to a user message depends on, besides the message itself. */
+export interface RegenerateFacts {
+  /** A live user message after it: only the latest user message may be regenerated. */
+  laterUser: boolean;
+  /** Its live reply, replaced in place if there is one. */
+  reply: Message | null;
+  /** The newest `contextMessages` live messages before it: the responder's context. */
+  before: Message[];
+}
+
+/**
+ * RegenerateFacts from Postgres, in one statement, for a session whose snapshot holds only its newest messages: an
+ * older target's later messages, reply and context may lie outside them. Each part is a range of the session's
+ * (session_id, seq) index.
+ */
+export async function regenerateFacts(
+  db: Queryable,
+  target: Pick<Message, "session_id" | "message_id" | "seq">,
+  contextMessages: number,
+): Promise<RegenerateFacts> {
+  const res = await db.query({
+    name: "regenerate_facts",
+    text: `SELECT
+      EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND seq > $2 AND role = 'user' AND deleted_at IS NULL)
+        AS later_user,
+      (SELECT row_to_json(r) FROM (
+         SELECT ${MESSAGE_COLUMNS} FROM messages
+          WHERE session_id = $1 AND seq > $2 AND reply_to = $3 AND role = 'assistant' AND deleted_at IS NULL
+          ORDER BY seq LIMIT 1) r) AS reply,
+      (SELECT coalesce(json_agg(b ORDER BY b.seq), '[]'::json) FROM (
+         SELECT ${MESSAGE_COLUMNS} FROM messages
+          WHERE session_id = $1 AND seq < $2 AND deleted_at IS NULL
+          ORDER BY seq DESC LIMIT $4) b) AS before`,
+    values: [target.session_id, target.seq, target.message_id, contextMessages],
+  });
+  const row = res.rows[0] as { later_user: boolean; reply: Record<string, unknown> | null; before: [] };
+  return {
+    laterUser: row.later_user,
+    reply: row.reply ? toMessage(row.reply) : null,
+    before: (row.before as Record<string, unknown>[]).map(toMessage),
+  };
+}
+
 export async function findMessage(
   db: Queryable,
   sessionId: string,
