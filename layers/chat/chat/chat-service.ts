@@ -29,8 +29,8 @@ import {
 import { withTransaction } from "../db/transaction.ts";
 import { type CloudEvent, chatEvent } from "../events/cloudevents.ts";
 import type { EventPublisher } from "../events/event-publisher.ts";
-import { WELCOME } from "../responders/builtin-responder.ts";
-import { boundContext, type Responder } from "../responders/responder.ts";
+import { builtinReply, WELCOME } from "../responders/builtin-responder.ts";
+import { boundContext, type Reply, type Responder } from "../responders/responder.ts";
 import {
   authSnapshot,
   headBytesFor,
@@ -40,7 +40,7 @@ import {
   pageFromEnd,
   type ReadSession,
 } from "./cached-reads.ts";
-import { assertValidContent, assertValidUserId } from "./content-rules.ts";
+import { assertValidContent, assertValidUserId, storableText } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
 import { isLineForm, pageJsonFromText } from "./history-text.ts";
@@ -649,11 +649,18 @@ export class ChatService {
     throw new ChatError("message_not_found", "message not found");
   }
 
-  async #respond(history: ReturnType<typeof toTurns>) {
+  /**
+   * The responder's reply, storable: a model can answer with a NUL or half a surrogate pair, which Postgres refuses
+   * (the turn would fail with a 500 on every retry). A reply left blank by that gets the built-in one.
+   */
+  async #respond(history: ReturnType<typeof toTurns>): Promise<Reply> {
     const cfg = this.#d.config;
-    return this.#d.responder.respond(
-      boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS),
-    );
+    const context = boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS);
+    const reply = await this.#d.responder.respond(context);
+    const content = storableText(reply.content);
+    const suggestions = reply.suggestions.map(storableText).filter((s) => s.trim() !== "");
+    if (content.trim() === "") return builtinReply(context);
+    return { content, suggestions };
   }
 }
 

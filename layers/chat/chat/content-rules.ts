@@ -11,6 +11,14 @@ export function textIssue(s: string): string | null {
 }
 
 /**
+ * Text from elsewhere (a model's reply) made storable rather than refused: NUL characters dropped, lone surrogates
+ * replaced by U+FFFD. A user's own text is refused instead (textIssue), so what it sent is what is stored.
+ */
+export function storableText(s: string): string {
+  return textIssue(s) === null ? s : s.replaceAll("\u0000", "").toWellFormed();
+}
+
+/**
  * Message content: 1..max characters (code points, so an emoji counts once), not only white space, storable.
  * Stored exactly as sent.
  */
