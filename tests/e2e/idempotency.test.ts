@@ -150,6 +150,56 @@ describe("POST /messages/post with an Idempotency-Key", () => {
     expect(again.headers.get("idempotent-replayed")).toBe("true");
   });
 
+  it("409 replay_withdrawn once a posted message was edited or deleted: the old text is not replayed, nothing is posted again", async () => {
+    const s = await createSession(fx);
+    const post = (content: string, key: string) =>
+      fx.call<{ message: { message_id: string }; reply: { message_id: string } }>("POST", "/messages/post", {
+        json: { session_id: s.sessionId, content },
+        headers: { "idempotency-key": key },
+        token: s.token,
+      });
+    const keys = {
+      deleted: `del-${randomUUID()}`,
+      edited: `edit-${randomUUID()}`,
+      kept: `kept-${randomUUID()}`,
+    };
+    const deleted = await post("my card number is 4111 1111", keys.deleted);
+    const kept = await post("nothing changed here", keys.kept);
+    const edited = await post("a typo I fixed", keys.edited);
+    expect([deleted.status, edited.status, kept.status]).toEqual([201, 201, 201]);
+    const del = await fx.call("DELETE", "/messages/delete", {
+      json: { session_id: s.sessionId, message_id: deleted.body.message.message_id },
+      token: s.token,
+    });
+    expect(del.status).toBe(200);
+    // the edited message's reply is regenerated too: either change withdraws the post's response
+    const edit = await fx.call("PUT", "/messages/edit", {
+      json: {
+        session_id: s.sessionId,
+        message_id: edited.body.message.message_id,
+        content: "fixed",
+        regenerate: true,
+      },
+      token: s.token,
+    });
+    expect(edit.status).toBe(200);
+    const before = await rowCounts(fx.db.pool);
+    for (const [content, key] of [
+      ["my card number is 4111 1111", keys.deleted],
+      ["a typo I fixed", keys.edited],
+    ] as const) {
+      const retry = await post(content, key);
+      expect(retry.status, key).toBe(409);
+      expect(retry.body, key).toMatchObject({ code: "replay_withdrawn" });
+      expect(retry.text, key).not.toContain(content);
+    }
+    expect(await rowCounts(fx.db.pool)).toEqual(before);
+    // a post whose messages were not touched still replays
+    const again = await post("nothing changed here", keys.kept);
+    expect(again.text).toBe(kept.text);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+  });
+
   it("a failed attempt gives its key back: after session_busy, the retry with the key runs for real", async () => {
     const s = await createSession(fx);
     const key = `retry-${randomUUID()}`;

@@ -124,6 +124,20 @@ describe("an Idempotency-Key claim", () => {
     await releaseIdempotencyKey(fx.db.pool, key, retry.token);
   });
 
+  it("a post completing its claim names its messages: deleting its reply withdraws the replay", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const key: IdempotencyRequest = { scope: `messages-post:${id}`, key: "k-withdrawn", requestHash: "same" };
+    const auth = () => fx.chat.authorize(id, created.token);
+    const posted = await fx.chat.postMessage(await auth(), "hello", key);
+    const replay = await fx.chat.postMessage(await auth(), "hello", key);
+    expect(replay).toMatchObject({ replayed: true, reply: { message_id: posted.reply.message_id } });
+    await fx.chat.deleteMessage(await auth(), posted.reply.message_id);
+    await expect(fx.chat.postMessage(await auth(), "hello", key)).rejects.toMatchObject({
+      code: "replay_withdrawn",
+    });
+  });
+
   it("a post that ran past its claim, after the retry that took the key over posted: one turn, the retry's", async () => {
     const created = await fx.chat.createSession({});
     const id = created.session.session_id;

@@ -10,6 +10,7 @@ export type ChatErrorCode =
   | "session_full"
   | "idempotency_key_reused"
   | "request_in_progress"
+  | "replay_withdrawn"
   | "rate_limited"
   | "service_unavailable";
 

@@ -67,24 +67,44 @@ const idempotencyMode = (i: IdempotencyCompletion | undefined): IdempotencyMode 
  * The CTE that writes the Idempotency-Key record with the change, gated on `s` (the row the change updated
  * or inserted), from parameter $p on: scope, key hash, status code, response[, request hash, TTL seconds].
  * Only the one needed is in the statement: each data-modifying CTE costs the executor even when it writes nothing.
- * `owned`: the record names the session `s` made (a create's, which the session's erase deletes).
+ * `owned`: the record names the session `s` made (a create's, which the session's erase deletes); otherwise it
+ * names the messages the change inserted (sessionUpdate's $7), whose later edit or delete withdraws its response.
  */
 function idempotencyCte(mode: IdempotencyMode, p: number, owned = false): string {
+  const [column, value] = owned
+    ? ["session_id", "s.session_id"]
+    : [
+        "message_ids",
+        "(SELECT array_agg(m.message_id) FROM jsonb_to_recordset($7::jsonb) AS m(message_id uuid))",
+      ];
   if (mode === "complete")
     return `, idem AS (
-  UPDATE idempotency_records SET status = 'completed', status_code = $${p + 2}, response = $${p + 3}::jsonb${owned ? ", session_id = s.session_id" : ""}
+  UPDATE idempotency_records SET status = 'completed', status_code = $${p + 2}, response = $${p + 3}::jsonb, ${column} = ${value}
     FROM s WHERE scope = $${p} AND idempotency_key = $${p + 1} AND locked_until = $${p + 4}::timestamptz
 )`;
   if (mode === "claim")
     return `, idem AS (
   INSERT INTO idempotency_records
-         (scope, idempotency_key, request_hash, status, status_code, response, locked_until, expires_at${owned ? ", session_id" : ""})
+         (scope, idempotency_key, request_hash, status, status_code, response, locked_until, expires_at, ${column})
   SELECT $${p}, $${p + 1}, $${p + 4}, 'completed', $${p + 2}, $${p + 3}::jsonb, now(),
-         now() + make_interval(secs => $${p + 5}::int)${owned ? ", s.session_id" : ""}
+         now() + make_interval(secs => $${p + 5}::int), ${value}
     FROM s
 )`;
   return "";
 }
+
+/**
+ * An edit or a delete withdraws the stored responses of the posts that created the messages it changes ($8 the
+ * edits, $9 the deleted message): a replay of such a post would hand back text its user has since deleted or
+ * replaced. The records stay (completed, without a response), so a retry of the post is not run again.
+ */
+const WITHDRAW_REPLAYS = `
+, withdrawn AS (
+  UPDATE idempotency_records SET response = NULL
+    FROM s
+   WHERE scope = 'messages-post:' || $1::text AND response IS NOT NULL
+     AND message_ids && (ARRAY(SELECT (u->>'message_id')::uuid FROM jsonb_array_elements($8::jsonb) AS u) || $9::uuid)
+)`;
 
 function idempotencyValues(i: IdempotencyCompletion | undefined): unknown[] {
   if (!i) return [];
@@ -165,7 +185,7 @@ WITH ${sessionUpdate(mode, 12)}, upd AS (
 ), del AS (
   UPDATE messages AS t SET deleted_at = $3, content = ''
     FROM s WHERE t.message_id = $9 AND t.session_id = $1 AND t.deleted_at IS NULL
-), ${OUTBOX_INSERT(10)}${idempotencyCte(mode, 12)}
+)${WITHDRAW_REPLAYS}, ${OUTBOX_INSERT(10)}${idempotencyCte(mode, 12)}
 SELECT s.*, ${BACKLOG(11)} FROM s`;
 
 /**

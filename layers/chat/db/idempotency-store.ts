@@ -76,6 +76,11 @@ export async function claimIdempotencyKey(
       throw new ChatError("idempotency_key_reused", "this Idempotency-Key was used with a different request");
     }
     if (row.status === "completed") {
+      if (row.response === null)
+        throw new ChatError(
+          "replay_withdrawn",
+          "the request with this Idempotency-Key succeeded, but a message it posted was edited or deleted since: its response, which held the old text, is no longer kept",
+        );
       return { kind: "replay", statusCode: row.status_code as number, response: decrypt(req, row.response) };
     }
     if (Date.now() >= deadline) {
