@@ -211,7 +211,9 @@ export function buildOpenApiDocument(version = "0.1.0") {
       version,
       description: "Serverless chat: sessions, messages, bot replies.",
     },
-    servers: [{ url: "http://localhost:8000" }],
+    // relative: the API answers at the root of wherever this document is served from (API Gateway's $default
+    // stage, the local runner), so a client resolves it against that origin instead of a fixed host
+    servers: [{ url: "/", description: "The origin this document was served from" }],
     paths,
     components: {
       schemas: Object.fromEntries(Object.entries(components.schemas).map(([k, v]) => [k, strip(v)])),

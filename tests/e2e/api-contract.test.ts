@@ -405,6 +405,13 @@ describe("a whole conversation over HTTP", () => {
     const committed = JSON.parse(readFileSync(new URL("../../docs/openapi.json", import.meta.url), "utf8"));
     expect(res.body).toEqual(committed);
     expect((res.body as { openapi: string }).openapi).toBe("3.1.0");
+    // its server is the origin it was fetched from, wherever that is (not a fixed localhost)
+    const docUrl = new URL("/openapi.json", fx.url);
+    const servers = (res.body as { servers: { url: string }[] }).servers;
+    expect(servers.map((sv) => new URL(sv.url, docUrl).origin)).toEqual([docUrl.origin]);
+    expect(new URL(servers[0]!.url, "https://api.example.com/openapi.json").href).toBe(
+      "https://api.example.com/",
+    );
   });
 
   it("DELETE /sessions/{id} erases the session: 204 with no body, and every row of it is gone", async () => {
