@@ -91,10 +91,15 @@ function parseJson(raw: string): unknown {
 function validate<T>(schema: ZodMiniType<T>, value: unknown, prefix: string): T {
   const result = safeParse(schema, value);
   if (result.success) return result.data;
-  const errors = result.error.issues.map((i) => ({
-    path: prefix + i.path.map(String).join("."),
-    message: i.message,
-  }));
+  // an unknown key is reported at the key itself, one error each (zod reports them together, at the object)
+  const errors = result.error.issues.flatMap((i) =>
+    i.code === "unrecognized_keys"
+      ? i.keys.map((key) => ({
+          path: prefix + [...i.path, key].map(String).join("."),
+          message: "unknown field",
+        }))
+      : [{ path: prefix + i.path.map(String).join("."), message: i.message }],
+  );
   throw new ChatError(
     "validation_failed",
     `invalid request: ${errors.map((e) => `${e.path || "body"}: ${e.message}`).join("; ")}`,

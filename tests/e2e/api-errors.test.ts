@@ -88,8 +88,27 @@ describe("400 validation_failed", () => {
       token: a.token,
     });
     expect(res.body.type).toBe(typeOf("validation_failed"));
-    expect(res.body.errors?.length).toBeGreaterThan(0);
-    expect(JSON.stringify(res.body.errors)).toContain("admin");
+    expect(res.body.errors).toEqual([{ path: "admin", message: "unknown field" }]);
+  });
+
+  it("names each unknown key where it is: in the body, in the query", async () => {
+    const body = await expectProblem(400, "validation_failed", "POST", "/sessions/create", {
+      json: { role: "admin", debug: 1 },
+    });
+    expect(body.body.errors).toEqual([
+      { path: "role", message: "unknown field" },
+      { path: "debug", message: "unknown field" },
+    ]);
+    const query = await expectProblem(
+      400,
+      "validation_failed",
+      "GET",
+      `/sessions/${a.sessionId}/messages?_=17`,
+      {
+        token: a.token,
+      },
+    );
+    expect(query.body.errors).toEqual([{ path: "query._", message: "unknown field" }]);
   });
 
   it("rejects an unknown field in POST /sessions/create", async () => {
