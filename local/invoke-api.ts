@@ -52,6 +52,10 @@ export function payloadTooLarge(
   return awsError(413, "RequestEntityTooLargeException", message, requestId);
 }
 
+/** Lambda's 403, for a request the runner refuses before looking at it. */
+export const accessDenied = (message: string, requestId: string = randomUUID()): HttpResponse =>
+  awsError(403, "AccessDeniedException", message, requestId);
+
 function awsError(statusCode: number, type: string, message: string, requestId: string): HttpResponse {
   return {
     statusCode,

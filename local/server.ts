@@ -14,8 +14,15 @@ import {
   moduleHandlerLoader,
 } from "./function-runtime.ts";
 import { type HttpResponse, internalServerError, jsonResponse, toHttpResponse } from "./http-result.ts";
-import { handleInvokeApi, INVOKE_PAYLOAD_LIMITS, isInvokeApiPath, payloadTooLarge } from "./invoke-api.ts";
+import {
+  accessDenied,
+  handleInvokeApi,
+  INVOKE_PAYLOAD_LIMITS,
+  isInvokeApiPath,
+  payloadTooLarge,
+} from "./invoke-api.ts";
 import { consoleLog, type RunnerLog } from "./log.ts";
+import { requestGuard } from "./request-guard.ts";
 import { type ScheduleOptions, type Schedules, startSchedules } from "./schedules.ts";
 
 export const DEFAULT_HANDLERS_DIR = fileURLToPath(new URL("../functions", import.meta.url));
@@ -36,6 +43,11 @@ export interface RunnerOptions {
   schedules?: boolean | ScheduleOptions;
   /** Origins whose CORS preflight gets an answer; defaults to env CORS_ORIGINS (comma-separated). */
   corsOrigins?: string[];
+  /**
+   * Host names answered besides loopback ones and `host` (e.g. a compose service name); defaults to env
+   * LOCAL_ALLOWED_HOSTS (comma-separated). Others get 403: see request-guard.ts.
+   */
+  allowedHosts?: string[];
   log?: RunnerLog;
 }
 
@@ -101,6 +113,10 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
   const functions = options.functions ?? manifestFunctions;
   const log = options.log ?? consoleLog;
   const corsOrigins = options.corsOrigins ?? envList(process.env.CORS_ORIGINS);
+  const refusal = requestGuard(
+    options.host ?? "127.0.0.1",
+    options.allowedHosts ?? envList(process.env.LOCAL_ALLOWED_HOSTS),
+  );
   const loadHandler = options.loadHandler ?? moduleHandlerLoader(options.handlersDir ?? DEFAULT_HANDLERS_DIR);
   const runtime = createFunctionRuntime({ functions, loadHandler, log });
   const routes = buildRouteTable(functions);
@@ -126,6 +142,10 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
       refused.headers.connection = "close";
       return refused;
     }
+    // After the body, read like any other: a refused request leaves its connection usable and, should close()
+    // come, is cut off like any other. Nothing has run yet.
+    const forbidden = refusal(req.headers, invokeApi);
+    if (forbidden) return invokeApi ? accessDenied(forbidden) : jsonResponse(403, { message: forbidden });
 
     if (invokeApi) {
       const headers = Object.fromEntries(

@@ -17,6 +17,7 @@ import { type LambdaHandler, moduleHandlerLoader } from "../../local/function-ru
 import type { LogLevel } from "../../local/log.ts";
 import { LambdaInvokeError, type Runner, startRunner } from "../../local/server.ts";
 import { fixtureFunctions } from "../fixtures/runner/manifest.ts";
+import { SIGV4_AUTHORIZATION } from "../helpers/runner-process.ts";
 
 // The ARNs asserted below name the runner's default region.
 beforeAll(() => vi.stubEnv("AWS_REGION", "us-east-1"));
@@ -29,6 +30,8 @@ interface Echo {
   event: APIGatewayProxyEventV2;
   context: Record<string, unknown>;
 }
+
+const SIGV4 = { authorization: SIGV4_AUTHORIZATION };
 
 function lambdaClient(runner: Runner): LambdaClient {
   return new LambdaClient({
@@ -535,7 +538,7 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     const agent = new (await import("node:http")).Agent({ keepAlive: true, maxSockets: 1 });
     const send = (method: string, path: string, body?: Buffer) =>
       new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
-        const req = request(`${runner.url}${path}`, { method, agent }, (res) => {
+        const req = request(`${runner.url}${path}`, { method, agent, headers: SIGV4 }, (res) => {
           res.resume();
           res.on("end", () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
         });
@@ -576,6 +579,7 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
   it("answers the raw 404 with the x-amzn-errortype header and the Lambda body", async () => {
     const res = await fetch(`${runner.url}/2015-03-31/functions/ghost/invocations`, {
       method: "POST",
+      headers: SIGV4,
       body: "{}",
     });
     expect(res.status).toBe(404);
@@ -767,7 +771,7 @@ describe("local runner close()", () => {
     socket.on("error", () => {});
     const socketClosed = once(socket, "close");
     await once(socket, "connect");
-    socket.write("POST /upload HTTP/1.1\r\nHost: local\r\nContent-Length: 100\r\n\r\nhello");
+    socket.write("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nhello");
     const working = fetch(`${runner.url}/working`);
     await handlerStarted; // by now the runner has long read the half-sent request's headers
 
@@ -812,7 +816,7 @@ describe("local runner close()", () => {
     });
     const socketClosed = once(socket, "close");
     await once(socket, "connect");
-    socket.write("GET /big HTTP/1.1\r\nHost: local\r\n\r\n");
+    socket.write("GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n");
     await once(socket, "data"); // the answer has begun
     socket.pause(); // a slow client: the rest waits in the runner's buffers
     const closed = runner.close();

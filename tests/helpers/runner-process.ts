@@ -7,6 +7,13 @@ import { freePort } from "./private-redis.ts";
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const MAIN = fileURLToPath(new URL("../../local/main.ts", import.meta.url));
 
+/**
+ * The Authorization header the AWS SDK sends, which the runner's Lambda Invoke API wants (it checks only its
+ * scheme: there are no credentials to check the signature with).
+ */
+export const SIGV4_AUTHORIZATION =
+  "AWS4-HMAC-SHA256 Credential=x/20250101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0";
+
 /** `node local/main.ts` as a child process: a server that can be SIGKILLed like a crashed Lambda host. */
 export interface RunnerProcess {
   url: string;
@@ -76,7 +83,11 @@ function post(url: string, body: string, timeoutMs: number) {
           method: "POST",
           timeout: timeoutMs,
           agent: false,
-          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+          headers: {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+            authorization: SIGV4_AUTHORIZATION,
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];

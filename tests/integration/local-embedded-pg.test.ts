@@ -8,6 +8,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrate } from "../../layers/chat/db/migrate.ts";
 import { startEmbeddedPostgres } from "../../local/embedded-postgres.ts";
+import { SIGV4_AUTHORIZATION } from "../helpers/runner-process.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const silent = () => {};
@@ -29,7 +30,10 @@ describe("startEmbeddedPostgres", () => {
     const first = await startEmbeddedPostgres({ dataDir, log: silent });
     let pid = first.pid;
     try {
-      expect(first.url).toBe(`postgres://postgres:postgres@127.0.0.1:${first.port}/chat`);
+      // the cluster's own random password (tests/e2e/local-embedded-pg-password.test.ts)
+      expect(first.url).toMatch(
+        new RegExp(`^postgres://postgres:[\\w-]{32}@127\\.0\\.0\\.1:${first.port}/chat$`),
+      );
       expect(alive(first.pid)).toBe(true);
       expect(await migrate(first.url)).toContain("1732600000000_initial-schema");
       const client = new pg.Client({ connectionString: first.url });
@@ -52,6 +56,7 @@ describe("startEmbeddedPostgres", () => {
     pid = second.pid;
     try {
       expect(await migrate(second.url)).toEqual([]); // same cluster, already migrated
+      expect(new URL(second.url).password).toBe(new URL(first.url).password);
     } finally {
       await second.stop();
     }
@@ -116,7 +121,7 @@ describe("npm start (local/main.ts) with the embedded Postgres", () => {
 
       const dryRun = await fetch(`${url}/2015-03-31/functions/health/invocations`, {
         method: "POST",
-        headers: { "x-amz-invocation-type": "DryRun" },
+        headers: { "x-amz-invocation-type": "DryRun", authorization: SIGV4_AUTHORIZATION },
         body: "{}",
       });
       expect(dryRun.status).toBe(204);

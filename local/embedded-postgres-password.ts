@@ -1,0 +1,78 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * The embedded cluster's superuser password: random per cluster, kept in its data folder, readable by its owner
+ * only. A fixed password would let any local OS user log in over TCP as superuser (and run programs with COPY).
+ */
+export const PASSWORD_FILE = "local-runner-password";
+/** What clusters initialised before PASSWORD_FILE existed were given; only used to replace it. */
+export const LEGACY_PASSWORD = "postgres";
+
+/** 32 URL-safe characters (192 bits): no escaping in a connection URL, and SASLprep leaves it as it is. */
+export const newPassword = (): string => randomBytes(24).toString("base64url");
+
+/** The password kept in `dataDir`, or undefined if the cluster has no password file. */
+export async function readPassword(dataDir: string): Promise<string | undefined> {
+  try {
+    const password = (await readFile(join(dataDir, PASSWORD_FILE), "utf8")).trim();
+    if (!password) throw new Error(`${join(dataDir, PASSWORD_FILE)} is empty`);
+    return password;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** Creates the password file (mode 0600 from the start; never overwrites one). */
+export async function savePassword(dataDir: string, password: string): Promise<void> {
+  const file = join(dataDir, PASSWORD_FILE);
+  await writeFile(file, `${password}\n`, { mode: 0o600, flag: "wx" });
+  await chmod(file, 0o600); // the mode given at creation is narrowed by the umask, never widened: make it exact
+}
+
+export const removePassword = (dataDir: string) => rm(join(dataDir, PASSWORD_FILE), { force: true });
+
+export interface InitdbPasswordFile {
+  path: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * A file holding `password` for initdb's --pwfile, in a fresh folder (mode 0700) that only `owner` (the OS user
+ * initdb runs as; the current one if undefined) can enter. The data folder cannot hold it: initdb wants it empty.
+ */
+export async function initdbPasswordFile(
+  password: string,
+  owner?: { uid: number; gid: number },
+): Promise<InitdbPasswordFile> {
+  const dir = await mkdtemp(join(tmpdir(), "local-pg-init-"));
+  const path = join(dir, "pwfile");
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    await writeFile(path, `${password}\n`, { mode: 0o600 });
+    if (owner) {
+      await chown(path, owner.uid, owner.gid);
+      await chown(dir, owner.uid, owner.gid);
+    }
+  } catch (err) {
+    await remove();
+    throw err;
+  }
+  return { path, remove };
+}
+
+/**
+ * The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802/7677, as libpq's PQencryptPasswordConn
+ * makes it), so that an ALTER ROLE carries no password that a log of the statement could show.
+ */
+export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string {
+  const salted = pbkdf2Sync(password, salt, iterations, 32, "sha256");
+  const hmac = (text: string) => createHmac("sha256", salted).update(text).digest();
+  const storedKey = createHash("sha256").update(hmac("Client Key")).digest();
+  const serverKey = hmac("Server Key");
+  const b64 = (b: Buffer) => b.toString("base64");
+  return `SCRAM-SHA-256$${iterations}:${b64(salt)}$${b64(storedKey)}:${b64(serverKey)}`;
+}
