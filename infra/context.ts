@@ -10,8 +10,12 @@ export interface ExternalEndpoints {
   databaseSecretArn?: string;
   /** Local tools only (SAM local, LocalStack): a plain DATABASE_URL, used when no secret ARN is given. */
   databaseUrl?: string;
+  /** TLS to Postgres; like redisTls and kafkaSsl, true unless set false (a private network: data in the clear). */
   databaseSsl: boolean;
+  /** Without credentials (refused): they would sit in plain text in the template. */
   redisUrl?: string;
+  /** Secrets Manager secret `{"username"?,"password"}`: the functions read it at start-up for Redis's AUTH. */
+  redisSecretArn?: string;
   redisTls: boolean;
   kafkaBrokers: string[];
   kafkaSsl: boolean;
@@ -94,6 +98,27 @@ function availabilityZones(raw: Raw): string[] | undefined {
   return azs;
 }
 
+// ioredis takes credentials from the URL's user info and from `?username=`/`?password=`. The value is never
+// echoed in an error: it may hold a password.
+function redisUrl(raw: Raw): string | undefined {
+  const v = str(raw, "redisUrl");
+  if (v === undefined) return undefined;
+  let url: URL;
+  try {
+    // as ioredis reads them: `host:port` and `//host` are redis:// URLs
+    url = new URL(/^rediss?:\/\//i.test(v) ? v : `redis:${v.startsWith("//") ? "" : "//"}${v}`);
+  } catch {
+    throw new Error("context redisUrl must be a redis:// or rediss:// URL");
+  }
+  if (url.username || url.password || url.searchParams.has("username") || url.searchParams.has("password"))
+    throw new Error(
+      "context redisUrl must not carry credentials (they would sit in plain text in the template and every " +
+        'function\'s environment): put them in a Secrets Manager secret {"username"?,"password"} and pass ' +
+        "-c redisSecretArn=<its ARN>",
+    );
+  return v;
+}
+
 export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
   const raw: Raw = (key) => node.tryGetContext(key);
   const dataPlane = oneOf(raw, "dataPlane", ["aws", "external"] as const, "aws");
@@ -105,14 +130,20 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
       throw new Error(
         "dataPlane=external needs -c databaseSecretArn=<RDS-format secret ARN> (or, locally, -c databaseUrl=...)",
       );
+    const redisSecretArn = str(raw, "redisSecretArn");
+    const redis = redisUrl(raw);
+    if (redisSecretArn && !redis)
+      throw new Error("context redisSecretArn needs -c redisUrl=<the Redis to log in to>");
+    // Endpoints reached over the network, from outside any VPC: encrypted unless asked otherwise.
     external = {
       databaseSecretArn,
       databaseUrl: databaseSecretArn ? undefined : databaseUrl,
-      databaseSsl: bool(raw, "databaseSsl", false),
-      redisUrl: str(raw, "redisUrl"),
-      redisTls: bool(raw, "redisTls", false),
+      databaseSsl: bool(raw, "databaseSsl", true),
+      redisUrl: redis,
+      redisSecretArn,
+      redisTls: bool(raw, "redisTls", true),
       kafkaBrokers: list(raw, "kafkaBrokers"),
-      kafkaSsl: bool(raw, "kafkaSsl", false),
+      kafkaSsl: bool(raw, "kafkaSsl", true),
       kafkaSecretArn: str(raw, "kafkaSecretArn"),
     };
   }

@@ -19,6 +19,7 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
   readonly deployTarget: Record<string, string>;
   private readonly secret?: secretsmanager.ISecret;
   private readonly kafkaSecret?: secretsmanager.ISecret;
+  private readonly redisSecret?: secretsmanager.ISecret;
   private readonly endpoints: ExternalEndpoints;
   private readonly env: BackendEnvironment;
 
@@ -28,6 +29,8 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
     this.endpoints = e;
     if (e.databaseSecretArn)
       this.secret = secretsmanager.Secret.fromSecretCompleteArn(this, "DatabaseSecret", e.databaseSecretArn);
+    if (e.redisSecretArn)
+      this.redisSecret = secretsmanager.Secret.fromSecretCompleteArn(this, "RedisSecret", e.redisSecretArn);
     // One listener, one protocol: the producers authenticate as the event source does (SASL/SCRAM-512).
     if (e.kafkaBrokers.length && e.kafkaSecretArn)
       this.kafkaSecret = secretsmanager.Secret.fromSecretCompleteArn(this, "KafkaSecret", e.kafkaSecretArn);
@@ -38,7 +41,14 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
         ...(e.databaseUrl ? { DATABASE_URL: e.databaseUrl } : {}),
         DATABASE_SSL: String(e.databaseSsl),
       },
-      redis: e.redisUrl ? { REDIS_URL: e.redisUrl, REDIS_TLS: String(e.redisTls) } : {},
+      // The secret's ARN, never its value (a URL with credentials is refused in context.ts).
+      redis: e.redisUrl
+        ? {
+            REDIS_URL: e.redisUrl,
+            REDIS_TLS: String(e.redisTls),
+            ...(this.redisSecret ? { REDIS_SECRET_ARN: this.redisSecret.secretArn } : {}),
+          }
+        : {},
       kafka: {
         ...(e.kafkaBrokers.length
           ? { KAFKA_BROKERS: e.kafkaBrokers.join(","), KAFKA_SSL: String(e.kafkaSsl) }
@@ -72,6 +82,7 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
 
   grantClient(fn: lambda.Function, uses: readonly Backend[]): void {
     if (uses.includes("postgres")) this.secret?.grantRead(fn);
+    if (uses.includes("redis")) this.redisSecret?.grantRead(fn);
     if (uses.includes("kafka-produce") || uses.includes("kafka-describe")) this.kafkaSecret?.grantRead(fn);
   }
 

@@ -58,6 +58,8 @@ export const configSchema = object({
   DB_STATEMENT_TIMEOUT_MS: integer(5000, 100),
   /** Unset: no cache, everything from Postgres. */
   REDIS_URL: optional(string()),
+  /** Secrets Manager secret `{"username"?,"password"}`: REDIS_URL's AUTH credentials, read before each connection. */
+  REDIS_SECRET_ARN: optional(string()),
   REDIS_TLS: flag(false),
   REDIS_CONNECT_TIMEOUT_MS: integer(50, 5),
   REDIS_COMMAND_TIMEOUT_MS: integer(50, 5),

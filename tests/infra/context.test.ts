@@ -67,12 +67,46 @@ describe("context", () => {
     ).toEqual({
       databaseSecretArn: "arn:s",
       databaseUrl: undefined,
-      databaseSsl: false,
+      databaseSsl: true,
       redisUrl: "redis://r:6379",
-      redisTls: false,
+      redisSecretArn: undefined,
+      redisTls: true,
       kafkaBrokers: ["k1:9092", "k2:9092"],
-      kafkaSsl: false,
+      kafkaSsl: true,
       kafkaSecretArn: undefined,
     });
+  });
+
+  const external = { dataPlane: "external", databaseSecretArn: "arn:s" };
+
+  it("encrypts the external endpoints unless TLS is turned off explicitly", () => {
+    expect(ctx(external).external).toMatchObject({ databaseSsl: true, redisTls: true, kafkaSsl: true });
+    expect(
+      ctx({ ...external, databaseSsl: "false", redisTls: "false", kafkaSsl: false }).external,
+    ).toMatchObject({ databaseSsl: false, redisTls: false, kafkaSsl: false });
+  });
+
+  it("refuses Redis credentials in redisUrl, in any form ioredis reads, without echoing them", () => {
+    for (const redisUrl of [
+      "redis://:pw-1@r:6379",
+      "rediss://chat:pw-1@r:6379",
+      "chat:pw-1@r:6379",
+      "//:pw-1@r:6379",
+      "redis://r:6379?password=pw-1",
+      "redis://r:6379/0?username=chat&password=pw-1",
+    ]) {
+      expect(() => ctx({ ...external, redisUrl }), redisUrl).toThrow(/redisUrl must not carry credentials/);
+      expect(() => ctx({ ...external, redisUrl }), redisUrl).not.toThrow(/pw-1/);
+    }
+    expect(ctx({ ...external, redisUrl: "r:6379" }).external?.redisUrl).toBe("r:6379");
+  });
+
+  it("takes the Redis credentials' secret, which needs the Redis it is for", () => {
+    expect(
+      ctx({ ...external, redisUrl: "rediss://r:6379", redisSecretArn: "arn:redis" }).external,
+    ).toMatchObject({ redisUrl: "rediss://r:6379", redisSecretArn: "arn:redis" });
+    expect(() => ctx({ ...external, redisSecretArn: "arn:redis" })).toThrow(
+      /redisSecretArn needs -c redisUrl/,
+    );
   });
 });

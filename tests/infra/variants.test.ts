@@ -27,7 +27,7 @@ describe("external data plane", () => {
       Environment: {
         Variables: Match.objectLike({
           DATABASE_SECRET_ARN: EXTERNAL_CONTEXT.databaseSecretArn,
-          DATABASE_SSL: "false",
+          DATABASE_SSL: "true", // external mode's default: the endpoints are reached over the network
           REDIS_URL: "redis://redis:6379",
           KAFKA_BROKERS: "kafka:9092",
           KAFKA_TOPIC: "chat-messages",

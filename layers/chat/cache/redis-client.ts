@@ -1,6 +1,8 @@
 import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
 import { config } from "../config.ts";
+import { readJsonSecret } from "../secrets.ts";
+import { withTimeout } from "../timeout.ts";
 
 let client: Redis | null | undefined;
 
@@ -20,6 +22,73 @@ function ioredis(): typeof import("ioredis") {
   return typeof require === "function" ? require("ioredis") : createRequire(import.meta.url)("ioredis");
 }
 
+/** REDIS_SECRET_ARN's JSON (the Kafka secret's shape); without a username, AUTH is the default user's. */
+interface RedisSecret {
+  username?: string;
+  password: string;
+}
+
+/**
+ * Bound on one read of REDIS_SECRET_ARN: the SDK sets none, and a read that never answers would keep the client
+ * from ever connecting. A failed first read is tried again by the next command.
+ */
+export const REDIS_SECRET_READ_TIMEOUT_MS = 5000;
+
+// Cached (readJsonSecret), so a rotated password reaches new connections within the cache's age.
+async function readCredentials(arn: string): Promise<RedisSecret> {
+  const secret = await withTimeout(
+    readJsonSecret<RedisSecret>(arn),
+    REDIS_SECRET_READ_TIMEOUT_MS,
+    () => new Error(`the Redis secret was not read within ${REDIS_SECRET_READ_TIMEOUT_MS} ms`),
+  );
+  // The message names the field only: the secret's content is a password.
+  if (typeof secret?.password !== "string" || secret.password === "")
+    throw new Error('the Redis secret has no "password"');
+  return secret;
+}
+
+/**
+ * A client that authenticates with the secret's credentials. ioredis takes them from its options when a connection
+ * starts and cannot fetch them itself, so connect() (the first connection and every reconnect) reads them first.
+ * Until the first read it stays in "wait": a command then fails at once (no offline queue), as a cache miss, and
+ * opens no connection without credentials. A reconnect whose read fails keeps the credentials it has.
+ */
+function withSecretAuth(Base: typeof Redis, arn: string) {
+  return class extends Base {
+    #connecting?: Promise<void>;
+    #hasCredentials = false;
+    #closed = false;
+
+    override connect(): Promise<void> {
+      this.#connecting ??= readCredentials(arn)
+        .then(
+          ({ username, password }) => {
+            this.options.username = username;
+            this.options.password = password;
+            this.#hasCredentials = true;
+          },
+          (err) => {
+            if (!this.#hasCredentials) throw err;
+          },
+        )
+        .then(() => {
+          // closeRedis() during the read: connecting now would leave a connection nobody holds
+          if (this.#closed) throw new Error("Connection is closed.");
+          return super.connect();
+        })
+        .finally(() => {
+          this.#connecting = undefined;
+        });
+      return this.#connecting;
+    }
+
+    override disconnect(reconnect = false): void {
+      if (!reconnect) this.#closed = true;
+      super.disconnect(reconnect);
+    }
+  };
+}
+
 /**
  * One ioredis client per process, or null when REDIS_URL is unset. Redis is only a cache: short timeouts,
  * no offline queue (a command while disconnected fails at once), no per-command retries.
@@ -32,7 +101,9 @@ export function getRedis(): Redis | null {
     return client;
   }
   const { Redis } = ioredis();
-  client = new Redis(cfg.REDIS_URL, {
+  const arn = cfg.REDIS_SECRET_ARN;
+  const Client = arn ? withSecretAuth(Redis, arn) : Redis;
+  client = new Client(cfg.REDIS_URL, {
     connectTimeout: cfg.REDIS_CONNECT_TIMEOUT_MS,
     commandTimeout: cfg.REDIS_COMMAND_TIMEOUT_MS,
     enableOfflineQueue: false,
@@ -40,9 +111,11 @@ export function getRedis(): Redis | null {
     // Keep trying in the background, at most every 2 s, so the cache comes back by itself.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     tls: cfg.REDIS_TLS ? {} : undefined,
-    lazyConnect: false,
+    // With a secret, connected below: ioredis's constructor would call connect() before the subclass's fields exist.
+    lazyConnect: arn !== undefined,
   });
   client.on("error", () => {}); // failures surface per command; the cache treats them as misses
+  if (arn) client.connect().catch(() => {}); // a failed read leaves it waiting for the next command
   return client;
 }
 
