@@ -50,24 +50,48 @@ describe("cache on the shared Redis", () => {
     const id = created.session.session_id;
     const auth = () => f.chat.authorize(id, created.token);
     const turn = await f.chat.postMessage(await auth(), "v1");
+    // the generation stamped on the session entry (a placeholder's too), and the one Postgres holds
+    const cachedGeneration = async () => Number((await f.redis!.get(`chat:{${id}}:s`))?.split("|")[0]);
+    const storedGeneration = async () =>
+      Number(
+        (await f.db.pool.query("SELECT generation FROM sessions WHERE session_id = $1", [id])).rows[0]
+          .generation,
+      );
     let stop = false;
+    let fills = 0;
+    // Readers that miss read Postgres and fill the cache; one whose read came before an edit fills after it.
     const readers = Array.from({ length: 4 }, async () => {
       while (!stop) {
-        await f.cache!.get(id).then(async (hit) => {
-          if (hit.kind !== "hit") {
-            const snap = await loadSnapshot(f.db.pool, id, 500);
-            if (snap) await f.cache!.fill(snap.session, snap.messages);
-          }
-        });
+        const hit = await f.cache!.get(id);
+        if (hit.kind !== "hit") {
+          const snap = await loadSnapshot(f.db.pool, id, 500);
+          if (snap) await f.cache!.fill(snap.session, snap.messages);
+          fills++;
+        }
       }
     });
-    for (let v = 2; v <= 21; v++) {
-      await f.chat.editMessage(await auth(), { message_id: turn.message.message_id, content: `v${v}` });
-      const page = await f.chat.history(await auth(), 0, 50);
-      expect(page.messages.find((m) => m.message_id === turn.message.message_id)?.content).toBe(`v${v}`);
+    try {
+      for (let v = 2; v <= 21; v++) {
+        // one reader for certain: it read the session before this edit, and fills through the real path after it
+        const stale = await loadSnapshot(f.db.pool, id, 500);
+        await f.chat.editMessage(await auth(), { message_id: turn.message.message_id, content: `v${v}` });
+        await f.cache!.fill(stale!.session, stale!.messages);
+        expect(await cachedGeneration()).toBe(await storedGeneration());
+        const page = await f.chat.history(await auth(), 0, 50);
+        expect(page.messages.find((m) => m.message_id === turn.message.message_id)?.content).toBe(`v${v}`);
+        // Forget the entry as the product does (a placeholder at the current generation), so the racing readers
+        // miss and fill from Postgres while the next edit runs.
+        await f.sessionCache!.invalidate([{ sessionId: id, generation: await storedGeneration() }]);
+      }
+    } finally {
+      // a failed expectation must not leave the readers running into the next tests
+      stop = true;
+      await Promise.all(readers);
     }
-    stop = true;
-    await Promise.all(readers);
+    expect(fills).toBeGreaterThan(0);
+    expect(await cachedGeneration()).toBe(await storedGeneration());
+    const last = await f.chat.history(await auth(), 0, 50);
+    expect(last.messages.find((m) => m.message_id === turn.message.message_id)?.content).toBe("v21");
   });
 
   it("an erased session cannot be refilled by a reader that read it before the erase", async () => {

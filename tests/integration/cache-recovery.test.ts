@@ -177,58 +177,85 @@ describe("coming back after a failed write-through", () => {
     // empty), but before R trusts the cache again.
     const x = await sessionWithTurn();
     const y = await sessionWithTurn();
-    let insertMayRun!: () => void;
-    const insertHeld = new Promise<void>((r) => {
-      insertMayRun = r;
-    });
-    let insertCommitted!: () => void;
-    const committed = new Promise<void>((r) => {
-      insertCommitted = r;
-    });
+    const deferred = () => {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      return { promise, resolve };
+    };
+    const insertMayRun = deferred();
+    const committed = deferred();
+    const wRecording = deferred(); // W's INSERT reached the database: W found the cache off and records X
+    const recovering = deferred(); // a recovery's drain reads the table
     const pool = f.db.pool;
     let holding = false; // set for W and R only
     const hooked: Queryable = {
       query: (async (q: { name?: string }, ...rest: unknown[]) => {
         const run = () => (pool.query as (...a: unknown[]) => Promise<{ rows: unknown[] }>)(q, ...rest);
         if (q?.name === "cache_invalidations_add" && holding) {
-          await insertHeld;
+          wRecording.resolve();
+          await insertMayRun.promise;
           const done = await run();
-          setTimeout(insertCommitted, 0); // after W has seen its insert return
+          setTimeout(committed.resolve, 0); // after W has seen its insert return
           return done;
         }
+        if (q?.name === "cache_invalidations_next" && holding) recovering.resolve();
         const res = await run();
         if (q?.name === "cache_invalidations_next" && res.rows.length === 0 && holding) {
-          insertMayRun();
-          await committed;
+          insertMayRun.resolve();
+          await committed.promise;
         }
         return res;
       }) as Queryable["query"],
     };
     const guard = new CacheGuard(sessionCache, hooked);
-    // the guard goes off: a write-through fails
+    const session = async (id: string) =>
+      (await f.chat.authorize(id, id === x.id ? x.token : y.token)).session;
+    // what Redis holds for X now is X's state before W's change
+    const before = await sessionCache.read(x.id, "session");
+    expect(before.kind).toBe("hit");
+    // W's change to X, in Postgres; its write-through comes below, while the cache is off
+    await pool.query("UPDATE sessions SET generation = generation + 1 WHERE session_id = $1", [x.id]);
+    const changed = (await loadSnapshot(pool, x.id, 500))?.session;
+    if (!changed) throw new Error("session X not found");
+    const ySession = await session(y.id);
+    // the guard goes off: a write-through fails (its recovery is due a second from now)
     const put = sessionCache.put.bind(sessionCache);
     sessionCache.put = async () => {
       sessionCache.put = put;
       throw new Error("Connection is closed. (test)");
     };
-    const session = async (id: string) =>
-      (await f.chat.authorize(id, id === x.id ? x.token : y.token)).session;
-    await guard.afterWrite(await session(y.id), null);
+    await guard.afterWrite(ySession, null);
     expect(guard.trusted).toBe(false);
-    // what Redis holds for X now is X's state before W's change
-    const before = await sessionCache.read(x.id, "session");
-    expect(before.kind).toBe("hit");
-    // W: X changes in Postgres; its write-through comes while the cache is still off, so it is recorded
-    await pool.query("UPDATE sessions SET generation = generation + 1 WHERE session_id = $1", [x.id]);
-    const changed = (await loadSnapshot(pool, x.id, 500))?.session;
-    if (!changed) throw new Error("session X not found");
-    await sleep(RECOVERY_WAIT_MS - 200);
     holding = true;
     const w = guard.afterWrite(changed, null);
-    await sleep(300);
-    // R: the first read after the recovery interval brings the cache back
-    const r = guard.get(y.id);
-    await Promise.all([w, r]);
+    let r: Promise<unknown> | undefined;
+    try {
+      // W must find the cache off before any recovery begins: had W begun it itself, it would wait for its own insert
+      const first = await Promise.race([
+        wRecording.promise.then(() => "W records X"),
+        recovering.promise.then(() => "a recovery began first"),
+      ]);
+      expect(first).toBe("W records X");
+      // R: reads before the recovery is due are misses that change nothing; the first one after it brings the
+      // cache back, and its drain holds it until W's insert has committed
+      await expect
+        .poll(
+          () => {
+            r = guard.get(y.id);
+            return Promise.race([r.then(() => false), recovering.promise.then(() => true)]);
+          },
+          { timeout: 10_000, interval: 50 },
+        )
+        .toBe(true);
+      await Promise.all([w, r]);
+    } finally {
+      // a failure above must not leave W or R waiting for each other
+      insertMayRun.resolve();
+      committed.resolve();
+      await Promise.allSettled([w, r]);
+    }
     expect(guard.trusted).toBe(true);
     // by the time W answered, X's stale entry is gone (a miss, or a placeholder at X's new generation)
     const after = await sessionCache.read(x.id, "session");

@@ -187,7 +187,14 @@ describe("editMessage", () => {
       seq: second.reply.seq,
       version: 2,
     });
-    expect(edited.reply?.content).toMatch(/messages? from you/);
+    // The responder sees the history before the edited message (welcome, "hello", its reply) plus the new text:
+    // two user turns and two of the bot's. The old text of the edited message and its old reply are not counted.
+    const expected = "So far I can see 2 messages from you and 2 from me.";
+    expect(edited.reply?.content).toBe(expected);
+    const stored = await f.db.pool.query("SELECT content FROM messages WHERE message_id = $1", [
+      second.reply.message_id,
+    ]);
+    expect(stored.rows[0].content).toBe(expected);
     expect(
       await codeOf(
         f.chat.editMessage(await s.auth(), {

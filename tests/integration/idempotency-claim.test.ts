@@ -14,13 +14,20 @@ import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
 import type { Responder } from "../../layers/chat/responders/responder.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
+import { untilWaitingForLock } from "../helpers/lock-waits.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 /** A claimed Idempotency-Key belongs to the request that claimed it, for as long as that request can run. */
 let db: TestDatabase;
 let fx: ChatFixture;
-// A paid model (the claim comes before the answer) whose next answer can be held until the test lets it go.
-let held: { reached: Promise<void>; release: () => void } | null = null;
+// A paid model (the claim comes before the answer) whose next answer can be held until the test lets it go, and
+// then fail if the test set `failWith`.
+interface Hold {
+  reached: Promise<void>;
+  release: () => void;
+  failWith?: Error;
+}
+let held: Hold | null = null;
 let reachedHeld = () => {};
 const slowFirstAnswer: Responder = {
   name: "paid-model",
@@ -33,13 +40,14 @@ const slowFirstAnswer: Responder = {
       await new Promise<void>((r) => {
         hold.release = r;
       });
+      if (hold.failWith) throw hold.failWith;
     }
     return builtinResponder.respond(history);
   },
 };
 /** Holds the next answer; resolves once a request waits on it (it has claimed its key by then). */
-function holdNextAnswer() {
-  const hold = { reached: new Promise<void>((r) => (reachedHeld = r)), release: () => {} };
+function holdNextAnswer(): Hold {
+  const hold: Hold = { reached: new Promise<void>((r) => (reachedHeld = r)), release: () => {} };
   held = hold;
   return hold;
 }
@@ -62,9 +70,22 @@ const insertBareSession = (sessionId: string, extra: Partial<NewSession> = {}) =
     ...extra,
   });
 
-/** The claim's lock runs out (a request stalled past it): the next request with the key may take it over. */
-const expireClaims = (pool: TestDatabase["pool"]) =>
-  pool.query("UPDATE idempotency_records SET locked_until = now() - interval '1 second'");
+/**
+ * The claim's lock runs out (a request stalled past it): the next request with the key may take it over. Only the
+ * claims of `req`'s scope (each test has its own), so no test depends on what another left behind.
+ */
+const expireClaims = (pool: TestDatabase["pool"], req: IdempotencyRequest) =>
+  pool.query("UPDATE idempotency_records SET locked_until = now() - interval '1 second' WHERE scope = $1", [
+    req.scope,
+  ]);
+
+/** The records of `req`'s scope, with each claim's token. */
+const recordsOf = async (pool: TestDatabase["pool"], req: IdempotencyRequest) =>
+  (
+    await pool.query("SELECT status, locked_until::text AS token FROM idempotency_records WHERE scope = $1", [
+      req.scope,
+    ])
+  ).rows;
 
 const req: IdempotencyRequest = { scope: "messages-post:claim-test", key: "k-claim", requestHash: "h" };
 const opts = { ttlSeconds: 3600, lockSeconds: 30, waitMs: 0 };
@@ -74,7 +95,7 @@ describe("an Idempotency-Key claim", () => {
     const first = await claimIdempotencyKey(db.pool, req, opts);
     if (first.kind !== "claimed") throw new Error("expected a claim");
     // the first request's lock runs out (a crash, a stall) and its retry takes the key over
-    await expireClaims(db.pool);
+    await expireClaims(db.pool, req);
     const retry = await claimIdempotencyKey(db.pool, req, opts);
     if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
     expect(retry.token).not.toBe(first.token);
@@ -85,7 +106,7 @@ describe("an Idempotency-Key claim", () => {
     });
     // the retry's own release works
     await releaseIdempotencyKey(db.pool, req, retry.token);
-    expect((await db.pool.query("SELECT count(*)::int AS n FROM idempotency_records")).rows[0].n).toBe(0);
+    expect(await recordsOf(db.pool, req)).toEqual([]);
   });
 
   it("outlives the request holding it: the lock covers each idempotent function's timeout and a last statement", () => {
@@ -107,7 +128,7 @@ describe("an Idempotency-Key claim", () => {
     const first = fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
     first.catch(() => {}); // asserted below
     await hold.reached;
-    await expireClaims(fx.db.pool);
+    await expireClaims(fx.db.pool, key);
     // a retry takes the key over and is still answering: the session has not moved
     const retry = await claimIdempotencyKey(fx.db.pool, key, opts);
     if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
@@ -117,11 +138,35 @@ describe("an Idempotency-Key claim", () => {
       id,
     ]);
     expect(turns.rows[0].n).toBe(1); // the welcome message only
-    const record = await fx.db.pool.query(
-      "SELECT status, locked_until::text AS token FROM idempotency_records",
-    );
-    expect(record.rows).toEqual([{ status: "in_progress", token: retry.token }]);
+    expect(await recordsOf(fx.db.pool, key)).toEqual([{ status: "in_progress", token: retry.token }]);
     await releaseIdempotencyKey(fx.db.pool, key, retry.token);
+  });
+
+  it("a post whose paid answer fails gives its claimed key back: no claim is left, and a retry with the key runs at once", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const key: IdempotencyRequest = { scope: `messages-post:${id}`, key: "k-failed", requestHash: "same" };
+    const auth = () => fx.chat.authorize(id, created.token);
+    const hold = holdNextAnswer();
+    const first = fx.chat.postMessage(await auth(), "hello", key);
+    first.catch(() => {}); // asserted below
+    await hold.reached;
+    // a costly responder is answering: its request holds a claim on the key
+    expect(await recordsOf(fx.db.pool, key)).toMatchObject([{ status: "in_progress" }]);
+    hold.failWith = new Error("the model is unavailable");
+    hold.release();
+    await expect(first).rejects.toThrow("the model is unavailable");
+    // released, not left to block the key until its lock runs out (30 s)
+    expect(await recordsOf(fx.db.pool, key)).toEqual([]);
+    // a claim left behind would make the retry wait, then fail with request_in_progress
+    const retry = await fx.chat.postMessage(await auth(), "hello", key);
+    expect(retry.replayed).toBeUndefined();
+    const turns = await fx.db.pool.query(
+      "SELECT message_id FROM messages WHERE session_id = $1 AND role = 'user'",
+      [id],
+    );
+    expect(turns.rows.map((r) => r.message_id)).toEqual([retry.message.message_id]);
+    expect(await recordsOf(fx.db.pool, key)).toMatchObject([{ status: "completed" }]);
   });
 
   it("a post completing its claim names its messages: deleting its reply withdraws the replay", async () => {
@@ -150,7 +195,7 @@ describe("an Idempotency-Key claim", () => {
     const first = fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
     first.catch(() => {}); // asserted below
     await hold.reached;
-    await expireClaims(fx.db.pool);
+    await expireClaims(fx.db.pool, key);
     const retry = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
     hold.release();
     await expect(first).rejects.toMatchObject({ code: "request_in_progress" });
@@ -171,7 +216,7 @@ describe("an Idempotency-Key claim", () => {
     };
     const first = await claimIdempotencyKey(db.pool, key, opts);
     if (first.kind !== "claimed") throw new Error("expected a claim");
-    await expireClaims(db.pool);
+    await expireClaims(db.pool, key);
     const retry = await claimIdempotencyKey(db.pool, key, opts);
     if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
     const sessionId = randomUUID();
@@ -193,8 +238,7 @@ describe("an Idempotency-Key claim", () => {
     ]);
     expect(left.rows[0].n).toBe(0);
     // the retry's claim is untouched: still in progress, still its token
-    const record = await db.pool.query("SELECT status, locked_until::text AS token FROM idempotency_records");
-    expect(record.rows).toEqual([{ status: "in_progress", token: retry.token }]);
+    expect(await recordsOf(db.pool, key)).toEqual([{ status: "in_progress", token: retry.token }]);
   });
 
   it("a post completing its claim while its session is erased waits for the erase and finds the session gone: no deadlock", async () => {
@@ -229,7 +273,8 @@ describe("an Idempotency-Key claim", () => {
         ),
       });
       post.catch(() => {}); // asserted below
-      await new Promise((r) => setTimeout(r, 100)); // the completion now waits on the session's row
+      // the completion now waits on the session's row: only then is the erase's lock order what is tested
+      await untilWaitingForLock(db.pool);
       const erased = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
       await eraser.query(ERASE, [sessionId, erased.id, JSON.stringify(erased), null]);
       await eraser.query("COMMIT");

@@ -61,6 +61,33 @@ describe(`a session of more than ${HISTORY_CACHE_MAX} messages`, () => {
     expect(seqs).toEqual(Array.from({ length: window() }, (_, i) => last - window() + 1 + i));
   });
 
+  it("pages read from Postgres carry a cursor that walks every live message exactly once, to a null cursor", async () => {
+    // read-only: the tests after this one change the session
+    const { chat } = observedService(); // no cache: every page is read from Postgres
+    const auth = await chat.authorize(id, token);
+    const { rows } = await f.db.pool.query(
+      "SELECT seq FROM messages WHERE session_id = $1 AND deleted_at IS NULL ORDER BY seq",
+      [id],
+    );
+    const live = rows.map((r) => r.seq as number);
+    expect(live.length).toBeGreaterThan(HISTORY_CACHE_MAX);
+    // the first three live messages; more follow, so the cursor is the last of them
+    const first = await chat.history(auth, 0, 3);
+    expect(first.messages.map((m) => m.seq)).toEqual(live.slice(0, 3));
+    expect(first.next_after_seq).toBe(live[2]);
+    const walked: number[] = [];
+    let cursor: number | null = 0;
+    for (let pages = 0; cursor !== null; pages++) {
+      if (pages > live.length) throw new Error("the cursor never reached null");
+      const page = await chat.history(auth, cursor, 7);
+      walked.push(...page.messages.map((m) => m.seq));
+      cursor = page.next_after_seq;
+      // a non-null cursor is the page's last message, and only a page that ends the history has none
+      if (cursor !== null) expect(cursor).toBe(page.messages.at(-1)?.seq);
+    }
+    expect(walked).toEqual(live);
+  });
+
   it("posts, edits (with regenerate), deletes and pages read only that many messages, and behave as before", async () => {
     const { chat, snapshotSizes } = observedService();
     const auth = () => chat.authorize(id, token);
