@@ -88,12 +88,21 @@ export async function pendingBatch(
   };
 }
 
+/**
+ * A mark deletes the queue rows `select` names after it has locked them in id order (the sort is under the lock).
+ * The relay and a request's fast path can mark the same just-committed events at once; each delete alone took
+ * its rows in its plan's order (the relay's by id, or the queue's physical order when it is short; the fast
+ * path's by event id), and two marks taking the same rows in opposite orders deadlocked.
+ */
+const markQueued = (select: string) =>
+  `DELETE FROM outbox_pending WHERE id = ANY(ARRAY(${select} ORDER BY p.id FOR UPDATE OF p))`;
+
 /** Takes published events (outbox row ids) off the queue: a delete of two-column rows; the events stay. */
 export async function markPublished(db: Queryable, rowIds: readonly string[]): Promise<void> {
   if (rowIds.length === 0) return;
   await db.query({
     name: "outbox_mark_published",
-    text: "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])",
+    text: markQueued("SELECT p.id FROM outbox_pending p WHERE p.id = ANY($1::bigint[])"),
     values: [rowIds],
   });
 }
@@ -103,8 +112,9 @@ export async function markEventsPublished(db: Queryable, eventIds: readonly stri
   if (eventIds.length === 0) return;
   await db.query({
     name: "outbox_mark_events_published",
-    text: `DELETE FROM outbox_pending p USING outbox o
-            WHERE o.id = p.id AND o.event_id = ANY($1::uuid[])`,
+    text: markQueued(
+      "SELECT p.id FROM outbox_pending p JOIN outbox o ON o.id = p.id WHERE o.event_id = ANY($1::uuid[])",
+    ),
     values: [eventIds],
   });
 }

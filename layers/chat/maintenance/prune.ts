@@ -4,22 +4,32 @@ import type { Queryable } from "../db/chat-store.ts";
  * Rows past their retention, deleted a batch at a time: one DELETE of an hour's worth of a busy table could
  * run past the statement timeout, fail, and leave the table to grow for good. Each batch is its own statement
  * (and commit); the loop stops when a batch comes back short or at the deadline, and the next run goes on.
- * `$1` is the batch size; each statement deletes by primary key what its subquery selects.
+ * `$1` is the batch size. Each statement picks its batch oldest first through the index on its age (a bounded
+ * index range) and deletes exactly those row versions by ctid (a TID scan): a `key IN (subquery)` let the planner
+ * hash-join the batch against every row past retention, a scan of the whole backlog (or table) per batch.
+ * A row another transaction updates while the batch waits for it has a new version at another ctid: PostgreSQL
+ * 15.20 leaves it to a later batch; a server that follows the update to it still tests the statement's other
+ * conditions on it, hence the tests repeated below where rows change.
  */
-const PRUNE = {
+export const PRUNE = {
   // The expiry is tested again on the row deleted: a request may take an expired key over (a new claim on the
   // same row) between the subquery's read and the delete, and that claim must stay.
-  idempotency: `DELETE FROM idempotency_records WHERE (scope, idempotency_key) IN (
-                  SELECT scope, idempotency_key FROM idempotency_records WHERE expires_at < now() LIMIT $1)
-                  AND expires_at < now()`,
-  consumedEvents: `DELETE FROM consumed_events WHERE event_id IN (
-                     SELECT event_id FROM consumed_events WHERE consumed_at < now() - make_interval(hours => $2) LIMIT $1)`,
+  idempotency: `DELETE FROM idempotency_records
+                 WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_records WHERE expires_at < now()
+                                         ORDER BY expires_at LIMIT $1))
+                   AND expires_at < now()`,
+  // Never updated (the consumer inserts, ON CONFLICT DO NOTHING): nothing to test again.
+  consumedEvents: `DELETE FROM consumed_events
+                    WHERE ctid = ANY(ARRAY(SELECT ctid FROM consumed_events
+                                            WHERE consumed_at < now() - make_interval(hours => $2)
+                                            ORDER BY consumed_at LIMIT $1))`,
   // An erased session's projection row, once its events can no longer come back as anything but duplicates
   // nobody remembers; tested again on the row deleted, as a late event may have just moved its time.
-  erasedActivity: `DELETE FROM session_activity WHERE session_id IN (
-                     SELECT session_id FROM session_activity
-                      WHERE erased AND last_event_time < now() - make_interval(hours => $2) LIMIT $1)
-                     AND erased AND last_event_time < now() - make_interval(hours => $2)`,
+  erasedActivity: `DELETE FROM session_activity
+                    WHERE ctid = ANY(ARRAY(SELECT ctid FROM session_activity
+                                            WHERE erased AND last_event_time < now() - make_interval(hours => $2)
+                                            ORDER BY last_event_time LIMIT $1))
+                      AND erased AND last_event_time < now() - make_interval(hours => $2)`,
 } as const;
 
 export type PruneTarget = keyof typeof PRUNE;

@@ -63,7 +63,48 @@ CREATE TRIGGER outbox_truncate_queue AFTER TRUNCATE ON outbox
 
 -- Down Migration
 -- Run it only once the functions are back on the previous release: this release's statements name outbox_pending.
+-- What this release published (off the queue, published_at never set), the previous one must not send again.
+-- Marked under the outbox's lock, a million such events held every outbox write (posts, edits, erases) for 20-40 s.
+-- Most are now marked first, with writes going on (the insert trigger still queues them), and committed: until
+-- then the previous release's relay sends them again and its marks wait for their rows, so a lock taken in the
+-- same transaction would wait for marks that wait for it (a deadlock). Then, under the lock, only what was
+-- published meanwhile is marked, found through the queue and the ids written since: no read of the whole outbox.
+-- Should what follows the COMMIT fail, the marks stay (they are true) and the queue works on; run again. With
+-- node-pg-migrate's --single-transaction (the CLI's default) the COMMIT also commits the downs run before this one.
+
+-- A cut by id: once the writers in flight are done, no event up to the sequence's value read before is still to
+-- commit (its writer held the lock the LOCK waits for). Taken in a subtransaction, the lock goes with it: it holds
+-- writes only while it waits for those in flight.
+SELECT set_config('outbox_down.cut', (CASE WHEN is_called THEN last_value ELSE 0 END)::text, false)
+  FROM outbox_id_seq;
+SAVEPOINT outbox_down_cut;
 LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE;
+ROLLBACK TO SAVEPOINT outbox_down_cut;
+-- To test again under the lock: the events queued now (maybe published before it), and those skipped below.
+DROP TABLE IF EXISTS pg_temp.outbox_down_recheck;
+CREATE TEMP TABLE outbox_down_recheck AS SELECT id FROM outbox_pending;
+-- A row another transaction holds (the previous release marking or erasing it) is skipped, not waited for: a wait
+-- with the rows marked so far held could close a cycle with a mark that locks its rows in another order.
+UPDATE outbox SET published_at = now()
+ WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox o
+                         WHERE published_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id)
+                           FOR UPDATE SKIP LOCKED));
+-- those skipped: still unmarked under the lock if their holder failed
+INSERT INTO outbox_down_recheck
+SELECT id FROM outbox o WHERE published_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id);
+COMMIT;
+BEGIN;
+-- ACCESS EXCLUSIVE at once, as the DROP TRIGGERs need it: a weaker lock upgraded would deadlock with a reader that
+-- writes after it has read. Held for the statements below only (milliseconds, tens with a long queue).
+LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;
+-- by id (an index probe each; the index of unpublished events still holds an entry per event marked above)
+UPDATE outbox o SET published_at = now()
+ WHERE o.id = ANY(ARRAY(SELECT r.id FROM outbox_down_recheck r
+                         WHERE NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = r.id)
+                        UNION ALL
+                        SELECT n.id FROM outbox n WHERE n.id > current_setting('outbox_down.cut')::bigint))
+   AND published_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id);
+DROP TABLE outbox_down_recheck;
 DROP TRIGGER outbox_truncate_queue ON outbox;
 DROP FUNCTION outbox_truncate_queue();
 DROP TRIGGER outbox_dequeue_marked ON outbox;
@@ -72,7 +113,4 @@ DROP TRIGGER outbox_dequeue_deleted ON outbox;
 DROP FUNCTION outbox_dequeue_deleted();
 DROP TRIGGER outbox_enqueue ON outbox;
 DROP FUNCTION outbox_enqueue();
--- what this release published, the previous one must not send again
-UPDATE outbox o SET published_at = now()
- WHERE published_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id);
 DROP TABLE outbox_pending;
