@@ -5,7 +5,7 @@ import { deleteMessageBody } from "./http/schemas.ts";
 export const handler = httpHandler(
   { name: "messages-delete", body: deleteMessageBody, bodyFromQuery: true, sessionRead: "head" },
   async (req) => {
-    const auth = await req.chat.authorize(req.body.session_id, req.token, req.prefetched);
+    const auth = await req.authorize(req.body.session_id);
     return { status: 200, body: await req.chat.deleteMessage(auth, req.body.message_id) };
   },
 );

@@ -12,7 +12,7 @@ export const handler = httpHandler(
     if (ifMatch && expected !== undefined && !ifMatch.includes(expected)) {
       throw new HttpProblem("precondition_failed", "If-Match and expected_version disagree");
     }
-    const auth = await req.chat.authorize(req.body.session_id, req.token, req.prefetched);
+    const auth = await req.authorize(req.body.session_id);
     // Only weak tags: If-Match compares strongly, so none can match (RFC 9110 §13.1.1).
     if (ifMatch?.length === 0)
       throw new HttpProblem("precondition_failed", "a weak entity tag never matches If-Match");

@@ -7,7 +7,7 @@ export const handler = httpHandler(
   // a post needs only the history's newest messages (the responder's context): read its end, not all of it
   { name: "messages-post", body: postMessageBody, sessionRead: "tail" },
   async (req) => {
-    const auth = await req.chat.authorize(req.body.session_id, req.token, req.prefetched);
+    const auth = await req.authorize(req.body.session_id);
     const idem = idempotencyRequest(req.headers, `messages-post:${req.body.session_id}`, req.body);
     const turn = await req.chat.postMessage(auth, req.body.content, idem);
     return { status: 201, body: withoutReplayFlag(turn), headers: replayHeaders(turn) };

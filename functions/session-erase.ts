@@ -5,7 +5,7 @@ import { sessionPathParams } from "./http/schemas.ts";
 export const handler = httpHandler(
   { name: "session-erase", path: sessionPathParams, sessionRead: "session" },
   async (req) => {
-    const auth = await req.chat.authorize(req.path.session_id, req.token, req.prefetched);
+    const auth = await req.authorize(req.path.session_id);
     await req.chat.eraseSession(auth);
     return { status: 204 };
   },

@@ -5,7 +5,7 @@ import { sessionPathParams } from "./http/schemas.ts";
 export const handler = httpHandler(
   { name: "session-get", path: sessionPathParams, sessionRead: "session" },
   async (req) => {
-    const auth = await req.chat.authorize(req.path.session_id, req.token, req.prefetched);
+    const auth = await req.authorize(req.path.session_id);
     return { status: 200, body: req.chat.getSession(auth) };
   },
 );

@@ -11,7 +11,7 @@ export const handler = httpHandler(
     sessionRead: (event) => (Number(event.queryStringParameters?.after_seq) > 0 ? "tail" : "head"),
   },
   async (req) => {
-    const auth = await req.chat.authorize(req.path.session_id, req.token, req.prefetched);
+    const auth = await req.authorize(req.path.session_id);
     const page = await req.chat.historyJson(auth, req.query.after_seq, req.query.limit);
     return { status: 200, json: page.json, headers: { "x-cache": page.fromCache ? "hit" : "miss" } };
   },

@@ -5,7 +5,7 @@ import httpHeaderNormalizer from "@middy/http-header-normalizer";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { ZodMiniType } from "zod/mini";
 import type { PrefetchedEntries, SessionRead } from "#chat/cache/session-cache.ts";
-import type { ChatService } from "#chat/chat/chat-service.ts";
+import type { AuthorizedSession, ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import { CORS_EXPOSED_HEADERS } from "./cors-headers.ts";
@@ -44,6 +44,11 @@ export interface HttpRequest<B, Q, P> {
   /** The session's cache entries, when the rate limiter read them in its round trip (for chat.authorize). */
   prefetched: PrefetchedEntries | undefined;
   chat: ChatService;
+  /**
+   * chat.authorize with the request's token and what it read ahead; without a read-ahead (none was sent, or it
+   * failed) it reads no more of the cache than the function's `sessionRead` would have.
+   */
+  authorize(sessionId: string): Promise<AuthorizedSession>;
 }
 
 export interface HttpResult {
@@ -105,7 +110,9 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
     const parsed = parseRequest(spec, event);
     const chat = runtime ? await (await runtime).getChatService() : (undefined as unknown as ChatService);
     const prefetched = prefetchedSession(event);
-    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, prefetched });
+    const read = typeof spec.sessionRead === "function" ? spec.sessionRead(event) : spec.sessionRead;
+    const authorize = (sessionId: string) => chat.authorize(sessionId, parsed.token, prefetched, read);
+    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, prefetched, authorize });
     return json(result);
   }) as unknown as Handler;
 }

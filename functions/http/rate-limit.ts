@@ -69,14 +69,16 @@ export function prefetchedSession(event: APIGatewayProxyEventV2): PrefetchedEntr
 }
 
 /**
- * The session a request is about, guessed before parsing: the path parameter, or a `"session_id":"<uuid>"` in
- * the JSON body. Only decides what to read ahead; the handler still validates the request, and a prefetch for
- * another session id than the validated one is ignored.
+ * The session a request is about, guessed before parsing: the path parameter, a `"session_id":"<uuid>"` in the
+ * JSON body, or, with no body, a `session_id` query parameter (a delete's ids may come that way). Only decides
+ * what to read ahead; the handler still validates the request, and a prefetch for another session id than the
+ * validated one is ignored.
  */
 export function sessionHint(event: APIGatewayProxyEventV2): string | undefined {
   const fromPath = event.pathParameters?.session_id;
   if (fromPath) return fromPath;
-  if (!event.body || event.isBase64Encoded || event.body.length > 65_536) return undefined;
+  if (!event.body) return event.queryStringParameters?.session_id;
+  if (event.isBase64Encoded || event.body.length > 65_536) return undefined;
   return event.body.match(/"session_id"\s*:\s*"([0-9a-fA-F-]{36})"/)?.[1];
 }
 

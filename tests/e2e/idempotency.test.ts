@@ -194,6 +194,20 @@ describe("POST /messages/post with an Idempotency-Key", () => {
       expect(retry.text, key).not.toContain(content);
     }
     expect(await rowCounts(fx.db.pool)).toEqual(before);
+    // A release before withdrawals (after a rollback) decrypts the response of any completed record: a withdrawn
+    // one is never completed, but held as a claim until it expires, which that release answers 409 too
+    const records = await fx.db.pool.query(
+      `SELECT status, response IS NULL AS withdrawn, locked_until = expires_at AS held_till_expiry
+         FROM idempotency_records WHERE scope = $1 AND idempotency_key = ANY($2)`,
+      [
+        `messages-post:${s.sessionId}`,
+        [keys.deleted, keys.edited].map((k) => keyHash(`messages-post:${s.sessionId}`, k)),
+      ],
+    );
+    expect(records.rows).toEqual([
+      { status: "in_progress", withdrawn: true, held_till_expiry: true },
+      { status: "in_progress", withdrawn: true, held_till_expiry: true },
+    ]);
     // a post whose messages were not touched still replays
     const again = await post("nothing changed here", keys.kept);
     expect(again.text).toBe(kept.text);

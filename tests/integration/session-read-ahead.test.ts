@@ -158,6 +158,26 @@ describe("read ahead per function, on a long history", () => {
       });
       expect([name, kinds(refused)]).toEqual([name, ["getrange 0 32767"]]);
     }
+    // nor does one whose session the read-ahead cannot find before parsing (ids as query parameters, or a key
+    // spelled with an escape): read once the request names it, as much as the read-ahead would have
+    const byQuery = httpEvent(
+      "DELETE",
+      `/messages/delete?session_id=${id}&message_id=${truth[1]!.message_id}`,
+      { headers: wrong },
+    );
+    const escaped = httpEvent("PUT", "/messages/edit", {
+      body: `{"session\\u005fid":"${id}","message_id":"${truth[1]!.message_id}","content":"x"}`,
+      headers: { ...wrong, "content-type": "application/json" },
+    });
+    for (const [name, event] of [
+      ["messages-delete", byQuery],
+      ["messages-edit", escaped],
+    ] as const) {
+      const refused = await commandsOn(h, async () => {
+        expect((await send(name, event)).statusCode).toBe(401);
+      });
+      expect([name, kinds(refused)]).toEqual([name, ["getrange 0 32767"]]);
+    }
 
     // functions with no session read nothing ahead, whatever session a caller names in its body
     for (const [name, path] of [

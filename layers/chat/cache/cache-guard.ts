@@ -54,8 +54,12 @@ export class CacheGuard {
     return this.#trusted;
   }
 
-  /** `prefetched`: the session's entries as just read by the rate limiter's round trip (saves one). */
-  async get(sessionId: string, prefetched?: PrefetchedEntries): Promise<CacheLookup> {
+  /**
+   * `prefetched`: the session's entries as just read by the rate limiter's round trip (saves one). Without it (or
+   * when it may be stale), `read` is what this reads: a request before its authorization no more than its function's
+   * read-ahead would have.
+   */
+  async get(sessionId: string, prefetched?: PrefetchedEntries, read: SessionRead = "whole"): Promise<CacheLookup> {
     if (!(await this.#usable())) return { kind: "miss" };
     // Another instance may have been cut off from Redis while writing: apply what it recorded, at most
     // once a second, so its changes cannot be hidden by this instance's cache for longer than that.
@@ -64,7 +68,7 @@ export class CacheGuard {
     const ready =
       prefetched?.sessionId === sessionId && prefetched.sentAt > this.#clearedAt ? prefetched : undefined;
     return this.#reading(async () =>
-      ready ? this.#cache.lookupPrefetched(ready) : this.#cache.read(sessionId, prefetched?.read ?? "whole"),
+      ready ? this.#cache.lookupPrefetched(ready) : this.#cache.read(sessionId, prefetched?.read ?? read),
     );
   }
 

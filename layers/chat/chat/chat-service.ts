@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { CacheGuard } from "../cache/cache-guard.ts";
-import type { PrefetchedEntries } from "../cache/session-cache.ts";
+import type { PrefetchedEntries, SessionRead } from "../cache/session-cache.ts";
 import type { Config } from "../config.ts";
 import {
   type AppliedChange,
@@ -119,16 +119,18 @@ export class ChatService {
 
   /**
    * Checks the bearer token. Wrong or missing: 401. A valid token of another session: 404.
-   * `prefetched`: the session's cache entries, if the request already read them (with its rate limit).
+   * `prefetched`: the session's cache entries, if the request already read them (with its rate limit); else
+   * `read` is what it reads of them (an edit's or delete's before authorization: the history's start only).
    */
   async authorize(
     sessionId: string,
     token: string | undefined,
     prefetched?: PrefetchedEntries,
+    read?: SessionRead,
   ): Promise<AuthorizedSession> {
     if (!token)
       throw new ChatError("unauthorized", "a session token is required (Authorization: Bearer <token>)");
-    const found = await this.#readSession(sessionId, prefetched);
+    const found = await this.#readSession(sessionId, prefetched, read);
     if (found && tokenMatches(token, found.session.token_hash)) return found;
     const owner = await this.#d.pool.query({
       name: "session_by_token",
@@ -554,8 +556,12 @@ export class ChatService {
 
   // --- reads ----------------------------------------------------------------------------------
 
-  async #readSession(sessionId: string, prefetched?: PrefetchedEntries): Promise<AuthorizedSession | null> {
-    const cached = await this.#d.cache?.get(sessionId, prefetched);
+  async #readSession(
+    sessionId: string,
+    prefetched?: PrefetchedEntries,
+    read?: SessionRead,
+  ): Promise<AuthorizedSession | null> {
+    const cached = await this.#d.cache?.get(sessionId, prefetched, read);
     if (cached?.kind === "erased") return null;
     if (cached?.kind === "hit") {
       const hit = cached.value; // not spread: that would parse the history, which most reads never need

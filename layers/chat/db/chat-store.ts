@@ -96,13 +96,15 @@ function idempotencyCte(mode: IdempotencyMode, p: number, owned = false): string
 /**
  * An edit or a delete withdraws the stored responses of the posts that created the messages it changes ($8 the
  * edits, $9 the deleted message): a replay of such a post would hand back text its user has since deleted or
- * replaced. The records stay (completed, without a response), so a retry of the post is not run again.
+ * replaced. The record stays, so a retry of the post is not run again, as a claim held until the record expires
+ * with its status code kept (a claim in progress has none): claimIdempotencyKey answers it replay_withdrawn, and a
+ * previous release (after a rollback), which knows no withdrawn records, request_in_progress instead of failing.
  */
 const WITHDRAW_REPLAYS = `
 , withdrawn AS (
-  UPDATE idempotency_records SET response = NULL
+  UPDATE idempotency_records SET status = 'in_progress', locked_until = expires_at, response = NULL
     FROM s
-   WHERE scope = 'messages-post:' || $1::text AND response IS NOT NULL
+   WHERE scope = 'messages-post:' || $1::text AND status = 'completed'
      AND message_ids && (ARRAY(SELECT (u->>'message_id')::uuid FROM jsonb_array_elements($8::jsonb) AS u) || $9::uuid)
 )`;
 

@@ -75,12 +75,13 @@ export async function claimIdempotencyKey(
     if (row.request_hash !== req.requestHash) {
       throw new ChatError("idempotency_key_reused", "this Idempotency-Key was used with a different request");
     }
+    // withdrawn (chat-store.ts WITHDRAW_REPLAYS): held as a claim till it expires, with the status code it completed with
+    if (row.status === "in_progress" && row.status_code !== null)
+      throw new ChatError(
+        "replay_withdrawn",
+        "the request with this Idempotency-Key succeeded, but a message it posted was edited or deleted since: its response, which held the old text, is no longer kept",
+      );
     if (row.status === "completed") {
-      if (row.response === null)
-        throw new ChatError(
-          "replay_withdrawn",
-          "the request with this Idempotency-Key succeeded, but a message it posted was edited or deleted since: its response, which held the old text, is no longer kept",
-        );
       return { kind: "replay", statusCode: row.status_code as number, response: decrypt(req, row.response) };
     }
     if (Date.now() >= deadline) {
