@@ -1,5 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
-import { chmod, chown, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -8,17 +8,22 @@ import { join } from "node:path";
  * only. A fixed password would let any local OS user log in over TCP as superuser (and run programs with COPY).
  */
 export const PASSWORD_FILE = "local-runner-password";
+/**
+ * A replacement password kept before the cluster is given it, renamed to PASSWORD_FILE after: a start cut short
+ * between the two finds the cluster's password in one file or the other (or still the legacy one).
+ */
+export const PENDING_PASSWORD_FILE = `${PASSWORD_FILE}.new`;
 /** What clusters initialised before PASSWORD_FILE existed were given; only used to replace it. */
 export const LEGACY_PASSWORD = "postgres";
 
 /** 32 URL-safe characters (192 bits): no escaping in a connection URL, and SASLprep leaves it as it is. */
 export const newPassword = (): string => randomBytes(24).toString("base64url");
 
-/** The password kept in `dataDir`, or undefined if the cluster has no password file. */
-export async function readPassword(dataDir: string): Promise<string | undefined> {
+/** The password kept in `dataDir`, or undefined if the cluster has no such file. */
+export async function readPassword(dataDir: string, file = PASSWORD_FILE): Promise<string | undefined> {
   try {
-    const password = (await readFile(join(dataDir, PASSWORD_FILE), "utf8")).trim();
-    if (!password) throw new Error(`${join(dataDir, PASSWORD_FILE)} is empty`);
+    const password = (await readFile(join(dataDir, file), "utf8")).trim();
+    if (!password) throw new Error(`${join(dataDir, file)} is empty`);
     return password;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -26,14 +31,19 @@ export async function readPassword(dataDir: string): Promise<string | undefined>
   }
 }
 
-/** Creates the password file (mode 0600 from the start; never overwrites one). */
-export async function savePassword(dataDir: string, password: string): Promise<void> {
-  const file = join(dataDir, PASSWORD_FILE);
+/** Creates a password file (mode 0600 from the start; never overwrites one). */
+export async function savePassword(dataDir: string, password: string, name = PASSWORD_FILE): Promise<void> {
+  const file = join(dataDir, name);
   await writeFile(file, `${password}\n`, { mode: 0o600, flag: "wx" });
   await chmod(file, 0o600); // the mode given at creation is narrowed by the umask, never widened: make it exact
 }
 
-export const removePassword = (dataDir: string) => rm(join(dataDir, PASSWORD_FILE), { force: true });
+export const removePassword = (dataDir: string, name = PASSWORD_FILE) =>
+  rm(join(dataDir, name), { force: true });
+
+/** The pending password is the cluster's now: it becomes PASSWORD_FILE. */
+export const promotePendingPassword = (dataDir: string) =>
+  rename(join(dataDir, PENDING_PASSWORD_FILE), join(dataDir, PASSWORD_FILE));
 
 export interface InitdbPasswordFile {
   path: string;

@@ -10,6 +10,8 @@ import {
   LEGACY_PASSWORD,
   newPassword,
   PASSWORD_FILE,
+  PENDING_PASSWORD_FILE,
+  promotePendingPassword,
   readPassword,
   removePassword,
   savePassword,
@@ -131,18 +133,19 @@ async function importEmbeddedPostgres() {
   return mod.default;
 }
 
-/** Sets a new random superuser password on a cluster that has the legacy fixed one, and keeps it in PASSWORD_FILE. */
+/**
+ * Sets a new random superuser password on a cluster that has the legacy fixed one, and keeps it in PASSWORD_FILE:
+ * kept first as pending (a password set but not kept would lock the cluster for good), renamed once set. A start
+ * cut short in between, or an ALTER whose outcome is unknown, leaves the pending file, which the next start tries.
+ */
 async function replaceLegacyPassword(admin: pg.Client, dataDir: string, log: RunnerLog): Promise<string> {
   const password = newPassword();
-  await savePassword(dataDir, password); // first: a password set but not kept would lock the cluster for good
-  try {
-    await admin.query(
-      `ALTER ROLE ${admin.escapeIdentifier(PG_USER)} PASSWORD ${admin.escapeLiteral(scramVerifier(password))}`,
-    );
-  } catch (err) {
-    await removePassword(dataDir);
-    throw err;
-  }
+  await removePassword(dataDir, PENDING_PASSWORD_FILE); // one the cluster refused (tried before the legacy one)
+  await savePassword(dataDir, password, PENDING_PASSWORD_FILE);
+  await admin.query(
+    `ALTER ROLE ${admin.escapeIdentifier(PG_USER)} PASSWORD ${admin.escapeLiteral(scramVerifier(password))}`,
+  );
+  await promotePendingPassword(dataDir);
   log(
     "warn",
     `replaced the fixed superuser password of the cluster in ${dataDir} by a random one in ${PASSWORD_FILE}`,
@@ -163,7 +166,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   const fresh = !existsSync(join(dataDir, "PG_VERSION"));
   const stored = fresh ? undefined : await readPassword(dataDir);
-  const legacy = !fresh && stored === undefined; // initialised by an earlier version, with LEGACY_PASSWORD
+  let legacy = !fresh && stored === undefined; // initialised by an earlier version, with LEGACY_PASSWORD
   let password = stored ?? newPassword();
 
   const EmbeddedPostgresClass = await importEmbeddedPostgres();
@@ -217,14 +220,29 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 
   try {
-    const admin = new pg.Client({
-      host: "127.0.0.1",
-      port,
-      user: PG_USER,
-      password: legacy ? LEGACY_PASSWORD : password,
-      database: "postgres",
-    });
-    await admin.connect().catch((err: unknown) => {
+    const connectAdmin = async (as: string) => {
+      const client = new pg.Client({
+        host: "127.0.0.1",
+        port,
+        user: PG_USER,
+        password: as,
+        database: "postgres",
+      });
+      await client.connect();
+      return client;
+    };
+    let admin: pg.Client | undefined;
+    if (legacy) {
+      // a replacement cut short after the cluster got it: that password, kept as pending, is the cluster's
+      const pending = await readPassword(dataDir, PENDING_PASSWORD_FILE);
+      admin = pending === undefined ? undefined : await connectAdmin(pending).catch(() => undefined);
+      if (admin && pending !== undefined) {
+        await promotePendingPassword(dataDir);
+        password = pending;
+        legacy = false;
+      }
+    }
+    admin ??= await connectAdmin(legacy ? LEGACY_PASSWORD : password).catch((err: unknown) => {
       if (!legacy) throw err;
       throw new Error(
         `the Postgres cluster in ${dataDir} has no ${PASSWORD_FILE} and refuses the fixed password earlier ` +

@@ -1,10 +1,15 @@
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres } from "../../local/embedded-postgres.ts";
-import { PASSWORD_FILE, scramVerifier } from "../../local/embedded-postgres-password.ts";
+import {
+  newPassword,
+  PASSWORD_FILE,
+  PENDING_PASSWORD_FILE,
+  scramVerifier,
+} from "../../local/embedded-postgres-password.ts";
 
 /**
  * The embedded cluster `npm start` runs listens on 127.0.0.1, where every local OS user can reach it: its
@@ -120,4 +125,44 @@ describe("the embedded Postgres's superuser password", () => {
       await upgraded.stop();
     }
   }, 120_000);
+
+  it("starts after a replacement of the fixed password was cut short, before or after the cluster got the new one", async () => {
+    const dataDir = await scratch();
+    const pendingFile = join(dataDir, PENDING_PASSWORD_FILE);
+    const first = await startEmbeddedPostgres({ dataDir, log });
+    try {
+      await sql(first.url, "CREATE TABLE kept_rows AS SELECT 7 AS n");
+      await sql(first.url, `ALTER ROLE postgres PASSWORD '${FIXED}'`);
+    } finally {
+      await first.stop();
+    }
+    // cut short before the ALTER: the cluster still has the fixed password, the pending file one it never got
+    await rm(join(dataDir, PASSWORD_FILE));
+    await writeFile(pendingFile, "never-given-to-the-cluster-000000\n", { mode: 0o600 });
+    const before = await startEmbeddedPostgres({ dataDir, log });
+    let given: string;
+    try {
+      given = await kept(dataDir);
+      expect(given).not.toMatch(/never-given/);
+      expect(await logIn(before.port, FIXED)).toBe("28P01");
+      expect(await sql<{ n: number }>(before.url, "SELECT n FROM kept_rows")).toEqual([{ n: 7 }]);
+      // cut short after the ALTER: the cluster has the new password, kept only as pending
+      const next = newPassword();
+      await sql(before.url, `ALTER ROLE postgres PASSWORD '${next}'`);
+      await rm(join(dataDir, PASSWORD_FILE));
+      await writeFile(pendingFile, `${next}\n`, { mode: 0o600 });
+      given = next;
+    } finally {
+      await before.stop();
+    }
+    const after = await startEmbeddedPostgres({ dataDir, log });
+    try {
+      expect(await kept(dataDir)).toBe(given);
+      expect(decodeURIComponent(new URL(after.url).password)).toBe(given);
+      await expect(stat(pendingFile)).rejects.toMatchObject({ code: "ENOENT" });
+      expect(await sql<{ n: number }>(after.url, "SELECT n FROM kept_rows")).toEqual([{ n: 7 }]);
+    } finally {
+      await after.stop();
+    }
+  }, 180_000);
 });

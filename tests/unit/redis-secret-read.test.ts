@@ -8,6 +8,7 @@ const { resetConfig } = await import("../../layers/chat/config.ts");
 const { closeRedis, getRedis, REDIS_SECRET_READ_TIMEOUT_MS } = await import(
   "../../layers/chat/cache/redis-client.ts"
 );
+const { RateLimiter } = await import("../../layers/chat/ratelimit/rate-limiter.ts");
 
 // A stand-in Redis that answers nothing and keeps what each connection sent (its first command carries AUTH).
 let server: Server;
@@ -88,6 +89,20 @@ describe("the Redis secret's read", () => {
     expect(connections[0]?.sent).toMatch(
       /^\*5\r\n\$5\r\nhello\r\n\$1\r\n3\r\n\$4\r\nAUTH\r\n\$4\r\nchat\r\n\$15\r\nS3cretRedisPass\r\n/,
     );
+  });
+
+  it("a client only the rate limiter uses reads the secret again after a failed read, and connects", async () => {
+    useRedis({ REDIS_SECRET_ARN: ARN });
+    readJsonSecret.mockRejectedValueOnce(new Error("throttled")).mockResolvedValue({ password: PASSWORD });
+    const redis = getRedis()!;
+    await vi.waitFor(() => expect(readJsonSecret).toHaveBeenCalledTimes(1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(redis.status).toBe("wait");
+    // the limiter sends no command to a client that is not ready: it waits for it to be, then falls back
+    const limiter = new RateLimiter({ redis: () => redis, timeoutMs: 50, retryRedisAfterMs: 0 });
+    await limiter.check([{ policy: { name: "per-ip", limit: 5, windowSeconds: 60 }, key: "k" }]);
+    await vi.waitFor(() => expect(connections[0]?.sent).toContain(PASSWORD));
+    expect(readJsonSecret).toHaveBeenCalledTimes(2);
   });
 
   it("gives the password (no username: the default user) to the connection, and prints neither", async () => {

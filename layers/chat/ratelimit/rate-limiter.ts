@@ -88,6 +88,9 @@ export class RateLimiter {
 async function waitReady(client: Redis, timeoutMs: number): Promise<void> {
   const status = client.status;
   if (status === "end" || status === "close") throw new Error(`redis connection ${status}`);
+  // A lazy client not connected yet (one whose credentials are read first, and that read failed): a command would
+  // start its connection, as ioredis does for one in "wait", but this only waits for one.
+  if (status === "wait") client.connect().catch(() => {});
   await new Promise<void>((resolve, reject) => {
     const onReady = () => {
       clearTimeout(timer);
