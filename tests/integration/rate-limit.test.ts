@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
 import { closeRedis } from "../../layers/chat/cache/redis-client.ts";
+import { SessionCache } from "../../layers/chat/cache/session-cache.ts";
 import { newSessionToken } from "../../layers/chat/chat/tokens.ts";
 import { resetChatRuntime } from "../../layers/chat/chat-runtime.ts";
 import { parseConfig, resetConfig } from "../../layers/chat/config.ts";
@@ -243,21 +244,38 @@ describe("rate limits on the handlers (shared Redis, real database)", () => {
     // second) and then reads afresh, ignoring what was read ahead: have it happen before counting
     await send("session-get", httpEvent("GET", `/sessions/${sid}`, { headers }));
     const mget = vi.spyOn(Redis.prototype, "mget");
+    // the chat service's own read of a session's entries (what it does without a read-ahead)
+    const ownRead = vi.spyOn(SessionCache.prototype, "fetch");
     try {
       const page = await send("session-messages", httpEvent("GET", `/sessions/${sid}/messages`, { headers }));
       expect(page.statusCode).toBe(200);
       expect(page.headers["x-cache"]).toBe("hit");
       expect(page.json.messages).toHaveLength(1);
-      expect(mget).not.toHaveBeenCalled();
-      // without a usable hint (session id only in the query string), the chat service reads it itself
+      // a delete whose ids come as query parameters (no body) is read ahead too
       const del = await send(
         "messages-delete",
         httpEvent("DELETE", `/messages/delete?session_id=${sid}&message_id=${randomUUID()}`, { headers }),
       );
       expect(del.statusCode).toBe(404);
-      expect(mget).toHaveBeenCalledTimes(1);
+      expect(mget).not.toHaveBeenCalled();
+      expect(ownRead).not.toHaveBeenCalled();
+      // a body the hint cannot read (the key written with an escape): the service reads it itself, no more than
+      // the function's read-ahead would have (the history's start, not an MGET of both entries). Another token:
+      // this one has used its 3 requests.
+      const edit = await send(
+        "messages-edit",
+        httpEvent("PUT", "/messages/edit", {
+          body: `{"session\\u005fid":"${sid}","message_id":"${randomUUID()}","content":"x"}`,
+          headers: { authorization: `Bearer ${newSessionToken()}`, "content-type": "application/json" },
+        }),
+      );
+      expect(edit.statusCode).toBe(401);
+      expect(mget).not.toHaveBeenCalled();
+      expect(ownRead).toHaveBeenCalledTimes(1);
+      expect(ownRead.mock.calls[0]?.[1]).toBe("head");
     } finally {
       mget.mockRestore();
+      ownRead.mockRestore();
     }
   });
 
