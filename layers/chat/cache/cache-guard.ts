@@ -59,7 +59,11 @@ export class CacheGuard {
    * when it may be stale), `read` is what this reads: a request before its authorization no more than its function's
    * read-ahead would have.
    */
-  async get(sessionId: string, prefetched?: PrefetchedEntries, read: SessionRead = "whole"): Promise<CacheLookup> {
+  async get(
+    sessionId: string,
+    prefetched?: PrefetchedEntries,
+    read: SessionRead = "whole",
+  ): Promise<CacheLookup> {
     if (!(await this.#usable())) return { kind: "miss" };
     // Another instance may have been cut off from Redis while writing: apply what it recorded, at most
     // once a second, so its changes cannot be hidden by this instance's cache for longer than that.
