@@ -1,5 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
-import { chmod, chown, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chown, mkdtemp, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -31,19 +31,49 @@ export async function readPassword(dataDir: string, file = PASSWORD_FILE): Promi
   }
 }
 
-/** Creates a password file (mode 0600 from the start; never overwrites one). */
+/** Creates a password file (mode 0600 from the start; never overwrites one), on disk before it returns. */
 export async function savePassword(dataDir: string, password: string, name = PASSWORD_FILE): Promise<void> {
-  const file = join(dataDir, name);
-  await writeFile(file, `${password}\n`, { mode: 0o600, flag: "wx" });
-  await chmod(file, 0o600); // the mode given at creation is narrowed by the umask, never widened: make it exact
+  const handle = await open(join(dataDir, name), "wx", 0o600);
+  try {
+    await handle.chmod(0o600); // the mode given at creation is narrowed by the umask, never widened: make it exact
+    await handle.writeFile(`${password}\n`);
+    await handle.sync(); // a power loss must not leave the cluster with a password no file holds
+  } finally {
+    await handle.close();
+  }
+  await syncDirectory(dataDir);
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 export const removePassword = (dataDir: string, name = PASSWORD_FILE) =>
   rm(join(dataDir, name), { force: true });
 
 /** The pending password is the cluster's now: it becomes PASSWORD_FILE. */
-export const promotePendingPassword = (dataDir: string) =>
-  rename(join(dataDir, PENDING_PASSWORD_FILE), join(dataDir, PASSWORD_FILE));
+export async function promotePendingPassword(dataDir: string): Promise<void> {
+  await rename(join(dataDir, PENDING_PASSWORD_FILE), join(dataDir, PASSWORD_FILE));
+  await syncDirectory(dataDir);
+}
+
+/**
+ * The pending password, if a replacement left one that can be tried: an empty or unreadable file (a start cut short
+ * while writing it, before the cluster was given it) is dropped, and the legacy password is tried instead.
+ */
+export async function readPendingPassword(dataDir: string): Promise<string | undefined> {
+  try {
+    return await readPassword(dataDir, PENDING_PASSWORD_FILE);
+  } catch {
+    await removePassword(dataDir, PENDING_PASSWORD_FILE);
+    return undefined;
+  }
+}
 
 export interface InitdbPasswordFile {
   path: string;

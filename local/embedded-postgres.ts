@@ -13,6 +13,7 @@ import {
   PENDING_PASSWORD_FILE,
   promotePendingPassword,
   readPassword,
+  readPendingPassword,
   removePassword,
   savePassword,
   scramVerifier,
@@ -234,10 +235,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     let admin: pg.Client | undefined;
     if (legacy) {
       // a replacement cut short after the cluster got it: that password, kept as pending, is the cluster's
-      const pending = await readPassword(dataDir, PENDING_PASSWORD_FILE);
+      const pending = await readPendingPassword(dataDir);
       admin = pending === undefined ? undefined : await connectAdmin(pending).catch(() => undefined);
       if (admin && pending !== undefined) {
-        await promotePendingPassword(dataDir);
+        await promotePendingPassword(dataDir).catch(async (err: unknown) => {
+          await admin?.end();
+          throw err;
+        });
         password = pending;
         legacy = false;
       }

@@ -161,8 +161,20 @@ describe("the embedded Postgres's superuser password", () => {
       expect(decodeURIComponent(new URL(after.url).password)).toBe(given);
       await expect(stat(pendingFile)).rejects.toMatchObject({ code: "ENOENT" });
       expect(await sql<{ n: number }>(after.url, "SELECT n FROM kept_rows")).toEqual([{ n: 7 }]);
+      // cut short while writing the pending file: empty, and the cluster still has the fixed password
+      await sql(after.url, `ALTER ROLE postgres PASSWORD '${FIXED}'`);
     } finally {
       await after.stop();
     }
-  }, 180_000);
+    await rm(join(dataDir, PASSWORD_FILE));
+    await writeFile(pendingFile, "", { mode: 0o600 });
+    const emptied = await startEmbeddedPostgres({ dataDir, log });
+    try {
+      expect(await logIn(emptied.port, FIXED)).toBe("28P01");
+      expect(decodeURIComponent(new URL(emptied.url).password)).toBe(await kept(dataDir));
+      expect(await sql<{ n: number }>(emptied.url, "SELECT n FROM kept_rows")).toEqual([{ n: 7 }]);
+    } finally {
+      await emptied.stop();
+    }
+  }, 240_000);
 });
