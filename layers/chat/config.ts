@@ -178,6 +178,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       `invalid environment: KAFKA_MAX_BATCH_BYTES: must be at least ${largest}, the largest event MAX_CONTENT_CHARS=${cfg.MAX_CONTENT_CHARS} allows`,
     );
   }
+  // A claim must end before its record expires: a withdrawn replay is held until expiry, and a claim's lock that
+  // reached it could not be told from such a record (its release would delete it).
+  if (cfg.IDEMPOTENCY_LOCK_SECONDS >= cfg.IDEMPOTENCY_TTL_SECONDS)
+    throw new ConfigError(
+      `invalid environment: IDEMPOTENCY_LOCK_SECONDS: must be less than IDEMPOTENCY_TTL_SECONDS (${cfg.IDEMPOTENCY_TTL_SECONDS})`,
+    );
   if (cfg.KAFKA_AUTH === "scram-sha-512" && !cfg.KAFKA_SECRET_ARN)
     throw new ConfigError("invalid environment: KAFKA_AUTH=scram-sha-512 needs KAFKA_SECRET_ARN");
   return cfg;
