@@ -4,7 +4,7 @@ import httpCors from "@middy/http-cors";
 import httpHeaderNormalizer from "@middy/http-header-normalizer";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { ZodMiniType } from "zod/mini";
-import type { PrefetchedEntries, SessionRead } from "#chat/cache/session-cache.ts";
+import type { SessionRead } from "#chat/cache/session-cache.ts";
 import type { AuthorizedSession, ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
@@ -41,12 +41,11 @@ export interface HttpRequest<B, Q, P> {
   headers: Record<string, string | undefined>;
   /** The bearer token, if any. Never logged. */
   token: string | undefined;
-  /** The session's cache entries, when the rate limiter read them in its round trip (for chat.authorize). */
-  prefetched: PrefetchedEntries | undefined;
   chat: ChatService;
   /**
-   * chat.authorize with the request's token and what it read ahead; without a read-ahead (none was sent, or it
-   * failed) it reads no more of the cache than the function's `sessionRead` would have.
+   * chat.authorize with the request's token and the session's cache entries the rate limiter read ahead in its
+   * round trip; without them (none was sent, or it failed) it reads no more of the cache than the function's
+   * `sessionRead` would have.
    */
   authorize(sessionId: string): Promise<AuthorizedSession>;
 }
@@ -112,7 +111,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
     const prefetched = prefetchedSession(event);
     const read = typeof spec.sessionRead === "function" ? spec.sessionRead(event) : spec.sessionRead;
     const authorize = (sessionId: string) => chat.authorize(sessionId, parsed.token, prefetched, read);
-    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, prefetched, authorize });
+    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, authorize });
     return json(result);
   }) as unknown as Handler;
 }

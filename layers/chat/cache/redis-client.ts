@@ -1,8 +1,9 @@
 import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
+import { readJsonSecretBounded } from "../bounded-secret-read.ts";
 import { config } from "../config.ts";
-import { readJsonSecret } from "../secrets.ts";
-import { withTimeout } from "../timeout.ts";
+
+export { SECRET_READ_TIMEOUT_MS as REDIS_SECRET_READ_TIMEOUT_MS } from "../bounded-secret-read.ts";
 
 let client: Redis | null | undefined;
 
@@ -28,19 +29,10 @@ interface RedisSecret {
   password: string;
 }
 
-/**
- * Bound on one read of REDIS_SECRET_ARN: the SDK sets none, and a read that never answers would keep the client
- * from ever connecting. A failed first read is tried again by the next command.
- */
-export const REDIS_SECRET_READ_TIMEOUT_MS = 5000;
-
-// Cached (readJsonSecret), so a rotated password reaches new connections within the cache's age.
+// The client connects only after this read: bounded (a failed first read is tried again by the next command, or
+// the rate limiter's wait). Cached, so a rotated password reaches new connections within the cache's age.
 async function readCredentials(arn: string): Promise<RedisSecret> {
-  const secret = await withTimeout(
-    readJsonSecret<RedisSecret>(arn),
-    REDIS_SECRET_READ_TIMEOUT_MS,
-    () => new Error(`the Redis secret was not read within ${REDIS_SECRET_READ_TIMEOUT_MS} ms`),
-  );
+  const secret = await readJsonSecretBounded<RedisSecret>(arn, "Redis");
   // The message names the field only: the secret's content is a password.
   if (typeof secret?.password !== "string" || secret.password === "")
     throw new Error('the Redis secret has no "password"');

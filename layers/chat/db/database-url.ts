@@ -1,7 +1,8 @@
 import type pg from "pg";
+import { readJsonSecretBounded } from "../bounded-secret-read.ts";
 import type { Config } from "../config.ts";
-import { readJsonSecret } from "../secrets.ts";
-import { withTimeout } from "../timeout.ts";
+
+export { SECRET_READ_TIMEOUT_MS } from "../bounded-secret-read.ts";
 
 interface RdsSecret {
   host: string;
@@ -11,20 +12,10 @@ interface RdsSecret {
   dbname?: string;
 }
 
-/**
- * Bound on one read of the secret: the SDK sets none, and a read that never answers would hold the pool's
- * creation (which every later request waits on) for the sandbox's life, with Postgres fine. A failed read is tried
- * again by the next request.
- */
-export const SECRET_READ_TIMEOUT_MS = 5000;
-
-// Cached (readJsonSecret), so a rotated password reaches new connections within the cache's age.
+// The pool's creation, which every later request waits on, waits for this read: bounded (a failed read is tried
+// again by the next request). Cached, so a rotated password reaches new connections within the cache's age.
 async function readSecret(arn: string): Promise<RdsSecret> {
-  const secret = await withTimeout(
-    readJsonSecret<RdsSecret>(arn),
-    SECRET_READ_TIMEOUT_MS,
-    () => new Error(`the database secret was not read within ${SECRET_READ_TIMEOUT_MS} ms`),
-  );
+  const secret = await readJsonSecretBounded<RdsSecret>(arn, "database");
   if (!secret) throw new Error("database secret is empty");
   return secret;
 }
