@@ -32,6 +32,8 @@ export interface FunctionSpec {
   schedule?: string;
   /** Kafka (MSK) event source: the topic the function consumes. */
   kafkaTopic?: string;
+  /** The event source's batch size: at most this many records per invocation (Lambda's default for MSK, 100). */
+  kafkaBatchSize?: number;
   /** API Gateway's `$default` route: every request no route matches (the local runner does the same). */
   defaultRoute?: true;
   /** Required of every manifest entry (the stack refuses one without); optional for local test fixtures. */
@@ -41,6 +43,9 @@ export interface FunctionSpec {
 }
 
 export const CHAT_TOPIC = "chat-messages";
+
+/** Lambda's default BatchSize for an MSK event source, for a `kafkaTopic` function that names none. */
+export const DEFAULT_KAFKA_BATCH_SIZE = 100;
 
 export const functions: readonly FunctionSpec[] = [
   {
@@ -175,6 +180,7 @@ export const functions: readonly FunctionSpec[] = [
     handler: "events-consumer",
     description: "Consume chat-messages and maintain the per-session activity projection",
     kafkaTopic: CHAT_TOPIC,
+    kafkaBatchSize: 100,
     uses: ["postgres"],
     memoryMb: 512,
     timeoutSeconds: 60,

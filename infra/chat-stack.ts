@@ -3,7 +3,13 @@ import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cd
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
 import { configSchema } from "#chat/config.ts";
-import { type Backend, CHAT_TOPIC, type FunctionSpec, functions } from "#functions/manifest.ts";
+import {
+  type Backend,
+  CHAT_TOPIC,
+  DEFAULT_KAFKA_BATCH_SIZE,
+  type FunctionSpec,
+  functions,
+} from "#functions/manifest.ts";
 import { grantBedrockInvoke } from "./bedrock-access.ts";
 import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
 import type { ChatContext } from "./context.ts";
@@ -168,7 +174,12 @@ export class ChatStack extends Stack {
     if (spec.defaultRoute) to.api.addDefaultRoute(constructId(spec.name), fn);
     if (spec.schedule) to.schedules.add(constructId(spec.name), spec.schedule, fn);
     if (spec.kafkaTopic) {
-      const mapping = to.dataPlane.addConsumer(fn, spec.kafkaTopic, `${this.stackName}-${spec.name}`);
+      const mapping = to.dataPlane.addConsumer(
+        fn,
+        spec.kafkaTopic,
+        `${this.stackName}-${spec.name}`,
+        spec.kafkaBatchSize ?? DEFAULT_KAFKA_BATCH_SIZE,
+      );
       // The topic is created by the migration resource; the mapping must not start before it exists.
       mapping?.node.addDependency(to.migrations.resource);
       if (mapping) this.consumers.push(fn);

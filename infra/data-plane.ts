@@ -34,7 +34,12 @@ export interface DataPlaneVariant {
   grantClient(fn: lambda.Function, uses: readonly Backend[]): void;
   grantMigrator(fn: lambda.Function): void;
   /** The event source mapping for a kafkaTopic function, or undefined when this variant has none. */
-  addConsumer(fn: lambda.Function, topic: string, group: string): lambda.EventSourceMapping | undefined;
+  addConsumer(
+    fn: lambda.Function,
+    topic: string,
+    group: string,
+    batchSize: number,
+  ): lambda.EventSourceMapping | undefined;
 }
 
 export interface DataPlaneProps {
@@ -90,7 +95,7 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   grantMigrator(fn: lambda.Function) {
     this.variant.grantMigrator(fn);
   }
-  addConsumer(fn: lambda.Function, topic: string, group: string) {
-    return this.variant.addConsumer(fn, topic, group);
+  addConsumer(fn: lambda.Function, topic: string, group: string, batchSize: number) {
+    return this.variant.addConsumer(fn, topic, group, batchSize);
   }
 }

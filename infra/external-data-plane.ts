@@ -95,7 +95,12 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
    * Self-managed Kafka needs SASL/SCRAM credentials over the internet; without them, no event source. The
    * producers use the same secret (KAFKA_AUTH=scram-sha-512), since a broker listener speaks one protocol.
    */
-  addConsumer(fn: lambda.Function, topic: string, group: string): lambda.EventSourceMapping | undefined {
+  addConsumer(
+    fn: lambda.Function,
+    topic: string,
+    group: string,
+    batchSize: number,
+  ): lambda.EventSourceMapping | undefined {
     const { kafkaBrokers, kafkaSecretArn } = this.endpoints;
     if (kafkaBrokers.length === 0 || !kafkaSecretArn) return undefined;
     fn.addEventSource(
@@ -107,7 +112,7 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
           this.kafkaSecret ??
           secretsmanager.Secret.fromSecretCompleteArn(this, "KafkaSecret", kafkaSecretArn),
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
+        batchSize,
       }),
     );
     return fn.node.children.find((c) => c instanceof lambda.EventSourceMapping) as lambda.EventSourceMapping;

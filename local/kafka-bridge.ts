@@ -1,6 +1,6 @@
 import type { Consumer } from "kafkajs";
 import { withTimeout } from "#chat/timeout.ts";
-import type { FunctionSpec } from "../functions/manifest.ts";
+import { DEFAULT_KAFKA_BATCH_SIZE, type FunctionSpec } from "../functions/manifest.ts";
 import type { RunnerLog } from "./log.ts";
 import { toMskEvent } from "./msk-event.ts";
 
@@ -18,6 +18,15 @@ export interface KafkaBridgeOptions {
    * waits out its own retries (≈ 25 s); the runner's shutdown must not.
    */
   stopTimeoutMs?: number;
+  /**
+   * How often the group hears from a consumer whose invocation is still running. kafkajs heartbeats only between
+   * batches, so an invocation longer than the group's session timeout (30 s) would cost the consumer its
+   * membership and its batch's commit, and the batch would run again: Lambda's pollers commit whatever ran
+   * within the function's timeout (up to 15 min).
+   */
+  heartbeatEveryMs?: number;
+  /** The consumer group's session timeout (kafkajs's default, 30 s, unless set). */
+  sessionTimeoutMs?: number;
 }
 
 export interface KafkaBridge {
@@ -25,8 +34,24 @@ export interface KafkaBridge {
 }
 
 /**
+ * Keeps the consumer's group membership alive while `work` runs (kafkajs's heartbeat() sends one only when its
+ * own interval is due, so calling it often is cheap). A failed heartbeat (a rebalance under way) is left to
+ * kafkajs: the next fetch rejoins.
+ */
+async function whileHeartbeating<T>(work: Promise<T>, heartbeat: () => Promise<void>, everyMs: number) {
+  const timer = setInterval(() => heartbeat().catch(() => {}), everyMs);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
  * HOOK POINT (local only) — stands in for the MSK event source mapping: consumes each function's topic and
- * invokes the function with Lambda's MSK event, one partition batch at a time.
+ * invokes the function with Lambda's MSK event, at most the manifest's `kafkaBatchSize` records of one partition
+ * at a time, and commits each invocation's records once it returns (a rejection leaves them uncommitted, and
+ * they come again, as Lambda retries a failed batch).
  * kafkajs is imported lazily so a runner without KAFKA_BROKERS never loads it.
  */
 export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<KafkaBridge> {
@@ -40,33 +65,62 @@ export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<Kaf
       auth: "none",
     }),
   );
+  const heartbeatEveryMs = options.heartbeatEveryMs ?? 1000;
   const consumers: Consumer[] = [];
   for (const fn of options.functions) {
     const topic = fn.kafkaTopic;
     if (!topic) continue;
-    const consumer = kafka.consumer({ groupId: `local-${fn.name}` });
+    const batchSize = fn.kafkaBatchSize ?? DEFAULT_KAFKA_BATCH_SIZE;
+    const consumer = kafka.consumer({
+      groupId: `local-${fn.name}`,
+      ...(options.sessionTimeoutMs ? { sessionTimeout: options.sessionTimeoutMs } : {}),
+    });
     consumers.push(consumer);
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
-      eachBatchAutoResolve: true,
-      eachBatch: async ({ batch }) => {
-        if (batch.messages.length === 0) return;
-        try {
-          await options.invoke(fn.name, toMskEvent({ ...batch, bootstrapServers: options.brokers }));
-        } catch (err) {
-          options.log(
-            "error",
-            `${fn.name} failed on ${topic}-${batch.partition}; the batch will be retried`,
-            {
-              error: String(err),
-            },
-          );
-          throw err;
+      eachBatchAutoResolve: false,
+      eachBatch: async ({
+        batch,
+        resolveOffset,
+        heartbeat,
+        commitOffsetsIfNecessary,
+        isRunning,
+        isStale,
+      }) => {
+        for (let start = 0; start < batch.messages.length; start += batchSize) {
+          // After a rebalance or stop() the rest of the fetch belongs to whoever owns the partition now.
+          if (!isRunning() || isStale()) return;
+          const records = batch.messages.slice(start, start + batchSize);
+          const event = toMskEvent({ ...batch, messages: records, bootstrapServers: options.brokers });
+          try {
+            await whileHeartbeating(options.invoke(fn.name, event), heartbeat, heartbeatEveryMs);
+          } catch (err) {
+            options.log(
+              "error",
+              `${fn.name} failed on ${topic}-${batch.partition}; the batch will be retried`,
+              {
+                error: String(err),
+              },
+            );
+            throw err;
+          }
+          const last = records[records.length - 1];
+          if (!last) continue;
+          resolveOffset(last.offset);
+          // Committed per invocation, as the pollers do: a later chunk's failure must not replay this one.
+          await commitOffsetsIfNecessary({
+            topics: [
+              {
+                topic,
+                partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }],
+              },
+            ],
+          });
         }
       },
     });
-    options.log("info", `kafka: ${topic} → ${fn.name} (group local-${fn.name})`);
+    options.log("info", `kafka: ${topic} → ${fn.name} (group local-${fn.name}, batches of ≤ ${batchSize})`);
   }
   return {
     async stop() {

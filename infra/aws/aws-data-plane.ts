@@ -92,7 +92,12 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
     this.kafka.grantCreateTopic(fn, this.topic);
   }
 
-  addConsumer(fn: lambda.Function, topic: string, group: string): lambda.EventSourceMapping {
+  addConsumer(
+    fn: lambda.Function,
+    topic: string,
+    group: string,
+    batchSize: number,
+  ): lambda.EventSourceMapping {
     this.kafka.grantConsume(fn, topic, group);
     fn.addEventSource(
       new sources.ManagedKafkaEventSource({
@@ -100,7 +105,7 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
         topic,
         consumerGroupId: group,
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
+        batchSize,
       }),
     );
     Validations.of(fn).acknowledge({

@@ -165,15 +165,19 @@ describe("schedules", () => {
 describe("Kafka consumer", () => {
   const consumers = functions.filter((f) => f.kafkaTopic);
 
-  it.each(consumers.map((f) => [f.name, f.kafkaTopic] as const))("%s reads %s from MSK", (name, topic) => {
-    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
-      FunctionName: { Ref: functionLogicalId(s, name) },
-      Topics: [topic],
-      StartingPosition: "TRIM_HORIZON",
-      BatchSize: 100,
-      EventSourceArn: { "Fn::GetAtt": [Match.stringLikeRegexp("Kafka"), "Arn"] },
-    });
-  });
+  it.each(consumers.map((f) => [f.name, f.kafkaTopic, f.kafkaBatchSize] as const))(
+    "%s reads %s from MSK in the manifest's batches (%s)",
+    (name, topic, batchSize) => {
+      expect(batchSize).toBeGreaterThan(0);
+      template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+        FunctionName: { Ref: functionLogicalId(s, name) },
+        Topics: [topic],
+        StartingPosition: "TRIM_HORIZON",
+        BatchSize: batchSize,
+        EventSourceArn: { "Fn::GetAtt": [Match.stringLikeRegexp("Kafka"), "Arn"] },
+      });
+    },
+  );
 
   it("starts consuming only after the deploy created the topic", () => {
     const [migrationId] = Object.keys(resourcesOf(template, "Custom::ChatMigrations"));
