@@ -71,8 +71,11 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
       securityGroups: [this.network.functionSg],
     };
     this.dependables = [this.network, this.database.proxy, this.kafka];
-    // Its first rotation runs at once and logs in as the application role, which the migrations create.
-    this.afterMigrations = this.database.appSecretRotation ? [this.database.appSecretRotation] : [];
+    // A rotation's first run is at once: the application role's logs in as that role, which the migrations
+    // create; the owner's would change the password the migrations are connecting with.
+    this.afterMigrations = [this.database.appSecretRotation, this.database.masterSecretRotation].filter(
+      (r) => r !== undefined,
+    );
   }
 
   environmentFor(uses: readonly Backend[]): Record<string, string> {

@@ -28,6 +28,8 @@ export class Database extends Construct {
   readonly appSecret: secretsmanager.ISecret;
   /** Its rotation, which logs in as the role: it must wait for the migrations that create it. */
   readonly appSecretRotation?: secretsmanager.SecretRotation;
+  /** The owner's rotation: its first run (at once) must not change the password under the migrations. */
+  readonly masterSecretRotation?: secretsmanager.SecretRotation;
   readonly proxy: rds.DatabaseProxy;
   readonly instance: rds.DatabaseInstance;
 
@@ -110,7 +112,7 @@ export class Database extends Construct {
         vpcSubnets: network.subnets,
         securityGroup: rotationSg,
       };
-      this.instance.addRotationSingleUser(rotation);
+      this.masterSecretRotation = this.instance.addRotationSingleUser(rotation);
       // A role may change its own password: single-user rotation needs no more than the role has.
       this.appSecretRotation = new secretsmanager.SecretRotation(this, "AppSecretRotation", {
         ...rotation,

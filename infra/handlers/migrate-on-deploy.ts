@@ -38,19 +38,21 @@ export function clientUrl(url: string, host: string | undefined, ssl: boolean): 
   return u.toString();
 }
 
-// Right after create, the proxy may still be registering its target: connection errors are worth a retry.
+// Right after create, the proxy may still be registering its target: connection errors are worth a retry. So is a
+// refused password: the owner's secret rotates on its own schedule (at once when rotation is first set up), and
+// each retry reads the secret again.
 const TRANSIENT =
-  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|timeout|terminated|starting up|no targets/i;
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|timeout|terminated|starting up|no targets|password authentication failed/i;
 
 async function withRetry<T>(
   what: string,
-  run: () => Promise<T>,
+  run: (attempt: number) => Promise<T>,
   deadline: number,
   log = console.warn,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await run();
+      return await run(attempt);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (!TRANSIENT.test(message) || Date.now() + 15_000 > deadline) throw err;
@@ -102,11 +104,17 @@ export async function handler(
   }
   const deadline = Date.now() + (context?.getRemainingTimeInMillis() ?? 300_000);
   const cfg = config();
-  const url = clientUrl(await databaseUrl(cfg), process.env.DATABASE_HOST, cfg.DATABASE_SSL);
-  const applied = await withRetry("migrate", () => migrate(url, dir), deadline);
+  // Read per attempt, past the cache after the first, so a password rotated meanwhile is picked up.
+  const url = async (attempt: number) =>
+    clientUrl(await databaseUrl(cfg, attempt > 1), process.env.DATABASE_HOST, cfg.DATABASE_SSL);
+  const applied = await withRetry("migrate", async (n) => migrate(await url(n), dir), deadline);
   const appSecretArn = cfg.DATABASE_APP_SECRET_ARN;
   const appRole = appSecretArn
-    ? await withRetry("grant the application role", () => grantAppRoleFromSecret(url, appSecretArn), deadline)
+    ? await withRetry(
+        "grant the application role",
+        async (n) => grantAppRoleFromSecret(await url(n), appSecretArn),
+        deadline,
+      )
     : undefined;
   const created = props.Topic
     ? await withRetry(

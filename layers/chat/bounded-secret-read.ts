@@ -8,9 +8,9 @@ import { withTimeout } from "./timeout.ts";
 export const SECRET_READ_TIMEOUT_MS = 5000;
 
 /** readJsonSecret within SECRET_READ_TIMEOUT_MS; `what` names the secret in the error, never its content. */
-export function readJsonSecretBounded<T>(arn: string, what: string): Promise<T | undefined> {
+export function readJsonSecretBounded<T>(arn: string, what: string, fresh = false): Promise<T | undefined> {
   return withTimeout(
-    readJsonSecret<T>(arn),
+    readJsonSecret<T>(arn, fresh),
     SECRET_READ_TIMEOUT_MS,
     () => new Error(`the ${what} secret was not read within ${SECRET_READ_TIMEOUT_MS} ms`),
   );

@@ -80,15 +80,20 @@ describe("database users (aws data plane)", () => {
     expect(rotated.sort()).toEqual([owner, app].sort());
   });
 
-  it("the application role's rotation, which logs in as the role, starts only after the migrations created it", () => {
+  // A schedule rotates at once when created, through its rotation function. The application role's logs in as the
+  // role, which the migrations create; the owner's would change the password the migrations connect with (the
+  // first deploy's migrations would fail on it and the stack roll back).
+  it.each([
+    ["application role", app],
+    ["owner", owner],
+  ])("the %s's rotation starts only after the migrations", (_who, secret) => {
     const [migrationId] = Object.keys(resourcesOf(s.template, "Custom::ChatMigrations"));
     const schedule = ofType("AWS::SecretsManager::RotationSchedule").find(
-      ([, r]) => (r.Properties?.SecretId as { Ref?: string } | undefined)?.Ref === app,
+      ([, r]) => (r.Properties?.SecretId as { Ref?: string } | undefined)?.Ref === secret,
     );
-    // the schedule rotates at once when created, through the rotation function, which waits for the migrations
     const lambdaArn = JSON.stringify(schedule?.[1].Properties?.RotationLambdaARN ?? "");
     const application = ofType("AWS::Serverless::Application").find(([id]) => lambdaArn.includes(`"${id}"`));
-    if (!application) throw new Error("the application role's schedule names no rotation application");
+    if (!application) throw new Error("the schedule names no rotation application");
     const dependsOn = (application[1] as { DependsOn?: string[] }).DependsOn ?? [];
     expect(dependsOn).toContain(migrationId);
   });

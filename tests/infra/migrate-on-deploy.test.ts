@@ -13,9 +13,13 @@ const kafkaConfigs: unknown[] = [];
 const grantAppRoleFromSecret = vi.fn(async (_url: string, _arn: string) => "chat_app");
 vi.mock("#chat/db/migrate.ts", () => ({ MIGRATIONS_DIR: "/var/task/migrations", migrate }));
 vi.mock("#chat/db/app-role.ts", () => ({ grantAppRoleFromSecret }));
-vi.mock("#chat/db/database-url.ts", () => ({
-  databaseUrl: async () => "postgres://chat_admin:s3cr%40t@db.instance.internal:5432/chat",
-}));
+// A fresh read (past the secret's cache) returns the rotated password.
+const databaseUrl = vi.fn(async (_cfg: unknown, fresh?: boolean) =>
+  fresh
+    ? "postgres://chat_admin:rotated@db.instance.internal:5432/chat"
+    : "postgres://chat_admin:s3cr%40t@db.instance.internal:5432/chat",
+);
+vi.mock("#chat/db/database-url.ts", () => ({ databaseUrl }));
 vi.mock("kafkajs", () => ({
   Kafka: class {
     constructor(config: unknown) {
@@ -206,6 +210,22 @@ describe("migrate-on-deploy", () => {
     const res = await handler(event("Create"));
     expect(res.Data?.Applied).toBe("1");
     expect(migrate).toHaveBeenCalledTimes(2);
+  });
+
+  it("retries a refused password with the secret read again: a rotation may have changed it", async () => {
+    process.env.DATABASE_APP_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:1:secret:app";
+    resetConfig();
+    migrate.mockRejectedValueOnce(new Error('password authentication failed for user "chat_admin"'));
+    grantAppRoleFromSecret.mockRejectedValueOnce(
+      new Error('password authentication failed for user "chat_admin"'),
+    );
+    const res = await handler(event("Create"));
+    expect(res.Data?.Applied).toBe("1");
+    expect(migrate.mock.calls.map(([url]) => new URL(url).password)).toEqual(["s3cr%40t", "rotated"]);
+    expect(grantAppRoleFromSecret.mock.calls.map(([url]) => new URL(url).password)).toEqual([
+      "s3cr%40t",
+      "rotated",
+    ]);
   });
 
   it("fails the deploy on a migration error", async () => {

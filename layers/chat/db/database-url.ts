@@ -14,8 +14,8 @@ interface RdsSecret {
 
 // The pool's creation, which every later request waits on, waits for this read: bounded (a failed read is tried
 // again by the next request). Cached, so a rotated password reaches new connections within the cache's age.
-async function readSecret(arn: string): Promise<RdsSecret> {
-  const secret = await readJsonSecretBounded<RdsSecret>(arn, "database");
+async function readSecret(arn: string, fresh = false): Promise<RdsSecret> {
+  const secret = await readJsonSecretBounded<RdsSecret>(arn, "database", fresh);
   if (!secret) throw new Error("database secret is empty");
   return secret;
 }
@@ -39,12 +39,15 @@ export async function connectionConfig(cfg: Config): Promise<pg.ClientConfig> {
   };
 }
 
-/** The same as a URL (migrations, `npm run migrate`). */
-export async function databaseUrl(cfg: Config): Promise<string> {
+/**
+ * The same as a URL (migrations, `npm run migrate`); `fresh` reads the secret past its cache (a retry after the
+ * password was refused: a rotation may have changed it).
+ */
+export async function databaseUrl(cfg: Config, fresh = false): Promise<string> {
   if (cfg.DATABASE_URL) return cfg.DATABASE_URL;
   const arn = cfg.DATABASE_SECRET_ARN;
   if (!arn) throw new Error("DATABASE_URL or DATABASE_SECRET_ARN must be set");
-  const secret = await readSecret(arn);
+  const secret = await readSecret(arn, fresh);
   const url = new URL("postgres://placeholder");
   url.hostname = cfg.DATABASE_HOST ?? secret.host;
   url.port = String(secret.port ?? 5432);
