@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { builtinReply, WELCOME } from "../../layers/chat/responders/builtin-responder.ts";
+import { builtinReply, FALLBACK_PREFIX, WELCOME } from "../../layers/chat/responders/builtin-responder.ts";
 import { boundContext, type Turn } from "../../layers/chat/responders/responder.ts";
 
 const user = (content: string): Turn => ({ role: "user", content });
@@ -24,6 +24,44 @@ describe("built-in responder", () => {
       "3 messages from you",
     );
     expect(builtinReply([...history, user("summarize please")]).content).toContain('"and cake"');
+  });
+
+  it("understands every reply it suggests, wherever the conversation has gone", () => {
+    // Walk every suggestion the bot can offer, from the welcome on, three turns deep.
+    const seen = new Set<string>();
+    let frontier = [{ history: [bot(WELCOME.content)], offered: WELCOME.suggestions }];
+    for (let depth = 0; depth < 3; depth++) {
+      const next: typeof frontier = [];
+      for (const { history, offered } of frontier) {
+        for (const text of offered) {
+          seen.add(text);
+          const reply = builtinReply([...history, user(text)]);
+          expect(reply.content, `"${text}" after ${history.length} turns`).not.toMatch(
+            new RegExp(`^${FALLBACK_PREFIX}`),
+          );
+          next.push({ history: [...history, user(text), bot(reply.content)], offered: reply.suggestions });
+        }
+      }
+      frontier = next.slice(0, 200);
+    }
+    for (const s of ["Tell me more", "Tell me another", "Tell me about this chat"]) expect(seen).toContain(s);
+  });
+
+  it("says something new each time it is asked for more or for another fact", () => {
+    const ask = (text: string, times: number) => {
+      const history: Turn[] = [bot(WELCOME.content)];
+      const answers: string[] = [];
+      for (let i = 0; i < times; i++) {
+        const reply = builtinReply([...history, user(text)]);
+        answers.push(reply.content);
+        history.push(user(text), bot(reply.content));
+      }
+      return answers;
+    };
+    const more = ask("Tell me more", 4);
+    expect(new Set(more).size).toBe(4);
+    const facts = ask("Tell me another", 4);
+    expect(new Set(facts).size).toBe(4);
   });
 
   it("is deterministic", () => {

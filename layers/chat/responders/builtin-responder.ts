@@ -23,6 +23,26 @@ interface Rule {
 }
 
 const userTurns = (history: Turn[]) => history.filter((t) => t.role === "user");
+
+/** How many of the bot's visible replies start with `prefix`: picks the next fact or tip, so a repeat says more. */
+const repliesStartingWith = (history: Turn[], prefix: string) =>
+  history.filter((t) => t.role === "assistant" && t.content.startsWith(prefix)).length;
+
+const FUN_FACT = "Fun fact: ";
+const FUN_FACTS = [
+  "a single Kafka partition keeps its events in order, which is why each chat session gets one.",
+  "every message you post is stored in Postgres before you see my reply, so a lost cache loses nothing.",
+  "the history you read back usually comes from a Redis cache, and only the two new messages of a turn are added to it.",
+  "each endpoint of this chat is a function of its own, so reading a long history never holds up a new message.",
+];
+
+const MORE = "More about me: ";
+const TIPS = [
+  "I remember this conversation: ask for your first or last message, a summary, or how many messages we have exchanged.",
+  "you can edit a message, and ask me to answer the edited text again, or delete a message and I forget its text.",
+  "every change you make is also sent as an event, so other systems can follow the conversation.",
+  "that is all there is to me: I am a small built-in assistant, and a larger model can take my place.",
+];
 const quote = (s: string, max = 80) => {
   // by code points, so an emoji is never cut in half (a lone surrogate is not valid JSON for Postgres)
   const chars = Array.from(s.replace(/\s+/g, " ").trim());
@@ -110,12 +130,37 @@ const rules: Rule[] = [
     }),
   },
   {
-    test: /\b(fun fact|joke)\b/i,
+    // "Tell me another" is what a fun fact suggests: the next fact, round the list.
+    test: /\b(fun fact|joke|tell me another|another (one|fact))\b/i,
+    answer: (_text, history) => {
+      const n = repliesStartingWith(history, FUN_FACT);
+      return {
+        content: `${FUN_FACT}${FUN_FACTS[n % FUN_FACTS.length]}`,
+        suggestions: ["Tell me another", "What can you do?", "Thanks!"],
+      };
+    },
+  },
+  {
+    test: /\b(about this chat|about you|who are you)\b/i,
     answer: () => ({
       content:
-        "Fun fact: a single Kafka partition keeps its events in order, which is why each chat session gets one.",
-      suggestions: ["Tell me another", "What can you do?", "Thanks!"],
+        "This chat keeps our conversation: every message is stored, you can read it back, edit or delete any message, and I answer each message you send with three suggestions for what to say next.",
+      suggestions: ["What can you do?", "Tell me more", "Tell me a fun fact"],
     }),
+  },
+  {
+    // What the fallback and several replies suggest: one tip at a time, a new one each time it is asked.
+    test: /\btell me more\b/i,
+    answer: (_text, history) => {
+      const n = repliesStartingWith(history, MORE);
+      const last = n >= TIPS.length - 1;
+      return {
+        content: `${MORE}${TIPS[Math.min(n, TIPS.length - 1)]}`,
+        suggestions: last
+          ? ["Summarize our conversation", "Tell me a fun fact", "Goodbye"]
+          : ["Tell me more", "Summarize our conversation", "Tell me a fun fact"],
+      };
+    },
   },
   {
     test: /\?\s*$/,
@@ -126,11 +171,14 @@ const rules: Rule[] = [
   },
 ];
 
+/** The fallback's opening: what a message no rule understands gets. */
+export const FALLBACK_PREFIX = "I hear you: ";
+
 export function builtinReply(history: Turn[]): Reply {
   const text = history[history.length - 1]?.content ?? "";
   for (const rule of rules) if (rule.test.test(text)) return rule.answer(text, history);
   return {
-    content: `I hear you: ${quote(text)}. Tell me more, or type 'help' to see what I can do.`,
+    content: `${FALLBACK_PREFIX}${quote(text)}. Tell me more, or type 'help' to see what I can do.`,
     suggestions: DEFAULT_SUGGESTIONS,
   };
 }
