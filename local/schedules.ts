@@ -44,7 +44,11 @@ export interface Schedules {
   stop(): Promise<void>;
 }
 
-/** Runs every function that has a `rate()` schedule on its timer. A run never overlaps the previous one. */
+/**
+ * Runs every function that has a `rate()` schedule on its timer. As EventBridge Scheduler invokes asynchronously
+ * on every tick, whether or not the previous run has finished, a run may overlap the previous one (Lambda runs
+ * them side by side): a function on a schedule must tolerate that (the relay's advisory lock does).
+ */
 export function startSchedules(
   functions: readonly FunctionSpec[],
   runtime: FunctionRuntime,
@@ -63,17 +67,14 @@ export function startSchedules(
       );
       continue;
     }
-    let current: Promise<unknown> | undefined;
+    let mine = 0;
     const tick = () => {
-      if (current) {
-        log("warn", `${spec.name}: previous scheduled run still going, skipping this one`);
-        return;
-      }
+      if (mine > 0) log("info", `${spec.name}: previous scheduled run still going; this one runs beside it`);
       const run = runtime.invoke(spec, scheduledEvent(spec.name));
-      current = run;
+      mine += 1;
       running.add(run);
       run.finally(() => {
-        current = undefined;
+        mine -= 1;
         running.delete(run);
       });
     };

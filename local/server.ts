@@ -28,6 +28,18 @@ import { type ScheduleOptions, type Schedules, startSchedules } from "./schedule
 export const DEFAULT_HANDLERS_DIR = fileURLToPath(new URL("../functions", import.meta.url));
 /** API Gateway HTTP API's payload limit. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** What a request adds to its body in the event: headers (Node caps them at 16 KB), JSON escaping aside. */
+const EVENT_OVERHEAD_BYTES = 64 * 1024;
+
+/**
+ * Whether the event is over Lambda's synchronous payload limit: API Gateway accepts a 10 MB body, but the function
+ * cannot be invoked with an event past 6 MB (a base64 body reaches it at about 4.5 MB). Measured only for a body
+ * that could get there (JSON escapes a byte into at most 6), so small requests pay nothing.
+ */
+function eventTooLarge(event: unknown, bodyBytes: number): boolean {
+  if (bodyBytes * 6 + EVENT_OVERHEAD_BYTES <= INVOKE_PAYLOAD_LIMITS.sync) return false;
+  return Buffer.byteLength(JSON.stringify(event)) > INVOKE_PAYLOAD_LIMITS.sync;
+}
 /** How long close() lets answers already being written reach their clients before it cuts the connections. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -181,6 +193,8 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
       },
       { routeKey: target.routeKey, pathParameters: target.pathParameters, requestId },
     );
+    // The function never runs; the runner answers as for a body over API Gateway's own limit.
+    if (eventTooLarge(event, body.length)) return jsonResponse(413, { message: "Request Entity Too Large" });
     const outcome = await runtime.invoke(target.fn, event);
     if (outcome.ok) return toHttpResponse(outcome.result, outcome.json);
     // Locally the timeout is spelled out rather than hidden behind a bare gateway error.
