@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import addFormatsModule from "ajv-formats";
 import { describe, expect, it } from "vitest";
 import {
   chatEvent,
@@ -7,6 +9,8 @@ import {
   toKafkaRecord,
 } from "../../layers/chat/events/cloudevents.ts";
 import { eventJsonSchemas } from "../../layers/chat/events/event-schemas.ts";
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 
 describe("event schemas", () => {
   it("docs/events holds the current JSON Schema of every event type (run `npm run docs` after changing the zod types)", () => {
@@ -27,6 +31,23 @@ describe("event schemas", () => {
     expect(props("chat.message.created").required).toContain("content");
     expect(props("chat.message.edited").required).toContain("content");
     expect(Object.keys(props("chat.message.deleted").properties ?? {})).not.toContain("content");
+  });
+
+  it("accepts what CloudEvents allows on top: extension attributes and new optional data fields", () => {
+    const ajv = new Ajv2020({ strict: false });
+    addFormats(ajv);
+    const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
+    const e = chatEvent("chat.session.created", sid, new Date().toISOString(), {
+      session_id: sid,
+      user_id: null,
+    });
+    const validate = ajv.compile(eventJsonSchemas()["chat.session.created"]);
+    expect(validate(e), JSON.stringify(validate.errors)).toBe(true);
+    const extended = { ...e, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" };
+    expect(validate(extended), JSON.stringify(validate.errors)).toBe(true);
+    expect(validate({ ...e, data: { ...e.data, locale: "en" } }), JSON.stringify(validate.errors)).toBe(true);
+    // still a schema: a wrong type is refused
+    expect(validate({ ...e, specversion: 1 })).toBe(false);
   });
 
   it("builds CloudEvents 1.0 envelopes keyed by session, with ce_* headers", () => {

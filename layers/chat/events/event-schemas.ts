@@ -7,6 +7,22 @@ import {
   sessionEventDataSchema,
 } from "./cloudevents.ts";
 
+/**
+ * Open for extension: zod writes `additionalProperties: false` for its (stripping) objects, but CloudEvents lets
+ * intermediaries add extension attributes (`traceparent`, `partitionkey`, …) and a new optional field is an
+ * additive change: a consumer validating against a closed schema would reject both. Our own consumer strips
+ * unknown keys too.
+ */
+function openObjects(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(openObjects);
+  if (node === null || typeof node !== "object") return node;
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([key, value]) => !(key === "additionalProperties" && value === false))
+      .map(([key, value]) => [key, openObjects(value)]),
+  );
+}
+
 /** JSON Schema (2020-12) per event type, generated from the same zod types the producer and consumer use. */
 export function eventJsonSchemas(): Record<EventType, Record<string, unknown>> {
   const out = {} as Record<EventType, Record<string, unknown>>;
@@ -21,7 +37,7 @@ export function eventJsonSchemas(): Record<EventType, Record<string, unknown>> {
     out[type] = {
       $id: `https://chat-backend.example/schemas/events/v1/${type}.json`,
       title: type,
-      ...toJSONSchema(schema, { target: "draft-2020-12" }),
+      ...(openObjects(toJSONSchema(schema, { target: "draft-2020-12" })) as Record<string, unknown>),
     };
   }
   return out;
