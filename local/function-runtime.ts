@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import type { ClientContext, Context } from "aws-lambda";
 import type { FunctionSpec } from "../functions/manifest.ts";
 import { InvocationLog, withInvocationLog } from "./invocation-log.ts";
+import { inInvocation } from "./invoke-store.ts";
 import { createLambdaContext, newLogStreamName } from "./lambda-context.ts";
 import { checkResponse } from "./lambda-response.ts";
 import type { RunnerLog } from "./log.ts";
@@ -122,7 +123,7 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
           name: "Runtime.ImportModuleError",
         });
       }
-      return handler(event, context);
+      return inInvocation(awsRequestId, () => handler(event, context));
     };
     const captured = options.captureLog ? new InvocationLog() : undefined;
     const work = captured ? withInvocationLog(captured, call) : call();

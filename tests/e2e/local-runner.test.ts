@@ -320,8 +320,18 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     inlineSpec("unserializable", "/unserializable"),
     inlineSpec("oversized", "/oversized"),
     inlineSpec("chatty"),
+    inlineSpec("context-one"),
+    inlineSpec("context-two"),
   ];
   const chattyLogger = new Logger({ serviceName: "chatty", logLevel: "INFO" });
+  // One logger for two functions, as functions/http/logger.ts is one per process for every function served.
+  const sharedLogger = new Logger({ serviceName: "shared", logLevel: "INFO" });
+  const contextLogging: LambdaHandler = async (event, context) => {
+    sharedLogger.addContext(context);
+    await new Promise((r) => setTimeout(r, (event as { waitMs: number }).waitMs));
+    sharedLogger.info("done");
+    return null;
+  };
   const inline: Record<string, LambdaHandler> = {
     recorder: async (event) => {
       await new Promise((r) => setTimeout(r, 50));
@@ -331,6 +341,8 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     // small bodies: only serializing the whole result finds what is wrong
     unserializable: async () => ({ statusCode: 200, body: "ok", headers: { "x-count": 1n } }),
     oversized: async () => ({ statusCode: 200, body: "ok", debug: "x".repeat(6_300_000) }),
+    "context-one": contextLogging,
+    "context-two": contextLogging,
     // writes through every channel a handler uses, with turns for another invocation in between
     chatty: async (event) => {
       const { name, padding = 0 } = event as { name: string; padding?: number };
@@ -443,6 +455,24 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     const http = await fetch(`${runner.url}/oversized`);
     expect(http.status).toBe(500);
     expect(await http.json()).toEqual({ message: "Internal Server Error" });
+  });
+
+  it("keeps each concurrent invocation's Powertools context its own, as Lambda's InvokeStore does", async () => {
+    const loggedBy = async (name: string, waitMs: number) => {
+      const out = await invoke({ FunctionName: name, LogType: "Tail", payload: { waitMs } });
+      const line = Buffer.from(out.LogResult ?? "", "base64")
+        .toString()
+        .split("\n")
+        .find((l) => l.includes('"done"'));
+      return {
+        requestId: out.$metadata.requestId,
+        line: JSON.parse(line ?? "{}") as Record<string, unknown>,
+      };
+    };
+    // one logs after the other has added its own context to the shared logger
+    const [one, two] = await Promise.all([loggedBy("context-one", 150), loggedBy("context-two", 10)]);
+    expect(one.line).toMatchObject({ function_name: "context-one", function_request_id: one.requestId });
+    expect(two.line).toMatchObject({ function_name: "context-two", function_request_id: two.requestId });
   });
 
   it("LogType Tail returns the end of what that invocation wrote, framed by START/END/REPORT", async () => {
