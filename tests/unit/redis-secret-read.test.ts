@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 
 const PASSWORD = "S3cretRedisPass";
-const readJsonSecret = vi.fn<(arn: string) => Promise<unknown>>();
+const readJsonSecret = vi.fn<(arn: string, fresh?: boolean) => Promise<unknown>>();
 vi.mock("../../layers/chat/secrets.ts", () => ({ readJsonSecret }));
 const { resetConfig } = await import("../../layers/chat/config.ts");
 const { closeRedis, getRedis, REDIS_SECRET_READ_TIMEOUT_MS } = await import(
@@ -74,7 +74,7 @@ describe("the Redis secret's read", () => {
       .mockResolvedValue({ username: "chat", password: PASSWORD });
     vi.useFakeTimers();
     const redis = getRedis()!;
-    expect(readJsonSecret).toHaveBeenCalledWith(ARN);
+    expect(readJsonSecret).toHaveBeenCalledWith(ARN, false); // the cached read
     // Meanwhile a command fails at once, as a cache miss, and opens no connection without the credentials.
     await expect(redis.ping()).rejects.toThrow(/writeable/);
     expect(redis.status).toBe("wait");
