@@ -26,7 +26,13 @@ export const handler = httpHandler(
     return {
       status: 201,
       body: withoutReplayFlag(created),
-      headers: { ...replayHeaders(created), "cache-control": "no-store" },
+      headers: {
+        ...replayHeaders(created),
+        // what the 201 created (RFC 9110 §15.3.2), as a reference relative to this API's origin, which it is served
+        // at the root of (API Gateway's $default stage, the local runner), as the OpenAPI document's `servers` says
+        location: `/sessions/${created.session.session_id}`,
+        "cache-control": "no-store",
+      },
     };
   },
 );

@@ -14,6 +14,8 @@ export const CORS_EXPOSED_HEADERS = [
   "ratelimit",
   "ratelimit-policy",
   "etag",
+  // not CORS-safelisted: without it a browser script could not read where a 201 put the new session
+  "location",
 ];
 
 /** How long a browser may cache a preflight's answer. */

@@ -8,6 +8,10 @@ import { type IdempotencyRequest, requestHash } from "#chat/db/idempotency-store
  */
 export const CREATE_KEY_MIN_LENGTH = 16;
 
+/** The longest Idempotency-Key, and the characters one may hold (visible ASCII): what the OpenAPI document states. */
+export const IDEMPOTENCY_KEY_MAX_LENGTH = 255;
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]+$/;
+
 /** Reads `Idempotency-Key` (`minLength`–255 visible ASCII characters); absent means "not idempotent". */
 export function idempotencyRequest(
   headers: Record<string, string | undefined>,
@@ -17,8 +21,12 @@ export function idempotencyRequest(
 ): IdempotencyRequest | undefined {
   const key = headers["idempotency-key"];
   if (key === undefined) return undefined;
-  if (key.length < minLength || !/^[\x21-\x7e]{1,255}$/.test(key)) {
-    const rule = `${minLength}–255 visible ASCII characters${minLength > 1 ? " (use a random key, such as a UUID)" : ""}`;
+  if (
+    key.length < minLength ||
+    key.length > IDEMPOTENCY_KEY_MAX_LENGTH ||
+    !IDEMPOTENCY_KEY_PATTERN.test(key)
+  ) {
+    const rule = `${minLength}–${IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters${minLength > 1 ? " (use a random key, such as a UUID)" : ""}`;
     throw new ChatError("validation_failed", `Idempotency-Key must be ${rule}`, {
       errors: [{ path: "headers.idempotency-key", message: rule }],
     });

@@ -1,7 +1,12 @@
 import { globalRegistry, looseObject, toJSONSchema, ZodMiniObject, type ZodMiniType } from "zod/mini";
-import { httpFunctions } from "../manifest.ts";
-import { CREATE_KEY_MIN_LENGTH } from "./idempotency-header.ts";
-import { statusOf } from "./problem.ts";
+import { defaultRouteFunction, httpFunctions } from "../manifest.ts";
+import {
+  CREATE_KEY_MIN_LENGTH,
+  IDEMPOTENCY_KEY_MAX_LENGTH,
+  IDEMPOTENCY_KEY_PATTERN,
+} from "./idempotency-header.ts";
+import { type ErrorCode, statusOf } from "./problem.ts";
+import { RATE_LIMIT_EXEMPT } from "./rate-limit.ts";
 import * as s from "./schemas.ts";
 
 /**
@@ -20,21 +25,76 @@ interface Operation {
   idempotencyKeyMinLength?: number;
   ifMatch?: boolean;
   ok: { status: number; schema?: ZodMiniType; headers?: string[] };
-  errors: number[];
+  /**
+   * The problem codes of the operation's own failures (the service's). Those its parts bring are added by
+   * problemCodes: the body's, the parameters', the token's, Idempotency-Key's, If-Match's, the rate limit's.
+   */
+  errors?: ErrorCode[];
+  /** Answers without the chat service (functions that say `chat: false`): no 503 service_unavailable. */
+  chat?: false;
   /** Error statuses answered with a JSON body of their own instead of problem+json (GET /health's 503). */
   errorBodies?: Record<number, ZodMiniType>;
 }
 
-const SESSION_ERRORS = [400, 401, 404, 429, 503];
+/** Every problem code an operation can answer: per part of the request it takes, then its own. */
+function problemCodes(name: string, op: Omit<Operation, "ok">, pathParams: boolean): ErrorCode[] {
+  const codes: ErrorCode[] = [];
+  if (op.body || op.query || pathParams || op.idempotent || op.ifMatch) codes.push("validation_failed");
+  if (op.body) codes.push("malformed_json", "payload_too_large", "unsupported_media_type");
+  // a valid token of another session: 404, as if the session did not exist
+  if (op.auth) codes.push("unauthorized", "session_not_found");
+  if (op.idempotent) codes.push("idempotency_key_reused", "request_in_progress");
+  if (op.ifMatch) codes.push("precondition_failed");
+  codes.push(...(op.errors ?? []));
+  if (!RATE_LIMIT_EXEMPT.has(name)) codes.push("rate_limited");
+  if (op.chat !== false) codes.push("service_unavailable");
+  return [...new Set(codes)];
+}
 
-/** Headers an error response carries (functions/http/http-handler.ts, rate-limit.ts). */
-const ERROR_HEADERS: Record<number, string[]> = {
-  401: ["WWW-Authenticate"],
-  429: ["Retry-After", "RateLimit", "RateLimit-Policy"],
-  503: ["Retry-After"],
+/** Headers a problem with the code carries (functions/http/http-handler.ts, rate-limit.ts, route-not-found.ts). */
+const PROBLEM_HEADERS: Partial<Record<ErrorCode, string[]>> = {
+  unauthorized: ["WWW-Authenticate"],
+  method_not_allowed: ["Allow"],
+  session_busy: ["Retry-After"],
+  request_in_progress: ["Retry-After"],
+  rate_limited: ["Retry-After", "RateLimit", "RateLimit-Policy"],
+  service_unavailable: ["Retry-After"],
+};
+const HEADER_DESCRIPTIONS: Record<string, string> = {
+  location: "The new session: /sessions/{session_id}, relative to the API's origin",
 };
 const headersOf = (names: string[]) =>
-  Object.fromEntries(names.map((h) => [h, { schema: { type: "string" } }]));
+  Object.fromEntries(
+    names.map((h) => [
+      h,
+      {
+        ...(HEADER_DESCRIPTIONS[h] ? { description: HEADER_DESCRIPTIONS[h] } : {}),
+        schema: { type: "string" },
+      },
+    ]),
+  );
+
+/** The problem responses for these codes, by status: the Problem schema, its `code` one of the status's codes. */
+function problemResponses(codes: readonly ErrorCode[]): Record<string, Record<string, unknown>> {
+  const responses: Record<string, Record<string, unknown>> = {};
+  const statuses = [...new Set(codes.map((c) => statusOf[c]))].sort((a, b) => a - b);
+  for (const status of statuses) {
+    const these = codes.filter((c) => statusOf[c] === status);
+    const headers = [...new Set(these.flatMap((c) => PROBLEM_HEADERS[c] ?? []))];
+    responses[status] = {
+      description: these.join(", "),
+      ...(headers.length ? { headers: headersOf(headers) } : {}),
+      content: {
+        "application/problem+json": {
+          schema: {
+            allOf: [{ $ref: ref("Problem") }, { type: "object", properties: { code: { enum: these } } }],
+          },
+        },
+      },
+    };
+  }
+  return responses;
+}
 
 const operations: Record<string, Operation> = {
   "sessions-create": {
@@ -42,50 +102,54 @@ const operations: Record<string, Operation> = {
     auth: false,
     idempotent: true,
     idempotencyKeyMinLength: CREATE_KEY_MIN_LENGTH,
-    ok: { status: 201, schema: s.createSessionResponse },
-    errors: [400, 409, 413, 415, 422, 429, 503],
+    ok: { status: 201, schema: s.createSessionResponse, headers: ["location"] },
   },
-  "session-get": { auth: true, ok: { status: 200, schema: s.sessionSchema }, errors: SESSION_ERRORS },
-  "session-erase": { auth: true, ok: { status: 204 }, errors: [...SESSION_ERRORS, 409] },
+  "session-get": { auth: true, ok: { status: 200, schema: s.sessionSchema } },
+  "session-erase": { auth: true, ok: { status: 204 }, errors: ["session_busy"] },
   "session-messages": {
     auth: true,
     query: s.historyQuery,
     ok: { status: 200, schema: s.historyResponse, headers: ["x-cache"] },
-    errors: SESSION_ERRORS,
   },
-  "session-suggestions": {
-    auth: true,
-    ok: { status: 200, schema: s.suggestionsResponse },
-    errors: SESSION_ERRORS,
-  },
+  "session-suggestions": { auth: true, ok: { status: 200, schema: s.suggestionsResponse } },
   "messages-post": {
     body: s.postMessageBody,
     auth: true,
     idempotent: true,
     ok: { status: 201, schema: s.postMessageResponse },
-    errors: [...SESSION_ERRORS, 409, 413, 415, 422],
+    // replay_withdrawn: only a post's stored response is withdrawn (when a message it posted changes)
+    errors: ["session_busy", "session_full", "replay_withdrawn"],
   },
   "messages-edit": {
     body: s.editMessageBody,
     auth: true,
     ifMatch: true,
     ok: { status: 200, schema: s.editMessageResponse, headers: ["etag"] },
-    errors: [...SESSION_ERRORS, 409, 412, 413, 415],
+    // session_full: a regenerate adds a reply where there was none
+    errors: ["message_not_found", "message_not_editable", "version_conflict", "session_busy", "session_full"],
   },
   "messages-delete": {
     body: s.deleteMessageBody,
     auth: true,
+    ifMatch: true,
     ok: { status: 200, schema: s.deleteMessageResponse },
     bodyAsQuery: true,
-    errors: [...SESSION_ERRORS, 409, 413, 415],
+    errors: ["message_not_found", "session_busy"],
   },
   health: {
     auth: false,
+    chat: false,
     ok: { status: 200, schema: s.healthResponse },
-    errors: [503],
     errorBodies: { 503: s.healthResponse },
   },
-  openapi: { auth: false, ok: { status: 200, schema: looseObject({}) }, errors: [] },
+  openapi: { auth: false, chat: false, ok: { status: 200, schema: looseObject({}) } },
+};
+
+/** API Gateway's `$default` route (functions/route-not-found.ts): what answers a request no operation takes. */
+const defaultRoute: Omit<Operation, "ok"> = {
+  auth: false,
+  chat: false,
+  errors: ["route_not_found", "method_not_allowed"],
 };
 
 /**
@@ -141,7 +205,15 @@ export function buildOpenApiDocument(version = "0.1.0") {
               name: "Idempotency-Key",
               in: "header",
               required: false,
-              schema: { type: "string", minLength: op.idempotencyKeyMinLength ?? 1, maxLength: 255 },
+              description: `Visible ASCII characters (0x21–0x7E)${
+                (op.idempotencyKeyMinLength ?? 1) > 1 ? ": a random key, such as a UUID" : ""
+              }. The same key with the same request replays the first response; with another request it is a 422.`,
+              schema: {
+                type: "string",
+                minLength: op.idempotencyKeyMinLength ?? 1,
+                maxLength: IDEMPOTENCY_KEY_MAX_LENGTH,
+                pattern: IDEMPOTENCY_KEY_PATTERN.source,
+              },
             },
           ]
         : []),
@@ -171,19 +243,12 @@ export function buildOpenApiDocument(version = "0.1.0") {
           : {}),
       },
     };
-    for (const status of new Set(op.errors)) {
-      const own = op.errorBodies?.[status];
-      responses[status] = own
-        ? { description: "Unavailable", content: { "application/json": { schema: strip(schemaOf(own)) } } }
-        : {
-            description: Object.entries(statusOf)
-              .filter(([, st]) => st === status)
-              .map(([code]) => code)
-              .join(", "),
-            ...(ERROR_HEADERS[status] ? { headers: headersOf(ERROR_HEADERS[status]) } : {}),
-            content: { "application/problem+json": { schema: { $ref: ref("Problem") } } },
-          };
-    }
+    Object.assign(responses, problemResponses(problemCodes(fn.name, op, pathParams.length > 0)));
+    for (const [status, own] of Object.entries(op.errorBodies ?? {}))
+      responses[status] = {
+        description: "Unavailable",
+        content: { "application/json": { schema: strip(schemaOf(own)) } },
+      };
     paths[fn.route.path] ??= {};
     (paths[fn.route.path] as Record<string, unknown>)[fn.route.method.toLowerCase()] = {
       operationId: fn.name,
@@ -201,6 +266,13 @@ export function buildOpenApiDocument(version = "0.1.0") {
       responses,
     };
   }
+  if (!defaultRouteFunction) throw new Error("the manifest has no $default route function");
+  // components named after their codes: RouteNotFound, MethodNotAllowed, RateLimited
+  const fallback = Object.entries(
+    problemResponses(problemCodes(defaultRouteFunction.name, defaultRoute, false)),
+  );
+  const responseName = (r: Record<string, unknown>) =>
+    String(r.description).replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase());
   const components = toJSONSchema(globalRegistry, { target: "draft-2020-12", uri: ref }) as {
     schemas: Record<string, Record<string, unknown>>;
   };
@@ -215,7 +287,17 @@ export function buildOpenApiDocument(version = "0.1.0") {
     // stage, the local runner), so a client resolves it against that origin instead of a fixed host
     servers: [{ url: "/", description: "The origin this document was served from" }],
     paths,
+    // OpenAPI has no operation for "any other method or path": the responses of API Gateway's `$default` route
+    // (functions/route-not-found.ts) are components, and this extension maps its statuses to them.
+    "x-default-route": {
+      description:
+        "A request no operation takes: 404 route_not_found, or 405 method_not_allowed with Allow when the path has operations for other methods.",
+      responses: Object.fromEntries(
+        fallback.map(([status, r]) => [status, { $ref: `#/components/responses/${responseName(r)}` }]),
+      ),
+    },
     components: {
+      responses: Object.fromEntries(fallback.map(([, r]) => [responseName(r), r])),
       schemas: Object.fromEntries(Object.entries(components.schemas).map(([k, v]) => [k, strip(v)])),
       securitySchemes: {
         sessionToken: { type: "http", scheme: "bearer", description: "The token from POST /sessions/create" },

@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import { safeParse, type ZodMiniType } from "zod/mini";
-import { ChatError } from "#chat/chat/errors.ts";
+import { safeParse, ZodMiniObject, type ZodMiniType } from "zod/mini";
+import { ChatError, type FieldError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import type { HttpSpec } from "./http-handler.ts";
 import { HttpProblem } from "./problem.ts";
@@ -24,8 +24,7 @@ export function parseRequest<B, Q, P>(
   if (spec.body) {
     const raw = readBody(event);
     if (raw === undefined) {
-      if (spec.bodyFromQuery) body = { ...query };
-      else if (spec.bodyOptional) body = {};
+      if (spec.bodyFromQuery || spec.bodyOptional) body = {};
       else
         throw new ChatError("validation_failed", "a JSON body is required", {
           errors: [{ path: "", message: "required" }],
@@ -35,14 +34,47 @@ export function parseRequest<B, Q, P>(
       body = parseJson(raw);
     }
   }
+  const fromQuery = spec.body && spec.bodyFromQuery ? withQueryFields(spec.body, body, query) : undefined;
   return {
-    body: (spec.body ? validate(spec.body, body, "") : undefined) as B,
+    body: (spec.body ? validate(spec.body, fromQuery?.body ?? body, "", fromQuery?.errors) : undefined) as B,
     query: (spec.query ? validate(spec.query, spec.bodyFromQuery ? {} : query, "query.") : undefined) as Q,
     path: (spec.path ? validate(spec.path, event.pathParameters ?? {}, "path.") : undefined) as P,
     headers,
     token: bearerToken(headers.authorization),
   };
 }
+
+/**
+ * The body's fields given as query parameters (DELETE /messages/delete), alone or with a body: each source's fields
+ * are taken, none silently dropped. A field given both ways must say the same thing (the same value, or one the
+ * schema reads the same, such as a UUID in other case); a query key that is no field of the body is unknown, at
+ * `query.<key>` as on the other routes.
+ */
+function withQueryFields<B>(
+  schema: ZodMiniType<B>,
+  body: unknown,
+  query: Record<string, string | undefined>,
+): { body: unknown; errors: FieldError[] } {
+  const shape = schema instanceof ZodMiniObject ? (schema.shape as Record<string, ZodMiniType>) : {};
+  const errors: FieldError[] = [];
+  // a body that is no object is refused by validation: the query cannot make it one
+  const given = typeof body === "object" && body !== null && !Array.isArray(body) ? body : undefined;
+  const merged: Record<string, unknown> = { ...given };
+  for (const [key, value] of Object.entries(query)) {
+    const field = Object.hasOwn(shape, key) ? shape[key] : undefined;
+    if (!field) errors.push({ path: `query.${key}`, message: "unknown field" });
+    else if (!given || !Object.hasOwn(given, key)) merged[key] = value;
+    else if (!sameValue(field, (given as Record<string, unknown>)[key], value))
+      errors.push({ path: `query.${key}`, message: `differs from ${key} in the body` });
+  }
+  return { body: given ? merged : body, errors };
+}
+
+const sameValue = (schema: ZodMiniType, a: unknown, b: unknown) => {
+  if (a === b) return true;
+  const [x, y] = [safeParse(schema, a), safeParse(schema, b)];
+  return x.success && y.success && x.data === y.data;
+};
 
 function readBody(event: APIGatewayProxyEventV2): string | undefined {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
@@ -88,24 +120,30 @@ function parseJson(raw: string): unknown {
   }
 }
 
-function validate<T>(schema: ZodMiniType<T>, value: unknown, prefix: string): T {
+/** `earlier`: errors already found in the same input (a query's, for the body it adds to), reported together. */
+function validate<T>(schema: ZodMiniType<T>, value: unknown, prefix: string, earlier: FieldError[] = []): T {
   const result = safeParse(schema, value);
-  if (result.success) return result.data;
+  if (result.success && earlier.length === 0) return result.data;
+  if (result.success) throw invalidRequest(earlier);
   // an unknown key is reported at the key itself, one error each (zod reports them together, at the object)
-  const errors = result.error.issues.flatMap((i) =>
-    i.code === "unrecognized_keys"
-      ? i.keys.map((key) => ({
-          path: prefix + [...i.path, key].map(String).join("."),
-          message: "unknown field",
-        }))
-      : [{ path: prefix + i.path.map(String).join("."), message: i.message }],
+  const errors = earlier.concat(
+    result.error.issues.flatMap((i) =>
+      i.code === "unrecognized_keys"
+        ? i.keys.map((key) => ({
+            path: prefix + [...i.path, key].map(String).join("."),
+            message: "unknown field",
+          }))
+        : [{ path: prefix + i.path.map(String).join("."), message: i.message }],
+    ),
   );
-  throw new ChatError(
+  throw invalidRequest(errors);
+}
+
+function invalidRequest(errors: FieldError[]): ChatError {
+  return new ChatError(
     "validation_failed",
     `invalid request: ${errors.map((e) => `${e.path || "body"}: ${e.message}`).join("; ")}`,
-    {
-      errors,
-    },
+    { errors },
   );
 }
 

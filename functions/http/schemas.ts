@@ -26,6 +26,7 @@ import {
   uuid as uuidSchema,
   type ZodMiniType,
 } from "zod/mini";
+import { DEFAULT_MAX_CONTENT_CHARS } from "#chat/config.ts";
 import "#chat/zod-locale.ts";
 
 /**
@@ -36,6 +37,14 @@ import "#chat/zod-locale.ts";
  */
 const described = <T extends ZodMiniType>(schema: T, description: string): T => {
   globalRegistry.add(schema, { description });
+  return schema;
+};
+/** Document-only keywords: for rules the domain checks (with its own messages) rather than zod. */
+const meta = <T extends ZodMiniType>(
+  schema: T,
+  keywords: { description: string } & Record<string, unknown>,
+): T => {
+  globalRegistry.add(schema, keywords);
   return schema;
 };
 const named = <T extends ZodMiniType>(schema: T, id: string): T => {
@@ -61,11 +70,16 @@ const queryInteger = (min: number, max: number, fallback: number) =>
 // and the ids compared in memory are strings.
 const uuid = described(uuidSchema({ version: "v4" }).check(toLowerCase()), "UUID");
 const time = described(iso.datetime({ offset: false }), "RFC 3339 UTC time");
-// Length is checked by the domain (code points, not UTF-16 units); this only bounds the worst case.
-const content = described(
-  string().check(minLength(1), maxLength(32_000)),
-  "Message text: 1 to MAX_CONTENT_CHARS Unicode code points (8,000 by default; more is a 400); maxLength is only the bound in UTF-16 units",
-);
+// Length and blankness are the domain's rules (content-rules.ts): its limit is MAX_CONTENT_CHARS, counted in code
+// points, and every content that breaks one gets the same message from it. A zod bound here would answer some of
+// them with a message of its own, in UTF-16 units. The document states the bounds (JSON Schema counts code points
+// too) at MAX_CONTENT_CHARS's default.
+const content = meta(string(), {
+  description:
+    "Message text: 1 to MAX_CONTENT_CHARS Unicode code points (8,000 by default; more is a 400), not only white space and invisible (default-ignorable) characters",
+  minLength: 1,
+  maxLength: DEFAULT_MAX_CONTENT_CHARS,
+});
 
 export const metadataSchema = described(
   record(string().check(maxLength(128)), unknown()),

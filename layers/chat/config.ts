@@ -38,6 +38,9 @@ const list = pipe(
   ),
 );
 
+/** MAX_CONTENT_CHARS unless set: the longest message, in code points. */
+export const DEFAULT_MAX_CONTENT_CHARS = 8000;
+
 export const configSchema = object({
   /** postgres://… ; in AWS built from DATABASE_SECRET_ARN at init instead. */
   DATABASE_URL: optional(string().check(url())),
@@ -114,8 +117,8 @@ export const configSchema = object({
   BEDROCK_TIMEOUT_MS: integer(4000, 100),
   RESPONDER_CONTEXT_MESSAGES: integer(20, 1, 200),
   RESPONDER_CONTEXT_CHARS: integer(8000, 100),
-  /** Code points; at most 16,000, which the request schema's bound of 32,000 UTF-16 units always admits. */
-  MAX_CONTENT_CHARS: integer(8000, 1, 16000),
+  /** Code points, at most 16,000 (MAX_BODY_BYTES follows it). The OpenAPI document states the default. */
+  MAX_CONTENT_CHARS: integer(DEFAULT_MAX_CONTENT_CHARS, 1, 16000),
   /**
    * Messages a session may ever hold, deleted ones included (they stay as tombstones, and seq never goes back):
    * past it a post answers 409 session_full. Bounds what one session costs to keep and, above all, to erase,

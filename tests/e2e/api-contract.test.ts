@@ -62,6 +62,7 @@ describe("a whole conversation over HTTP", () => {
   let first: Turn;
   let second: Turn;
   let lastSuggestions: string[];
+  let location: string;
 
   it("POST /sessions/create answers 201 with the session, a token, the welcome message and suggestions", async () => {
     const before = Date.now();
@@ -76,6 +77,9 @@ describe("a whole conversation over HTTP", () => {
     session = res.body.session;
     token = res.body.token;
     expect(session.session_id).toMatch(UUID_V4);
+    // RFC 9110 §15.3.2: a 201 names what it created
+    expect(res.headers.get("location")).toBe(`/sessions/${session.session_id}`);
+    location = res.headers.get("location") as string;
     expect(session).toMatchObject({
       user_id: "user-42",
       metadata: { plan: "pro", tags: ["a", "b"] },
@@ -110,8 +114,8 @@ describe("a whole conversation over HTTP", () => {
     expect(res.body.token).not.toBe(token);
   });
 
-  it("GET /sessions/{id} returns the session summary as created", async () => {
-    const res = await fx.call<Session>("GET", `/sessions/${session.session_id}`, { token });
+  it("GET /sessions/{id}, at the Location the create answered, returns the session summary as created", async () => {
+    const res = await fx.call<Session>("GET", new URL(location, fx.url).pathname, { token });
     expect(res.status).toBe(200);
     expect(res.body).toEqual(session);
   });
@@ -447,5 +451,108 @@ describe("a whole conversation over HTTP", () => {
       expect(res.status, `${method} ${path}`).toBe(404);
       expect(res.body.code).toBe("session_not_found");
     }
+  });
+});
+
+describe("DELETE /messages/delete under If-Match", () => {
+  it("deletes only a message at a version If-Match names: else 412 and nothing changes; a wrong token is 401 first", async () => {
+    const created = await fx.call<Created>("POST", "/sessions/create");
+    const { session: s, token: t } = created.body;
+    const post = (content: string) =>
+      fx.call<Turn>("POST", "/messages/post", { json: { session_id: s.session_id, content }, token: t });
+    const turn = (await post("delete me only if unchanged")).body;
+    const del = (messageId: string, ifMatch: string, token = t) =>
+      fx.call<{ code: string }>("DELETE", "/messages/delete", {
+        json: { session_id: s.session_id, message_id: messageId },
+        headers: { "if-match": ifMatch },
+        token,
+      });
+    const state = async () =>
+      (
+        await fx.db.pool.query(
+          `SELECT (SELECT row_to_json(m) FROM (SELECT content, version, deleted_at FROM messages
+                                                 WHERE message_id = $2) m) AS message,
+                  (SELECT count(*) FROM outbox WHERE session_id = $1)::int AS events,
+                  (SELECT message_count FROM sessions WHERE session_id = $1) AS count`,
+          [s.session_id, turn.message.message_id],
+        )
+      ).rows[0];
+    const before = await state();
+    // authentication first (RFC 9110 §13.2.1): a request that would fail without the precondition is a 401
+    const unauthorized = await del(turn.message.message_id, '"99"', "not-a-token");
+    expect([unauthorized.status, unauthorized.body.code]).toEqual([401, "unauthorized"]);
+    for (const ifMatch of ['"99"', '"2"', 'W/"1"']) {
+      const res = await del(turn.message.message_id, ifMatch);
+      expect([res.status, res.body.code], ifMatch).toEqual([412, "precondition_failed"]);
+      expect(res.contentType).toMatch(/^application\/problem\+json/);
+    }
+    expect(await state()).toEqual(before);
+    // after an edit (ETag "2"), the old version no longer matches, the new one does
+    const edited = await fx.call("PUT", "/messages/edit", {
+      json: { session_id: s.session_id, message_id: turn.message.message_id, content: "changed my mind" },
+      token: t,
+    });
+    expect(edited.headers.get("etag")).toBe('"2"');
+    expect((await del(turn.message.message_id, '"1"')).status).toBe(412);
+    const ok = await del(turn.message.message_id, '"7", "2"');
+    expect([ok.status, ok.body]).toEqual([200, { message_id: turn.message.message_id, deleted: true }]);
+    expect((await state()).message).toMatchObject({ content: "", version: 3 });
+    // `*`: any version, the message must only exist
+    const other = (await post("any version will do")).body;
+    expect((await del(other.message.message_id, "*")).status).toBe(200);
+    expect((await del(other.message.message_id, "*")).body.code).toBe("message_not_found");
+  });
+});
+
+describe("POST /sessions/create names the new session in Location", () => {
+  it("on a first answer and on its replay", async () => {
+    const key = `location-${crypto.randomUUID()}`;
+    const send = () =>
+      fx.call<Created>("POST", "/sessions/create", { json: {}, headers: { "idempotency-key": key } });
+    const first = await send();
+    const replay = await send();
+    expect([first.status, replay.status, replay.headers.get("idempotent-replayed")]).toEqual([
+      201,
+      201,
+      "true",
+    ]);
+    for (const res of [first, replay])
+      expect(res.headers.get("location")).toBe(`/sessions/${first.body.session.session_id}`);
+  });
+});
+
+describe("DELETE /messages/delete takes its ids from the query and the body together", () => {
+  it("ids in the query with a JSON body of {} delete, as does one id in each, or the same id in both", async () => {
+    const created = await fx.call<Created>("POST", "/sessions/create");
+    const sid = created.body.session.session_id;
+    const token = created.body.token;
+    const turn = await fx.call<Turn>("POST", "/messages/post", {
+      json: { session_id: sid, content: "one" },
+      token,
+    });
+    const other = await fx.call<Turn>("POST", "/messages/post", {
+      json: { session_id: sid, content: "two" },
+      token,
+    });
+    const deletes: [string, Record<string, string>, string][] = [
+      [`?session_id=${sid}&message_id=${turn.body.message.message_id}`, {}, turn.body.message.message_id],
+      [`?session_id=${sid}`, { message_id: turn.body.reply.message_id }, turn.body.reply.message_id],
+      // the same id, once in capitals: the schema reads both as one UUID
+      [
+        `?session_id=${sid.toUpperCase()}&message_id=${other.body.message.message_id}`,
+        { session_id: sid, message_id: other.body.message.message_id },
+        other.body.message.message_id,
+      ],
+    ];
+    for (const [query, json, deleted] of deletes) {
+      const res = await fx.call("DELETE", `/messages/delete${query}`, { json, token });
+      expect(res.status, `${query} ${JSON.stringify(json)}: ${res.text}`).toBe(200);
+      expect(res.body).toEqual({ message_id: deleted, deleted: true });
+    }
+    const left = await readAll(sid, token);
+    expect(left.map((m) => m.message_id)).toEqual([
+      created.body.messages[0]?.message_id,
+      other.body.reply.message_id,
+    ]);
   });
 });

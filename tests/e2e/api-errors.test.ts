@@ -140,6 +140,58 @@ describe("400 validation_failed", () => {
     });
   });
 
+  it("states the real limit, 8,000 characters, to every content over it: 8,001, 32,001 or 90,000 characters, on post and edit", async () => {
+    const limit = { path: "content", message: "must be at most 8000 characters" };
+    for (const content of ["a".repeat(8001), "😀".repeat(8001), "a".repeat(32_001), "a".repeat(90_000)]) {
+      const posted = await expectProblem(400, "validation_failed", "POST", "/messages/post", {
+        json: { session_id: a.sessionId, content },
+        token: a.token,
+      });
+      const edited = await expectProblem(400, "validation_failed", "PUT", "/messages/edit", {
+        json: { session_id: a.sessionId, message_id: aTurn.messageId, content },
+        token: a.token,
+      });
+      for (const res of [posted, edited]) {
+        expect(res.body.errors, `${content.length} UTF-16 units`).toEqual([limit]);
+        expect(res.body.detail).toBe("content must be at most 8000 characters");
+      }
+    }
+  });
+
+  it("refuses content of only invisible characters (default-ignorable code points) as it refuses white space alone, on post and edit", async () => {
+    const send = (method: "POST" | "PUT", content: string) =>
+      expectProblem(
+        400,
+        "validation_failed",
+        method,
+        method === "POST" ? "/messages/post" : "/messages/edit",
+        {
+          json: {
+            session_id: a.sessionId,
+            ...(method === "PUT" ? { message_id: aTurn.messageId } : {}),
+            content,
+          },
+          token: a.token,
+        },
+      );
+    const blank = (await send("POST", " \n\t")).body;
+    expect(blank.errors).toEqual([{ path: "content", message: expect.stringMatching(/must not be empty/) }]);
+    // zero-width space, word joiner, Hangul filler, BOM, soft hyphen, zero-width joiner with white space
+    for (const content of ["\u200b", "\u2060", "\u3164", "\ufeff", "\u00ad", " \u200b\n\u200d\u2060 "]) {
+      for (const method of ["POST", "PUT"] as const) {
+        const res = await send(method, content);
+        expect(res.body.errors, `${method} ${JSON.stringify(content)}`).toEqual(blank.errors);
+        expect(res.body.detail).toBe(blank.detail);
+      }
+    }
+    // an invisible character beside a visible one is content like any other, stored as sent
+    const posted = await fx.call<{ message: { content: string } }>("POST", "/messages/post", {
+      json: { session_id: a.sessionId, content: "\u200bhi\u200b" },
+      token: a.token,
+    });
+    expect([posted.status, posted.body.message.content]).toEqual([201, "\u200bhi\u200b"]);
+  });
+
   it("rejects limit outside 1–200, a limit or after_seq not in decimal digits and a negative after_seq", async () => {
     const notDecimal = [
       "limit=0x10",
@@ -187,6 +239,32 @@ describe("400 validation_failed", () => {
     });
     expect(res.body.errors).toContainEqual({ path: "regenerate", message: expect.any(String) });
     expect(later.messageId).toBeTruthy();
+  });
+
+  it("DELETE /messages/delete: an id given in the query and the body with different values is a 400 naming it, and nothing is deleted", async () => {
+    const turn = await postMessage(fx, a, "delete me, or not");
+    const res = await expectProblem(
+      400,
+      "validation_failed",
+      "DELETE",
+      `/messages/delete?session_id=${a.sessionId}&message_id=${turn.messageId}`,
+      { json: { session_id: a.sessionId, message_id: turn.replyId }, token: a.token },
+    );
+    expect(res.body.errors).toEqual([
+      { path: "query.message_id", message: "differs from message_id in the body" },
+    ]);
+    expect(res.body.detail).toContain("query.message_id");
+  });
+
+  it("DELETE /messages/delete: an unknown query parameter is named at query.<key>, as on the history route, with a body or without", async () => {
+    const query = `/messages/delete?session_id=${a.sessionId}&message_id=${aTurn.messageId}&x=1`;
+    const alone = await expectProblem(400, "validation_failed", "DELETE", query, { token: a.token });
+    expect(alone.body.errors).toEqual([{ path: "query.x", message: "unknown field" }]);
+    const withBody = await expectProblem(400, "validation_failed", "DELETE", query, {
+      json: {},
+      token: a.token,
+    });
+    expect(withBody.body.errors).toEqual([{ path: "query.x", message: "unknown field" }]);
   });
 
   it("rejects an Idempotency-Key that is not 1–255 visible ASCII characters", async () => {
@@ -470,6 +548,34 @@ describe("412 precondition_failed", () => {
       token: a.token,
     });
     expect(res.body.type).toBe(typeOf("precondition_failed"));
+  });
+
+  it("authenticates first (RFC 9110 §13.2.1): without a token, or with a wrong one, it is a 401 whatever If-Match says", async () => {
+    const json = { session_id: a.sessionId, message_id: aTurn.messageId, content: "x", expected_version: 2 };
+    await expectProblem(401, "unauthorized", "PUT", "/messages/edit", {
+      json,
+      headers: { "if-match": '"1"' },
+    });
+    for (const ifMatch of ['"1"', 'W/"1"', '"9"'])
+      await expectProblem(401, "unauthorized", "PUT", "/messages/edit", {
+        json: { ...json, expected_version: undefined },
+        headers: { "if-match": ifMatch },
+        token: `${a.token}x`,
+      });
+  });
+
+  it("evaluates If-Match only on a message it could edit: an unknown message is a 404, the bot's a 409, whatever If-Match says", async () => {
+    await expectProblem(404, "message_not_found", "PUT", "/messages/edit", {
+      json: { session_id: a.sessionId, message_id: randomUUID(), content: "x", expected_version: 2 },
+      headers: { "if-match": '"1"' },
+      token: a.token,
+    });
+    for (const ifMatch of ['W/"1"', '"9"'])
+      await expectProblem(409, "message_not_editable", "PUT", "/messages/edit", {
+        json: { session_id: a.sessionId, message_id: aTurn.replyId, content: "x" },
+        headers: { "if-match": ifMatch },
+        token: a.token,
+      });
   });
 
   it("If-Match and expected_version that disagree", async () => {

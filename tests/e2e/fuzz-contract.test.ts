@@ -4,17 +4,19 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { statusOf } from "../../functions/http/problem.ts";
 import { httpFunctions } from "../../functions/manifest.ts";
 import { closeRedis } from "../../layers/chat/cache/redis-client.ts";
+import { isBlank } from "../../layers/chat/chat/content-rules.ts";
 import { resetConfig } from "../../layers/chat/config.ts";
 import { closePool } from "../../layers/chat/db/pool.ts";
 import { buildHttpApiEvent, newApiGatewayRequestId } from "../../local/api-gateway-event.ts";
 import { type Runner, startRunner } from "../../local/server.ts";
 import { rowCounts, SHARED_REDIS_URL } from "../helpers/chat-fixture.ts";
 import { type HttpLambda, lambdaContext } from "../helpers/lambda-events.ts";
+import { documentedProblemCodes } from "../helpers/openapi-validator.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 /**
  * Property tests of the HTTP contract against hostile input: never a 5xx, every 4xx a problem+json
- * document, and no 4xx changes anything (row counts of sessions, messages, outbox, idempotency records,
+ * document with a code docs/openapi.json lists for the operation at that status, and no 4xx changes anything (row counts of sessions, messages, outbox, idempotency records,
  * message versions and tombstones, before vs after each request). Most requests go straight to the
  * handlers (volume); a few thousand go over real HTTP through the local runner (methods, paths, framing).
  * FUZZ_RUNS scales the run (default 1); FUZZ_SEED replays one.
@@ -549,6 +551,22 @@ function assertContract(
   }
 }
 
+/** A 4xx's code is one docs/openapi.json lists at its status for the operation (or the `$default` route) answering it. */
+function assertCodeDocumented(
+  method: string,
+  path: string,
+  status: number,
+  text: string,
+  described: () => string,
+) {
+  if (status < 400) return;
+  const code = (JSON.parse(text) as { code: string }).code;
+  expect(
+    documentedProblemCodes(method, path, status),
+    `${method} ${path} → ${status} ${code}, not listed there: ${described()}`,
+  ).toContain(code);
+}
+
 const printable = (r: unknown) => {
   const s = JSON.stringify(r, (_, v) =>
     typeof v === "string" && v.length > 200 ? `${v.slice(0, 200)}…(${v.length})` : v,
@@ -600,9 +618,9 @@ describe("fuzzing the HTTP contract", () => {
           Object.entries(res.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]),
         );
         const status = res.statusCode ?? 0;
-        assertContract("handler", status, lower, res.body ?? "", () =>
-          printable({ ...req, resolvedPath: params }),
-        );
+        const describeReq = () => printable({ ...req, resolvedPath: params });
+        assertContract("handler", status, lower, res.body ?? "", describeReq);
+        assertCodeDocumented(spec.route.method, spec.route.path, status, res.body ?? "", describeReq);
         await countsAfter(status, before, () => printable(req));
         if (req.fn === "session-erase" && status === 204) await reseedIfErased();
         await refreshSeeds(sent.direct);
@@ -754,7 +772,8 @@ describe("fuzzing the HTTP contract", () => {
         const method = req.method;
         const canHaveBody = !["GET", "HEAD", "get"].includes(method);
         const before = await countsBefore();
-        const res = await fetch(`${runner.url}${path}${qs ? `?${qs}` : ""}`, {
+        const url = `${runner.url}${path}${qs ? `?${qs}` : ""}`;
+        const res = await fetch(url, {
           method,
           headers,
           body: canHaveBody && bytes.length > 0 ? bytes : undefined,
@@ -768,6 +787,9 @@ describe("fuzzing the HTTP contract", () => {
           expect(res.status, describe()).toBeLessThan(500);
         } else {
           assertContract("http", res.status, lower, text, describe);
+          // the path as sent (fetch resolves dot segments) and the method as sent (fetch upper-cases "get")
+          const sent = new Request(url, { method });
+          assertCodeDocumented(sent.method, new URL(sent.url).pathname, res.status, text, describe);
         }
         await countsAfter(res.status, before, describe);
         if (res.status === 204 && method.toUpperCase() === "DELETE") await reseedIfErased();
@@ -807,7 +829,7 @@ describe("fuzzing the HTTP contract", () => {
       { weight: 3, arbitrary: fc.string({ unit: "grapheme", minLength: 1, maxLength: 60 }) },
       { weight: 2, arbitrary: fc.string({ unit: "binary", minLength: 1, maxLength: 60 }) },
     )
-    .filter((s) => s.trim().length > 0 && !s.includes("\u0000") && s.isWellFormed());
+    .filter((s) => !isBlank(s) && !s.includes("\u0000") && s.isWellFormed());
 
   it(`stored content round-trips byte for byte through post → history (${ROUND_TRIP_RUNS} strings)`, async () => {
     const own = await createSeed();

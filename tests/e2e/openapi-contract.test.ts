@@ -1,11 +1,14 @@
 import { readFileSync } from "node:fs";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { buildOpenApiDocument } from "../../functions/http/openapi-document.ts";
 import { httpFunctions } from "../../functions/manifest.ts";
 import {
   assertMatchesOpenApi,
   componentErrors,
+  documentedProblemCodes,
   loadOpenApiDocument,
   OPENAPI_PATH,
   openApiAjv,
@@ -20,7 +23,7 @@ import {
 const doc = loadOpenApiDocument();
 type Op = {
   operationId: string;
-  parameters: { name: string; in: string }[];
+  parameters: { name: string; in: string; schema?: Record<string, unknown> }[];
   requestBody?: { content: Record<string, { schema: unknown }> };
   responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
 };
@@ -89,6 +92,135 @@ describe("docs/openapi.json documents the manifest", () => {
   });
 });
 
+describe("docs/openapi.json lists per operation only the problem codes it answers", () => {
+  const codes = (method: string, path: string, status: number) =>
+    documentedProblemCodes(method, path.replace("{session_id}", SESSION_ID), status);
+
+  it("409 of POST /sessions/create is request_in_progress alone; DELETE /sessions/{id}'s session_busy alone", () => {
+    expect(codes("POST", "/sessions/create", 409)).toEqual(["request_in_progress"]);
+    expect(codes("DELETE", "/sessions/{session_id}", 409)).toEqual(["session_busy"]);
+    expect(codes("PUT", "/messages/edit", 409)?.sort()).toEqual(
+      ["message_not_editable", "session_busy", "session_full", "version_conflict"].sort(),
+    );
+  });
+
+  it("404 of the session reads is session_not_found alone (no message_not_found, no route_not_found)", () => {
+    for (const path of [
+      "/sessions/{session_id}",
+      "/sessions/{session_id}/suggestions",
+      "/sessions/{session_id}/messages",
+    ])
+      expect(codes("GET", path, 404), path).toEqual(["session_not_found"]);
+    expect(codes("DELETE", "/messages/delete", 404)?.sort()).toEqual([
+      "message_not_found",
+      "session_not_found",
+    ]);
+  });
+
+  it("no operation lists a code only the $default route answers; that route's 404 and 405 are documented", () => {
+    for (const fn of httpFunctions)
+      for (const status of [404, 405])
+        expect(codes(fn.route.method, fn.route.path, status) ?? [], fn.name).not.toContain(
+          status === 404 ? "route_not_found" : "method_not_allowed",
+        );
+    expect(documentedProblemCodes("GET", "/nope", 404)).toEqual(["route_not_found"]);
+    expect(documentedProblemCodes("GET", "/messages/post", 405)).toEqual(["method_not_allowed"]);
+    const allow = doc.components.responses?.MethodNotAllowed?.headers as object | undefined;
+    expect(Object.keys(allow ?? {})).toEqual(["Allow"]);
+  });
+
+  it("the response validator rejects a problem code the operation does not list, at a status it does", () => {
+    const problem = (code: string, status: number) => ({
+      type: "t",
+      title: "t",
+      status,
+      detail: "d",
+      code,
+      request_id: "r",
+    });
+    const headers = new Headers({ "content-type": "application/problem+json" });
+    expect(() =>
+      assertMatchesOpenApi("GET", "/sessions/{session_id}", 404, headers, problem("session_not_found", 404)),
+    ).not.toThrow();
+    for (const [method, path, status, code] of [
+      ["GET", "/sessions/{session_id}", 404, "message_not_found"],
+      ["GET", "/sessions/{session_id}/suggestions", 404, "route_not_found"],
+      ["POST", "/sessions/create", 409, "session_full"],
+      ["DELETE", "/sessions/{session_id}", 409, "version_conflict"],
+    ] as const)
+      expect(() => assertMatchesOpenApi(method, path, status, headers, problem(code, status)), code).toThrow(
+        /does not match the document/,
+      );
+    // no operation: the $default route's responses
+    expect(() =>
+      assertMatchesOpenApi("GET", undefined, 405, headers, problem("method_not_allowed", 405)),
+    ).not.toThrow();
+    expect(() =>
+      assertMatchesOpenApi("GET", undefined, 405, headers, problem("route_not_found", 405)),
+    ).toThrow(/does not match the document/);
+  });
+});
+
+describe("docs/openapi.json states what the server takes", () => {
+  it("documents the Location of POST /sessions/create's 201", () => {
+    const created = op("POST", "/sessions/create")?.responses["201"] as { headers?: Record<string, unknown> };
+    expect(Object.keys(created.headers ?? {})).toContain("location");
+  });
+
+  it("message content: 1 to 8,000 code points, as MAX_CONTENT_CHARS's default counts them", () => {
+    for (const [method, path] of [
+      ["POST", "/messages/post"],
+      ["PUT", "/messages/edit"],
+    ] as const) {
+      const body = op(method, path)?.requestBody?.content["application/json"]?.schema as {
+        properties: Record<string, object>;
+      };
+      expect(body.properties.content, path).toMatchObject({ type: "string", minLength: 1, maxLength: 8000 });
+    }
+  });
+
+  it("Idempotency-Key: the schema takes exactly the keys the server takes (visible ASCII, length bounds)", () => {
+    const ajv = new Ajv2020({ strict: true });
+    for (const [path, minLength] of [
+      ["/messages/post", 1],
+      ["/sessions/create", 16],
+    ] as const) {
+      const param = op("POST", path)?.parameters.find((p) => p.name === "Idempotency-Key");
+      expect(param?.schema).toMatchObject({ pattern: expect.any(String), minLength, maxLength: 255 });
+      const valid = ajv.compile(param?.schema as object);
+      const accepted = (key: string) => {
+        try {
+          idempotencyRequest({ "idempotency-key": key }, "scope", {}, minLength);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const ascii = fc.integer({ min: 0x1f, max: 0x7f }).map((c) => String.fromCharCode(c));
+      const key = fc.oneof(
+        fc.string({ unit: ascii, maxLength: 300 }),
+        fc.string({ unit: ascii, minLength: 250, maxLength: 260 }),
+        fc.string({ unit: "binary", maxLength: 40 }),
+        fc.constantFrom(
+          "",
+          " ",
+          "a b",
+          "ключ",
+          "k".repeat(255),
+          "k".repeat(256),
+          "k".repeat(15),
+          "\t",
+          "x\u007f",
+        ),
+      );
+      fc.assert(
+        fc.property(key, (k) => valid(k) === accepted(k)),
+        { numRuns: 2000 },
+      );
+    }
+  });
+});
+
 describe("docs/openapi.json is current", () => {
   it("is byte for byte what buildOpenApiDocument() generates now (run `node scripts/write-openapi.ts`)", () => {
     const committed = readFileSync(OPENAPI_PATH, "utf8");
@@ -117,6 +249,13 @@ describe("docs/openapi.json schemas", () => {
   it("every request and response schema compiles and every $ref resolves", () => {
     const ajv = openApiAjv(doc);
     let compiled = 0;
+    for (const name of Object.keys(doc.components.responses ?? {})) {
+      const pointer = `components/responses/${name}/content/application~1problem+json/schema`;
+      expect(() =>
+        ajv.compile({ $ref: `https://chat-backend.example/openapi.json#/${pointer}` }),
+      ).not.toThrow();
+      compiled++;
+    }
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, o] of Object.entries(ops) as [string, Op][]) {
         const bodies = [

@@ -291,6 +291,17 @@ describe("security headers and CORS", () => {
     }
   });
 
+  it("CORS: a browser script may read the Location of a created session", async () => {
+    const res = await request("POST", "/sessions/create", { body: {}, headers: { origin: APP_ORIGIN } });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toBe(`/sessions/${res.json.session.session_id}`);
+    const exposed = res.headers
+      .get("access-control-expose-headers")
+      ?.split(",")
+      .map((h) => h.trim().toLowerCase());
+    expect(exposed).toContain("location");
+  });
+
   it("CORS: an allowed Origin gets access-control-allow-origin, a foreign one does not", async () => {
     const cases: [string, string, string | undefined][] = [
       ["GET", `/sessions/${s.sid}/messages`, s.token],

@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import { expect } from "vitest";
-import { httpFunctions } from "../../functions/manifest.ts";
+import { buildRouteTable } from "../../functions/http/route-table.ts";
+import { functions } from "../../functions/manifest.ts";
 
 /**
  * Validates responses against the committed docs/openapi.json with ajv (JSON Schema 2020-12, the dialect of
@@ -16,7 +17,7 @@ type Json = Record<string, unknown>;
 export interface OpenApiDocument {
   openapi: string;
   paths: Record<string, Record<string, Json>>;
-  components: { schemas: Record<string, Json> };
+  components: { schemas: Record<string, Json>; responses?: Record<string, Json> };
   [k: string]: unknown;
 }
 
@@ -34,7 +35,16 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 export function openApiAjv(doc: OpenApiDocument = loadOpenApiDocument()): Ajv2020 {
   const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: true });
   addFormats(ajv);
-  for (const k of ["openapi", "info", "servers", "paths", "components", "security", "tags"])
+  for (const k of [
+    "openapi",
+    "info",
+    "servers",
+    "paths",
+    "components",
+    "security",
+    "tags",
+    "x-default-route",
+  ])
     ajv.addKeyword(k);
   const schemas = Object.fromEntries(
     Object.entries(doc.components.schemas).map(([name, s]) => {
@@ -75,7 +85,52 @@ export function componentErrors(name: string, value: unknown) {
 }
 
 /** Headers the contract names on success responses; when a response carries one, the operation must document it. */
-const CONTRACT_HEADERS = ["x-request-id", "x-cache", "idempotent-replayed"];
+const CONTRACT_HEADERS = ["x-request-id", "x-cache", "idempotent-replayed", "location"];
+
+type ResponseObject = { content?: Record<string, unknown>; headers?: Record<string, unknown> };
+
+/**
+ * The documented response for a status: of the operation `method pathTemplate`, or, with no template, of the
+ * `$default` route (x-default-route, whose responses are $refs to components.responses). With the JSON pointer of
+ * where it is, to compile its schemas.
+ */
+function documentedResponse(
+  method: string,
+  pathTemplate: string | undefined,
+  status: number,
+): { response: ResponseObject | undefined; at: string[]; documented: string[] } {
+  const { doc } = state();
+  if (pathTemplate === undefined) {
+    const fallback = (doc["x-default-route"] as { responses: Record<string, { $ref: string }> }).responses;
+    const name = fallback[String(status)]?.$ref.split("/").pop() ?? "";
+    return {
+      response: doc.components.responses?.[name] as ResponseObject | undefined,
+      at: ["components", "responses", name],
+      documented: Object.keys(fallback),
+    };
+  }
+  const op = doc.paths[pathTemplate]?.[method.toLowerCase()] as
+    | { responses: Record<string, ResponseObject> }
+    | undefined;
+  expect(op, `${method} ${pathTemplate} is not in docs/openapi.json`).toBeDefined();
+  return {
+    response: op?.responses[String(status)],
+    at: ["paths", pathTemplate, method.toLowerCase(), "responses", String(status)],
+    documented: Object.keys(op?.responses ?? {}),
+  };
+}
+
+/**
+ * The problem codes the document lists for this answer (its schema's `code` enum): of the operation the request
+ * is routed to, else of the `$default` route. Undefined when the status is not documented there as a problem.
+ */
+export function documentedProblemCodes(method: string, path: string, status: number): string[] | undefined {
+  const { response } = documentedResponse(method, routeTemplateOf(method, path), status);
+  const schema = response?.content?.["application/problem+json"] as
+    | { schema?: { allOf?: { properties?: { code?: { enum?: string[] } } }[] } }
+    | undefined;
+  return schema?.schema?.allOf?.find((s) => s.properties?.code)?.properties?.code?.enum;
+}
 
 /**
  * The response is one the document describes for `method pathTemplate`: the status is listed, the media
@@ -84,21 +139,16 @@ const CONTRACT_HEADERS = ["x-request-id", "x-cache", "idempotent-replayed"];
  */
 export function assertMatchesOpenApi(
   method: string,
-  pathTemplate: string,
+  pathTemplate: string | undefined,
   status: number,
   headers: Headers | Record<string, string | undefined>,
   body: unknown,
 ): void {
-  const { doc } = state();
-  const where = `${method} ${pathTemplate} → ${status}`;
-  const op = doc.paths[pathTemplate]?.[method.toLowerCase()] as
-    | { responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }> }
-    | undefined;
-  expect(op, `${method} ${pathTemplate} is not in docs/openapi.json`).toBeDefined();
-  const response = op?.responses[String(status)];
+  const where = `${method} ${pathTemplate ?? "($default route)"} → ${status}`;
+  const { response, at, documented } = documentedResponse(method, pathTemplate, status);
   expect(
     response,
-    `${where}: status ${status} is not documented (documented: ${Object.keys(op?.responses ?? {}).join(", ")})`,
+    `${where}: status ${status} is not documented (documented: ${documented.join(", ")})`,
   ).toBeDefined();
   if (!response) return;
   const header = (name: string) =>
@@ -109,18 +159,7 @@ export function assertMatchesOpenApi(
   } else {
     const types = Object.keys(response.content);
     expect(types, `${where}: content-type ${contentType} is not documented`).toContain(contentType);
-    const v = validatorFor(
-      pointer(
-        "paths",
-        pathTemplate,
-        method.toLowerCase(),
-        "responses",
-        String(status),
-        "content",
-        contentType ?? "",
-        "schema",
-      ),
-    );
+    const v = validatorFor(pointer(...at, "content", contentType ?? "", "schema"));
     const ok = v(body);
     expect(
       ok,
@@ -136,33 +175,25 @@ export function assertMatchesOpenApi(
   }
 }
 
-/** The manifest route a concrete method + path belongs to, e.g. GET /sessions/123 → /sessions/{session_id}. */
+const routes = buildRouteTable(functions);
+
+/**
+ * The manifest route a concrete method + path belongs to, e.g. GET /sessions/123 → /sessions/{session_id}, as the
+ * runner and API Gateway route it (a `{param}` takes one non-empty segment; a literal segment wins).
+ */
 export function routeTemplateOf(method: string, path: string): string | undefined {
-  const p = (path.split("?")[0] ?? path).split("/");
-  for (const fn of httpFunctions) {
-    if (fn.route.method !== method.toUpperCase()) continue;
-    const t = fn.route.path.split("/");
-    if (t.length === p.length && t.every((seg, i) => seg.startsWith("{") || seg === p[i]))
-      return fn.route.path;
-  }
-  return undefined;
+  const match = routes.match(method, path.split("?")[0] ?? path);
+  return match.kind === "match" ? match.fn.route.path : undefined;
 }
 
 /**
- * For a response the runner gave: a routed request is checked against its operation; a request no route
- * takes (404 route_not_found, 405) has no operation, and its body must be a Problem.
+ * For a response the runner gave: a routed request is checked against its operation; a request no route takes
+ * against the `$default` route's responses (404 route_not_found, 405 method_not_allowed).
  */
 export function assertResponseMatchesOpenApi(
   method: string,
   path: string,
   res: { status: number; headers: Headers; body: unknown },
 ): void {
-  const template = routeTemplateOf(method, path);
-  if (template) {
-    assertMatchesOpenApi(method, template, res.status, res.headers, res.body);
-    return;
-  }
-  expect([404, 405], `${method} ${path} matched no route yet answered ${res.status}`).toContain(res.status);
-  const errors = componentErrors("Problem", res.body);
-  expect(errors, `${method} ${path} → ${res.status}: not a Problem: ${JSON.stringify(errors)}`).toBeNull();
+  assertMatchesOpenApi(method, routeTemplateOf(method, path), res.status, res.headers, res.body);
 }

@@ -227,6 +227,91 @@ describe("deleteMessage", () => {
   });
 });
 
+describe("deleteMessage: versions and the outbox", () => {
+  /** The outbox rows of one message, oldest first: type, version, content, and whether still queued. */
+  const eventsOf = async (messageId: string) =>
+    (
+      await f.db.pool.query(
+        `SELECT event_type AS type, (event->'data'->>'version')::int AS version, event->'data'->>'content' AS content,
+                EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) AS queued
+           FROM outbox o WHERE event->'data'->>'message_id' = $1 ORDER BY id`,
+        [messageId],
+      )
+    ).rows;
+
+  it("a delete is a new version: the row and its deleted event are one past the last edit", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "version one");
+    const id = turn.message.message_id;
+    await f.chat.editMessage(await s.auth(), { message_id: id, content: "version two" });
+    await f.chat.deleteMessage(await s.auth(), id);
+    const row = await f.db.pool.query("SELECT version FROM messages WHERE message_id = $1", [id]);
+    expect(row.rows[0].version).toBe(3);
+    expect((await eventsOf(id)).map((e) => [e.type, e.version])).toEqual([
+      ["chat.message.created", 1],
+      ["chat.message.edited", 2],
+      ["chat.message.deleted", 3],
+    ]);
+  });
+
+  it("with an expected version, deletes only a message at it: version_conflict otherwise, nothing changed", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "keep me unless unchanged");
+    const id = turn.message.message_id;
+    const before = await rowCounts(f.db.pool);
+    expect(await codeOf(f.chat.deleteMessage(await s.auth(), id, 99))).toBe("version_conflict");
+    expect(await codeOf(f.chat.deleteMessage(await s.auth(), id, []))).toBe("version_conflict");
+    expect(await rowCounts(f.db.pool)).toEqual(before);
+    const row = await f.db.pool.query(
+      "SELECT content, version, deleted_at FROM messages WHERE message_id = $1",
+      [id],
+    );
+    expect(row.rows[0]).toMatchObject({ content: "keep me unless unchanged", version: 1, deleted_at: null });
+    // a missing message stays message_not_found, whatever the versions
+    const missing = "00000000-0000-4000-8000-000000000000";
+    expect(await codeOf(f.chat.deleteMessage(await s.auth(), missing, 1))).toBe("message_not_found");
+    await f.chat.deleteMessage(await s.auth(), id, [7, 1]);
+    expect((await eventsOf(id)).map((e) => e.type)).toEqual(["chat.message.created", "chat.message.deleted"]);
+  });
+
+  it("redacts the message's text in its events, queued or already published: they stay, with content empty", async () => {
+    const s = await newSession();
+    const published = await f.chat.postMessage(await s.auth(), "published secret 7f3a");
+    // published: off the queue (as a mark takes it), kept in the outbox until its retention
+    await f.db.pool.query(
+      "DELETE FROM outbox_pending WHERE id IN (SELECT id FROM outbox WHERE session_id = $1)",
+      [s.id],
+    );
+    // queued: the publisher here is the outbox alone, as while Kafka is away
+    const queued = await f.chat.postMessage(await s.auth(), "queued secret 7f3a");
+    await f.chat.editMessage(await s.auth(), {
+      message_id: queued.message.message_id,
+      content: "edited secret 7f3a",
+    });
+    const kept = await f.chat.postMessage(await s.auth(), "kept text 7f3a");
+    await f.chat.deleteMessage(await s.auth(), published.message.message_id);
+    await f.chat.deleteMessage(await s.auth(), queued.message.message_id);
+
+    expect(await eventsOf(published.message.message_id)).toEqual([
+      { type: "chat.message.created", version: 1, content: "", queued: false },
+      { type: "chat.message.deleted", version: 2, content: null, queued: true },
+    ]);
+    expect(await eventsOf(queued.message.message_id)).toEqual([
+      { type: "chat.message.created", version: 1, content: "", queued: true },
+      { type: "chat.message.edited", version: 2, content: "", queued: true },
+      { type: "chat.message.deleted", version: 3, content: null, queued: true },
+    ]);
+    const deleted = [published.message.message_id, queued.message.message_id];
+    const leaks = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM outbox WHERE event->'data'->>'message_id' = ANY($1) AND event::text LIKE '%secret%'",
+      [deleted],
+    );
+    expect(leaks.rows[0].n).toBe(0);
+    // only the deleted messages' events: another message's keeps its text
+    expect((await eventsOf(kept.message.message_id))[0]).toMatchObject({ content: "kept text 7f3a" });
+  });
+});
+
 describe("history", () => {
   it("pages by seq cursor without offsets and skips deleted messages", async () => {
     const s = await newSession();

@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import addFormatsModule from "ajv-formats";
 import type { MSKEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CloudEvent } from "../../layers/chat/events/cloudevents.ts";
@@ -15,6 +17,7 @@ import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 import { type MockKafka, readTopic, startMockKafka } from "../helpers/kafka-mock-cluster.ts";
 
 const TOPIC = "chat-messages";
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 let kafka: MockKafka;
 let f: ChatFixture;
 
@@ -104,7 +107,8 @@ describe("events on chat-messages", () => {
     });
     expect(bot?.data).toMatchObject({ seq: 3, role: "assistant", reply_to: turn.message.message_id });
     expect(edited?.data).toMatchObject({ version: 2, content: "hello again" });
-    expect(deleted?.data).toMatchObject({ message_id: turn.message.message_id, seq: 2 });
+    // a delete is a version of its own: a consumer keeping the newest applies it after edited v2
+    expect(deleted?.data).toMatchObject({ message_id: turn.message.message_id, seq: 2, version: 3 });
     expect(deleted?.data).not.toHaveProperty("content");
     expect(await pendingCount()).toBe(0);
   });
@@ -192,6 +196,59 @@ describe("Kafka down", () => {
       .filter((e) => e.subject === id && e.type === "chat.message.created")
       .map((e) => (e.data as { seq: number }).seq);
     expect(seqs).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
+  });
+
+  it("a message deleted while its events wait for the brokers: they go out without its text, still valid events", async () => {
+    const s = await f.chat.createSession({});
+    const id = s.session.session_id;
+    const auth = () => f.chat.authorize(id, s.token);
+    let messageId = "";
+    kafka.setAllDown();
+    try {
+      const turn = await f.chat.postMessage(await auth(), "my card is 4111 while down");
+      messageId = turn.message.message_id;
+      await f.chat.editMessage(await auth(), {
+        message_id: messageId,
+        content: "my card is 4242 while down",
+      });
+      await f.chat.deleteMessage(await auth(), messageId);
+    } finally {
+      kafka.setAllUp();
+    }
+    const run = await relayOutbox(f.db.pool, (ev) => publishEvents(f.config, ev, 10_000), {
+      batchSize: 500,
+      batchBytes: f.config.KAFKA_MAX_BATCH_BYTES,
+      timeBudgetMs: 30_000,
+    });
+    expect(run.error).toBeUndefined();
+    const records = (await readSessions([id])).filter((r) => r.key === id);
+    const mine = firstCopies(events(records)).filter(
+      (e) => (e.data as { message_id?: string }).message_id === messageId,
+    );
+    // still published, as consumers count creations and edits, but with the content redacted
+    expect(
+      mine.map((e) => [
+        e.type,
+        (e.data as { version: number }).version,
+        (e.data as { content?: string }).content,
+      ]),
+    ).toEqual([
+      ["chat.message.created", 1, ""],
+      ["chat.message.edited", 2, ""],
+      ["chat.message.deleted", 3, undefined],
+    ]);
+    // (the bot's reply, a message of its own, quotes the text: deleting it is the user's to do)
+    for (const e of mine) expect(JSON.stringify(e)).not.toMatch(/4111|4242/);
+    const ajv = new Ajv2020({ strict: false });
+    addFormats(ajv);
+    for (const e of mine) {
+      const schema = JSON.parse(
+        readFileSync(new URL(`../../docs/events/${e.type}.json`, import.meta.url), "utf8"),
+      );
+      const validate = ajv.compile(schema);
+      expect(validate(e), JSON.stringify(validate.errors)).toBe(true);
+      expect(readEvent(JSON.stringify(e))).toEqual({ event: e });
+    }
   });
 
   it("two relays at once never publish an event twice between them", async () => {

@@ -214,8 +214,11 @@ describe("6: load and concurrency", () => {
       if (v1Wins > 1) problems.push(`${t.message_id}: ${v1Wins} edits expecting version 1 won`);
       if (new Set(versions).size !== versions.length)
         problems.push(`${t.message_id}: two edits won the same version`);
-      if (row.version !== 1 + edits.length)
-        problems.push(`${t.message_id}: version ${row.version} after ${edits.length} acknowledged edits`);
+      // a delete is a version of its own, after the edits
+      if (row.version !== 1 + edits.length + deletes.length)
+        problems.push(
+          `${t.message_id}: version ${row.version} after ${edits.length} acknowledged edits, ${deletes.length} deletes`,
+        );
       if (deletes.length > 1) problems.push(`${t.message_id}: ${deletes.length} deletes succeeded`);
       if (deletes.length === 1 && !row.deleted) problems.push(`${t.message_id}: acknowledged delete undone`);
       if (row.deleted && deletes.length === 0)
@@ -225,6 +228,10 @@ describe("6: load and concurrency", () => {
       const evs = events.rows.filter((e) => e.message_id === t.message_id);
       const delAt = evs.findIndex((e) => e.type === "chat.message.deleted");
       if (delAt >= 0 && delAt !== evs.length - 1) problems.push(`${t.message_id}: event after its deletion`);
+      if (delAt >= 0 && evs[delAt]?.version !== row.version)
+        problems.push(
+          `${t.message_id}: deleted event at version ${evs[delAt]?.version}, the row at ${row.version}`,
+        );
       const edited = evs.filter((e) => e.type === "chat.message.edited").map((e) => e.version);
       if (edited.join() !== Array.from({ length: edits.length }, (_, i) => i + 2).join())
         problems.push(`${t.message_id}: edited events ${edited.join()} for ${edits.length} edits`);

@@ -76,6 +76,50 @@ describe("request parsing and validation (handlers called with v2 events)", () =
     expect(res.json.errors[0].path).toBe("query.limit");
   });
 
+  describe("DELETE /messages/delete: the ids from the query and the body together", () => {
+    const mid = "0f2d7c1e-8a5b-4c3d-9e1f-2a3b4c5d6e7f";
+    const del = async (query: string, body?: object) => {
+      const { handler } = await import("../../functions/messages-delete.ts");
+      const event = httpEvent("DELETE", `/messages/delete${query}`, {
+        body,
+        headers: { authorization: "Bearer abc" },
+      });
+      return call(handler, "messages-delete", event);
+    };
+
+    it("a field in both with different values is a 400 naming it, not the body's value taken silently", async () => {
+      const res = await del(`?session_id=${sid}&message_id=${mid}`, { session_id: sid, message_id: sid });
+      expect(res.statusCode).toBe(400);
+      expect(res.json.errors).toEqual([
+        { path: "query.message_id", message: "differs from message_id in the body" },
+      ]);
+    });
+
+    it("ids in the query are not dropped for a body of {}: the request goes on (here to an unreachable database)", async () => {
+      for (const [query, body] of [
+        [`?session_id=${sid}&message_id=${mid}`, {}],
+        [`?session_id=${sid}`, { message_id: mid }],
+        [`?session_id=${sid.toUpperCase()}&message_id=${mid}`, { session_id: sid }],
+      ] as const) {
+        const res = await del(query, body);
+        expect([res.statusCode, res.json.code], `${query} ${JSON.stringify(body)}`).toEqual([
+          503,
+          "service_unavailable",
+        ]);
+      }
+    });
+
+    it("an unknown query parameter is reported at query.<key>, with every other error", async () => {
+      const alone = await del(`?session_id=${sid}&message_id=${mid}&x=1`);
+      expect(alone.json.errors).toEqual([{ path: "query.x", message: "unknown field" }]);
+      const mixed = await del(`?session_id=${sid}&x=1`, { message_id: "nope" });
+      expect(mixed.json.errors).toEqual([
+        { path: "query.x", message: "unknown field" },
+        { path: "message_id", message: expect.any(String) },
+      ]);
+    });
+  });
+
   it("reports Postgres being unreachable as 503 service_unavailable with Retry-After, never 500", async () => {
     const res = await post({ session_id: sid, content: "hello" }, { authorization: "Bearer abc" });
     expect(res.statusCode).toBe(503);

@@ -271,13 +271,7 @@ export class ChatService {
       const target = await this.#liveMessage(snap, edit.message_id, db);
       if (target.role !== "user")
         throw new ChatError("message_not_editable", "only user messages can be edited");
-      const expected = edit.expected_version === undefined ? undefined : [edit.expected_version].flat();
-      if (expected && !expected.includes(target.version)) {
-        throw new ChatError(
-          "version_conflict",
-          `message is at version ${target.version}, not ${expected.join(" or ")}`,
-        );
-      }
+      assertVersion(target, edit.expected_version);
       const at = new Date().toISOString();
       const message: Message = {
         ...target,
@@ -345,10 +339,13 @@ export class ChatService {
   async deleteMessage(
     auth: AuthorizedSession,
     messageId: string,
+    /** The version (or any of the versions) the message must be at, as for an edit. */
+    expectedVersion?: number | readonly number[],
   ): Promise<{ message_id: string; deleted: true }> {
     return this.#change(auth, {}, async (snap, db) => {
       const s = snap.session;
       const target = await this.#liveMessage(snap, messageId, db);
+      assertVersion(target, expectedVersion);
       const at = new Date().toISOString();
       return {
         result: { message_id: messageId, deleted: true as const },
@@ -361,13 +358,15 @@ export class ChatService {
           messageCountDelta: -1,
           deleteMessageId: messageId,
           events: [
-            // a deleted message's text leaves the system: the event carries none
+            // A deleted message's text leaves the system: the event carries none, and the statement redacts the
+            // message's earlier events. A delete is a new version (the row's too), so that a consumer keeping the
+            // newest version applies it and can tell it from a late copy of the edit before it.
             chatEvent("chat.message.deleted", s.session_id, at, {
               session_id: s.session_id,
               message_id: target.message_id,
               seq: target.seq,
               role: target.role,
-              version: target.version,
+              version: target.version + 1,
             }),
           ],
         },
@@ -668,6 +667,17 @@ export class ChatService {
     if (content.trim() === "") return builtinReply(context);
     return { content, suggestions };
   }
+}
+
+/** An edit's or delete's precondition: `expected`, the version (or any of the versions) the message must be at. */
+function assertVersion(target: Message, expected: number | readonly number[] | undefined): void {
+  if (expected === undefined) return;
+  const versions = [expected].flat();
+  if (!versions.includes(target.version))
+    throw new ChatError(
+      "version_conflict",
+      `message is at version ${target.version}, not ${versions.join(" or ")}`,
+    );
 }
 
 /** The pool's lock_timeout (SESSION_LOCK_TIMEOUT_MS) expired waiting for the session row: another writer holds it. */

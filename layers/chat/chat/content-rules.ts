@@ -19,14 +19,24 @@ export function storableText(s: string): string {
 }
 
 /**
- * Message content: 1..max characters (code points, so an emoji counts once), not only white space, storable.
+ * A character that shows: neither white space (what String.trim() drops) nor a default-ignorable code point, which
+ * renders as nothing (zero-width space U+200B, word joiner U+2060, Hangul filler U+3164, BOM U+FEFF, …).
+ */
+const VISIBLE = /[^\s\p{Default_Ignorable_Code_Point}]/u;
+
+/** Text a reader would see as empty: nothing but white space and invisible characters. */
+export const isBlank = (s: string): boolean => !VISIBLE.test(s);
+
+/**
+ * Message content: 1..max characters (code points, so an emoji counts once), not blank (isBlank), storable.
  * Stored exactly as sent.
  */
 export function assertValidContent(content: unknown, max: number, path = "content"): string {
   if (typeof content !== "string") throw invalid(path, "must be a string");
   const issue = textIssue(content);
   if (issue) throw invalid(path, issue);
-  if (content.trim().length === 0) throw invalid(path, "must not be empty");
+  if (isBlank(content))
+    throw invalid(path, "must not be empty (white space and invisible characters do not count)");
   if (countCodePoints(content, max) > max) throw invalid(path, `must be at most ${max} characters`);
   return content;
 }

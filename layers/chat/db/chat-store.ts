@@ -178,16 +178,32 @@ ob AS (
 const BACKLOG = (p: number) =>
   `CASE WHEN $${p}::boolean THEN EXISTS (SELECT 1 FROM outbox_pending WHERE session_id = $1) ELSE false END AS backlog`;
 
-/** Any change: inserts, edits, a delete. */
-const applyChangeSql = (mode: IdempotencyMode) => `
+/**
+ * A delete ($9) tombstones the message: its text is wiped and its version bumped, so its deleted event is newer
+ * than every event of it before. Its events that carry the text (created, edited) are redacted in the outbox, queued
+ * or published and kept (found through outbox_message_idx): a queued one is still published (consumers count
+ * creations and edits), with `content` empty. Only an event already read for publishing when the delete commits (a
+ * relay batch, a request's fast path) can still reach the topic with the text.
+ */
+const DELETE_MESSAGE = `
+, del AS (
+  UPDATE messages AS t SET deleted_at = $3, content = '', version = t.version + 1
+    FROM s WHERE t.message_id = $9 AND t.session_id = $1 AND t.deleted_at IS NULL
+), redact AS (
+  UPDATE outbox AS o SET event = jsonb_set(o.event, '{data,content}', '""')
+    FROM s
+   WHERE o.event_type IN ('chat.message.created', 'chat.message.edited')
+     AND (o.event -> 'data' ->> 'message_id')::uuid = $9 AND o.session_id = $1
+     AND o.event -> 'data' ->> 'content' <> ''
+)`;
+
+/** Any change: inserts, edits, a delete (`del`: whether it deletes; the edits' statement goes without). */
+const applyChangeSql = (mode: IdempotencyMode, del: boolean) => `
 WITH ${sessionUpdate(mode, 12)}, upd AS (
   UPDATE messages AS t SET content = u.content, version = t.version + 1, edited_at = $3
     FROM s, jsonb_to_recordset($8::jsonb) AS u(message_id uuid, content text)
    WHERE t.message_id = u.message_id AND t.session_id = $1 AND t.deleted_at IS NULL
-), del AS (
-  UPDATE messages AS t SET deleted_at = $3, content = ''
-    FROM s WHERE t.message_id = $9 AND t.session_id = $1 AND t.deleted_at IS NULL
-)${WITHDRAW_REPLAYS}, ${OUTBOX_INSERT(10)}${idempotencyCte(mode, 12)}
+)${del ? DELETE_MESSAGE : ""}${WITHDRAW_REPLAYS}, ${OUTBOX_INSERT(10)}${idempotencyCte(mode, 12)}
 SELECT s.*, ${BACKLOG(11)} FROM s`;
 
 /**
@@ -199,7 +215,8 @@ WITH ${sessionUpdate(mode, 10)}, ${OUTBOX_INSERT(8)}${idempotencyCte(mode, 10)}
 SELECT s.*, ${BACKLOG(9)} FROM s`;
 
 const MODES: IdempotencyMode[] = ["none", "claim", "complete"];
-const APPLY_CHANGE = Object.fromEntries(MODES.map((m) => [m, applyChangeSql(m)]));
+const APPLY_CHANGE = Object.fromEntries(MODES.map((m) => [m, applyChangeSql(m, false)]));
+const APPLY_DELETE = Object.fromEntries(MODES.map((m) => [m, applyChangeSql(m, true)]));
 const APPEND_CHANGE = Object.fromEntries(MODES.map((m) => [m, appendChangeSql(m)]));
 
 /**
@@ -218,7 +235,8 @@ export async function applySessionChange(db: Queryable, c: SessionChange): Promi
     JSON.stringify(c.inserts ?? []),
   ];
   const tail = [JSON.stringify(c.events), c.checkBacklog ?? false, ...idempotencyValues(c.idempotency)];
-  const appendOnly = !c.edits?.length && c.deleteMessageId === undefined;
+  const del = c.deleteMessageId !== undefined;
+  const appendOnly = !c.edits?.length && !del;
   const res = await db.query(
     appendOnly
       ? {
@@ -227,8 +245,8 @@ export async function applySessionChange(db: Queryable, c: SessionChange): Promi
           values: [...head, ...tail],
         }
       : {
-          name: `apply_session_change_${mode}`,
-          text: APPLY_CHANGE[mode] as string,
+          name: `apply_session_change_${del ? "delete_" : ""}${mode}`,
+          text: (del ? APPLY_DELETE : APPLY_CHANGE)[mode] as string,
           values: [...head, JSON.stringify(c.edits ?? []), c.deleteMessageId ?? null, ...tail],
         },
   );

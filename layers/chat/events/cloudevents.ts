@@ -42,7 +42,10 @@ export const messageEventDataSchema = object({
   seq: number().check(int(), positive()),
   role: enumOf(["user", "assistant"]),
   version: number().check(int(), positive()),
-  /** Absent on chat.message.deleted: a deleted message's text leaves the system. */
+  /**
+   * Absent on chat.message.deleted: a deleted message's text leaves the system. Empty on a created or edited event
+   * published after its message was deleted (the delete redacts them in the outbox); a message is never empty.
+   */
   content: optional(string()),
   reply_to: optional(nullable(uuid())),
 });

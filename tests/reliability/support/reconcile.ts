@@ -10,7 +10,8 @@ import { TOPIC } from "./stack.ts";
  * - every session's seq is gapless (1..last_seq) and message_count matches;
  * - no half-written turn: every posted user message has its reply, every reply its user message;
  * - every committed change has exactly one event in the outbox (created per message, edited per version,
- *   deleted per tombstone, created per session) and no event describes a change that is not there;
+ *   deleted per tombstone, at the version the tombstone has, created per session) and no event describes a
+ *   change that is not there;
  * - where Kafka ran, every outbox event id is on the topic, and each session's first copies come in order.
  */
 export interface Reconciliation {
@@ -165,7 +166,7 @@ export async function reconcile(
     eventIds.add(e.event_id);
     if (e.event_type === "chat.session.created" || e.event_type === "chat.session.erased")
       bump(`${e.event_type}|${e.session_id}`);
-    else if (e.event_type === "chat.message.edited")
+    else if (e.event_type === "chat.message.edited" || e.event_type === "chat.message.deleted")
       bump(`${e.event_type}|${e.data.message_id}|${e.data.version}`);
     else bump(`${e.event_type}|${e.data.message_id}`);
   }
@@ -179,8 +180,10 @@ export async function reconcile(
   for (const s of sessions) expectOne(`chat.session.created|${s.session_id}`);
   for (const m of msgs) {
     expectOne(`chat.message.created|${m.message_id}`);
-    for (let v = 2; v <= m.version; v++) expectOne(`chat.message.edited|${m.message_id}|${v}`);
-    if (m.deleted) expectOne(`chat.message.deleted|${m.message_id}`);
+    // a delete is the message's last version, one past its last edit
+    const edits = m.deleted ? m.version - 1 : m.version;
+    for (let v = 2; v <= edits; v++) expectOne(`chat.message.edited|${m.message_id}|${v}`);
+    if (m.deleted) expectOne(`chat.message.deleted|${m.message_id}|${m.version}`);
   }
   for (const [key, n] of count) eventProblems.push(`${n} event(s) without a committed change: ${key}`);
 
