@@ -4,7 +4,7 @@ import { pathToFileURL } from "node:url";
 import type { ClientContext, Context } from "aws-lambda";
 import type { FunctionSpec } from "../functions/manifest.ts";
 import { InvocationLog, withInvocationLog } from "./invocation-log.ts";
-import { inInvocation } from "./invoke-store.ts";
+import { concurrentInvokeStore, inInvocation } from "./invoke-store.ts";
 import { createLambdaContext, newLogStreamName } from "./lambda-context.ts";
 import { checkResponse } from "./lambda-response.ts";
 import type { RunnerLog } from "./log.ts";
@@ -86,7 +86,9 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
   const handlerFor = (spec: FunctionSpec) => {
     let pending = handlers.get(spec.name);
     if (!pending) {
-      pending = loadHandler(spec);
+      // The store first: with AWS_LAMBDA_MAX_CONCURRENCY already set, a module that builds a Powertools logger at
+      // its top level needs it (as Lambda's runtime creates it before the init phase).
+      pending = concurrentInvokeStore().then(() => loadHandler(spec));
       handlers.set(spec.name, pending);
       // Like a failed Lambda init: the next invocation tries again.
       pending.catch(() => handlers.delete(spec.name));

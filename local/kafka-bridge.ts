@@ -34,17 +34,19 @@ export interface KafkaBridge {
 }
 
 /**
- * Keeps the consumer's group membership alive while `work` runs (kafkajs's heartbeat() sends one only when its
- * own interval is due, so calling it often is cheap). A failed heartbeat (a rebalance under way) is left to
- * kafkajs: the next fetch rejoins.
+ * Keeps the consumer's group membership alive through a whole fetch, invocations and the gaps between them
+ * (kafkajs heartbeats only between fetches, and its heartbeat() sends one only when its own interval is due, so
+ * calling it often is cheap). `lost` turns true once a heartbeat fails (a rebalance under way): the partition may
+ * be someone else's now, so the fetch's other records are left to the next fetch.
  */
-async function whileHeartbeating<T>(work: Promise<T>, heartbeat: () => Promise<void>, everyMs: number) {
-  const timer = setInterval(() => heartbeat().catch(() => {}), everyMs);
-  try {
-    return await work;
-  } finally {
-    clearInterval(timer);
-  }
+function heartbeating(heartbeat: () => Promise<void>, everyMs: number) {
+  const state = { lost: false, stop: () => clearInterval(timer) };
+  const timer = setInterval(() => {
+    heartbeat().catch(() => {
+      state.lost = true;
+    });
+  }, everyMs);
+  return state;
 }
 
 /**
@@ -88,35 +90,40 @@ export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<Kaf
         isRunning,
         isStale,
       }) => {
-        for (let start = 0; start < batch.messages.length; start += batchSize) {
-          // After a rebalance or stop() the rest of the fetch belongs to whoever owns the partition now.
-          if (!isRunning() || isStale()) return;
-          const records = batch.messages.slice(start, start + batchSize);
-          const event = toMskEvent({ ...batch, messages: records, bootstrapServers: options.brokers });
-          try {
-            await whileHeartbeating(options.invoke(fn.name, event), heartbeat, heartbeatEveryMs);
-          } catch (err) {
-            options.log(
-              "error",
-              `${fn.name} failed on ${topic}-${batch.partition}; the batch will be retried`,
-              {
-                error: String(err),
-              },
-            );
-            throw err;
+        const beat = heartbeating(heartbeat, heartbeatEveryMs);
+        try {
+          for (let start = 0; start < batch.messages.length; start += batchSize) {
+            // After a rebalance or stop() the rest of the fetch belongs to whoever owns the partition now.
+            if (beat.lost || !isRunning() || isStale()) return;
+            const records = batch.messages.slice(start, start + batchSize);
+            const event = toMskEvent({ ...batch, messages: records, bootstrapServers: options.brokers });
+            try {
+              await options.invoke(fn.name, event);
+            } catch (err) {
+              options.log(
+                "error",
+                `${fn.name} failed on ${topic}-${batch.partition}; the batch will be retried`,
+                {
+                  error: String(err),
+                },
+              );
+              throw err;
+            }
+            const last = records[records.length - 1];
+            if (!last) continue;
+            resolveOffset(last.offset);
+            // Committed per invocation, as the pollers do: a later chunk's failure must not replay this one.
+            await commitOffsetsIfNecessary({
+              topics: [
+                {
+                  topic,
+                  partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }],
+                },
+              ],
+            });
           }
-          const last = records[records.length - 1];
-          if (!last) continue;
-          resolveOffset(last.offset);
-          // Committed per invocation, as the pollers do: a later chunk's failure must not replay this one.
-          await commitOffsetsIfNecessary({
-            topics: [
-              {
-                topic,
-                partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }],
-              },
-            ],
-          });
+        } finally {
+          beat.stop();
         }
       },
     });

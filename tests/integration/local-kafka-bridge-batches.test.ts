@@ -98,6 +98,25 @@ describe("local Kafka bridge batches", () => {
     expect(calls.map((c) => c[0])).toEqual([0, 10, 10, 20]);
   });
 
+  it("keeps its group membership through a fetch of short invocations that outlasts the session timeout", async () => {
+    kafka = await topicWith(100);
+    const calls: number[] = [];
+    bridge = await bridgeFor(
+      kafka,
+      consumerFn(10),
+      async (_name, event) => {
+        calls.push(offsetsOf(event as MSKEvent)[0] ?? -1);
+        // each under the heartbeat interval, ten of them past the session timeout, all from one fetch
+        await new Promise((r) => setTimeout(r, 900));
+        return {};
+      },
+      { sessionTimeoutMs: 6_000, heartbeatEveryMs: 1_000 },
+    );
+    await until(() => calls.includes(90), 40_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(calls).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+  }, 50_000);
+
   it("keeps its group membership through an invocation longer than the session timeout", async () => {
     kafka = await topicWith(20);
     const calls: number[][] = [];

@@ -64,6 +64,18 @@ describe("built-in responder", () => {
     expect(new Set(facts).size).toBe(4);
   });
 
+  it("keeps the suggested replies' answers for those requests, not for sentences that contain their words", () => {
+    const reply = (text: string) => builtinReply([bot(WELCOME.content), user(text)]).content;
+    expect(reply("Tell me more about Kafka?")).toMatch(/^Good question/);
+    expect(reply("Can you tell me more about Postgres?")).toMatch(/^Good question/);
+    expect(reply("How about you?")).toMatch(/^Good question/);
+    expect(reply("I need another one of those")).toMatch(new RegExp(`^${FALLBACK_PREFIX}`));
+    expect(reply("Is this another fact?")).toMatch(/^Good question/);
+    expect(reply("who are you?")).toMatch(/^This chat keeps/);
+    expect(reply("tell me another joke")).toMatch(/^Fun fact/);
+    expect(reply("Tell me more!")).toMatch(/^More about me/);
+  });
+
   it("is deterministic", () => {
     const h = [user("tell me a joke")];
     expect(builtinReply(h)).toEqual(builtinReply(h));
