@@ -49,23 +49,31 @@ export function isTextContentType(contentType: string | undefined): boolean {
   return !!contentType && TEXT_TYPE.test(contentType.trim());
 }
 
-function lowerCaseHeaders(headers: RawHttpRequest["headers"]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    const key = name.toLowerCase();
-    const joined = Array.isArray(value) ? value.join(",") : value;
-    out[key] = out[key] === undefined ? joined : `${out[key]},${joined}`;
+/**
+ * Repeated names joined with commas, as API Gateway does, into an object whose every name is an own property, as
+ * in the JSON event Lambda parses: `__proto__` or `constructor` is a name like any other (assigned to a plain
+ * object, the first would be dropped and the second joined onto Object's constructor).
+ */
+function joined(entries: Iterable<[string, string]>): Record<string, string> {
+  const byName = new Map<string, string>();
+  for (const [name, value] of entries) {
+    const before = byName.get(name);
+    byName.set(name, before === undefined ? value : `${before},${value}`);
   }
-  return out;
+  return Object.fromEntries(byName);
+}
+
+function lowerCaseHeaders(headers: RawHttpRequest["headers"]): Record<string, string> {
+  return joined(
+    Object.entries(headers).flatMap(([name, value]): [string, string][] =>
+      value === undefined ? [] : [[name.toLowerCase(), Array.isArray(value) ? value.join(",") : value]],
+    ),
+  );
 }
 
 function queryParameters(rawQueryString: string): Record<string, string> | undefined {
   if (!rawQueryString) return undefined;
-  const out: Record<string, string> = {};
-  for (const [key, value] of new URLSearchParams(rawQueryString)) {
-    out[key] = out[key] === undefined ? value : `${out[key]},${value}`;
-  }
+  const out = joined(new URLSearchParams(rawQueryString));
   return Object.keys(out).length > 0 ? out : undefined;
 }
 

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, maxHeaderSize, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { finished } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
@@ -28,8 +28,12 @@ import { type ScheduleOptions, type Schedules, startSchedules } from "./schedule
 export const DEFAULT_HANDLERS_DIR = fileURLToPath(new URL("../functions", import.meta.url));
 /** API Gateway HTTP API's payload limit. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
-/** What a request adds to its body in the event: headers (Node caps them at 16 KB), JSON escaping aside. */
-const EVENT_OVERHEAD_BYTES = 64 * 1024;
+/**
+ * What a request adds to its body in the event: its headers (at most Node's maxHeaderSize), some twice (the
+ * user agent is also in requestContext), each byte at most 2 in JSON (a quote, a byte read as Latin-1), and
+ * the event's own fields.
+ */
+const EVENT_OVERHEAD_BYTES = 4 * maxHeaderSize + 16 * 1024;
 
 /**
  * Whether the event is over Lambda's synchronous payload limit: API Gateway accepts a 10 MB body, but the function

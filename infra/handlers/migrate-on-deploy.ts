@@ -43,6 +43,10 @@ export function clientUrl(url: string, host: string | undefined, ssl: boolean): 
 // each retry reads the secret again.
 const TRANSIENT =
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|timeout|terminated|starting up|no targets|password authentication failed/i;
+/** A refused login by SQLSTATE, whatever the wording (RDS Proxy words its own refusals differently). */
+const REFUSED_LOGIN = new Set(["28P01", "28000"]);
+const transient = (err: unknown, message: string) =>
+  TRANSIENT.test(message) || REFUSED_LOGIN.has((err as { code?: unknown } | null)?.code as string);
 
 async function withRetry<T>(
   what: string,
@@ -55,7 +59,7 @@ async function withRetry<T>(
       return await run(attempt);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      if (!TRANSIENT.test(message) || Date.now() + 15_000 > deadline) throw err;
+      if (!transient(err, message) || Date.now() + 15_000 > deadline) throw err;
       log(JSON.stringify({ level: "WARN", message: `${what} failed, retrying`, attempt, error: message }));
       await new Promise((r) => setTimeout(r, Math.min(2_000 * attempt, 10_000)));
     }

@@ -228,6 +228,17 @@ describe("migrate-on-deploy", () => {
     ]);
   });
 
+  it("retries a login the proxy refuses in its own words, by SQLSTATE", async () => {
+    migrate.mockRejectedValueOnce(
+      Object.assign(new Error("This RDS proxy has no credentials for the role chat_admin"), {
+        code: "28000",
+      }),
+    );
+    const res = await handler(event("Create"));
+    expect(res.Data?.Applied).toBe("1");
+    expect(migrate.mock.calls.map(([url]) => new URL(url).password)).toEqual(["s3cr%40t", "rotated"]);
+  });
+
   it("fails the deploy on a migration error", async () => {
     migrate.mockRejectedValueOnce(new Error('relation "sessions" already exists'));
     await expect(handler(event("Create"))).rejects.toThrow(/already exists/);

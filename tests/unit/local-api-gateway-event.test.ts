@@ -15,6 +15,34 @@ const route = (routeKey: string, pathParameters: Record<string, string> = {}) =>
 });
 
 describe("buildHttpApiEvent (payload format 2.0)", () => {
+  it("keeps query and header names such as __proto__ and constructor as own properties, as the JSON event has", () => {
+    const event = buildHttpApiEvent(
+      {
+        method: "DELETE",
+        url: "/messages/delete?__proto__=x&constructor=1&session_id=s",
+        // as Node's parser hands them over: own properties (a literal would set the prototype instead)
+        headers: Object.fromEntries([
+          ["__proto__", ["h"]],
+          ["Constructor", ["c"]],
+        ]),
+        body: Buffer.alloc(0),
+        sourceIp: "10.0.0.9",
+      },
+      route("DELETE /messages/delete"),
+    );
+    // what the handler gets in AWS: the event as JSON, parsed
+    expect(event.queryStringParameters).toEqual(
+      JSON.parse('{"__proto__":"x","constructor":"1","session_id":"s"}'),
+    );
+    expect(Object.keys(event.queryStringParameters ?? {})).toEqual([
+      "__proto__",
+      "constructor",
+      "session_id",
+    ]);
+    expect(Object.hasOwn(event.headers, "__proto__")).toBe(true);
+    expect(event.headers.constructor).toBe("c");
+  });
+
   it("builds a GET event with query, cookies and path parameters", () => {
     const event = buildHttpApiEvent(
       {
