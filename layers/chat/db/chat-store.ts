@@ -183,7 +183,9 @@ const BACKLOG = (p: number) =>
  * than every event of it before. Its events that carry the text (created, edited) are redacted in the outbox, queued
  * or published and kept (found through outbox_message_idx): a queued one is still published (consumers count
  * creations and edits), with `content` empty. Only an event already read for publishing when the delete commits (a
- * relay batch, a request's fast path) can still reach the topic with the text.
+ * relay batch, a request's fast path) can still reach the topic with the text. The redaction locks its rows in id
+ * order, as the prune and the marks take theirs: found through the index, they would be locked in their physical
+ * order, which drifts from id order (updates move rows), and a prune walking the same rows could deadlock with it.
  */
 const DELETE_MESSAGE = `
 , del AS (
@@ -191,10 +193,13 @@ const DELETE_MESSAGE = `
     FROM s WHERE t.message_id = $9 AND t.session_id = $1 AND t.deleted_at IS NULL
 ), redact AS (
   UPDATE outbox AS o SET event = jsonb_set(o.event, '{data,content}', '""')
-    FROM s
-   WHERE o.event_type IN ('chat.message.created', 'chat.message.edited')
-     AND (o.event -> 'data' ->> 'message_id')::uuid = $9 AND o.session_id = $1
-     AND o.event -> 'data' ->> 'content' <> ''
+   WHERE o.id = ANY(ARRAY(
+     SELECT r.id FROM outbox AS r
+      WHERE EXISTS (SELECT 1 FROM s)
+        AND r.event_type IN ('chat.message.created', 'chat.message.edited')
+        AND (r.event -> 'data' ->> 'message_id')::uuid = $9 AND r.session_id = $1
+        AND r.event -> 'data' ->> 'content' <> ''
+      ORDER BY r.id FOR NO KEY UPDATE OF r))
 )`;
 
 /** Any change: inserts, edits, a delete (`del`: whether it deletes; the edits' statement goes without). */
