@@ -39,6 +39,16 @@ describe("a responder's reply that Postgres cannot store as it is", () => {
     expect(suggestions).toEqual(posted.suggestions);
   });
 
+  it("gets the built-in reply for a blank one, invisible characters included, and drops blank suggestions", async () => {
+    const { posted } = await turn({
+      content: " \u200b\u2060 ",
+      suggestions: ["Go on", "\u200b", "\ufeff "],
+    });
+    expect(posted.reply.content).toBe(builtinReply([{ role: "user", content: "hello" }]).content);
+    const visible = await turn({ content: "Fine.", suggestions: ["Go on", "\u200b", "\ufeff "] });
+    expect(visible.posted.suggestions).toEqual(["Go on"]);
+  });
+
   it("gets the built-in reply when nothing storable is left of it", async () => {
     const { posted, stored } = await turn({ content: "\u0000\u0000", suggestions: [] });
     const expected = builtinReply([{ role: "user", content: "hello" }]);

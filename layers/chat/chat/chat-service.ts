@@ -40,7 +40,7 @@ import {
   pageFromEnd,
   type ReadSession,
 } from "./cached-reads.ts";
-import { assertValidContent, assertValidUserId, storableText } from "./content-rules.ts";
+import { assertValidContent, assertValidUserId, isBlank, storableText } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
 import { isLineForm, pageJsonFromText } from "./history-text.ts";
@@ -656,15 +656,16 @@ export class ChatService {
 
   /**
    * The responder's reply, storable: a model can answer with a NUL or half a surrogate pair, which Postgres refuses
-   * (the turn would fail with a 500 on every retry). A reply left blank by that gets the built-in one.
+   * (the turn would fail with a 500 on every retry). A reply left blank by that, or blank as a user's text would be
+   * (white space and invisible characters only: isBlank), gets the built-in one; such suggestions are dropped.
    */
   async #respond(history: ReturnType<typeof toTurns>): Promise<Reply> {
     const cfg = this.#d.config;
     const context = boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS);
     const reply = await this.#d.responder.respond(context);
     const content = storableText(reply.content);
-    const suggestions = reply.suggestions.map(storableText).filter((s) => s.trim() !== "");
-    if (content.trim() === "") return builtinReply(context);
+    const suggestions = reply.suggestions.map(storableText).filter((s) => !isBlank(s));
+    if (isBlank(content)) return builtinReply(context);
     return { content, suggestions };
   }
 }
