@@ -28,7 +28,7 @@ async function waitingOnLock(match: string): Promise<void> {
 }
 
 describe("a delete's redaction and the outbox prune", () => {
-  it("lock the same events in one order: both finish", async () => {
+  it("lock the same events in one order under a long outbox's plans: both finish", async () => {
     const created = await f.chat.createSession({ user_id: "u1" });
     const auth = () => f.chat.authorize(created.session.session_id, created.token);
     const posted = await f.chat.postMessage(await auth(), "soon deleted");
@@ -60,11 +60,12 @@ describe("a delete's redaction and the outbox prune", () => {
     // an event between them that is not the message's (the bot's reply): held by someone else for a while
     const between = ids.find((r) => BigInt(r.id) > BigInt(first) && BigInt(r.id) < BigInt(last))?.id;
     if (!between) throw new Error("expected an event between the message's two");
-    // The message's first event moves past its last one on the heap (an update that is not HOT), as updates and
-    // reused space move rows in a long-lived outbox.
-    await f.db.pool.query(`UPDATE outbox SET event = jsonb_set(event, '{moved}', 'true') WHERE id = $1`, [
-      first,
-    ]);
+    // The event between, then the message's first, move past its last one on the heap (updates that are not HOT),
+    // as updates and reused space move rows in a long-lived outbox: heap order last, between, first.
+    for (const id of [between, first])
+      await f.db.pool.query(`UPDATE outbox SET event = jsonb_set(event, '{moved}', 'true') WHERE id = $1`, [
+        id,
+      ]);
 
     const clients = Array.from({ length: 2 }, () => new pg.Client({ connectionString: f.db.url }));
     const [holder, pruner] = clients as [pg.Client, pg.Client];
@@ -72,7 +73,7 @@ describe("a delete's redaction and the outbox prune", () => {
     try {
       await holder.query("BEGIN");
       await holder.query("SELECT 1 FROM outbox WHERE id = $1 FOR NO KEY UPDATE", [between]);
-      // the plan of a long outbox: the window walked by id, rows locked in that order
+      // the plans of a long outbox: the window walked by id (index scans, nested loops)
       await pruner.query(
         "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off",
       );

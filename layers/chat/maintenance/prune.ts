@@ -39,13 +39,18 @@ export type PruneTarget = keyof typeof PRUNE;
  * queued are deleted (the delete trigger leaves the queue alone: none of them is on it). Ids grow with time, so
  * a window that holds a newer event has reached the part of the outbox the retention keeps; an index on
  * created_at (an entry per event written) is not needed, and an event still queued, however old, is read once
- * per run and stays.
+ * per run and stays. The events are locked in id order before they are deleted, as a delete's redaction locks
+ * its message's: left to the plan, a small outbox's (a hash join over a heap scan, once the prepared statement's
+ * plan is generic) took them in heap order, and a prune and a delete could each hold an event the other waited for.
  */
 const PRUNE_OUTBOX_WINDOW = `
 WITH w AS (SELECT id, created_at < now() - make_interval(hours => $2) AS old
              FROM outbox WHERE id > $3 ORDER BY id LIMIT $1),
-d AS (DELETE FROM outbox o USING w
-       WHERE o.id = w.id AND w.old AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id)
+d AS (DELETE FROM outbox o
+       WHERE o.id = ANY(ARRAY(
+         SELECT x.id FROM outbox x JOIN w ON w.id = x.id
+          WHERE w.old AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = x.id)
+          ORDER BY x.id FOR UPDATE OF x))
        RETURNING 1)
 SELECT (SELECT count(*) FROM d)::int AS deleted, (SELECT count(*) FROM w)::int AS seen,
        (SELECT max(id) FROM w)::text AS last, coalesce((SELECT bool_and(old) FROM w), false) AS all_old`;
