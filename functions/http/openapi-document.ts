@@ -48,6 +48,8 @@ function problemCodes(name: string, op: Omit<Operation, "ok">, pathParams: boole
   codes.push(...(op.errors ?? []));
   if (!RATE_LIMIT_EXEMPT.has(name)) codes.push("rate_limited");
   if (op.chat !== false) codes.push("service_unavailable");
+  // any operation: what the problem middleware answers for a failure nothing else names (a bug, a deadlock)
+  codes.push("internal_error");
   return [...new Set(codes)];
 }
 
@@ -258,6 +260,12 @@ export function buildOpenApiDocument(version = "0.1.0") {
       ...(op.body
         ? {
             requestBody: {
+              ...(op.bodyAsQuery
+                ? {
+                    description:
+                      "The fields may come in this body, as query parameters, or split between them: the request as a whole needs each required field once (the schema states the body alone). A field given both ways must have the same value (else 400 at query.<field>).",
+                  }
+                : {}),
               required: fn.name !== "sessions-create" && !op.bodyAsQuery,
               content: { "application/json": { schema: strip(schemaOf(op.body)) } },
             },

@@ -43,10 +43,17 @@ export function clientUrl(url: string, host: string | undefined, ssl: boolean): 
 // each retry reads the secret again.
 const TRANSIENT =
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|timeout|terminated|starting up|no targets|password authentication failed/i;
-/** A refused login by SQLSTATE, whatever the wording (RDS Proxy words its own refusals differently). */
-const REFUSED_LOGIN = new Set(["28P01", "28000"]);
-const transient = (err: unknown, message: string) =>
-  TRANSIENT.test(message) || REFUSED_LOGIN.has((err as { code?: unknown } | null)?.code as string);
+/**
+ * A refused login by SQLSTATE, whatever the wording (RDS Proxy words its own refusals differently): a wrong
+ * password (28P01), or a refusal that names credentials (28000; others under that code, a missing role or no
+ * pg_hba entry, are a misconfiguration, failed at once).
+ */
+const transient = (err: unknown, message: string) => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    TRANSIENT.test(message) || code === "28P01" || (code === "28000" && /credential|password/i.test(message))
+  );
+};
 
 async function withRetry<T>(
   what: string,

@@ -239,6 +239,14 @@ describe("migrate-on-deploy", () => {
     expect(migrate.mock.calls.map(([url]) => new URL(url).password)).toEqual(["s3cr%40t", "rotated"]);
   });
 
+  it("fails at once on a login refused for good (a missing role), not at the function's timeout", async () => {
+    migrate.mockRejectedValueOnce(
+      Object.assign(new Error('role "chat_admin" does not exist'), { code: "28000" }),
+    );
+    await expect(handler(event("Create"))).rejects.toThrow(/does not exist/);
+    expect(migrate).toHaveBeenCalledTimes(1);
+  });
+
   it("fails the deploy on a migration error", async () => {
     migrate.mockRejectedValueOnce(new Error('relation "sessions" already exists'));
     await expect(handler(event("Create"))).rejects.toThrow(/already exists/);

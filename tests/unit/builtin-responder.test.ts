@@ -74,6 +74,9 @@ describe("built-in responder", () => {
     expect(reply("who are you?")).toMatch(/^This chat keeps/);
     expect(reply("tell me another joke")).toMatch(/^Fun fact/);
     expect(reply("Tell me more!")).toMatch(/^More about me/);
+    expect(reply("Tell me more?")).toMatch(/^More about me/);
+    expect(reply("tell me another?")).toMatch(/^Fun fact/);
+    expect(reply("Tell me another one")).toMatch(/^Fun fact/);
   });
 
   it("is deterministic", () => {

@@ -131,7 +131,7 @@ const rules: Rule[] = [
   },
   {
     // "Tell me another" is what a fun fact suggests: the next fact, round the list.
-    test: /\b(fun fact|joke)\b|^\s*(tell me another|another (one|fact))\s*[.!]*\s*$/i,
+    test: /\b(fun fact|joke)\b|^\s*(tell me another( one)?|another (one|fact))\s*[?.!]*\s*$/i,
     answer: (_text, history) => {
       const n = repliesStartingWith(history, FUN_FACT);
       return {
@@ -152,7 +152,7 @@ const rules: Rule[] = [
   {
     // What the fallback and several replies suggest: one tip at a time, a new one each time it is asked.
     // The bare request only: "Tell me more about Kafka?" is a question about something else.
-    test: /^\s*tell me more\s*[.!]*\s*$/i,
+    test: /^\s*tell me more\s*[?.!]*\s*$/i,
     answer: (_text, history) => {
       const n = repliesStartingWith(history, MORE);
       const last = n >= TIPS.length - 1;
