@@ -54,4 +54,4 @@ export async function underIfMatch<T>(
 }
 
 /** Only weak tags: If-Match compares strongly, so none can match (RFC 9110 §13.1.1). */
-export const WEAK_ONLY = "a weak entity tag never matches If-Match";
+const WEAK_ONLY = "a weak entity tag never matches If-Match";
