@@ -211,17 +211,18 @@ describe("maintenance", () => {
     await f.db.pool.query("TRUNCATE outbox");
   });
 
-  it("the purge's erase tests idleness again: a session used since it was selected stays", async () => {
+  it("the purge's erase tests idleness again: a session used since it was selected stays, with its events", async () => {
     const s = await f.chat.createSession({}); // updated just now
-    const event = chatEvent("chat.session.erased", s.session.session_id, new Date().toISOString(), {
-      session_id: s.session.session_id,
-    });
-    expect(await eraseSession(f.db.pool, s.session.session_id, event, 30)).toBe(false);
-    await expect(f.chat.authorize(s.session.session_id, s.token)).resolves.toBeDefined();
-    const erased = await f.db.pool.query("SELECT count(*)::int AS n FROM outbox WHERE event_id = $1", [
-      event.id,
-    ]);
-    expect(erased.rows[0].n).toBe(0);
+    const id = s.session.session_id;
+    await f.chat.postMessage(await f.chat.authorize(id, s.token), "still here");
+    const events = "SELECT event_type FROM outbox WHERE session_id = $1 ORDER BY id";
+    const before = await f.db.pool.query(events, [id]);
+    const event = chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
+    expect(await eraseSession(f.db.pool, id, event, 30)).toBe(false);
+    await expect(f.chat.authorize(id, s.token)).resolves.toBeDefined();
+    const after = await f.db.pool.query(events, [id]);
+    expect(after.rows).toEqual(before.rows); // the created events with their text, and no erased event
+    expect(after.rows.filter((r) => r.event_type === "chat.message.created")).toHaveLength(3);
   });
 
   it("a session whose erase fails is skipped; the run purges the others, batch after batch, and drains", async () => {

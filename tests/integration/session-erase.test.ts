@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ERASE, eraseSession } from "../../layers/chat/db/erase-store.ts";
+import { ERASE, ERASE_PERSONAL_EVENTS, eraseSession } from "../../layers/chat/db/erase-store.ts";
 import { claimIdempotencyKey } from "../../layers/chat/db/idempotency-store.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
@@ -105,16 +105,29 @@ describe("erasing a session", () => {
     expect(left.rows[0]).toEqual({ events: ["chat.session.erased"], keys: 0 });
   });
 
-  it("events already published stay for the outbox's retention; unsent ones go", async () => {
-    const s = await f.chat.createSession({});
+  it("takes every event that carries what its user sent, published or not; only published deleted events stay", async () => {
+    const s = await f.chat.createSession({ user_id: "erase-user-id" });
     const id = s.session.session_id;
-    await f.chat.postMessage(await f.chat.authorize(id, s.token), "hello");
-    // the creation's events went out; the post's did not
-    await f.db.pool.query(
-      `DELETE FROM outbox_pending WHERE id IN (
-         SELECT id FROM outbox WHERE session_id = $1 AND event_type = 'chat.session.created')`,
-      [id],
+    const auth = () => f.chat.authorize(id, s.token);
+    const turn = await f.chat.postMessage(await auth(), "erase-text-one");
+    await f.chat.editMessage(await auth(), {
+      message_id: turn.message.message_id,
+      content: "erase-text-two",
+    });
+    await f.chat.deleteMessage(await auth(), turn.reply.message_id);
+    // everything so far went out; the next post's events did not
+    await f.db.pool.query("DELETE FROM outbox_pending WHERE session_id = $1", [id]);
+    await f.chat.postMessage(await auth(), "erase-text-three");
+    // another session's published events, text included, are not the erase's business
+    const other = await f.chat.createSession({});
+    const otherId = other.session.session_id;
+    await f.chat.postMessage(await f.chat.authorize(otherId, other.token), "erase-text-kept");
+    await f.db.pool.query("DELETE FROM outbox_pending WHERE session_id = $1", [otherId]);
+    const otherBefore = await f.db.pool.query(
+      "SELECT id, event FROM outbox WHERE session_id = $1 ORDER BY id",
+      [otherId],
     );
+
     expect(await eraseSession(f.db.pool, id, erasedEvent(id))).toBe(true);
     const left = await f.db.pool.query(
       `SELECT event_type, NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) AS published
@@ -122,31 +135,55 @@ describe("erasing a session", () => {
       [id],
     );
     expect(left.rows).toEqual([
-      { event_type: "chat.session.created", published: true },
+      { event_type: "chat.message.deleted", published: true },
       { event_type: "chat.session.erased", published: false },
     ]);
+    const text = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM outbox WHERE event::text ~ '(erase-text-(one|two|three)|erase-user-id)'",
+    );
+    expect(text.rows[0].n).toBe(0);
+    const queued = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM outbox_pending WHERE session_id = $1",
+      [id],
+    );
+    expect(queued.rows[0].n).toBe(1);
+    const otherAfter = await f.db.pool.query(
+      "SELECT id, event FROM outbox WHERE session_id = $1 ORDER BY id",
+      [otherId],
+    );
+    expect(otherAfter.rows).toEqual(otherBefore.rows);
+    expect(otherAfter.rows.length).toBe(4);
   });
 
-  it("finds the session's outbox rows through an index, never a scan of the whole outbox", async () => {
+  it("finds the session's outbox rows through indexes, never a scan of the whole outbox", async () => {
     const client = await f.db.pool.connect();
     try {
       await client.query("BEGIN");
       await client.query("SET LOCAL enable_seqscan = off"); // a scan then only where no index can serve
       const event = erasedEvent("00000000-0000-4000-8000-000000000000");
-      const plan = await client.query(`EXPLAIN (FORMAT JSON) ${ERASE}`, [
-        event.subject,
-        event.id,
-        JSON.stringify(event),
-        null,
-      ]);
-      const scans: string[] = [];
-      const walk = (node: Record<string, unknown>) => {
-        if (node["Relation Name"] === "outbox") scans.push(String(node["Node Type"]));
-        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
-      };
-      walk(plan.rows[0]["QUERY PLAN"][0].Plan);
-      expect(scans.length).toBeGreaterThan(0);
-      expect(scans).not.toContain("Seq Scan");
+      const plans = [
+        await client.query(`EXPLAIN (FORMAT JSON) ${ERASE}`, [
+          event.subject,
+          event.id,
+          JSON.stringify(event),
+          null,
+        ]),
+        await client.query(`EXPLAIN (FORMAT JSON) ${ERASE_PERSONAL_EVENTS}`, [event.subject]),
+      ];
+      const indexes: string[] = [];
+      for (const plan of plans) {
+        const scans: string[] = [];
+        const walk = (node: Record<string, unknown>) => {
+          if (node["Relation Name"] === "outbox") scans.push(String(node["Node Type"]));
+          if (typeof node["Index Name"] === "string") indexes.push(node["Index Name"]);
+          for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+        };
+        walk(plan.rows[0]["QUERY PLAN"][0].Plan);
+        expect(scans.length).toBeGreaterThan(0);
+        expect(scans).not.toContain("Seq Scan");
+      }
+      // the events that carry what the user sent: by session (created) and by message id (created, edited)
+      expect(indexes).toEqual(expect.arrayContaining(["outbox_session_created_idx", "outbox_message_idx"]));
     } finally {
       await client.query("ROLLBACK");
       client.release();

@@ -3,14 +3,14 @@ import type { CloudEvent } from "../events/cloudevents.ts";
 import { withTransaction } from "./transaction.ts";
 
 /**
- * Erasure: the session and (by cascade) its messages, its Idempotency-Key records (its posts' and the create's)
- * and its events not yet published go; only the chat.session.erased event is left, to tell consumers. Events
- * already published stay until OUTBOX_RETENTION_HOURS, as their copies on the topic stay until its retention: a
- * consumer acts on the erased event. (Deleting them too meant a scan of the whole outbox per erase: only the queue
- * of unpublished events is indexed by session.) The outbox's delete trigger takes the deleted events off the queue
- * (events locked first, then their queue rows, as the previous release's marks do); its insert trigger queues the
- * erased event. Only if the session row was there: a second erase (a retried DELETE, or the retention purge
- * meeting a user's erase) must not delete the first one's erased event before it is published.
+ * Erasure, after ERASE_PERSONAL_EVENTS: the session and (by cascade) its messages, its Idempotency-Key records (its
+ * posts' and the create's) and its events not yet published go; only the chat.session.erased event is left, to
+ * tell consumers. Its published events that carry nothing the user sent (its messages' deleted events) stay until
+ * OUTBOX_RETENTION_HOURS, as their copies on the topic stay until its retention: only the queue of unpublished
+ * events is indexed by session. The outbox's delete trigger takes the deleted events off the queue (events locked
+ * first, then their queue rows, as the previous release's marks do); its insert trigger queues the erased event.
+ * Only if the session row was there: a second erase (a retried DELETE, or the retention purge meeting a user's
+ * erase) must not delete the first one's erased event before it is published.
  */
 export const ERASE = `
 WITH s AS (
@@ -29,12 +29,36 @@ e AS (
 SELECT count(*)::int AS erased FROM s`;
 
 /**
+ * The session's events that carry what its user sent: its created event (the user_id) and its messages' created
+ * and edited events (their text), queued or published and kept for OUTBOX_RETENTION_HOURS. Found through two
+ * partial indexes (outbox_session_created_idx; outbox_message_idx, by the session's message ids) and locked in id
+ * order, as the prune and the delete's redaction lock theirs (found through indexes, they would be locked in their
+ * physical order). A statement of its own, under its own statement timeout: a session at MAX_SESSION_MESSAGES of
+ * long messages, all posted within the retention, makes it the erase's longest (≈ 1 s here).
+ */
+export const ERASE_PERSONAL_EVENTS = `
+DELETE FROM outbox WHERE id = ANY(ARRAY(
+  SELECT r.id FROM outbox AS r
+   WHERE r.session_id = $1
+     AND (r.event_type = 'chat.session.created'
+          OR r.event_type IN ('chat.message.created', 'chat.message.edited')
+             AND (r.event -> 'data' ->> 'message_id')::uuid
+                 = ANY(ARRAY(SELECT m.message_id FROM messages AS m WHERE m.session_id = $1)))
+   ORDER BY r.id FOR UPDATE OF r))`;
+
+const LOCK_SESSION = `
+SELECT 1 FROM sessions
+ WHERE session_id = $1 AND ($2::int IS NULL OR updated_at < now() - make_interval(days => $2::int))
+   FOR UPDATE`;
+
+/**
  * True if this call erased the session; false if it was already gone (and then nothing changed).
  * `idleDays`: erase only if the session is still idle that long (the retention purge: the session may have been
  * used since it was selected, and that user's acknowledged turn must not go); false, changing nothing, if not.
  * The session's row is locked first, in its own statement: a change that commits while the erase waits for the
- * row is then seen by the erase statement (each statement reads from its own start), so the change's events and
- * Idempotency-Key record go with the rest instead of outliving the session.
+ * row is then seen by the erase's statements (each statement reads from its own start), so the change's events and
+ * Idempotency-Key record go with the rest instead of outliving the session. The lock applies the idle test too
+ * (to the row as that change left it), so a session no longer idle loses none of its events.
  */
 export async function eraseSession(
   pool: pg.Pool,
@@ -45,10 +69,11 @@ export async function eraseSession(
   return withTransaction(pool, async (client) => {
     const locked = await client.query({
       name: "erase_lock_session",
-      text: "SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE",
-      values: [sessionId],
+      text: LOCK_SESSION,
+      values: [sessionId, idleDays ?? null],
     });
     if (locked.rowCount === 0) return false;
+    await client.query({ name: "erase_personal_events", text: ERASE_PERSONAL_EVENTS, values: [sessionId] });
     const res = await client.query({
       name: "erase_session",
       text: ERASE,
