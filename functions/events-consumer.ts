@@ -6,7 +6,7 @@ import type { MSKEvent } from "aws-lambda";
 import { getPool } from "#chat/db/pool.ts";
 import type { CloudEvent } from "#chat/events/cloudevents.ts";
 import { applyEvents, type Rejection, readEvent } from "#chat/projection/activity-projection.ts";
-import { logger } from "./http/logger.ts";
+import { LOG_CONTEXT, logger } from "./http/logger.ts";
 
 const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
 
@@ -27,7 +27,7 @@ export interface ConsumerResult {
  * batch; redelivery is exact because the projection dedupes by event id.
  */
 export const handler = middy<MSKEvent, ConsumerResult>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(injectLambdaContext(logger, LOG_CONTEXT))
   .use(logMetrics(metrics))
   .handler(async (event) => {
     const events: CloudEvent[] = [];

@@ -4,7 +4,7 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import { config } from "#chat/config.ts";
 import { type ProbeResult, probeHealth } from "#chat/health/health-probe.ts";
-import { logger } from "./http/logger.ts";
+import { LOG_CONTEXT, logger } from "./http/logger.ts";
 
 const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
 
@@ -13,7 +13,7 @@ const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPAC
  * HealthCheckLatency (ms) and HealthCheckFailed (0/1) as CloudWatch metrics (EMF); an alarm watches them.
  */
 export const handler = middy<unknown, ProbeResult & { url: string }>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(injectLambdaContext(logger, LOG_CONTEXT))
   .use(logMetrics(metrics))
   .handler(async () => {
     const url = config().HEALTH_URL;

@@ -5,14 +5,14 @@ import { getCacheGuard, getChatService } from "#chat/chat-runtime.ts";
 import { config } from "#chat/config.ts";
 import { getPool } from "#chat/db/pool.ts";
 import { type MaintenanceResult, runMaintenance } from "#chat/maintenance/maintenance.ts";
-import { logger } from "./http/logger.ts";
+import { LOG_CONTEXT, logger } from "./http/logger.ts";
 
 /**
  * Hourly: prune the outbox, idempotency records and consumed event ids, purge idle sessions
  * (SESSION_RETENTION_DAYS > 0), within the function's time.
  */
 export const handler = middy<unknown, MaintenanceResult, Error, Context>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(injectLambdaContext(logger, LOG_CONTEXT))
   .handler(async (_event, context) => {
     const cfg = config();
     await getChatService(); // builds the cache guard

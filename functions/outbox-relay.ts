@@ -7,7 +7,7 @@ import { config } from "#chat/config.ts";
 import { getPool, queryTimeoutMs } from "#chat/db/pool.ts";
 import { type RelayResult, relayOutbox, relayReserveMs } from "#chat/events/outbox-relay.ts";
 import { oldestPendingAgeSeconds } from "#chat/events/outbox-store.ts";
-import { logger } from "./http/logger.ts";
+import { LOG_CONTEXT, logger } from "./http/logger.ts";
 
 const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
 
@@ -25,7 +25,7 @@ export class RelayIncompleteError extends Error {
  * (OutboxOldestPendingSeconds), which alarms on a backlog that does not drain, failing or not.
  */
 export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Error, Context>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(injectLambdaContext(logger, LOG_CONTEXT))
   .use(logMetrics(metrics))
   .handler(async (_event, context) => {
     const cfg = config();

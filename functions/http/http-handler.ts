@@ -9,7 +9,7 @@ import type { AuthorizedSession, ChatService } from "#chat/chat/chat-service.ts"
 import { isChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import { CORS_EXPOSED_HEADERS } from "./cors-headers.ts";
-import { logger } from "./logger.ts";
+import { LOG_CONTEXT, logger } from "./logger.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
 import { prefetchedSession, rateLimit } from "./rate-limit.ts";
 import { parseRequest } from "./request-parsing.ts";
@@ -88,7 +88,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
     .use(startTimer)
     .use(httpHeaderNormalizer())
     .use(apiSecurityHeaders())
-    .use(injectLambdaContext(logger, { resetKeys: true }));
+    .use(injectLambdaContext(logger, LOG_CONTEXT));
   const cors = config().CORS_ORIGINS;
   const chain = cors.length
     ? base.use(

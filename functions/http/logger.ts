@@ -5,3 +5,10 @@ import { Logger } from "@aws-lambda-powertools/logger";
  * never message text, tokens or request bodies.
  */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "chat-backend" });
+
+/**
+ * injectLambdaContext's options for every function. `logEvent: false` overrides POWERTOOLS_LOGGER_LOG_EVENT, a
+ * standard Powertools switch an operator may set while debugging: the events carry bearer tokens, message text,
+ * user ids and metadata (an HTTP request's headers and body, a Kafka record's CloudEvent).
+ */
+export const LOG_CONTEXT = { resetKeys: true, logEvent: false } as const;

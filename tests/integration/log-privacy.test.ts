@@ -15,12 +15,14 @@ import { createTestDatabase, type TestDatabase } from "../helpers/test-database.
 /**
  * Everything the functions print during a whole session (and its errors) is captured: process.stdout /
  * process.stderr writes (Powertools' own Console instance writes there) and every console method. No
- * session token and no message content may appear in any of it, at the most verbose log level.
+ * session token and no message content may appear in any of it, at the most verbose log level, with Powertools'
+ * POWERTOOLS_LOGGER_LOG_EVENT on.
  */
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = "DEBUG";
   delete process.env.POWERTOOLS_DEV;
-  delete process.env.POWERTOOLS_LOGGER_LOG_EVENT;
+  // Powertools' switch to log every event, as an operator might turn it on: the functions must not obey it.
+  process.env.POWERTOOLS_LOGGER_LOG_EVENT = "true";
 });
 
 const captured: string[] = [];
