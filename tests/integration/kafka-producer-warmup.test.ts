@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../layers/chat/config.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
-import { disconnectProducer } from "../../layers/chat/events/kafka-producer.ts";
+import { disconnectProducer, getProducer } from "../../layers/chat/events/kafka-producer.ts";
 import { publishEvents } from "../../layers/chat/events/kafka-runtime.ts";
-import { type MockKafka, startMockKafka } from "../helpers/kafka-mock-cluster.ts";
+import { type MockKafka, readTopic, startMockKafka } from "../helpers/kafka-mock-cluster.ts";
 
 /**
  * A request's fast path gives Kafka 1 s. When a cold producer needs longer than that to connect (slow brokers,
@@ -35,5 +35,28 @@ describe("a producer slower to connect than one request's bound", () => {
     const started = performance.now();
     await publishEvents(cfg, [event()], bound);
     expect(performance.now() - started).toBeLessThan(bound);
+  });
+
+  it("never makes a send its caller gave up on: a frozen Lambda would make it minutes later, after a delete", async () => {
+    await disconnectProducer();
+    const cfg = parseConfig({ KAFKA_BROKERS: kafka.bootstrap });
+    for (const id of [1, 2, 3]) kafka.setRtt(id, 700); // connecting alone outlasts the bound
+    const [late, sent] = [event(), event()];
+    await expect(publishEvents(cfg, [late], 1000)).rejects.toThrow(/timed out/);
+    const connecting = getProducer();
+    await new Promise((r) => setTimeout(r, 3000)); // the connect finishes meanwhile; the send must not follow
+    expect(await getProducer()).toBe(await connecting); // and the refused send did not cost the connection
+    for (const id of [1, 2, 3]) kafka.setRtt(id, 0);
+    await publishEvents(cfg, [sent], 5000);
+    const idOf = (r: { value: string | null }) => JSON.parse(r.value ?? "{}").id;
+    const ids = (
+      await readTopic(kafka.bootstrap, "chat-messages", {
+        timeoutMs: 4000,
+        // stops early only if the given-up send was made
+        until: (records) => [late.id, sent.id].every((id) => records.some((r) => idOf(r) === id)),
+      })
+    ).map(idOf);
+    expect(ids).not.toContain(late.id);
+    expect(ids).toContain(sent.id);
   });
 });

@@ -1,6 +1,7 @@
 import { type KafkaConfig, type LogEntry, logLevel } from "kafkajs";
 import "./kafkajs-idle-fix.ts";
 import "./kafkajs-encoder-fix.ts";
+import "./kafkajs-send-by.ts";
 import { withTimeout } from "../timeout.ts";
 
 /** Plain options, filled from Config by the caller: this module never reads process.env. */

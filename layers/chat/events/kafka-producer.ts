@@ -9,6 +9,7 @@ import {
 import { withTimeout } from "../timeout.ts";
 import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
 import { assignedPartition, KeyHashPartitioner } from "./kafka-partitioner.ts";
+import { KafkaSendExpiredError, sendBy } from "./kafkajs-send-by.ts";
 import { chunkRecords, type OutgoingRecord } from "./record-chunks.ts";
 
 export type { OutgoingRecord } from "./record-chunks.ts";
@@ -103,7 +104,8 @@ export function getProducer(config?: ProducerSettings): Promise<Producer> {
 const timedOut = (what: string, ms: number) => () =>
   new KafkaTimeoutError(`${what} timed out after ${ms} ms`);
 
-function byTopic(records: OutgoingRecord[]): TopicMessages[] {
+/** Each message stamped with `deadline`, past which no produce request carries it (sendBy). */
+function byTopic(records: OutgoingRecord[], deadline: number): TopicMessages[] {
   const topics = new Map<string, TopicMessages>();
   for (const r of records) {
     let entry = topics.get(r.topic);
@@ -111,7 +113,7 @@ function byTopic(records: OutgoingRecord[]): TopicMessages[] {
       entry = { topic: r.topic, messages: [] };
       topics.set(r.topic, entry);
     }
-    entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
+    entry.messages.push(sendBy({ key: r.key, value: r.value, headers: r.headers }, deadline));
   }
   return [...topics.values()];
 }
@@ -122,7 +124,8 @@ function byTopic(records: OutgoingRecord[]): TopicMessages[] {
  * the producer is dropped so the next call reconnects (on this call's timeout, only once its send fails too),
  * and the caller sends every record again:
  * those already acked become duplicates, as does a send still in flight at the timeout that lands later
- * (at-least-once: consumers dedupe by event id).
+ * (at-least-once: consumers dedupe by event id). A produce request not yet made at the timeout (the producer
+ * still connecting, the topic's metadata loading, a retry) is never made (kafkajs-send-by.ts).
  */
 export async function publishRecords(records: OutgoingRecord[], options: PublishOptions): Promise<void> {
   if (records.length === 0) return;
@@ -130,9 +133,10 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
   const ready = getProducer(s);
   const handle = producer as Handle<Producer>;
   const compression = s.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
+  const deadline = Date.now() + options.timeoutMs;
   const work = ready.then(async (p) => {
     for (const chunk of chunkRecords(records, s.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES)) {
-      const topicMessages = byTopic(chunk);
+      const topicMessages = byTopic(chunk, deadline);
       const acked = await p.sendBatch({ topicMessages, acks: -1, timeout: options.timeoutMs, compression });
       const missing = unacknowledged(topicMessages, acked);
       if (missing.length > 0)
@@ -147,8 +151,12 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
   } catch (err) {
     // Only this call's bound ran out: the producer may still be connecting (a cold TLS and SASL handshake can
     // outlast a request's 1 s bound), and dropping it then would leave every later call cold too. It stays for
-    // the next call, and goes if the send it was making fails after all.
-    if (err instanceof KafkaTimeoutError) work.catch(() => discard(handle));
+    // the next call, and goes if the send it was making fails after all (not if its records were refused for
+    // their deadline: that says nothing of the connection).
+    if (err instanceof KafkaTimeoutError)
+      work.catch((late) => {
+        if (!(late instanceof KafkaSendExpiredError)) discard(handle);
+      });
     else discard(handle);
     throw err;
   }

@@ -6,3 +6,7 @@ declare module "kafkajs/src/protocol/encoder.js" {
   const Encoder: unknown;
   export default Encoder;
 }
+declare module "kafkajs/src/broker/index.js" {
+  const Broker: unknown;
+  export default Broker;
+}

@@ -1,0 +1,36 @@
+// kafkajs has no cancel: a send its caller gave up on (a request's 1 s bound, the relay's budget) goes on
+// connecting, loading metadata and retrying, and produces whenever it gets there. On Lambda a sandbox frozen
+// after its response resumes that work on its next invocation, maybe minutes later, after a delete or an erase
+// took text out of the outbox that these records still carry (the relay then sends the outbox's version). So
+// every record is stamped with its send's deadline (sendBy), and Broker#produce, which kafkajs calls on every
+// attempt once the leader's connection is up, refuses records past it: the error is not retriable, and kafkajs's
+// retrier gives up. What is left is a produce request already queued behind another on the same connection.
+import Broker from "kafkajs/src/broker/index.js";
+
+const SEND_BY = Symbol("sendBy");
+
+/** Stamps a record with the time (ms since the epoch) from which no produce request carries it. */
+export function sendBy<T extends object>(message: T, deadline: number): T {
+  (message as { [SEND_BY]?: number })[SEND_BY] = deadline;
+  return message;
+}
+
+export class KafkaSendExpiredError extends Error {
+  override name = "KafkaSendExpiredError";
+  readonly retriable = false;
+}
+
+interface ProduceRequest {
+  topicData: { partitions: { messages: { [SEND_BY]?: number }[] }[] }[];
+}
+type Produce = (this: unknown, request: ProduceRequest) => Promise<unknown>;
+
+const proto = (Broker as { prototype: { produce: Produce } }).prototype;
+const produce = proto.produce;
+proto.produce = function produceBeforeDeadline(this: unknown, request: ProduceRequest) {
+  // One send's records share one deadline: the first record of the request stands for all.
+  const by = request.topicData[0]?.partitions[0]?.messages[0]?.[SEND_BY];
+  if (by !== undefined && Date.now() >= by)
+    return Promise.reject(new KafkaSendExpiredError("the send's time ran out before its produce request"));
+  return produce.call(this, request);
+};
