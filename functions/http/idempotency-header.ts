@@ -1,5 +1,5 @@
 import { ChatError } from "#chat/chat/errors.ts";
-import { type IdempotencyRequest, requestHash } from "#chat/db/idempotency-store.ts";
+import { type IdempotencyRequest, legacyRequestHash, requestHash } from "#chat/db/idempotency-store.ts";
 
 /**
  * The shortest Idempotency-Key `POST /sessions/create` takes. Its replay returns a session token to whoever sends
@@ -34,12 +34,17 @@ export function idempotencyRequest(
   // Hashed on first use, which is after the service validated the request: hashing hostile input (say,
   // metadata nested thousands deep) before validation would overflow the stack.
   let hash: string | undefined;
+  let legacy: string | undefined;
   return {
     scope,
     key,
     get requestHash() {
-      hash ??= requestHash(request);
+      hash ??= requestHash(request, { scope, key });
       return hash;
+    },
+    get legacyRequestHash() {
+      legacy ??= legacyRequestHash(request);
+      return legacy;
     },
   };
 }

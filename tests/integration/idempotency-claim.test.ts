@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { functions } from "../../functions/manifest.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
 import { applySessionChange, insertSession, type NewSession } from "../../layers/chat/db/chat-store.ts";
@@ -8,6 +9,7 @@ import {
   claimIdempotencyKey,
   type IdempotencyRequest,
   idempotencyCompletion,
+  legacyRequestHash,
   releaseIdempotencyKey,
 } from "../../layers/chat/db/idempotency-store.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
@@ -283,5 +285,67 @@ describe("an Idempotency-Key claim", () => {
     } finally {
       eraser.release();
     }
+  });
+
+  it("stores the request's hash keyed by the Idempotency-Key: the table cannot confirm a guess of what a post said", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const auth = () => fx.chat.authorize(id, created.token);
+    const scope = `messages-post:${id}`;
+    const body = (content: string) => ({ session_id: id, content });
+    const header = (key: string, content: string) =>
+      idempotencyRequest({ "idempotency-key": key }, scope, body(content)) as IdempotencyRequest;
+    await fx.chat.postMessage(await auth(), "my secret", header("k-hashed", "my secret"));
+    const stored = async () =>
+      (await fx.db.pool.query("SELECT request_hash FROM idempotency_records WHERE scope = $1", [scope]))
+        .rows[0].request_hash as string;
+    const plain = legacyRequestHash(body("my secret")); // what a reader of the table could compute from a guess
+    expect(await stored()).toMatch(/^[0-9a-f]{64}$/);
+    expect(await stored()).not.toBe(plain);
+    expect(await stored()).not.toBe(legacyRequestHash(body("my secret")).toUpperCase());
+    // the same request under another key stores another hash
+    const again = await fx.chat.postMessage(await auth(), "my secret", header("k-hashed-2", "my secret"));
+    expect(again.replayed).toBeFalsy();
+    const hashes = await fx.db.pool.query(
+      "SELECT DISTINCT request_hash FROM idempotency_records WHERE scope = $1",
+      [scope],
+    );
+    expect(hashes.rowCount).toBe(2);
+    // a retry replays; another request with the key is refused
+    expect(
+      (await fx.chat.postMessage(await auth(), "my secret", header("k-hashed", "my secret"))).replayed,
+    ).toBe(true);
+    await expect(
+      fx.chat.postMessage(await auth(), "other", header("k-hashed", "other")),
+    ).rejects.toMatchObject({ code: "idempotency_key_reused" });
+  });
+
+  it("a record the previous release wrote (a plain hash) still replays its retry, and refuses another request", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const auth = () => fx.chat.authorize(id, created.token);
+    const scope = `messages-post:${id}`;
+    const body = (content: string) => ({ session_id: id, content });
+    const header = (content: string) =>
+      idempotencyRequest({ "idempotency-key": "k-legacy" }, scope, body(content)) as IdempotencyRequest;
+    const posted = await fx.chat.postMessage(
+      await auth(),
+      "before the upgrade",
+      header("before the upgrade"),
+    );
+    const rewritten = await fx.db.pool.query(
+      "UPDATE idempotency_records SET request_hash = $2 WHERE scope = $1",
+      [scope, legacyRequestHash(body("before the upgrade"))],
+    );
+    expect(rewritten.rowCount).toBe(1);
+    const replay = await fx.chat.postMessage(
+      await auth(),
+      "before the upgrade",
+      header("before the upgrade"),
+    );
+    expect(replay).toMatchObject({ replayed: true, message: { message_id: posted.message.message_id } });
+    await expect(fx.chat.postMessage(await auth(), "other", header("other"))).rejects.toMatchObject({
+      code: "idempotency_key_reused",
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createSecretKey } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey } from "node:crypto";
 import { ChatError } from "../chat/errors.ts";
 import { pooledRandomBytes } from "../random.ts";
 import type { IdempotencyCompletion, Queryable } from "./chat-store.ts";
@@ -12,8 +12,10 @@ import type { IdempotencyCompletion, Queryable } from "./chat-store.ts";
 export interface IdempotencyRequest {
   scope: string;
   key: string;
-  /** Hash of everything that makes two requests "the same" (body, session). */
+  /** Hash of everything that makes two requests "the same" (body, session): requestHash(), keyed by the key. */
   requestHash: string;
+  /** The previous release's plain hash of the same (legacyRequestHash), for the records it wrote. */
+  legacyRequestHash?: string;
 }
 
 /**
@@ -72,7 +74,7 @@ export async function claimIdempotencyKey(
     });
     const row = res.rows[0];
     if (!row) continue; // expired and removed between the two statements: claim again
-    if (row.request_hash !== req.requestHash) {
+    if (row.request_hash !== req.requestHash && row.request_hash !== req.legacyRequestHash) {
       throw new ChatError("idempotency_key_reused", "this Idempotency-Key was used with a different request");
     }
     // withdrawn (chat-store.ts WITHDRAW_REPLAYS): held as a claim till it expires, with the status code it completed with
@@ -157,6 +159,19 @@ function decrypt(req: IdempotencyRequest, box: { iv: string; tag: string; data: 
   return JSON.parse(plain.toString("utf8"));
 }
 
-export function requestHash(parts: unknown): string {
+/**
+ * What a record stores to tell a retry from another request with the same key: an HMAC keyed by the scope and the
+ * Idempotency-Key (which only the client holds, as for the stored response's cipher). A plain hash let anyone who
+ * reads the table confirm a guess of what a request held, a deleted or edited message's text included, for as long
+ * as the record lives (24 h).
+ */
+export function requestHash(parts: unknown, req: Pick<IdempotencyRequest, "scope" | "key">): string {
+  return createHmac("sha256", `chat-idempotency-request\n${req.scope}\n${req.key}`)
+    .update(JSON.stringify(parts))
+    .digest("hex");
+}
+
+/** The previous release's plain SHA-256: its records (24 h at most) still replay. Drop it in the next release. */
+export function legacyRequestHash(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
 }
