@@ -61,7 +61,7 @@ const rules: Rule[] = [
     test: /\b(help|what can you do|commands?)\b/i,
     answer: () => ({
       content:
-        "I can greet you, remember what you said in this conversation (ask for your first or last message, a summary, or how many messages we have exchanged), and answer simple questions. Edit or delete a message and I forget the old text.",
+        "I can greet you, remember what you said in this conversation (ask for your first or last message, a summary, or how many messages we have exchanged), and answer simple questions. Edit or delete a message and my next answers go by what it says now (my earlier replies stay as they were: delete them too, or regenerate the reply when you edit your latest message).",
       suggestions: HELP_SUGGESTIONS,
     }),
   },
