@@ -149,6 +149,8 @@ export class ChatStack extends Stack {
     for (const consumer of this.consumers) alarms.alarmOnOffsetLag(consumer, ctx.offsetLagThreshold);
     alarms.alarmOnRejectedEvents();
     alarms.alarmOnOutboxAge(ctx.outboxPendingAgeThresholdSeconds);
+    // The data plane's own: database, proxy and cache (aws), and the consumers' on-failure bucket (both).
+    dataPlane.addAlarms(alarms.topic);
     Validations.of(this).acknowledge({
       id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
       reason: "Lambda's standard logging policy; each function writes only to its own log group.",
@@ -163,6 +165,11 @@ export class ChatStack extends Stack {
     new CfnOutput(this, "HealthUrl", { value: `${api.url}health` });
     new CfnOutput(this, "AlarmTopicArn", { value: alarms.topic.topicArn });
     new CfnOutput(this, "MigrationsFunction", { value: migrations.handler.functionName });
+    if (dataPlane.failedBatches)
+      new CfnOutput(this, "FailedBatchesBucket", {
+        value: dataPlane.failedBatches.bucket.bucketName,
+        description: "where the Kafka event source puts a batch events-consumer failed on (docs/deploy.md)",
+      });
   }
 
   private wire(

@@ -1,11 +1,13 @@
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as logs from "aws-cdk-lib/aws-logs";
+import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct, type IConstruct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { AwsDataPlane } from "./aws/aws-data-plane.ts";
 import type { ChatContext } from "./context.ts";
 import { ExternalDataPlane } from "./external-data-plane.ts";
+import type { FailedBatches } from "./failed-batches.ts";
 
 /** Where a data-plane client runs: VPC placement, or nothing (external endpoints are reached directly). */
 export interface Placement {
@@ -33,13 +35,20 @@ export interface DataPlaneVariant {
   /** Grants exactly what these backends need: the database secret, produce or describe on the topic. */
   grantClient(fn: lambda.Function, uses: readonly Backend[]): void;
   grantMigrator(fn: lambda.Function): void;
-  /** The event source mapping for a kafkaTopic function, or undefined when this variant has none. */
+  /**
+   * The event source mapping for a kafkaTopic function, or undefined when this variant has none. A batch the
+   * function still fails on after its retries goes to an on-failure bucket (infra/failed-batches.ts).
+   */
   addConsumer(
     fn: lambda.Function,
     topic: string,
     group: string,
     batchSize: number,
   ): lambda.EventSourceMapping | undefined;
+  /** Where the consumers' failed batches go, once addConsumer made an event source. */
+  readonly failedBatches?: FailedBatches;
+  /** Alarms on what this variant built (managed resources, the on-failure bucket), to `topic`; after addConsumer. */
+  addAlarms(topic: sns.ITopic): void;
 }
 
 export interface DataPlaneProps {
@@ -67,7 +76,11 @@ export class DataPlane extends Construct implements DataPlaneVariant {
     if (ctx.dataPlane === "aws") this.variant = new AwsDataPlane(this, "Aws", props);
     else {
       if (!ctx.external) throw new Error("dataPlane=external needs its endpoints in context");
-      this.variant = new ExternalDataPlane(this, "External", { endpoints: ctx.external, topic });
+      this.variant = new ExternalDataPlane(this, "External", {
+        endpoints: ctx.external,
+        topic,
+        partitions: ctx.kafkaPartitions,
+      });
     }
   }
 
@@ -89,6 +102,9 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   get deployTarget() {
     return this.variant.deployTarget;
   }
+  get failedBatches() {
+    return this.variant.failedBatches;
+  }
   grantClient(fn: lambda.Function, uses: readonly Backend[]) {
     this.variant.grantClient(fn, uses);
   }
@@ -97,5 +113,8 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   }
   addConsumer(fn: lambda.Function, topic: string, group: string, batchSize: number) {
     return this.variant.addConsumer(fn, topic, group, batchSize);
+  }
+  addAlarms(topic: sns.ITopic) {
+    this.variant.addAlarms(topic);
   }
 }

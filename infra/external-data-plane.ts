@@ -2,11 +2,13 @@ import { createHash } from "node:crypto";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct, type IConstruct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { type BackendEnvironment, environmentOf } from "./backend-environment.ts";
 import type { ExternalEndpoints } from "./context.ts";
 import { type DataPlaneVariant, MIGRATOR_USES, type Placement } from "./data-plane.ts";
+import { FailedBatches } from "./failed-batches.ts";
 
 /**
  * The `external` variant: endpoints that already exist (LocalStack + docker compose, or bring-your-own). Functions
@@ -17,16 +19,24 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
   readonly dependables: IDependable[] = [];
   readonly afterMigrations: IConstruct[] = [];
   readonly deployTarget: Record<string, string>;
+  /** The consumers' on-failure bucket, made with the first event source. */
+  failedBatches?: FailedBatches;
   private readonly secret?: secretsmanager.ISecret;
   private readonly kafkaSecret?: secretsmanager.ISecret;
   private readonly redisSecret?: secretsmanager.ISecret;
   private readonly endpoints: ExternalEndpoints;
+  private readonly partitions: number;
   private readonly env: BackendEnvironment;
 
-  constructor(scope: Construct, id: string, props: { endpoints: ExternalEndpoints; topic: string }) {
+  constructor(
+    scope: Construct,
+    id: string,
+    props: { endpoints: ExternalEndpoints; topic: string; partitions: number },
+  ) {
     super(scope, id);
     const e = props.endpoints;
     this.endpoints = e;
+    this.partitions = props.partitions;
     if (e.databaseSecretArn)
       this.secret = secretsmanager.Secret.fromSecretCompleteArn(this, "DatabaseSecret", e.databaseSecretArn);
     if (e.redisSecretArn)
@@ -103,6 +113,7 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
   ): lambda.EventSourceMapping | undefined {
     const { kafkaBrokers, kafkaSecretArn } = this.endpoints;
     if (kafkaBrokers.length === 0 || !kafkaSecretArn) return undefined;
+    this.failedBatches ??= new FailedBatches(this, "FailedBatches");
     fn.addEventSource(
       new sources.SelfManagedKafkaEventSource({
         bootstrapServers: kafkaBrokers,
@@ -113,8 +124,14 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
           secretsmanager.Secret.fromSecretCompleteArn(this, "KafkaSecret", kafkaSecretArn),
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
         batchSize,
+        ...this.failedBatches.eventSourceOptions(this.partitions),
       }),
     );
     return fn.node.children.find((c) => c instanceof lambda.EventSourceMapping) as lambda.EventSourceMapping;
+  }
+
+  // Nothing managed to watch: the endpoints are someone else's. Only the on-failure bucket, if there is one.
+  addAlarms(topic: sns.ITopic): void {
+    this.failedBatches?.alarmOnArrival(topic);
   }
 }

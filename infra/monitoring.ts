@@ -1,13 +1,13 @@
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import type * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
-import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
+import { notifyingAlarm } from "./notifying-alarm.ts";
 
 export interface HealthAlarmsProps {
   /** POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME of the functions (Powertools' `service` dimension). */
@@ -161,13 +161,6 @@ export class HealthAlarms extends Construct {
 
   /** An alarm that notifies the topic, and again when it is OK; missing data does not alarm unless said. */
   #alarm(id: string, metric: cloudwatch.IMetric, options: cloudwatch.CreateAlarmOptions): cloudwatch.Alarm {
-    const alarm = new cloudwatch.Alarm(this, id, {
-      metric,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      ...options,
-    });
-    alarm.addAlarmAction(new actions.SnsAction(this.topic));
-    alarm.addOkAction(new actions.SnsAction(this.topic));
-    return alarm;
+    return notifyingAlarm(this, id, this.topic, metric, options);
   }
 }

@@ -1,11 +1,14 @@
 import { Validations } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
+import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct, type IConstruct, type IDependable } from "constructs";
 import type { Backend } from "#functions/manifest.ts";
 import { type BackendEnvironment, environmentOf } from "../backend-environment.ts";
 import { type DataPlaneProps, type DataPlaneVariant, MIGRATOR_USES, type Placement } from "../data-plane.ts";
+import { FailedBatches } from "../failed-batches.ts";
 import { Cache } from "./cache.ts";
+import { DataPlaneAlarms } from "./data-plane-alarms.ts";
 import { Database } from "./database.ts";
 import { Kafka } from "./kafka.ts";
 import { Network } from "./network.ts";
@@ -20,13 +23,18 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
   readonly network: Network;
   readonly database: Database;
   readonly kafka: Kafka;
+  readonly cache: Cache;
+  /** The consumers' on-failure bucket, made with the first event source. */
+  failedBatches?: FailedBatches;
   private readonly topic: string;
   private readonly env: BackendEnvironment;
+  private readonly ctx: DataPlaneProps["ctx"];
 
   constructor(scope: Construct, id: string, props: DataPlaneProps) {
     super(scope, id);
     const { ctx, topic, logRetention } = props;
     this.topic = topic;
+    this.ctx = ctx;
     this.network = new Network(this, "Network", {
       bedrock: ctx.responder === "bedrock",
       availabilityZones: ctx.availabilityZones,
@@ -34,6 +42,7 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
     });
     this.database = new Database(this, "Database", { network: this.network, ctx });
     const cache = new Cache(this, "Cache", { network: this.network });
+    this.cache = cache;
     this.kafka = new Kafka(this, "Kafka", { network: this.network });
 
     this.env = {
@@ -102,6 +111,9 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
     batchSize: number,
   ): lambda.EventSourceMapping {
     this.kafka.grantConsume(fn, topic, group);
+    // The pollers run in the cluster's subnets, with no route out: they reach the bucket through an endpoint.
+    this.network.addS3Endpoint();
+    this.failedBatches ??= new FailedBatches(this, "FailedBatches");
     fn.addEventSource(
       new sources.ManagedKafkaEventSource({
         clusterArn: this.kafka.clusterArn,
@@ -109,6 +121,7 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
         consumerGroupId: group,
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
         batchSize,
+        ...this.failedBatches.eventSourceOptions(this.ctx.kafkaPartitions),
       }),
     );
     Validations.of(fn).acknowledge({
@@ -119,5 +132,15 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
     const mapping = fn.node.children.find((c) => c instanceof lambda.EventSourceMapping);
     if (!mapping) throw new Error(`no event source mapping was created for ${fn.node.path}`);
     return mapping as lambda.EventSourceMapping;
+  }
+
+  addAlarms(topic: sns.ITopic): void {
+    new DataPlaneAlarms(this, "Alarms", {
+      topic,
+      database: this.database,
+      dbInstanceType: this.ctx.dbInstanceType,
+      cacheName: this.cache.name,
+    });
+    this.failedBatches?.alarmOnArrival(topic);
   }
 }

@@ -7,12 +7,18 @@ import type { Network } from "./network.ts";
 /** Serverless endpoint ports: 6379 read/write, 6380 reader endpoint. */
 const CACHE_PORTS = ec2.Port.tcpRange(6379, 6380);
 
+/** The usage limits: the most the cache may store and spend; its alarms (data-plane-alarms.ts) watch both. */
+export const CACHE_MAX_DATA_GB = 5;
+export const CACHE_MAX_ECPU_PER_SECOND = 15000;
+
 /**
  * ElastiCache Serverless for Valkey: TLS-only, no nodes to size, and Valkey's minimum storage is 100 MB (Redis OSS
  * serverless bills 1 GB minimum). Usage limits cap the bill if a bug floods the cache.
  */
 export class Cache extends Construct {
   readonly url: string;
+  /** The serverless cache's name (its Ref): the `clusterId` dimension of its CloudWatch metrics. */
+  readonly name: string;
 
   constructor(scope: Construct, id: string, props: { network: Network }) {
     super(scope, id);
@@ -31,10 +37,11 @@ export class Cache extends Construct {
       securityGroupIds: [sg.securityGroupId],
       subnetIds: network.vpc.selectSubnets(network.subnets).subnetIds,
       cacheUsageLimits: {
-        dataStorage: { maximum: 5, unit: "GB" },
-        ecpuPerSecond: { maximum: 15000 },
+        dataStorage: { maximum: CACHE_MAX_DATA_GB, unit: "GB" },
+        ecpuPerSecond: { maximum: CACHE_MAX_ECPU_PER_SECOND },
       },
     });
+    this.name = cache.serverlessCacheRef.serverlessCacheName;
     this.url = `rediss://${cache.attrEndpointAddress}:${cache.attrEndpointPort}`;
   }
 }

@@ -13,6 +13,9 @@ export const DB_PORT = 5432;
 export const DB_NAME = "chat";
 /** The role the functions connect as (rows only); the migrations create and grant it as the owner, chat_admin. */
 export const APP_DB_USER = "chat_app";
+/** gp3 storage at creation, and the ceiling storage autoscaling may grow it to. */
+export const ALLOCATED_STORAGE_GIB = 20;
+export const MAX_ALLOCATED_STORAGE_GIB = 100;
 
 /**
  * RDS for PostgreSQL 17 behind RDS Proxy. The credentials live in a generated Secrets Manager secret (RDS format);
@@ -63,8 +66,8 @@ export class Database extends Construct {
       databaseName: DB_NAME,
       credentials: rds.Credentials.fromSecret(masterSecret),
       storageType: rds.StorageType.GP3,
-      allocatedStorage: 20,
-      maxAllocatedStorage: 100,
+      allocatedStorage: ALLOCATED_STORAGE_GIB,
+      maxAllocatedStorage: MAX_ALLOCATED_STORAGE_GIB,
       storageEncrypted: true,
       multiAz: ctx.dbMultiAz,
       deletionProtection: ctx.deletionProtection,

@@ -23,6 +23,7 @@ export class Network extends Construct {
   readonly functionSg: ec2.SecurityGroup;
   readonly endpointSg: ec2.SecurityGroup;
   readonly secretsManager: ec2.InterfaceVpcEndpoint;
+  #s3?: ec2.InterfaceVpcEndpoint;
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
@@ -55,24 +56,47 @@ export class Network extends Construct {
       allowAllOutbound: false,
     });
 
-    const endpoint = (name: string, service: ec2.InterfaceVpcEndpointAwsService) => {
-      const ep = this.vpc.addInterfaceEndpoint(name, {
-        service,
-        subnets: this.subnets,
-        securityGroups: [this.endpointSg],
-        privateDnsEnabled: true,
-        open: false, // no blanket VPC-CIDR rule: callers are allowed one by one
-      });
-      ep.connections.allowDefaultPortFrom(this.functionSg, "functions to AWS APIs");
-      return ep;
-    };
     // Database secret (Powertools getSecret) and its rotation.
-    this.secretsManager = endpoint("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER);
+    this.secretsManager = this.#endpoint(
+      "SecretsManager",
+      ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    );
     // kafka:GetBootstrapBrokers, how functions find the MSK Serverless brokers.
-    endpoint("Kafka", ec2.InterfaceVpcEndpointAwsService.KAFKA);
+    this.#endpoint("Kafka", ec2.InterfaceVpcEndpointAwsService.KAFKA);
     // The MSK event source mapping's pollers call Lambda and STS from the cluster's subnets.
-    endpoint("Lambda", ec2.InterfaceVpcEndpointAwsService.LAMBDA);
-    endpoint("Sts", ec2.InterfaceVpcEndpointAwsService.STS);
-    if (props.bedrock) endpoint("BedrockRuntime", ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME);
+    this.#endpoint("Lambda", ec2.InterfaceVpcEndpointAwsService.LAMBDA);
+    this.#endpoint("Sts", ec2.InterfaceVpcEndpointAwsService.STS);
+    if (props.bedrock) this.#endpoint("BedrockRuntime", ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME);
+  }
+
+  /**
+   * S3, where the MSK event source's pollers write a batch they gave up on (infra/failed-batches.ts); made by the
+   * first consumer. An interface endpoint like the others, reached through their security group: a gateway
+   * endpoint would need an egress rule to S3's prefix list, whose id only a context lookup gives. With no gateway
+   * endpoint, its private DNS answers every resolver in the VPC.
+   */
+  addS3Endpoint(): ec2.InterfaceVpcEndpoint {
+    this.#s3 ??= this.#endpoint("S3", ec2.InterfaceVpcEndpointAwsService.S3, {
+      privateDnsOnlyForInboundResolverEndpoint:
+        ec2.VpcEndpointPrivateDnsOnlyForInboundResolverEndpoint.ALL_RESOLVERS,
+    });
+    return this.#s3;
+  }
+
+  #endpoint(
+    name: string,
+    service: ec2.InterfaceVpcEndpointAwsService,
+    options: Partial<ec2.InterfaceVpcEndpointOptions> = {},
+  ): ec2.InterfaceVpcEndpoint {
+    const ep = this.vpc.addInterfaceEndpoint(name, {
+      service,
+      subnets: this.subnets,
+      securityGroups: [this.endpointSg],
+      privateDnsEnabled: true,
+      open: false, // no blanket VPC-CIDR rule: callers are allowed one by one
+      ...options,
+    });
+    ep.connections.allowDefaultPortFrom(this.functionSg, "functions to AWS APIs");
+    return ep;
   }
 }
