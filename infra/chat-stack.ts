@@ -23,6 +23,7 @@ import { ChatSchedules } from "./schedules.ts";
 
 /** The one function that needs no data plane: it calls the public API, so it runs outside the VPC. */
 export const HEALTH_CANARY = "health-canary";
+export const MAINTENANCE = "maintenance";
 
 export interface ChatStackProps extends StackProps {
   ctx: ChatContext;
@@ -120,6 +121,10 @@ export class ChatStack extends Stack {
         environment: {
           ...dataPlane.environmentFor(uses),
           ...(spec.name === HEALTH_CANARY ? { HEALTH_URL: `${api.url}health` } : {}),
+          // The purge runs in maintenance only; unset (0) keeps sessions for good.
+          ...(spec.name === MAINTENANCE && ctx.sessionRetentionDays > 0
+            ? { SESSION_RETENTION_DAYS: String(ctx.sessionRetentionDays) }
+            : {}),
         },
       });
       this.chatFunctions.set(spec.name, fn);

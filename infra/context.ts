@@ -48,6 +48,8 @@ export interface ChatContext {
   dbMultiAz: boolean;
   deletionProtection: boolean;
   dbSecretRotationDays: number;
+  /** Days a session may stay idle before maintenance erases it (SESSION_RETENTION_DAYS); 0 keeps sessions. */
+  sessionRetentionDays: number;
   /** AZ names for the VPC (at least two); undefined: the region's first two. */
   availabilityZones?: string[];
   external?: ExternalEndpoints;
@@ -74,6 +76,11 @@ const num = (raw: Raw, key: string, def: number): number => {
   if (v === undefined) return def;
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new Error(`context ${key} must be a non-negative number, got ${v}`);
+  return n;
+};
+const int = (raw: Raw, key: string, def: number): number => {
+  const n = num(raw, key, def);
+  if (!Number.isInteger(n)) throw new Error(`context ${key} must be a whole number, got ${n}`);
   return n;
 };
 // `-c corsOrigins=a,b` arrives as a string, cdk.json may hold an array.
@@ -169,6 +176,7 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     dbMultiAz: bool(raw, "dbMultiAz", false),
     deletionProtection: bool(raw, "deletionProtection", false),
     dbSecretRotationDays: num(raw, "dbSecretRotationDays", 30),
+    sessionRetentionDays: int(raw, "sessionRetentionDays", 0),
     availabilityZones: availabilityZones(raw),
     external,
     stubHandlers: bool(raw, "stubHandlers", false),

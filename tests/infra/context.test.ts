@@ -31,6 +31,14 @@ describe("context", () => {
     });
   });
 
+  it("reads sessionRetentionDays as whole days, 0 (keep sessions) by default", () => {
+    expect(ctx({}).sessionRetentionDays).toBe(0);
+    expect(ctx({ sessionRetentionDays: "30" }).sessionRetentionDays).toBe(30);
+    expect(ctx({ sessionRetentionDays: 90 }).sessionRetentionDays).toBe(90);
+    expect(() => ctx({ sessionRetentionDays: "1.5" })).toThrow(/whole number/);
+    expect(() => ctx({ sessionRetentionDays: "-1" })).toThrow(/non-negative/);
+  });
+
   it("reads availabilityZones as a list of two or more distinct names", () => {
     expect(ctx({}).availabilityZones).toBeUndefined();
     expect(ctx({ availabilityZones: "us-east-1a, us-east-1c" }).availabilityZones).toEqual([

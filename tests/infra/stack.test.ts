@@ -8,10 +8,14 @@ import {
   httpFunctions,
   scheduledFunctions,
 } from "#functions/manifest.ts";
-import { HEALTH_CANARY } from "../../infra/chat-stack.ts";
+import { HEALTH_CANARY, MAINTENANCE } from "../../infra/chat-stack.ts";
 import { functionLogicalId, resourcesOf, synth } from "./synth.ts";
 
-const s = synth({ corsOrigins: "https://app.example", alarmEmail: "oncall@example.com" });
+const s = synth({
+  corsOrigins: "https://app.example",
+  alarmEmail: "oncall@example.com",
+  sessionRetentionDays: "30",
+});
 const { template } = s;
 const lambdas = resourcesOf(template, "AWS::Lambda::Function");
 const arnOf = (logicalId: string) => ({ "Fn::GetAtt": [logicalId, "Arn"] });
@@ -153,6 +157,16 @@ describe("schedules", () => {
     expect(Object.keys(resourcesOf(template, "AWS::Scheduler::Schedule")).length).toBe(
       scheduledFunctions.length,
     );
+  });
+
+  it("gives maintenance SESSION_RETENTION_DAYS from -c sessionRetentionDays, and no other function", () => {
+    const variables = (id: string) =>
+      (lambdas[id]?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+        ?.Variables ?? {};
+    const withIt = Object.keys(lambdas)
+      .filter((id) => variables(id).SESSION_RETENTION_DAYS !== undefined)
+      .map((id) => [id, variables(id).SESSION_RETENTION_DAYS]);
+    expect(withIt).toEqual([[functionLogicalId(s, MAINTENANCE), "30"]]);
   });
 
   it("gives the canary HEALTH_URL = API URL + /health, outside the VPC", () => {
