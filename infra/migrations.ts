@@ -16,6 +16,9 @@ export interface MigrationsProps {
   partitions: number;
 }
 
+/** The migrations' function's timeout: a minute short of the Provider framework's own handler's 15. */
+export const MIGRATIONS_TIMEOUT = Duration.minutes(14);
+
 /** Runs infra/handlers/migrate-on-deploy.ts on deploy, with the SQL files copied next to its bundle. */
 export class Migrations extends Construct {
   readonly resource: CustomResource;
@@ -28,7 +31,9 @@ export class Migrations extends Construct {
       entry: join(REPO_ROOT, "infra/handlers/migrate-on-deploy.ts"),
       description: "Apply SQL migrations and create the Kafka topic on deploy",
       memorySize: 512,
-      timeout: Duration.minutes(5),
+      // Transient errors are retried until the function's time runs out (a new proxy may take minutes to register
+      // its target): as long as the Provider framework waits for it, which is 15 minutes.
+      timeout: MIGRATIONS_TIMEOUT,
       defaults: props.defaults,
       ...dataPlane.placement,
       environment: dataPlane.migratorEnvironment,

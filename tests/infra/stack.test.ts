@@ -219,6 +219,17 @@ describe("migrations on deploy", () => {
     expect(database).toContain(`{"Ref":"${instanceId}"}`);
   });
 
+  it("gives the migrations as long to retry as the custom resource framework waits, and no longer", () => {
+    const timeoutOf = (description: RegExp) =>
+      Object.values(lambdas)
+        .filter((r) => description.test(String(r.Properties?.Description ?? "")))
+        .map((r) => r.Properties?.Timeout);
+    const [migrations] = timeoutOf(/^Apply SQL migrations/);
+    const [framework] = timeoutOf(/onEvent/);
+    expect(migrations).toBe(14 * 60);
+    expect(framework).toBe(15 * 60);
+  });
+
   it("updates every function only after the migrations applied", () => {
     const [migrationId] = Object.keys(resourcesOf(template, "Custom::ChatMigrations"));
     for (const spec of functions) {
