@@ -105,6 +105,43 @@ describe("erasing a session", () => {
     expect(left.rows[0]).toEqual({ events: ["chat.session.erased"], keys: 0 });
   });
 
+  it("takes its queue rows in id order, as the marks do: an erase and a mark of the same events both finish", async () => {
+    const s = await f.chat.createSession({});
+    const id = s.session.session_id;
+    const auth = () => f.chat.authorize(id, s.token);
+    const first = await f.chat.postMessage(await auth(), "one");
+    await f.chat.deleteMessage(await auth(), first.reply.message_id); // a queued event that carries no text…
+    await f.chat.postMessage(await auth(), "two"); // …below queued ones that do
+    const queued = await f.db.pool.query(
+      `SELECT p.id::text AS id, o.event_type FROM outbox_pending p JOIN outbox o USING (id)
+        WHERE p.session_id = $1 ORDER BY p.id`,
+      [id],
+    );
+    const deleted = queued.rows.findIndex((r) => r.event_type === "chat.message.deleted");
+    const [held, next] = [queued.rows[deleted]?.id, queued.rows[deleted + 1]?.id];
+    expect(next).toBeDefined();
+    // a relay's mark of these events, in id order: it holds the deleted event's queue row and goes on to the next
+    const mark = await f.db.pool.connect();
+    try {
+      await mark.query("BEGIN");
+      await mark.query("DELETE FROM outbox_pending WHERE id = $1", [held]);
+      const erasing = eraseSession(f.db.pool, id, erasedEvent(id));
+      erasing.catch(() => {}); // awaited below; a deadlock may fail it first
+      await untilWaitingForLock(f.db.pool);
+      await mark.query("DELETE FROM outbox_pending WHERE id = $1", [next]); // a deadlock if the erase held it
+      await mark.query("COMMIT");
+      expect(await erasing).toBe(true);
+    } finally {
+      await mark.query("ROLLBACK").catch(() => {});
+      mark.release();
+    }
+    const left = await f.db.pool.query(
+      "SELECT array_agg(event_type ORDER BY id) AS events FROM outbox WHERE session_id = $1",
+      [id],
+    );
+    expect(left.rows[0].events).toEqual(["chat.message.deleted", "chat.session.erased"]);
+  });
+
   it("takes every event that carries what its user sent, published or not; only published deleted events stay", async () => {
     const s = await f.chat.createSession({ user_id: "erase-user-id" });
     const id = s.session.session_id;

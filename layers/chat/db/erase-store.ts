@@ -52,6 +52,15 @@ SELECT 1 FROM sessions
    FOR UPDATE`;
 
 /**
+ * The session's queued events' queue rows, in id order, before the erase's two deletes take them (through the
+ * outbox's delete trigger, each in its own order): the relay's and the fast path's marks lock queue rows in id
+ * order, and two deletes taking a session's queue rows in two batches could each hold one a mark waits for while
+ * waiting for one the mark holds (a deadlock). No new row joins the queue meanwhile: every change of the session
+ * takes the session row first.
+ */
+const LOCK_QUEUE = "SELECT 1 FROM outbox_pending WHERE session_id = $1 ORDER BY id FOR UPDATE";
+
+/**
  * True if this call erased the session; false if it was already gone (and then nothing changed).
  * `idleDays`: erase only if the session is still idle that long (the retention purge: the session may have been
  * used since it was selected, and that user's acknowledged turn must not go); false, changing nothing, if not.
@@ -73,6 +82,7 @@ export async function eraseSession(
       values: [sessionId, idleDays ?? null],
     });
     if (locked.rowCount === 0) return false;
+    await client.query({ name: "erase_lock_queue", text: LOCK_QUEUE, values: [sessionId] });
     await client.query({ name: "erase_personal_events", text: ERASE_PERSONAL_EVENTS, values: [sessionId] });
     const res = await client.query({
       name: "erase_session",
