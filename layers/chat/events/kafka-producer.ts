@@ -9,7 +9,7 @@ import {
 import { withTimeout } from "../timeout.ts";
 import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
 import { assignedPartition, KeyHashPartitioner } from "./kafka-partitioner.ts";
-import { KafkaSendExpiredError, sendBy } from "./kafkajs-send-by.ts";
+import { refusedForDeadline, sendBy } from "./kafkajs-send-by.ts";
 import { chunkRecords, type OutgoingRecord } from "./record-chunks.ts";
 
 export type { OutgoingRecord } from "./record-chunks.ts";
@@ -155,9 +155,9 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
     // their deadline: that says nothing of the connection).
     if (err instanceof KafkaTimeoutError)
       work.catch((late) => {
-        if (!(late instanceof KafkaSendExpiredError)) discard(handle);
+        if (!refusedForDeadline(late)) discard(handle);
       });
-    else discard(handle);
+    else if (!refusedForDeadline(err)) discard(handle);
     throw err;
   }
 }

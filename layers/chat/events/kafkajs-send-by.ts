@@ -20,6 +20,16 @@ export class KafkaSendExpiredError extends Error {
   readonly retriable = false;
 }
 
+/**
+ * Whether a send failed only because its records were refused for their deadline, as such or as the cause of
+ * kafkajs's wrapper (its retrier wraps an error it may not retry, e.g. after reconnecting a dropped cluster).
+ */
+export function refusedForDeadline(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (e instanceof KafkaSendExpiredError) return true;
+  return false;
+}
+
 interface ProduceRequest {
   topicData: { partitions: { messages: { [SEND_BY]?: number }[] }[] }[];
 }

@@ -1,0 +1,49 @@
+import { KafkaJSNonRetriableError } from "kafkajs";
+import Broker from "kafkajs/src/broker/index.js";
+import { describe, expect, it, vi } from "vitest";
+import {
+  KafkaSendExpiredError,
+  refusedForDeadline,
+  sendBy,
+} from "../../layers/chat/events/kafkajs-send-by.ts";
+
+/** kafkajs has no cancel: Broker#produce refuses records stamped with a deadline already past. */
+const produce = (Broker as { prototype: { produce: (this: unknown, request: unknown) => Promise<unknown> } })
+  .prototype.produce;
+const request = (deadline: number) => ({
+  topicData: [{ topic: "t", partitions: [{ partition: 0, messages: [sendBy({ value: "v" }, deadline)] }] }],
+});
+
+describe("a produce request past its send's deadline", () => {
+  it("is refused before anything reaches the broker", async () => {
+    const broker = { lookupRequest: vi.fn() };
+    await expect(produce.call(broker, request(Date.now() - 1))).rejects.toBeInstanceOf(KafkaSendExpiredError);
+    expect(broker.lookupRequest).not.toHaveBeenCalled();
+  });
+
+  it("goes to kafkajs's own produce while the deadline is ahead, and without a stamp", async () => {
+    const reached = new Error("reached kafkajs's produce");
+    const broker = {
+      lookupRequest: vi.fn(() => {
+        throw reached;
+      }),
+    };
+    await expect(produce.call(broker, request(Date.now() + 60_000))).rejects.toBe(reached);
+    await expect(
+      produce.call(broker, { topicData: [{ topic: "t", partitions: [{ partition: 0, messages: [{}] }] }] }),
+    ).rejects.toBe(reached);
+    expect(broker.lookupRequest).toHaveBeenCalledTimes(2);
+  });
+
+  // kafkajs's retrier wraps an error it may not retry as new KafkaJSNonRetriableError(e, { cause: e.cause || e })
+  it("is told apart from other failures, also wrapped by kafkajs's retrier", () => {
+    const expired = new KafkaSendExpiredError("late");
+    expect(refusedForDeadline(expired)).toBe(true);
+    expect(refusedForDeadline(Object.assign(new KafkaJSNonRetriableError(expired), { cause: expired }))).toBe(
+      true,
+    );
+    expect(refusedForDeadline(new KafkaJSNonRetriableError(new Error("broker gone")))).toBe(false);
+    expect(refusedForDeadline(new Error("timeout"))).toBe(false);
+    expect(refusedForDeadline("not an error")).toBe(false);
+  });
+});
