@@ -9,7 +9,7 @@ import { Construct } from "constructs";
 import { configSchema } from "#chat/config.ts";
 import { notifyingAlarm } from "./notifying-alarm.ts";
 
-/** Retries of a failing batch before it goes to the bucket: Lambda's own cap for a Kafka source with a destination. */
+/** Retries of a failing batch before it goes to the bucket (Lambda allows up to 10,000; each retry is a failed run). */
 export const FAILED_BATCH_RETRY_ATTEMPTS = 10;
 /** The bucket's S3 request metrics filter (the whole bucket): the FilterId dimension of its PutRequests metric. */
 export const FAILED_BATCH_METRICS_FILTER = "FailedBatches";

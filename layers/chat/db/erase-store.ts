@@ -33,7 +33,7 @@ SELECT count(*)::int AS erased FROM s`;
  * and edited events (their text), queued or published and kept for OUTBOX_RETENTION_HOURS. Found through two
  * partial indexes (outbox_session_created_idx; outbox_message_idx, by the session's message ids) and locked in id
  * order, as the prune and the delete's redaction lock theirs (found through indexes, they would be locked in their
- * physical order). A statement of its own, under its own statement timeout: a session at MAX_SESSION_MESSAGES of
+ * physical order). A statement of its own, so DB_STATEMENT_TIMEOUT_MS bounds it apart from the rest: a session at MAX_SESSION_MESSAGES of
  * long messages, all posted within the retention, makes it the erase's longest (≈ 1 s here).
  */
 export const ERASE_PERSONAL_EVENTS = `

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
+  describe,
   enum as enumOf,
   int,
   iso,
@@ -31,23 +32,47 @@ export const eventTypes = [
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
+// The descriptions below are the event contract's meaning, for consumers: they go into docs/events.
 export const sessionEventDataSchema = object({
   session_id: uuid(),
-  user_id: optional(nullable(string())),
+  user_id: optional(nullable(string().check(describe("As the client sent it when it created the session.")))),
 });
 
 export const messageEventDataSchema = object({
   session_id: uuid(),
   message_id: uuid(),
-  seq: number().check(int(), positive()),
+  seq: number().check(
+    int(),
+    positive(),
+    describe("The message's place in its session: 1, 2, 3…, never reused."),
+  ),
   role: enumOf(["user", "assistant"]),
-  version: number().check(int(), positive()),
+  version: number().check(
+    int(),
+    positive(),
+    describe(
+      "The message's version: 1 when created, one more at each change (an edit, a regenerated reply, the delete). " +
+        "Apply a message event only if its version is above the one you hold: replayed or duplicated events are " +
+        "then harmless. Keep a deleted message as a tombstone with its version.",
+    ),
+  ),
   /**
    * Absent on chat.message.deleted: a deleted message's text leaves the system. Empty on a created or edited event
    * published after its message was deleted (the delete redacts them in the outbox); a message is never empty.
    */
-  content: optional(string()),
-  reply_to: optional(nullable(uuid())),
+  content: optional(
+    string().check(
+      describe(
+        "The message's whole text after this change. Empty only when the message was deleted after this event was " +
+          "written (the delete redacted it); its chat.message.deleted event, a later version, follows.",
+      ),
+    ),
+  ),
+  reply_to: optional(
+    nullable(
+      uuid().check(describe("On a bot reply: the user message it answers. Null on the session's welcome.")),
+    ),
+  ),
 });
 
 const storableTime = (t: string) => !t.startsWith("0000") && /(?:Z|[+-](?:0\d|1[0-5]):[0-5]\d)$/.test(t);
@@ -57,10 +82,20 @@ export const cloudEventSchema = object({
   id: uuid(),
   source: string(),
   type: enumOf(eventTypes),
-  subject: uuid(),
+  subject: uuid().check(
+    describe("The session's id, also the Kafka record's key: a session's events share a partition."),
+  ),
   // A timestamp Postgres can store (no year 0, offsets within ±15:59): one it refused would fail its consumer's
   // batch for good.
-  time: iso.datetime({ offset: true }).check(refine(storableTime, "must be a time Postgres can store")),
+  time: iso
+    .datetime({ offset: true })
+    .check(
+      refine(storableTime, "must be a time Postgres can store"),
+      describe(
+        "When the change committed: the message's created_at (created), edited_at (edited, deleted) and the " +
+          "session's updated_at. Producers send year 0001 or later with an offset within ±15:59.",
+      ),
+    ),
   datacontenttype: literal("application/json"),
   dataschema: string(),
   dataversion: literal(EVENT_DATA_VERSION),
