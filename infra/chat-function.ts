@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { RemovalPolicy } from "aws-cdk-lib";
+import { RemovalPolicy, Validations } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
@@ -18,6 +18,8 @@ export interface ChatFunctionDefaults {
   layerPackages: readonly string[];
   logRetention: logs.RetentionDays;
   environment: Record<string, string>;
+  /** Lambda's X-Ray tracing (context `tracing`); off by default. */
+  tracing?: lambda.Tracing;
 }
 
 export interface ChatFunctionProps extends Omit<nodejs.NodejsFunctionProps, "runtime" | "architecture"> {
@@ -72,6 +74,7 @@ export class ChatFunction extends nodejs.NodejsFunction {
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, "package-lock.json"),
       logGroup,
+      ...(defaults.tracing ? { tracing: defaults.tracing } : {}),
       ...rest,
       layers: [...(defaults.layer ? [defaults.layer] : []), ...(layers ?? [])],
       environment: {
@@ -81,5 +84,11 @@ export class ChatFunction extends nodejs.NodejsFunction {
       },
       bundling: { ...bundlingFor(defaults.layerMode, defaults.layerPackages), ...bundling },
     });
+    if (defaults.tracing)
+      Validations.of(this).acknowledge({
+        id: "AwsSolutions-IAM5[Resource::*]",
+        reason:
+          "Added by active tracing: X-Ray's PutTraceSegments and PutTelemetryRecords take no resource ARN.",
+      });
   }
 }

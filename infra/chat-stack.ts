@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
 import { configSchema } from "#chat/config.ts";
@@ -77,6 +78,7 @@ export class ChatStack extends Stack {
       layer: deps?.layer,
       layerPackages: deps?.packages ?? [],
       logRetention: retention(ctx.logRetentionDays),
+      ...(ctx.tracing ? { tracing: lambda.Tracing.ACTIVE } : {}),
       environment: {
         POWERTOOLS_SERVICE_NAME: ctx.serviceName,
         POWERTOOLS_LOG_LEVEL: ctx.logLevel,

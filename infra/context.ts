@@ -50,6 +50,8 @@ export interface ChatContext {
   dbSecretRotationDays: number;
   /** Days a session may stay idle before maintenance erases it (SESSION_RETENTION_DAYS); 0 keeps sessions. */
   sessionRetentionDays: number;
+  /** Lambda's active X-Ray tracing on every function (and, in the aws data plane, an X-Ray endpoint). */
+  tracing: boolean;
   /** AZ names for the VPC (at least two); undefined: the region's first two. */
   availabilityZones?: string[];
   external?: ExternalEndpoints;
@@ -177,6 +179,7 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     deletionProtection: bool(raw, "deletionProtection", false),
     dbSecretRotationDays: num(raw, "dbSecretRotationDays", 30),
     sessionRetentionDays: int(raw, "sessionRetentionDays", 0),
+    tracing: bool(raw, "tracing", false),
     availabilityZones: availabilityZones(raw),
     external,
     stubHandlers: bool(raw, "stubHandlers", false),

@@ -37,6 +37,7 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
     this.ctx = ctx;
     this.network = new Network(this, "Network", {
       bedrock: ctx.responder === "bedrock",
+      xray: ctx.tracing,
       availabilityZones: ctx.availabilityZones,
       logRetention,
     });

@@ -6,6 +6,8 @@ import { Construct } from "constructs";
 export interface NetworkProps {
   /** Adds the bedrock-runtime endpoint (RESPONDER=bedrock). */
   bedrock: boolean;
+  /** Adds the X-Ray endpoint (context `tracing`): the functions' X-Ray daemon sends their segments through it. */
+  xray?: boolean;
   /** AZ names to use (context `availabilityZones`); by default the region's first two. */
   availabilityZones?: string[];
   logRetention: logs.RetentionDays;
@@ -67,6 +69,7 @@ export class Network extends Construct {
     this.#endpoint("Lambda", ec2.InterfaceVpcEndpointAwsService.LAMBDA);
     this.#endpoint("Sts", ec2.InterfaceVpcEndpointAwsService.STS);
     if (props.bedrock) this.#endpoint("BedrockRuntime", ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME);
+    if (props.xray) this.#endpoint("XRay", ec2.InterfaceVpcEndpointAwsService.XRAY);
   }
 
   /**

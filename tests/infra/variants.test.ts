@@ -5,7 +5,7 @@ import { configSchema, parseConfig } from "#chat/config.ts";
 import { functions } from "#functions/manifest.ts";
 import { parseModelId } from "../../infra/bedrock-access.ts";
 import { bundlingFor } from "../../infra/chat-function.ts";
-import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, synth } from "./synth.ts";
+import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, type Synth, synth } from "./synth.ts";
 
 describe("external data plane", () => {
   const s = synth(EXTERNAL_CONTEXT);
@@ -237,5 +237,34 @@ describe("responder", () => {
       foundationModel: "anthropic.claude-haiku-4-5-20251001-v1:0",
     });
     expect(parseModelId("amazon.nova-lite-v1:0")).toEqual({ foundationModel: "amazon.nova-lite-v1:0" });
+  });
+});
+
+describe("tracing", () => {
+  const traced = (s: Synth) =>
+    Object.values(resourcesOf(s.template, "AWS::Lambda::Function")).map(
+      (r) => (r.Properties?.TracingConfig as { Mode?: string } | undefined)?.Mode ?? "none",
+    );
+  const xrayEndpoints = (s: Synth) =>
+    Object.values(resourcesOf(s.template, "AWS::EC2::VPCEndpoint")).filter((r) =>
+      JSON.stringify(r.Properties?.ServiceName).includes(".xray"),
+    );
+
+  it("is off by default: no function traced, no X-Ray endpoint", () => {
+    const s = synth();
+    expect(new Set(traced(s))).toEqual(new Set(["none"]));
+    expect(xrayEndpoints(s)).toHaveLength(0);
+  });
+
+  it("-c tracing=true: every function of the app traced, and the VPC reaches X-Ray through an endpoint", () => {
+    const s = synth({ tracing: "true" });
+    for (const spec of functions)
+      s.template.hasResourceProperties("AWS::Lambda::Function", {
+        FunctionName: `${s.stack.stackName}-${spec.name}`,
+        TracingConfig: { Mode: "Active" },
+      });
+    expect(xrayEndpoints(s)).toHaveLength(1);
+    const policies = JSON.stringify(resourcesOf(s.template, "AWS::IAM::Policy"));
+    expect(policies).toContain("xray:PutTraceSegments");
   });
 });
