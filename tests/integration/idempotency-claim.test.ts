@@ -3,7 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { functions } from "../../functions/manifest.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
-import { applySessionChange, insertSession, type NewSession } from "../../layers/chat/db/chat-store.ts";
+import {
+  applySessionChange,
+  insertSession,
+  type NewSession,
+  type Queryable,
+} from "../../layers/chat/db/chat-store.ts";
 import { ERASE } from "../../layers/chat/db/erase-store.ts";
 import {
   claimIdempotencyKey,
@@ -109,6 +114,28 @@ describe("an Idempotency-Key claim", () => {
     // the retry's own release works
     await releaseIdempotencyKey(db.pool, req, retry.token);
     expect(await recordsOf(db.pool, req)).toEqual([]);
+  });
+
+  it("a duplicate waits for a claim with backoff: a handful of statements in 2 s, and it still sees the claim end", async () => {
+    const r = { ...req, scope: "messages-post:backoff-test" };
+    const first = await claimIdempotencyKey(db.pool, r, opts);
+    if (first.kind !== "claimed") throw new Error("expected a claim");
+    let statements = 0;
+    const counting = {
+      query: (...args: Parameters<TestDatabase["pool"]["query"]>) => {
+        statements++;
+        return db.pool.query(...args);
+      },
+    } as unknown as Queryable;
+    await expect(claimIdempotencyKey(counting, r, { ...opts, waitMs: 2000 })).rejects.toMatchObject({
+      code: "request_in_progress",
+    });
+    expect(statements).toBeGreaterThanOrEqual(8); // it kept looking throughout the wait…
+    expect(statements).toBeLessThanOrEqual(24); // …without 80 polls of two statements each (25 ms apart)
+    // the claim given back during a wait: the duplicate takes the key over at its next look
+    const waiting = claimIdempotencyKey(db.pool, r, { ...opts, waitMs: 2000 });
+    setTimeout(() => void releaseIdempotencyKey(db.pool, r, first.token), 300);
+    expect((await waiting).kind).toBe("claimed");
   });
 
   it("outlives the request holding it: the lock covers each idempotent function's timeout and a last statement", () => {

@@ -58,6 +58,9 @@ export async function claimIdempotencyKey(
   opts: ClaimOptions,
 ): Promise<ClaimOutcome> {
   const deadline = Date.now() + opts.waitMs;
+  // A duplicate polls the record while the first request runs: 25 ms, doubling to 400 ms (≈ 10 polls in 2 s,
+  // not 80: each poll is two statements, and a client can send many duplicates of a slow, costly post).
+  let pause = 25;
   for (;;) {
     const claimed = await db.query({
       name: "idempotency_claim",
@@ -96,7 +99,8 @@ export async function claimIdempotencyKey(
         },
       );
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(1, deadline - Date.now()))));
+    pause = Math.min(pause * 2, 400);
   }
 }
 
