@@ -139,10 +139,21 @@ function validate<T>(schema: ZodMiniType<T>, value: unknown, prefix: string, ear
   throw invalidRequest(errors);
 }
 
-function invalidRequest(errors: FieldError[]): ChatError {
+/**
+ * At most MAX_REPORTED errors, each path at most MAX_PATH characters: a 64 KB body of thousands of unknown keys
+ * (or one very long one) got a problem document several times its size, for no token.
+ */
+const MAX_REPORTED = 20;
+const MAX_PATH = 100;
+
+function invalidRequest(all: FieldError[]): ChatError {
+  const errors = all
+    .slice(0, MAX_REPORTED)
+    .map((e) => (e.path.length > MAX_PATH ? { ...e, path: `${e.path.slice(0, MAX_PATH)}…` } : e));
+  const more = all.length - errors.length;
   return new ChatError(
     "validation_failed",
-    `invalid request: ${errors.map((e) => `${e.path || "body"}: ${e.message}`).join("; ")}`,
+    `invalid request: ${errors.map((e) => `${e.path || "body"}: ${e.message}`).join("; ")}${more ? `; and ${more} more` : ""}`,
     { errors },
   );
 }

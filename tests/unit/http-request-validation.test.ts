@@ -34,6 +34,19 @@ describe("request parsing and validation (handlers called with v2 events)", () =
     expect(JSON.stringify(res.json.errors)).toContain("extra");
   });
 
+  it("reports at most 20 errors, each path cut at 100 characters: a body of unknown keys gets a short answer", async () => {
+    const body: Record<string, unknown> = { session_id: sid, content: "x", ["k".repeat(5000)]: 1 };
+    for (let i = 0; i < 3000; i++) body[`unknown_${i}`] = i;
+    const sent = JSON.stringify(body);
+    const res = await post(sent, { "content-type": "application/json" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json.code).toBe("validation_failed");
+    expect(res.json.errors).toHaveLength(20);
+    expect(res.json.errors[0].path).toBe(`${"k".repeat(100)}…`);
+    expect(res.json.detail).toMatch(/; and 2981 more$/);
+    expect((res.body ?? "").length).toBeLessThan(sent.length / 5);
+  });
+
   it("rejects a __proto__ key as an unknown field instead of polluting the prototype", async () => {
     const res = await post(`{"session_id":"${sid}","content":"x","__proto__":{"polluted":true}}`, {
       "content-type": "application/json",
