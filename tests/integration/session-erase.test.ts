@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ERASE, ERASE_PERSONAL_EVENTS, eraseSession } from "../../layers/chat/db/erase-store.ts";
+import { ERASE, ERASE_PERSONAL_EVENTS, eraseSession, LOCK_EVENTS } from "../../layers/chat/db/erase-store.ts";
 import { claimIdempotencyKey } from "../../layers/chat/db/idempotency-store.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
@@ -142,6 +142,59 @@ describe("erasing a session", () => {
     expect(left.rows[0].events).toEqual(["chat.message.deleted", "chat.session.erased"]);
   });
 
+  it("takes events before their queue rows, as the previous release's marks do: an erase during a deploy finishes", async () => {
+    const s = await f.chat.createSession({});
+    const other = await f.chat.createSession({});
+    const idsOf = async (sessionId: string) =>
+      (
+        await f.db.pool.query("SELECT id::text AS id FROM outbox WHERE session_id = $1 ORDER BY id", [
+          sessionId,
+        ])
+      ).rows.map((r) => r.id as string);
+    const [first] = await idsOf(s.session.session_id);
+    const [later] = await idsOf(other.session.session_id);
+    const [holder, oldMark] = [await f.db.pool.connect(), await f.db.pool.connect()];
+    const waiting = async (n: number) => {
+      for (let i = 0; i < 300; i++) {
+        const r = await f.db.pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        );
+        if (r.rows[0].n >= n) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error(`fewer than ${n} statements waited for a lock`);
+    };
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM outbox WHERE id = $1 FOR UPDATE", [later]);
+      // the previous release's mark: it updates the events (this session's first, then the held one), and its
+      // trigger then deletes their queue rows
+      await oldMark.query("BEGIN");
+      const marking = oldMark.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [
+        [first, later],
+      ]);
+      marking.catch(() => {});
+      await waiting(1);
+      const erasing = eraseSession(f.db.pool, s.session.session_id, erasedEvent(s.session.session_id));
+      erasing.catch(() => {});
+      await waiting(2);
+      await holder.query("COMMIT");
+      await marking; // a deadlock if the erase held the queue row the mark's trigger deletes
+      await oldMark.query("COMMIT");
+      expect(await erasing).toBe(true);
+    } finally {
+      for (const c of [holder, oldMark]) {
+        await c.query("ROLLBACK").catch(() => {});
+        c.release();
+      }
+    }
+    const left = await f.db.pool.query(
+      "SELECT array_agg(event_type) AS events FROM outbox WHERE session_id = $1",
+      [s.session.session_id],
+    );
+    expect(left.rows[0].events).toEqual(["chat.session.erased"]);
+  });
+
   it("takes every event that carries what its user sent, published or not; only published deleted events stay", async () => {
     const s = await f.chat.createSession({ user_id: "erase-user-id" });
     const id = s.session.session_id;
@@ -206,6 +259,7 @@ describe("erasing a session", () => {
           null,
         ]),
         await client.query(`EXPLAIN (FORMAT JSON) ${ERASE_PERSONAL_EVENTS}`, [event.subject]),
+        await client.query(`EXPLAIN (FORMAT JSON) ${LOCK_EVENTS}`, [event.subject]),
       ];
       const indexes: string[] = [];
       for (const plan of plans) {

@@ -28,23 +28,35 @@ e AS (
 )
 SELECT count(*)::int AS erased FROM s`;
 
+/** Of the session's events (as `r`), those that carry what its user sent: its created event, its messages' created and edited events. */
+const PERSONAL = `(r.event_type = 'chat.session.created'
+      OR r.event_type IN ('chat.message.created', 'chat.message.edited')
+         AND (r.event -> 'data' ->> 'message_id')::uuid
+             = ANY(ARRAY(SELECT m.message_id FROM messages AS m WHERE m.session_id = $1)))`;
+
 /**
  * The session's events that carry what its user sent: its created event (the user_id) and its messages' created
  * and edited events (their text), queued or published and kept for OUTBOX_RETENTION_HOURS. Found through two
- * partial indexes (outbox_session_created_idx; outbox_message_idx, by the session's message ids) and locked in id
- * order, as the prune and the delete's redaction lock theirs (found through indexes, they would be locked in their
- * physical order). A statement of its own, so DB_STATEMENT_TIMEOUT_MS bounds it apart from the rest: a session at MAX_SESSION_MESSAGES of
- * long messages, all posted within the retention, makes it the erase's longest (≈ 1 s here).
+ * partial indexes (outbox_session_created_idx; outbox_message_idx, by the session's message ids). A statement of
+ * its own, so DB_STATEMENT_TIMEOUT_MS bounds it apart from the rest: a session at MAX_SESSION_MESSAGES of long
+ * messages, all posted within the retention, makes it the erase's longest (≈ 1 s here).
  */
 export const ERASE_PERSONAL_EVENTS = `
 DELETE FROM outbox WHERE id = ANY(ARRAY(
-  SELECT r.id FROM outbox AS r
-   WHERE r.session_id = $1
-     AND (r.event_type = 'chat.session.created'
-          OR r.event_type IN ('chat.message.created', 'chat.message.edited')
-             AND (r.event -> 'data' ->> 'message_id')::uuid
-                 = ANY(ARRAY(SELECT m.message_id FROM messages AS m WHERE m.session_id = $1)))
+  SELECT r.id FROM outbox AS r WHERE r.session_id = $1 AND ${PERSONAL}
    ORDER BY r.id FOR UPDATE OF r))`;
+
+/**
+ * Every event the erase deletes (its queued ones, and those of ERASE_PERSONAL_EVENTS), in id order, before any of
+ * their queue rows (LOCK_QUEUE): events before their queue rows, as the previous release's marks take them (an
+ * update of the events, whose trigger deletes the queue rows); in id order, as the prune and a delete's redaction
+ * take events.
+ */
+export const LOCK_EVENTS = `
+SELECT 1 FROM outbox AS r
+ WHERE r.session_id = $1
+   AND (r.id = ANY(ARRAY(SELECT p.id FROM outbox_pending AS p WHERE p.session_id = $1)) OR ${PERSONAL})
+ ORDER BY r.id FOR UPDATE OF r`;
 
 const LOCK_SESSION = `
 SELECT 1 FROM sessions
@@ -52,11 +64,11 @@ SELECT 1 FROM sessions
    FOR UPDATE`;
 
 /**
- * The session's queued events' queue rows, in id order, before the erase's two deletes take them (through the
- * outbox's delete trigger, each in its own order): the relay's and the fast path's marks lock queue rows in id
- * order, and two deletes taking a session's queue rows in two batches could each hold one a mark waits for while
- * waiting for one the mark holds (a deadlock). No new row joins the queue meanwhile: every change of the session
- * takes the session row first.
+ * The session's queue rows, in id order, after their events (LOCK_EVENTS) and before the erase's two deletes take
+ * them (through the outbox's delete trigger, each in its own order): the relay's and the fast path's marks lock
+ * queue rows in id order, and two deletes taking a session's queue rows in two batches could each hold one a mark
+ * waits for while waiting for one the mark holds (a deadlock). No new row joins the queue meanwhile: every change
+ * of the session takes the session row first.
  */
 const LOCK_QUEUE = "SELECT 1 FROM outbox_pending WHERE session_id = $1 ORDER BY id FOR UPDATE";
 
@@ -82,6 +94,7 @@ export async function eraseSession(
       values: [sessionId, idleDays ?? null],
     });
     if (locked.rowCount === 0) return false;
+    await client.query({ name: "erase_lock_events", text: LOCK_EVENTS, values: [sessionId] });
     await client.query({ name: "erase_lock_queue", text: LOCK_QUEUE, values: [sessionId] });
     await client.query({ name: "erase_personal_events", text: ERASE_PERSONAL_EVENTS, values: [sessionId] });
     const res = await client.query({
