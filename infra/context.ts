@@ -85,6 +85,16 @@ const int = (raw: Raw, key: string, def: number): number => {
   if (!Number.isInteger(n)) throw new Error(`context ${key} must be a whole number, got ${n}`);
   return n;
 };
+// Past a century `now() - make_interval(days => N)` leaves Postgres's timestamp range: every purge would fail.
+const MAX_RETENTION_DAYS = 36_500;
+function retentionDays(raw: Raw): number {
+  const n = int(raw, "sessionRetentionDays", 0);
+  if (n > MAX_RETENTION_DAYS)
+    throw new Error(
+      `context sessionRetentionDays must be at most ${MAX_RETENTION_DAYS} (0 keeps sessions), got ${n}`,
+    );
+  return n;
+}
 // `-c corsOrigins=a,b` arrives as a string, cdk.json may hold an array.
 const list = (raw: Raw, key: string): string[] => {
   const v = raw(key);
@@ -178,7 +188,7 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     dbMultiAz: bool(raw, "dbMultiAz", false),
     deletionProtection: bool(raw, "deletionProtection", false),
     dbSecretRotationDays: num(raw, "dbSecretRotationDays", 30),
-    sessionRetentionDays: int(raw, "sessionRetentionDays", 0),
+    sessionRetentionDays: retentionDays(raw),
     tracing: bool(raw, "tracing", false),
     availabilityZones: availabilityZones(raw),
     external,

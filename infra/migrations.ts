@@ -64,6 +64,9 @@ export class Migrations extends Construct {
     this.resource = new CustomResource(this, "Resource", {
       serviceToken: provider.serviceToken,
       resourceType: "Custom::ChatMigrations",
+      // Past the framework's 15 minutes (its invoke retried once after a failed attempt of 14) CloudFormation
+      // would wait its default hour for an answer that never comes: 20 minutes, then the deploy fails.
+      serviceTimeout: Duration.minutes(20),
       // Any change re-runs it: a new or edited migration, or a replaced database or cluster (empty, no topic).
       properties: {
         MigrationsHash: migrationsHash(MIGRATIONS_DIR),

@@ -106,7 +106,8 @@ export const configSchema = object({
    * Postgres still runs after Lambda ended the request (else a retry could take the key over and run the change twice).
    */
   IDEMPOTENCY_LOCK_SECONDS: integer(30, 1),
-  SESSION_RETENTION_DAYS: integer(0, 0),
+  // At most a century: past it the purge's `now() - N days` leaves Postgres's timestamp range. 0 keeps sessions.
+  SESSION_RETENTION_DAYS: integer(0, 0, 36_500),
   RESPONDER: _default(enumOf(["builtin", "bedrock"]), "builtin"),
   /**
    * A foundation model id or a cross-Region inference profile id (`us.…`, `eu.…`, `global.…`), which newer Claude

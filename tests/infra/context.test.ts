@@ -37,6 +37,8 @@ describe("context", () => {
     expect(ctx({ sessionRetentionDays: 90 }).sessionRetentionDays).toBe(90);
     expect(() => ctx({ sessionRetentionDays: "1.5" })).toThrow(/whole number/);
     expect(() => ctx({ sessionRetentionDays: "-1" })).toThrow(/non-negative/);
+    expect(ctx({ sessionRetentionDays: "36500" }).sessionRetentionDays).toBe(36500);
+    expect(() => ctx({ sessionRetentionDays: "99999999" })).toThrow(/at most 36500/);
   });
 
   it("reads availabilityZones as a list of two or more distinct names", () => {

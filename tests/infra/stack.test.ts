@@ -228,6 +228,9 @@ describe("migrations on deploy", () => {
     const [framework] = timeoutOf(/onEvent/);
     expect(migrations).toBe(14 * 60);
     expect(framework).toBe(15 * 60);
+    // and CloudFormation gives up on an answer after 20 minutes, not its default hour
+    const [resource] = Object.values(resourcesOf(template, "Custom::ChatMigrations"));
+    expect(Number(resource?.Properties?.ServiceTimeout)).toBe(20 * 60);
   });
 
   it("updates every function only after the migrations applied", () => {

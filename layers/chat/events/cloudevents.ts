@@ -70,7 +70,11 @@ export const messageEventDataSchema = object({
   ),
   reply_to: optional(
     nullable(
-      uuid().check(describe("On a bot reply: the user message it answers. Null on the session's welcome.")),
+      uuid().check(
+        describe(
+          "On a bot reply: the user message it answers. Null on user messages and on the session's welcome.",
+        ),
+      ),
     ),
   ),
 });
@@ -92,7 +96,8 @@ export const cloudEventSchema = object({
     .check(
       refine(storableTime, "must be a time Postgres can store"),
       describe(
-        "When the change committed: the message's created_at (created), edited_at (edited, deleted) and the " +
+        "When the change was made (taken before the bot's reply, so up to the responder's time before the " +
+          "commit): the message's created_at (created), edited_at (edited) or deleted_at (deleted), and the " +
           "session's updated_at. Producers send year 0001 or later with an offset within ±15:59.",
       ),
     ),
