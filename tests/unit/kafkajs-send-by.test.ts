@@ -35,9 +35,27 @@ describe("a produce request past its send's deadline", () => {
     expect(broker.lookupRequest).toHaveBeenCalledTimes(2);
   });
 
+  it("a refused retry (an attempt reached a broker and failed) is not a mere deadline refusal", async () => {
+    const broker = {
+      lookupRequest: vi.fn(() => {
+        throw new Error("request timed out"); // a connection gone silent
+      }),
+    };
+    const retried = request(Date.now() + 60_000);
+    await expect(produce.call(broker, retried)).rejects.toThrow("request timed out");
+    const message = retried.topicData[0]?.partitions[0]?.messages[0] as object;
+    sendBy(message, Date.now() - 1); // the retry comes after the deadline
+    const err = await produce.call(broker, retried).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KafkaSendExpiredError);
+    expect(refusedForDeadline(err)).toBe(false); // the producer goes: its connection failed the attempt
+    expect(
+      refusedForDeadline(await produce.call(broker, request(Date.now() - 1)).catch((e: unknown) => e)),
+    ).toBe(true);
+  });
+
   // kafkajs's retrier wraps an error it may not retry as new KafkaJSNonRetriableError(e, { cause: e.cause || e })
   it("is told apart from other failures, also wrapped by kafkajs's retrier", () => {
-    const expired = new KafkaSendExpiredError("late");
+    const expired = new KafkaSendExpiredError("late", false);
     expect(refusedForDeadline(expired)).toBe(true);
     expect(refusedForDeadline(Object.assign(new KafkaJSNonRetriableError(expired), { cause: expired }))).toBe(
       true,

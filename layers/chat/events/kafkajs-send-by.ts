@@ -18,20 +18,30 @@ export function sendBy<T extends object>(message: T, deadline: number): T {
 export class KafkaSendExpiredError extends Error {
   override name = "KafkaSendExpiredError";
   readonly retriable = false;
+  /** A retry refused: its records went to a broker before, and that attempt failed (the connection may be bad). */
+  readonly afterAttempt: boolean;
+  constructor(message: string, afterAttempt: boolean) {
+    super(message);
+    this.afterAttempt = afterAttempt;
+  }
 }
 
 /**
- * Whether a send failed only because its records were refused for their deadline, as such or as the cause of
- * kafkajs's wrapper (its retrier wraps an error it may not retry, e.g. after reconnecting a dropped cluster).
+ * Whether a send failed only because its records were refused for their deadline before any attempt reached a
+ * broker (the producer was still connecting, or loading metadata), as such or as the cause of kafkajs's wrapper
+ * (its retrier wraps an error it may not retry, e.g. after reconnecting a dropped cluster). A refused retry is
+ * not: the attempt before it failed, maybe on a connection gone silent, which the producer should not keep.
  */
 export function refusedForDeadline(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
-    if (e instanceof KafkaSendExpiredError) return true;
+    if (e instanceof KafkaSendExpiredError) return !e.afterAttempt;
   return false;
 }
 
+const TRIED = Symbol("tried");
+
 interface ProduceRequest {
-  topicData: { partitions: { messages: { [SEND_BY]?: number }[] }[] }[];
+  topicData: { partitions: { messages: { [SEND_BY]?: number; [TRIED]?: boolean }[] }[] }[];
 }
 type Produce = (this: unknown, request: ProduceRequest) => Promise<unknown>;
 
@@ -39,8 +49,17 @@ const proto = (Broker as { prototype: { produce: Produce } }).prototype;
 const produce = proto.produce;
 proto.produce = function produceBeforeDeadline(this: unknown, request: ProduceRequest) {
   // One send's records share one deadline: the first record of the request stands for all.
-  const by = request.topicData[0]?.partitions[0]?.messages[0]?.[SEND_BY];
-  if (by !== undefined && Date.now() >= by)
-    return Promise.reject(new KafkaSendExpiredError("the send's time ran out before its produce request"));
+  const first = request.topicData[0]?.partitions[0]?.messages[0];
+  const by = first?.[SEND_BY];
+  if (first && by !== undefined) {
+    if (Date.now() >= by)
+      return Promise.reject(
+        new KafkaSendExpiredError(
+          "the send's time ran out before its produce request",
+          first[TRIED] === true,
+        ),
+      );
+    first[TRIED] = true;
+  }
   return produce.call(this, request);
 };
