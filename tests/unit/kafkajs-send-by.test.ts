@@ -5,13 +5,19 @@ import {
   KafkaSendExpiredError,
   refusedForDeadline,
   sendBy,
+  sendDeadline,
 } from "../../layers/chat/events/kafkajs-send-by.ts";
 
 /** kafkajs has no cancel: Broker#produce refuses records stamped with a deadline already past. */
 const produce = (Broker as { prototype: { produce: (this: unknown, request: unknown) => Promise<unknown> } })
   .prototype.produce;
 const request = (deadline: number) => ({
-  topicData: [{ topic: "t", partitions: [{ partition: 0, messages: [sendBy({ value: "v" }, deadline)] }] }],
+  topicData: [
+    {
+      topic: "t",
+      partitions: [{ partition: 0, messages: [sendBy({ value: "v" }, sendDeadline(deadline))] }],
+    },
+  ],
 });
 
 describe("a produce request past its send's deadline", () => {
@@ -35,22 +41,31 @@ describe("a produce request past its send's deadline", () => {
     expect(broker.lookupRequest).toHaveBeenCalledTimes(2);
   });
 
-  it("a refused retry (an attempt reached a broker and failed) is not a mere deadline refusal", async () => {
+  it("a refused retry (an attempt of the send reached a broker and failed) is not a mere deadline refusal", async () => {
     const broker = {
       lookupRequest: vi.fn(() => {
         throw new Error("request timed out"); // a connection gone silent
       }),
     };
-    const retried = request(Date.now() + 60_000);
-    await expect(produce.call(broker, retried)).rejects.toThrow("request timed out");
-    const message = retried.topicData[0]?.partitions[0]?.messages[0] as object;
-    sendBy(message, Date.now() - 1); // the retry comes after the deadline
-    const err = await produce.call(broker, retried).catch((e: unknown) => e);
+    const deadline = { at: Date.now() + 60_000, tried: false }; // one send of three records
+    const [m0, m1, m2] = [
+      sendBy({ value: "0" }, deadline),
+      sendBy({ value: "1" }, deadline),
+      sendBy({ value: "2" }, deadline),
+    ];
+    const to = (partitions: object[][]) => ({
+      topicData: [
+        { topic: "t", partitions: partitions.map((messages, partition) => ({ partition, messages })) },
+      ],
+    });
+    await expect(produce.call(broker, to([[m0, m1], [m2]]))).rejects.toThrow("request timed out");
+    deadline.at = Date.now() - 1; // the retry comes after the deadline, regrouped: partition 1 has a new leader
+    const err = await produce.call(broker, to([[m2]])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KafkaSendExpiredError);
     expect(refusedForDeadline(err)).toBe(false); // the producer goes: its connection failed the attempt
-    expect(
-      refusedForDeadline(await produce.call(broker, request(Date.now() - 1)).catch((e: unknown) => e)),
-    ).toBe(true);
+    // a send refused before any of its requests was made keeps it
+    const fresh = await produce.call(broker, request(Date.now() - 1)).catch((e: unknown) => e);
+    expect(refusedForDeadline(fresh)).toBe(true);
   });
 
   // kafkajs's retrier wraps an error it may not retry as new KafkaJSNonRetriableError(e, { cause: e.cause || e })

@@ -96,9 +96,10 @@ export const cloudEventSchema = object({
     .check(
       refine(storableTime, "must be a time Postgres can store"),
       describe(
-        "When the change was made (taken before the bot's reply, so up to the responder's time before the " +
-          "commit): the message's created_at (created), edited_at (edited) or deleted_at (deleted), and the " +
-          "session's updated_at. Producers send year 0001 or later with an offset within ±15:59.",
+        "When the change was made. A message event's: the message's created_at (created), edited_at (edited) " +
+          "or deleted_at (deleted), and the session's updated_at; taken before the bot's reply on a post or a " +
+          "regenerating edit, so up to the responder's time before the commit. A session event's: the session's " +
+          "created_at, or when the erase ran. Producers send year 0001 or later with an offset within ±15:59.",
       ),
     ),
   datacontenttype: literal("application/json"),

@@ -9,7 +9,7 @@ import {
 import { withTimeout } from "../timeout.ts";
 import { buildKafkaConfig, type KafkaClientOptions } from "./kafka-client.ts";
 import { assignedPartition, KeyHashPartitioner } from "./kafka-partitioner.ts";
-import { refusedForDeadline, sendBy } from "./kafkajs-send-by.ts";
+import { refusedForDeadline, sendBy, sendDeadline } from "./kafkajs-send-by.ts";
 import { chunkRecords, type OutgoingRecord } from "./record-chunks.ts";
 
 export type { OutgoingRecord } from "./record-chunks.ts";
@@ -107,13 +107,14 @@ const timedOut = (what: string, ms: number) => () =>
 /** Each message stamped with `deadline`, past which no produce request carries it (sendBy). */
 function byTopic(records: OutgoingRecord[], deadline: number): TopicMessages[] {
   const topics = new Map<string, TopicMessages>();
+  const shared = sendDeadline(deadline);
   for (const r of records) {
     let entry = topics.get(r.topic);
     if (!entry) {
       entry = { topic: r.topic, messages: [] };
       topics.set(r.topic, entry);
     }
-    entry.messages.push(sendBy({ key: r.key, value: r.value, headers: r.headers }, deadline));
+    entry.messages.push(sendBy({ key: r.key, value: r.value, headers: r.headers }, shared));
   }
   return [...topics.values()];
 }

@@ -9,16 +9,24 @@ import Broker from "kafkajs/src/broker/index.js";
 
 const SEND_BY = Symbol("sendBy");
 
-/** Stamps a record with the time (ms since the epoch) from which no produce request carries it. */
-export function sendBy<T extends object>(message: T, deadline: number): T {
-  (message as { [SEND_BY]?: number })[SEND_BY] = deadline;
+/** One send's deadline (ms since the epoch), shared by all its records, and whether a produce request was made. */
+export interface SendDeadline {
+  readonly at: number;
+  tried: boolean;
+}
+
+export const sendDeadline = (at: number): SendDeadline => ({ at, tried: false });
+
+/** Stamps a record with its send's deadline: from `deadline.at` no produce request carries it. */
+export function sendBy<T extends object>(message: T, deadline: SendDeadline): T {
+  (message as { [SEND_BY]?: SendDeadline })[SEND_BY] = deadline;
   return message;
 }
 
 export class KafkaSendExpiredError extends Error {
   override name = "KafkaSendExpiredError";
   readonly retriable = false;
-  /** A retry refused: its records went to a broker before, and that attempt failed (the connection may be bad). */
+  /** A retry refused: a produce request of the send was made before, and that attempt failed. */
   readonly afterAttempt: boolean;
   constructor(message: string, afterAttempt: boolean) {
     super(message);
@@ -38,28 +46,23 @@ export function refusedForDeadline(err: unknown): boolean {
   return false;
 }
 
-const TRIED = Symbol("tried");
-
 interface ProduceRequest {
-  topicData: { partitions: { messages: { [SEND_BY]?: number; [TRIED]?: boolean }[] }[] }[];
+  topicData: { partitions: { messages: { [SEND_BY]?: SendDeadline }[] }[] }[];
 }
 type Produce = (this: unknown, request: ProduceRequest) => Promise<unknown>;
 
 const proto = (Broker as { prototype: { produce: Produce } }).prototype;
 const produce = proto.produce;
 proto.produce = function produceBeforeDeadline(this: unknown, request: ProduceRequest) {
-  // One send's records share one deadline: the first record of the request stands for all.
-  const first = request.topicData[0]?.partitions[0]?.messages[0];
-  const by = first?.[SEND_BY];
-  if (first && by !== undefined) {
-    if (Date.now() >= by)
+  // A send's records share one SendDeadline, so any record of a request stands for all: a retry regroups them by
+  // leader, and its requests may start with records other than the first attempt's.
+  const deadline = request.topicData[0]?.partitions[0]?.messages[0]?.[SEND_BY];
+  if (deadline) {
+    if (Date.now() >= deadline.at)
       return Promise.reject(
-        new KafkaSendExpiredError(
-          "the send's time ran out before its produce request",
-          first[TRIED] === true,
-        ),
+        new KafkaSendExpiredError("the send's time ran out before its produce request", deadline.tried),
       );
-    first[TRIED] = true;
+    deadline.tried = true;
   }
   return produce.call(this, request);
 };
