@@ -1,6 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { markPublished } from "../../layers/chat/events/outbox-store.ts";
+import { untilWaitingForLock } from "../helpers/lock-waits.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 /**
@@ -16,17 +17,6 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 const SESSION = "00000000-0000-4000-8000-0000000000aa";
-
-async function waitingForLocks(n: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    const r = await db.pool.query(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-    );
-    if (r.rows[0].n >= n) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`fewer than ${n} statements waited for a lock`);
-}
 
 describe("the outbox's triggers take queue rows in id order, as the marks do", () => {
   it.each([
@@ -54,10 +44,10 @@ describe("the outbox's triggers take queue rows in id order, as the marks do", (
         await previous.query("BEGIN");
         const old = previous.query(statement, [SESSION]);
         old.catch(() => {});
-        await waitingForLocks(1);
+        await untilWaitingForLock(db.pool, "", 1);
         const mark = markPublished(current, ["900001", "900002"]);
         mark.catch(() => {});
-        await waitingForLocks(2);
+        await untilWaitingForLock(db.pool, "", 2);
         await holder.query("COMMIT");
         await old; // a deadlock (40P01) here or in the mark when the trigger takes 900002 first
         await previous.query("COMMIT");

@@ -154,16 +154,6 @@ describe("erasing a session", () => {
     const [first] = await idsOf(s.session.session_id);
     const [later] = await idsOf(other.session.session_id);
     const [holder, oldMark] = [await f.db.pool.connect(), await f.db.pool.connect()];
-    const waiting = async (n: number) => {
-      for (let i = 0; i < 300; i++) {
-        const r = await f.db.pool.query(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        );
-        if (r.rows[0].n >= n) return;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      throw new Error(`fewer than ${n} statements waited for a lock`);
-    };
     try {
       await holder.query("BEGIN");
       await holder.query("SELECT 1 FROM outbox WHERE id = $1 FOR UPDATE", [later]);
@@ -174,10 +164,10 @@ describe("erasing a session", () => {
         [first, later],
       ]);
       marking.catch(() => {});
-      await waiting(1);
+      await untilWaitingForLock(f.db.pool, "", 1);
       const erasing = eraseSession(f.db.pool, s.session.session_id, erasedEvent(s.session.session_id));
       erasing.catch(() => {});
-      await waiting(2);
+      await untilWaitingForLock(f.db.pool, "", 2);
       await holder.query("COMMIT");
       await marking; // a deadlock if the erase held the queue row the mark's trigger deletes
       await oldMark.query("COMMIT");
