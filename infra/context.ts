@@ -1,4 +1,5 @@
 import type { Node } from "constructs";
+import { MAX_SESSION_RETENTION_DAYS } from "#chat/config.ts";
 
 /** Every deploy-time setting, read once from CDK context (`cdk.json` or `-c key=value`). */
 export type DataPlaneKind = "aws" | "external";
@@ -85,13 +86,12 @@ const int = (raw: Raw, key: string, def: number): number => {
   if (!Number.isInteger(n)) throw new Error(`context ${key} must be a whole number, got ${n}`);
   return n;
 };
-// Past a century `now() - make_interval(days => N)` leaves Postgres's timestamp range: every purge would fail.
-const MAX_RETENTION_DAYS = 36_500;
+// The runtime's own bound (SESSION_RETENTION_DAYS), checked at synth rather than by every failing purge.
 function retentionDays(raw: Raw): number {
   const n = int(raw, "sessionRetentionDays", 0);
-  if (n > MAX_RETENTION_DAYS)
+  if (n > MAX_SESSION_RETENTION_DAYS)
     throw new Error(
-      `context sessionRetentionDays must be at most ${MAX_RETENTION_DAYS} (0 keeps sessions), got ${n}`,
+      `context sessionRetentionDays must be at most ${MAX_SESSION_RETENTION_DAYS} (0 keeps sessions), got ${n}`,
     );
   return n;
 }

@@ -20,6 +20,9 @@ import "./zod-locale.ts";
  * Environment variables, parsed once. A bad or missing value fails at start, naming the variable.
  * zod/mini (functional API): every function parses this at init, and bundles keep only what is used.
  */
+/** A century: past it the retention purge's `now() - N days` leaves Postgres's timestamp range. */
+export const MAX_SESSION_RETENTION_DAYS = 36_500;
+
 const integer = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   _default(coerce.number().check(int(), minimum(min), maximum(max)), def);
 const flags = ["true", "false", "1", "0"] as const;
@@ -106,8 +109,8 @@ export const configSchema = object({
    * Postgres still runs after Lambda ended the request (else a retry could take the key over and run the change twice).
    */
   IDEMPOTENCY_LOCK_SECONDS: integer(30, 1),
-  // At most a century: past it the purge's `now() - N days` leaves Postgres's timestamp range. 0 keeps sessions.
-  SESSION_RETENTION_DAYS: integer(0, 0, 36_500),
+  // 0 keeps sessions.
+  SESSION_RETENTION_DAYS: integer(0, 0, MAX_SESSION_RETENTION_DAYS),
   RESPONDER: _default(enumOf(["builtin", "bedrock"]), "builtin"),
   /**
    * A foundation model id or a cross-Region inference profile id (`us.…`, `eu.…`, `global.…`), which newer Claude

@@ -8,6 +8,8 @@ const onlyId = (template: Template, type: string) => {
   expect(ids, type).toHaveLength(1);
   return ids[0] as string;
 };
+const instanceOf = (template: Template) =>
+  Object.values(resourcesOf(template, "AWS::RDS::DBInstance"))[0]?.Properties ?? {};
 const alarmsOf = (template: Template) =>
   Object.values(resourcesOf(template, "AWS::CloudWatch::Alarm")).map((a) => a.Properties ?? {});
 
@@ -39,13 +41,13 @@ describe("aws data plane alarms", () => {
     });
     expect(alarm.AlarmDescription).toMatch(/less than 2 GiB free for 30 minutes/);
     // 2 GiB is 10 % of the first allocation, where storage autoscaling starts
-    const instance = Object.values(resourcesOf(s.template, "AWS::RDS::DBInstance"))[0]?.Properties ?? {};
+    const instance = instanceOf(s.template);
     expect(instance).toMatchObject({ AllocatedStorage: "20", MaxAllocatedStorage: 100 });
   });
 
   it("Postgres CPU credits on the default burstable class: the hourly maximum under 20 for 3 hours", () => {
     const instanceId = onlyId(s.template, "AWS::RDS::DBInstance");
-    const instance = Object.values(resourcesOf(s.template, "AWS::RDS::DBInstance"))[0]?.Properties ?? {};
+    const instance = instanceOf(s.template);
     expect(instance.DBInstanceClass).toBe("db.t4g.micro");
     const alarm = alarmOn(s.template, "CPUCreditBalance");
     expect(alarm).toMatchObject({
@@ -63,7 +65,7 @@ describe("aws data plane alarms", () => {
 
   it("no CPU credit alarm for a class without credits, the other alarms stay", () => {
     const fixed = synth({ dbInstanceType: "m7g.large" });
-    const instance = Object.values(resourcesOf(fixed.template, "AWS::RDS::DBInstance"))[0]?.Properties ?? {};
+    const instance = instanceOf(fixed.template);
     expect(instance.DBInstanceClass).toBe("db.m7g.large");
     const metrics = alarmsOf(fixed.template).map((a) => a.MetricName);
     expect(metrics).not.toContain("CPUCreditBalance");

@@ -314,14 +314,23 @@ describe("an Idempotency-Key claim", () => {
     }
   });
 
-  it("stores the request's hash keyed by the Idempotency-Key: the table cannot confirm a guess of what a post said", async () => {
+  /** A new session, and posts to it as the handler builds them: the body and its Idempotency-Key request. */
+  async function postingSession() {
     const created = await fx.chat.createSession({});
     const id = created.session.session_id;
-    const auth = () => fx.chat.authorize(id, created.token);
     const scope = `messages-post:${id}`;
     const body = (content: string) => ({ session_id: id, content });
-    const header = (key: string, content: string) =>
-      idempotencyRequest({ "idempotency-key": key }, scope, body(content)) as IdempotencyRequest;
+    return {
+      auth: () => fx.chat.authorize(id, created.token),
+      scope,
+      body,
+      header: (key: string, content: string) =>
+        idempotencyRequest({ "idempotency-key": key }, scope, body(content)) as IdempotencyRequest,
+    };
+  }
+
+  it("stores the request's hash keyed by the Idempotency-Key: the table cannot confirm a guess of what a post said", async () => {
+    const { auth, scope, body, header } = await postingSession();
     await fx.chat.postMessage(await auth(), "my secret", header("k-hashed", "my secret"));
     const stored = async () =>
       (await fx.db.pool.query("SELECT request_hash FROM idempotency_records WHERE scope = $1", [scope]))
@@ -348,13 +357,9 @@ describe("an Idempotency-Key claim", () => {
   });
 
   it("a record the previous release wrote (a plain hash) still replays its retry, and refuses another request", async () => {
-    const created = await fx.chat.createSession({});
-    const id = created.session.session_id;
-    const auth = () => fx.chat.authorize(id, created.token);
-    const scope = `messages-post:${id}`;
-    const body = (content: string) => ({ session_id: id, content });
-    const header = (content: string) =>
-      idempotencyRequest({ "idempotency-key": "k-legacy" }, scope, body(content)) as IdempotencyRequest;
+    const session = await postingSession();
+    const { auth, scope, body } = session;
+    const header = (content: string) => session.header("k-legacy", content);
     const posted = await fx.chat.postMessage(
       await auth(),
       "before the upgrade",
