@@ -11,12 +11,13 @@ import { parseConfig, resetConfig } from "../../layers/chat/config.ts";
 import { closePool } from "../../layers/chat/db/pool.ts";
 import { LocalRateLimiter } from "../../layers/chat/ratelimit/local-limiter.ts";
 import { type RateCheck, type RatePolicy, tokenPartition } from "../../layers/chat/ratelimit/policies.ts";
-import { RateLimiter } from "../../layers/chat/ratelimit/rate-limiter.ts";
+import { RateLimiter, TIMEOUTS_BEFORE_RECONNECT } from "../../layers/chat/ratelimit/rate-limiter.ts";
 import { RedisRateLimiter } from "../../layers/chat/ratelimit/redis-limiter.ts";
 import { rowCounts, SHARED_REDIS_URL, testRedis } from "../helpers/chat-fixture.ts";
 import { call, type HttpLambda, httpEvent } from "../helpers/lambda-events.ts";
 import { type PrivateRedis, startPrivateRedis } from "../helpers/private-redis.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+import { startTcpProxy } from "../reliability/support/tcp-proxy.ts";
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
@@ -205,6 +206,37 @@ describe("RateLimiter with a private Redis that goes away", () => {
       expect(d.allowed).toBe(false); // the local log already holds 5
     } finally {
       priv.resume();
+    }
+  });
+});
+
+describe("RateLimiter on a Redis connection that stops answering without closing", () => {
+  it("replaces the connection after three checks in a row time out, and Redis decides again", async () => {
+    const proxy = await startTcpProxy(Number(new URL(SHARED_REDIS_URL).port || 6379));
+    const client = testRedis(proxy.url("redis"), cfg); // 50 ms command timeout, no offline queue
+    try {
+      if (client.status !== "ready") await new Promise((r) => client.once("ready", r));
+      const lim = new RateLimiter({
+        redis: () => client,
+        timeoutMs: cfg.REDIS_COMMAND_TIMEOUT_MS,
+        keyPrefix: prefix(),
+        retryRedisAfterMs: 0,
+      });
+      const c: RateCheck[] = [{ policy: policy(100, 60), key: "k" }];
+      expect(await lim.check(c)).toMatchObject({ source: "redis" });
+      proxy.stall(); // the path goes silent; a new connection would get through
+      const sources: string[] = [];
+      for (let i = 0; i < TIMEOUTS_BEFORE_RECONNECT; i++) sources.push((await lim.check(c)).source);
+      expect(sources).toEqual(Array(TIMEOUTS_BEFORE_RECONNECT).fill("local"));
+      // ioredis ends the old socket, destroys it after its disconnectTimeout (2 s) and connects again
+      await new Promise((r) => {
+        const timer = setTimeout(r, 5000);
+        client.once("ready", () => r(clearTimeout(timer)));
+      });
+      expect(await lim.check(c)).toMatchObject({ allowed: true, source: "redis" });
+    } finally {
+      client.disconnect();
+      await proxy.close();
     }
   });
 });

@@ -1,5 +1,6 @@
 import type { Message, SessionRecord } from "../chat/types.ts";
 import type { Queryable } from "../db/chat-store.ts";
+import { isRedisTimeout } from "./redis-timeout.ts";
 import type { CacheLookup, PrefetchedEntries, SessionCache, SessionRead } from "./session-cache.ts";
 
 const RECOVERY_INTERVAL_MS = 1000;
@@ -13,8 +14,6 @@ class CacheWriteFailed extends Error {
   }
 }
 
-/** ioredis's commandTimeout ("Command timed out") and SessionCache's bound on a batch ("… timed out after …"). */
-const isTimeout = (err: unknown): boolean => err instanceof Error && /\btimed out\b/.test(err.message);
 /** Consecutive failed reads that turn the cache off, so an outage costs one timeout per second, not per request. */
 const READ_FAILURES_TO_DISTRUST = 3;
 
@@ -135,7 +134,7 @@ export class CacheGuard {
     if (await this.#usable()) {
       try {
         await write().catch((err: unknown) => {
-          if (!isTimeout(err)) throw err;
+          if (!isRedisTimeout(err)) throw err;
           return write();
         });
         return;

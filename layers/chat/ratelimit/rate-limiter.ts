@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { RedisCommand } from "../cache/redis-client.ts";
+import { isRedisTimeout } from "../cache/redis-timeout.ts";
 import { pooledRandomBytes } from "../random.ts";
 import { withTimeout } from "../timeout.ts";
 import { LocalRateLimiter } from "./local-limiter.ts";
@@ -27,6 +28,14 @@ class RedisTimeout extends Error {
 }
 
 /**
+ * Checks in a row that got no answer down a connection that is up before it is replaced: one that stopped answering
+ * without closing (a half-open socket after a network fault) would otherwise serve every check by timeout until the
+ * kernel gives up, ≈ 15 minutes. Not after one, which a merely slow Redis would turn into a reconnect a second. The
+ * cache's recovery does the same for the functions that have one; this is the only one route-not-found has.
+ */
+export const TIMEOUTS_BEFORE_RECONNECT = 3;
+
+/**
  * Redis first (shared across every Lambda instance); when Redis is absent, down, not yet connected or
  * slower than the timeout, this process's in-memory limiter. A Redis failure never fails the request;
  * after one, Redis is left alone for a second so a stalled server costs at most one timeout per second.
@@ -37,6 +46,7 @@ export class RateLimiter {
   readonly #now: () => number;
   #redisLimiter: { client: Redis; limiter: RedisRateLimiter } | undefined;
   #skipRedisUntil = 0;
+  #timeoutsInARow = 0;
 
   constructor(opts: RateLimiterOptions) {
     this.#opts = opts;
@@ -75,12 +85,26 @@ export class RateLimiter {
       const timeoutMs = this.#opts.timeoutMs;
       if (client.status !== "ready") await waitReady(client, this.#opts.readyWaitMs ?? timeoutMs);
       const work = limiter.checkAndGet(checks, pooledRandomBytes(12).toString("base64url"), alsoRun);
-      return await withTimeout(work, timeoutMs, () => new RedisTimeout(`no answer in ${timeoutMs} ms`));
+      const got = await withTimeout(work, timeoutMs, () => new RedisTimeout(`no answer in ${timeoutMs} ms`));
+      this.#timeoutsInARow = 0;
+      return got;
     } catch (err) {
       this.#skipRedisUntil = this.#now() + (this.#opts.retryRedisAfterMs ?? 1000);
+      this.#unanswered(client, err);
       this.#opts.onFallback?.(err);
       return null;
     }
+  }
+
+  /** Counts a check that a ready connection did not answer in time; replaces that connection at the limit. */
+  #unanswered(client: Redis, err: unknown): void {
+    if (!(err instanceof RedisTimeout || isRedisTimeout(err)) || client.status !== "ready") {
+      this.#timeoutsInARow = 0;
+      return;
+    }
+    if (++this.#timeoutsInARow < TIMEOUTS_BEFORE_RECONNECT) return;
+    this.#timeoutsInARow = 0;
+    client.disconnect(true);
   }
 }
 
