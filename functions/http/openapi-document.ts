@@ -23,6 +23,8 @@ interface Operation {
   idempotent?: boolean;
   /** The shortest Idempotency-Key the operation takes (default 1). */
   idempotencyKeyMinLength?: number;
+  /** What a key is unique within, when not the whole operation (said in the header's description). */
+  idempotencyScope?: string;
   ifMatch?: boolean;
   ok: { status: number; schema?: ZodMiniType; headers?: string[] };
   /**
@@ -104,6 +106,7 @@ const operations: Record<string, Operation> = {
     auth: false,
     idempotent: true,
     idempotencyKeyMinLength: CREATE_KEY_MIN_LENGTH,
+    idempotencyScope: "A key replays only for requests from the address that first sent it.",
     ok: { status: 201, schema: s.createSessionResponse, headers: ["location"] },
   },
   "session-get": { auth: true, ok: { status: 200, schema: s.sessionSchema } },
@@ -118,6 +121,7 @@ const operations: Record<string, Operation> = {
     body: s.postMessageBody,
     auth: true,
     idempotent: true,
+    idempotencyScope: "Keys are per session: the same key on another session is a new post.",
     ok: { status: 201, schema: s.postMessageResponse },
     // replay_withdrawn: only a post's stored response is withdrawn (when a message it posted changes)
     errors: ["session_busy", "session_full", "replay_withdrawn"],
@@ -209,7 +213,9 @@ export function buildOpenApiDocument(version = "0.1.0") {
               required: false,
               description: `Visible ASCII characters (0x21–0x7E)${
                 (op.idempotencyKeyMinLength ?? 1) > 1 ? ": a random key, such as a UUID" : ""
-              }. The same key with the same request replays the first response; with another request it is a 422.`,
+              }. The same key with the same request replays the first response; with another request it is a 422.${
+                op.idempotencyScope ? ` ${op.idempotencyScope}` : ""
+              }`,
               schema: {
                 type: "string",
                 minLength: op.idempotencyKeyMinLength ?? 1,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ChatService } from "../../layers/chat/chat/chat-service.ts";
+import { type AuthorizedSession, ChatService } from "../../layers/chat/chat/chat-service.ts";
 import { ChatError } from "../../layers/chat/chat/errors.ts";
 import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
 import { type ChatFixture, chatFixture, rowCounts } from "../helpers/chat-fixture.ts";
@@ -339,6 +339,47 @@ describe("erasure", () => {
       [s.id],
     );
     expect(left.rows[0]).toEqual({ m: 0, o: ["chat.session.erased"] });
+  });
+
+  it("a request whose token was accepted before the session was erased gets unauthorized, as the erased token does", async () => {
+    // no cache: every request below goes to Postgres after its authorization, where the session is gone
+    const uncached = new ChatService({
+      pool: f.db.pool,
+      cache: null,
+      responder: builtinResponder,
+      config: f.config,
+      publisher: { usesBacklog: false, afterCommit: async () => {} },
+    });
+    const s = await newSession();
+    const posted = await uncached.postMessage(await uncached.authorize(s.id, s.created.token), "soon gone");
+    const messageId = posted.message.message_id;
+    const accepted = await Promise.all(
+      Array.from({ length: 3 }, () => uncached.authorize(s.id, s.created.token)),
+    );
+    await uncached.eraseSession(await uncached.authorize(s.id, s.created.token));
+    const [post, edit, del] = accepted as [AuthorizedSession, AuthorizedSession, AuthorizedSession];
+    expect(await codeOf(uncached.postMessage(post, "after the erase"))).toBe("unauthorized");
+    expect(await codeOf(uncached.editMessage(edit, { message_id: messageId, content: "x" }))).toBe(
+      "unauthorized",
+    );
+    expect(await codeOf(uncached.deleteMessage(del, messageId))).toBe("unauthorized");
+    // a read whose authorization did not hold the whole history (over the cache's byte bound) reads it afterwards
+    const longReads = new ChatService({
+      pool: f.db.pool,
+      cache: null,
+      responder: builtinResponder,
+      config: { ...f.config, CACHE_HISTORY_MAX_BYTES: 16 },
+      publisher: { usesBacklog: false, afterCommit: async () => {} },
+    });
+    const t = await newSession();
+    const read = await longReads.authorize(t.id, t.created.token);
+    expect(read.history).toBeFalsy();
+    await longReads.eraseSession(await longReads.authorize(t.id, t.created.token));
+    expect(await codeOf(longReads.history(read, 0, 10))).toBe("unauthorized");
+    const left = await f.db.pool.query("SELECT count(*)::int AS n FROM messages WHERE session_id = $1", [
+      s.id,
+    ]);
+    expect(left.rows[0].n).toBe(0);
   });
 
   it("a second erase of the same session (a retry, or the purge meeting a user's erase) keeps the first one's event", async () => {

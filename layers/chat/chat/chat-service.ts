@@ -103,6 +103,14 @@ interface Planned<T> {
   appended?: Message[];
 }
 
+/**
+ * A session whose token was accepted but whose row is gone by the time the request reads or changes it: erased (or
+ * purged) meanwhile, or accepted from another instance's cache entry during its second of staleness. 401, as for
+ * any erased session's token (README, "What a client should know"), not 404, which says the token is another
+ * session's.
+ */
+const sessionGone = () => new ChatError("unauthorized", "the session token is not valid");
+
 export class ChatService {
   readonly #d: ChatDeps;
   /**
@@ -461,7 +469,7 @@ export class ChatService {
           this.#newestWhenLong,
           this.#d.config.CACHE_HISTORY_MAX_BYTES,
         );
-        if (!snap) throw new ChatError("session_not_found", "session not found");
+        if (!snap) throw sessionGone();
         const planned = await plan(snap, client);
         const done = await applySessionChange(client, { ...planned.change, checkBacklog });
         if (!done) throw new Error("session changed while its row was locked");
@@ -596,7 +604,7 @@ export class ChatService {
 
   async #snapshot(sessionId: string): Promise<SessionSnapshot> {
     const snap = await this.#loadAndFill(sessionId);
-    if (!snap) throw new ChatError("session_not_found", "session not found");
+    if (!snap) throw sessionGone();
     return snap;
   }
 
