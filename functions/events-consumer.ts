@@ -1,5 +1,5 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { MSKEvent } from "aws-lambda";
@@ -7,8 +7,9 @@ import { getPool } from "#chat/db/pool.ts";
 import type { CloudEvent } from "#chat/events/cloudevents.ts";
 import { applyEvents, type Rejection, readEvent } from "#chat/projection/activity-projection.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
+import { newMetrics } from "./http/metrics.ts";
 
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
+const metrics = newMetrics();
 
 export interface ConsumerResult {
   records: number;

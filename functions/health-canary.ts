@@ -1,12 +1,13 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import { config } from "#chat/config.ts";
 import { type ProbeResult, probeHealth } from "#chat/health/health-probe.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
+import { newMetrics } from "./http/metrics.ts";
 
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
+const metrics = newMetrics();
 
 /**
  * Every 5 minutes: calls the deployed GET /health through its public URL, like a user would, and records

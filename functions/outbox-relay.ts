@@ -1,5 +1,5 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
@@ -8,8 +8,9 @@ import { getPool, queryTimeoutMs } from "#chat/db/pool.ts";
 import { type RelayResult, relayOutbox, relayReserveMs } from "#chat/events/outbox-relay.ts";
 import { oldestPendingAgeSeconds } from "#chat/events/outbox-store.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
+import { newMetrics } from "./http/metrics.ts";
 
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "ChatBackend" });
+const metrics = newMetrics();
 
 export class RelayIncompleteError extends Error {
   override name = "RelayIncompleteError";

@@ -76,7 +76,6 @@ export const configSchema = object({
    */
   CACHE_HISTORY_MAX_BYTES: integer(1024 * 1024, 4096, 64 * 1024 * 1024),
   CACHE_SESSION_TTL_SECONDS: integer(300, 1),
-  CACHE_SUGGESTIONS_TTL_SECONDS: integer(300, 1),
   /** Comma-separated host:port list. Unset (and no MSK_CLUSTER_ARN): events wait in the outbox. */
   KAFKA_BROKERS: list,
   MSK_CLUSTER_ARN: optional(string()),
