@@ -74,5 +74,11 @@ describe("a long session's old messages, looked up in Postgres", () => {
     expect(edited.reply?.message_id).not.toBe(last.reply.message_id);
     expect(edited.reply?.seq).toBeGreaterThan(last.reply.seq);
     expect(await row(last.reply.message_id)).toEqual(gone);
+    // the new reply counts: message_count is the session's live messages
+    const live = await f.db.pool.query(
+      "SELECT count(*)::int AS n FROM messages WHERE session_id = $1 AND deleted_at IS NULL",
+      [a.id],
+    );
+    expect((await a.auth()).session.message_count).toBe(live.rows[0].n);
   });
 });
