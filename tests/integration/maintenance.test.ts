@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Queryable } from "../../layers/chat/db/chat-store.ts";
 import { eraseSession } from "../../layers/chat/db/erase-store.ts";
 import { buildPool } from "../../layers/chat/db/pool.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
-import { prune } from "../../layers/chat/maintenance/prune.ts";
+import { prune, pruneOutbox } from "../../layers/chat/maintenance/prune.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 import { untilWaitingForLock } from "../helpers/lock-waits.ts";
 
@@ -179,6 +180,42 @@ describe("maintenance", () => {
       { session_id: published, recent: true, queued: false },
       { session_id: queued, recent: false, queued: true },
     ]);
+  });
+
+  it("the outbox walk goes on past a window that ends on a queued event, and reads each event once", async () => {
+    // windows of 2 (events 1..6): [published, queued] [published, queued] [published, published]; a walk that
+    // started its next window at the last one's end (>= instead of >) would read each queued event again
+    await f.db.pool.query("TRUNCATE outbox");
+    const session = "00000000-0000-4000-8000-0000000000c1";
+    await f.db.pool.query(
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at)
+       SELECT gen_random_uuid(), $1::uuid, 'chat.message.created', jsonb_build_object('i', i), now() - interval '48 hours'
+         FROM generate_series(1, 6) AS i`,
+      [session],
+    );
+    await f.db.pool.query(
+      "DELETE FROM outbox_pending p USING outbox o WHERE p.id = o.id AND o.event->>'i' NOT IN ('2', '4')",
+    );
+    let read = 0;
+    let statements = 0;
+    const counting = {
+      query: async (q: { name: string; text: string; values: unknown[] }) => {
+        const res = await f.db.pool.query(q);
+        statements++;
+        read += res.rows[0].seen;
+        return res;
+      },
+    } as unknown as Queryable;
+    const pruned = await pruneOutbox(counting, 24, { batch: 2, deadline: Date.now() + 10_000 });
+    expect(pruned).toBe(4);
+    expect(read).toBe(6); // each event read once
+    expect(statements).toBe(4); // three full windows, then an empty one
+    const left = await f.db.pool.query(
+      "SELECT event->>'i' AS i FROM outbox WHERE session_id = $1 ORDER BY id",
+      [session],
+    );
+    expect(left.rows.map((r) => r.i)).toEqual(["2", "4"]);
+    await f.db.pool.query("TRUNCATE outbox");
   });
 
   it("the outbox walk takes a quarter of the run at most: old events still queued leave the purge its time", async () => {
