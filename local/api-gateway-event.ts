@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { pooledRandomBytes } from "#chat/random.ts";
 import { LOCAL_ACCOUNT_ID } from "./lambda-context.ts";
@@ -132,7 +133,9 @@ export function buildHttpApiEvent(req: RawHttpRequest, route: RouteInfo): APIGat
   if (query) event.queryStringParameters = query;
   if (Object.keys(route.pathParameters).length > 0) event.pathParameters = { ...route.pathParameters };
   if (req.body.length > 0) {
-    const text = isTextContentType(headers["content-type"]);
+    // a "text" body that is no UTF-8 goes base64 too: decoded as text its bad bytes would become U+FFFD, and the
+    // handler could not refuse what it cannot see (a JSON string holding them would parse, and be stored)
+    const text = isTextContentType(headers["content-type"]) && isUtf8(req.body);
     event.body = req.body.toString(text ? "utf8" : "base64");
     event.isBase64Encoded = !text;
   }

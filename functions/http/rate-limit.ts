@@ -13,6 +13,7 @@ import {
   tokenPartition,
 } from "#chat/ratelimit/policies.ts";
 import { RateLimiter } from "#chat/ratelimit/rate-limiter.ts";
+import { bearerToken } from "./bearer-token.ts";
 import { logger } from "./logger.ts";
 
 /** Functions that are never limited: the health check (probes, canaries) and the OpenAPI document. */
@@ -134,9 +135,4 @@ export function rateLimit(
     after: addFields,
     onError: addFields,
   };
-}
-
-/** As request-parsing reads it: `Authorization: Bearer <token>`. */
-function bearerToken(header: string | undefined): string | undefined {
-  return header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
 }

@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { safeParse, ZodMiniObject, type ZodMiniType } from "zod/mini";
 import { ChatError, type FieldError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
+import { bearerToken } from "./bearer-token.ts";
 import type { HttpSpec } from "./http-handler.ts";
 import { HttpProblem } from "./problem.ts";
 
@@ -156,9 +157,4 @@ function invalidRequest(all: FieldError[]): ChatError {
     `invalid request: ${errors.map((e) => `${e.path || "body"}: ${e.message}`).join("; ")}${more ? `; and ${more} more` : ""}`,
     { errors },
   );
-}
-
-function bearerToken(header: string | undefined): string | undefined {
-  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-  return match?.[1];
 }

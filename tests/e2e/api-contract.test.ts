@@ -120,6 +120,15 @@ describe("a whole conversation over HTTP", () => {
     expect(res.body).toEqual(session);
   });
 
+  it("takes the Bearer scheme in any letter case (RFC 9110 §11.1)", async () => {
+    for (const scheme of ["bearer", "BEARER"]) {
+      const res = await fx.call<Session>("GET", `/sessions/${session.session_id}`, {
+        headers: { authorization: `${scheme} ${token}` },
+      });
+      expect([res.status, res.body.session_id], scheme).toEqual([200, session.session_id]);
+    }
+  });
+
   it("POST /messages/post answers 201 with the user message, the bot's reply (reply_to) and suggestions", async () => {
     const res = await fx.call<Turn>("POST", "/messages/post", {
       json: { session_id: session.session_id, content: "Hello!" },

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { requestBodyBytes, resetConfig } from "../../layers/chat/config.ts";
+import { config, requestBodyBytes, resetConfig } from "../../layers/chat/config.ts";
 import { call, httpEvent } from "../helpers/lambda-events.ts";
 
 // No services: every request here is rejected before the chat service (and its database) is touched.
@@ -72,10 +72,51 @@ describe("request parsing and validation (handlers called with v2 events)", () =
     expect(res.json.code).toBe("malformed_json");
   });
 
+  it("reads invalid UTF-8 inside a JSON string as malformed, not as replacement characters that would parse", async () => {
+    // {"session_id":"…","content":"<0xff>"}: decoded leniently this is valid JSON and the post would go on
+    const body = Buffer.concat([
+      Buffer.from(`{"session_id":"${sid}","content":"`),
+      Buffer.from([0xff]),
+      Buffer.from('"}'),
+    ]);
+    const res = await post(body, { "content-type": "application/json", authorization: "Bearer abc" });
+    expect([res.statusCode, res.json.code]).toEqual([400, "malformed_json"]);
+  });
+
+  it("decodes a base64-encoded body (isBase64Encoded) before parsing it", async () => {
+    const event = httpEvent("POST", "/messages/post", { headers: { "content-type": "application/json" } });
+    event.body = Buffer.from(JSON.stringify({ session_id: "nope", content: "x" })).toString("base64");
+    event.isBase64Encoded = true;
+    const { handler } = await import("../../functions/messages-post.ts");
+    const res = await call(handler, "messages-post", event);
+    expect([res.statusCode, res.json.code]).toEqual([400, "validation_failed"]);
+    expect(res.json.errors.map((e: { path: string }) => e.path)).toEqual(["session_id"]);
+  });
+
+  it("takes a body of exactly MAX_BODY_BYTES and refuses one byte more with 413", async () => {
+    const max = config().MAX_BODY_BYTES;
+    const json = JSON.stringify({ session_id: sid, content: "hello" });
+    const headers = { "content-type": "application/json", authorization: "Bearer abc" };
+    // trailing whitespace is valid JSON: the body reaches the service (an unreachable database here)
+    const exact = await post(json + " ".repeat(max - json.length), headers);
+    expect([exact.statusCode, exact.json.code]).toEqual([503, "service_unavailable"]);
+    const over = await post(json + " ".repeat(max - json.length + 1), headers);
+    expect([over.statusCode, over.json.code]).toEqual([413, "payload_too_large"]);
+  });
+
+  it("takes any JSON media type: +json suffixes and any letter case", async () => {
+    const body = JSON.stringify({ session_id: "nope", content: "x" });
+    for (const type of ["application/merge-patch+json", "Application/JSON; charset=utf-8"]) {
+      const res = await post(body, { "content-type": type });
+      expect([res.statusCode, res.json.code], type).toEqual([400, "validation_failed"]);
+    }
+  });
+
   it("adds security headers to error responses", async () => {
     const res = await post("{", { "content-type": "application/json" });
     expect(res.headers["x-content-type-options"]).toBe("nosniff");
-    expect(res.headers["strict-transport-security"]).toMatch(/max-age/);
+    // 180 days, subdomains included, not preloaded (a preload list entry is a decision for the domain's owner)
+    expect(res.headers["strict-transport-security"]).toBe("max-age=15552000; includeSubDomains");
   });
 
   it("requires history limits of 1–200", async () => {

@@ -151,6 +151,22 @@ describe("buildHttpApiEvent (payload format 2.0)", () => {
     expect(event.body).toBe(body);
   });
 
+  it("base64-encodes a JSON body that is no UTF-8: its bytes reach the handler unchanged", () => {
+    const bytes = Buffer.concat([Buffer.from('{"content":"'), Buffer.from([0xff]), Buffer.from('"}')]);
+    const event = buildHttpApiEvent(
+      {
+        method: "POST",
+        url: "/messages/post",
+        headers: { "content-type": ["application/json"] },
+        body: bytes,
+        sourceIp: "127.0.0.1",
+      },
+      route("POST /messages/post"),
+    );
+    expect(event.isBase64Encoded).toBe(true);
+    expect(Buffer.from(event.body ?? "", "base64")).toEqual(bytes);
+  });
+
   it("base64-encodes a binary body", () => {
     const bytes = Buffer.from([0, 159, 146, 150, 255]);
     const event = buildHttpApiEvent(

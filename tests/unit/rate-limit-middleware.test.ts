@@ -35,10 +35,10 @@ const from = (event: APIGatewayProxyEventV2, ip: string) => {
 };
 const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
 
-async function postMalformed(ip: string, token?: string) {
+async function postMalformed(ip: string, token?: string, scheme = "Bearer") {
   const { handler } = await import("../../functions/messages-post.ts");
   const headers: Record<string, string> = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
+  if (token) headers.authorization = `${scheme} ${token}`;
   return call(
     handler,
     "messages-post",
@@ -91,6 +91,16 @@ describe("rate-limit middleware (handlers called with v2 events, in-process limi
     const ip = freshIp();
     expect((await postMalformed(ip, token)).statusCode).toBe(429);
     expect((await postMalformed(ip, newSessionToken())).statusCode).toBe(400);
+  });
+
+  it("reads the scheme in any letter case, as authentication does: `bearer` counts against the same token", async () => {
+    const token = newSessionToken();
+    for (const scheme of ["bearer", "BEARER", "Bearer"]) {
+      const res = await postMalformed(freshIp(), token, scheme);
+      expect(res.statusCode, scheme).toBe(400);
+      expect(res.headers["ratelimit-policy"], scheme).toMatch(/^"per-token"/);
+    }
+    expect((await postMalformed(freshIp(), token, "bearer")).statusCode).toBe(429);
   });
 
   it("checks before anything else: a limited request is not parsed and never reaches the chat service", async () => {

@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { isBackendUnavailable } from "../../functions/http/service-errors.ts";
+
+const withCode = (code: string, message = "failed") => Object.assign(new Error(message), { code });
+
+// 503 with Retry-After (a client may retry) or 500 (it should not): which failures mean "a backend is away".
+describe("isBackendUnavailable", () => {
+  it.each([
+    ["a server shutting down (57P01, admin_shutdown)", withCode("57P01")],
+    ["too many connections (53300)", withCode("53300")],
+    ["a refused connection", withCode("ECONNREFUSED")],
+    ["a DNS name that does not resolve", withCode("ENOTFOUND")],
+    // net.connect to a name with IPv4 and IPv6 addresses, both refused
+    [
+      "every address refused (AggregateError)",
+      new AggregateError([withCode("ECONNREFUSED"), withCode("ECONNREFUSED")]),
+    ],
+    // a host without IPv6: its address unreachable (not in the list by itself), the IPv4 one refused
+    [
+      "one address unreachable, one refused",
+      new AggregateError([withCode("ENETUNREACH"), withCode("ECONNREFUSED")]),
+    ],
+    ["a connection pg saw end", new Error("Connection terminated unexpectedly")],
+    ["a pool that could not connect in time", new Error("timeout exceeded when trying to connect")],
+    ["a server starting up", new Error("the database system is starting up")],
+    ["no database configured", new Error("set DATABASE_URL or DATABASE_SECRET_ARN")],
+  ])("%s: yes", (_, err) => {
+    expect(isBackendUnavailable(err)).toBe(true);
+  });
+
+  it.each([
+    ["a syntax error (42601): a bug, not an outage", withCode("42601", "syntax error at or near")],
+    ["a unique violation (23505)", withCode("23505")],
+    ["an AggregateError of bugs", new AggregateError([new TypeError("x is undefined")])],
+    ["a plain error", new Error("something else")],
+    ["something thrown that is no Error", { code: "ECONNREFUSED" }],
+  ])("%s: no", (_, err) => {
+    expect(isBackendUnavailable(err)).toBe(false);
+  });
+});
