@@ -52,6 +52,16 @@ describe("the fast path's backlog read", () => {
     expect(seqs(await pendingForSession(db.pool, SESSION, 2, 100_000_000))).toEqual([1, 2]);
   });
 
+  it("at a bound of exactly the first event's JSON, takes that event alone: the next one starts at the bound", async () => {
+    const first = await db.pool.query(
+      "SELECT octet_length(event::text) AS n FROM outbox WHERE session_id = $1 ORDER BY id LIMIT 1",
+      [SESSION],
+    );
+    const bytes = Number(first.rows[0].n);
+    expect(seqs(await pendingForSession(db.pool, SESSION, 1000, bytes))).toEqual([1]);
+    expect(seqs(await pendingForSession(db.pool, SESSION, 1000, bytes + 1))).toEqual([1, 2]);
+  });
+
   it("counts the events' JSON, not their compressed storage", async () => {
     const size = await db.pool.query(
       "SELECT max(pg_column_size(event))::int AS stored, max(octet_length(event::text))::int AS json FROM outbox WHERE session_id = $1",
@@ -79,6 +89,17 @@ describe("the relay's read", () => {
     expect(all.more).toBe(false);
     // the count bound alone also says "more"
     expect(await pendingBatch(db.pool, 11, 100_000_000)).toMatchObject({ more: true });
+  });
+
+  it("at a bound the first two events fill exactly, takes those two and says more may follow", async () => {
+    // the first two are stored uncompressed (hex text, more than pglz gains on): their size is what they take
+    const two = await db.pool.query(
+      `SELECT sum(pg_column_size(event))::int AS n, count(pg_column_compression(event))::int AS compressed
+         FROM (SELECT event FROM outbox ORDER BY id LIMIT 2) e`,
+    );
+    expect(two.rows[0].compressed).toBe(0);
+    const exact = await pendingBatch(db.pool, 500, two.rows[0].n);
+    expect([seqs(exact.rows), exact.more]).toEqual([[1, 2], true]);
   });
 
   it("counts a compressed event by its JSON, leaving out the events in flight", async () => {

@@ -199,6 +199,53 @@ describe("pipelined outbox relay", () => {
     expect(marked.rows.map((x) => x.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
   });
 
+  it("a failed publish ends the run only once the batch before it is marked", async () => {
+    const s = randomUUID();
+    for (let i = 1; i <= 3; i++) await insertEvent(db.pool, s, i);
+    // the first batch's mark is slow (a busy Postgres) while the second batch's publish fails at once
+    const slowMark = holdingConnection(db.pool, (name) => (name === "outbox_mark_published" ? 300 : 0));
+    let calls = 0;
+    const r = await relayOutbox(
+      slowMark,
+      async () => {
+        if (++calls === 2) throw new Error("broker went away");
+      },
+      { batchSize: 1, batchBytes: 1_000_000, timeBudgetMs: 10_000 },
+    );
+    expect(r).toMatchObject({ published: 1, batches: 1, error: "broker went away" });
+    const left = await db.pool.query(
+      "SELECT (o.event->'data'->>'seq')::int AS seq FROM outbox_pending p JOIN outbox o ON o.id = p.id ORDER BY p.id",
+    );
+    expect(left.rows.map((x) => x.seq)).toEqual([2, 3]);
+  });
+
+  it("skips its run while another relay holds the lock: two would reorder sessions", async () => {
+    await insertEvent(db.pool, randomUUID(), 1);
+    const other = await db.pool.connect();
+    try {
+      // the lock another relay process takes (pg_try_advisory_lock on "chat")
+      await other.query("SELECT pg_advisory_lock($1)", [0x63686174]);
+      let calls = 0;
+      const r = await relayOutbox(
+        db.pool,
+        async () => {
+          calls++;
+        },
+        { batchSize: 10, batchBytes: 1_000_000, timeBudgetMs: 10_000 },
+      );
+      expect([r, calls]).toEqual([{ skipped: true, published: 0, batches: 0 }, 0]);
+    } finally {
+      await other.query("SELECT pg_advisory_unlock_all()");
+      other.release();
+    }
+    const after = await relayOutbox(db.pool, async () => {}, {
+      batchSize: 10,
+      batchBytes: 1_000_000,
+      timeBudgetMs: 10_000,
+    });
+    expect(after).toMatchObject({ skipped: false, published: 1 });
+  });
+
   it("a failed mark ends the run with an error, never an unhandled rejection; the next run publishes it again", async () => {
     const s = randomUUID();
     for (let i = 1; i <= 20; i++) await insertEvent(db.pool, s, i);

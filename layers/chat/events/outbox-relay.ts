@@ -83,14 +83,10 @@ export async function relayOutbox(
         // Let the fetch reach Postgres before the publish: encoding a batch holds the event loop for milliseconds,
         // and the pool hands out its connection only on a later tick.
         if (more) await new Promise<void>((r) => setImmediate(r));
-        try {
-          await publish(
-            rows.map((r) => r.event),
-            Math.min(maxPublishMs, left),
-          );
-        } catch (err) {
-          return failed(err);
-        }
+        await publish(
+          rows.map((r) => r.event),
+          Math.min(maxPublishMs, left),
+        );
         published += rows.length;
         batches++;
         // the previous mark must be done before this one starts: one mark at a time, on their own connection
@@ -104,7 +100,9 @@ export async function relayOutbox(
       await marking;
       return { skipped: false, published, batches };
     } catch (err) {
-      // a fetch or a mark failed (statement timeout, lost connection): what was not marked goes out again
+      // a publish, a fetch or a mark failed (broker away, statement timeout, lost connection): what was not marked
+      // goes out again. The mark of the batch before is let finish, on the lock: a run that ended (and let go of the
+      // lock, or had its Lambda frozen) with a mark still running left its batch to the next run to publish again.
       await marking.catch(() => {});
       return failed(err);
     }
