@@ -135,6 +135,31 @@ describe("buildHttpApiEvent (payload format 2.0)", () => {
     expect(event.requestContext.http.userAgent).toBe("");
   });
 
+  it("leaves out queryStringParameters for a query string of separators only", () => {
+    const event = buildHttpApiEvent(
+      { method: "GET", url: "/x?&", headers: {}, body: Buffer.alloc(0), sourceIp: "127.0.0.1" },
+      route("GET /x"),
+    );
+    // the raw query string is kept as sent, but it names no parameter
+    expect(event.rawQueryString).toBe("&");
+    expect("queryStringParameters" in event).toBe(false);
+  });
+
+  it("keeps a body of a single byte", () => {
+    const event = buildHttpApiEvent(
+      {
+        method: "POST",
+        url: "/echo",
+        headers: { "content-type": ["text/plain"] },
+        body: Buffer.from("x"),
+        sourceIp: "127.0.0.1",
+      },
+      route("POST /echo"),
+    );
+    expect(event.body).toBe("x");
+    expect(event.isBase64Encoded).toBe(false);
+  });
+
   it("passes a JSON body as a utf8 string", () => {
     const body = JSON.stringify({ content: "héllo ✓" });
     const event = buildHttpApiEvent(

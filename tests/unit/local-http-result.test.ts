@@ -16,6 +16,14 @@ describe("toHttpResponse (API Gateway payload 2.0 result mapping)", () => {
     expect(r.body.toString()).toBe('{"ok":true}');
   });
 
+  it('drops headers whose value is null or undefined rather than sending the text "null"', () => {
+    const r = toHttpResponse({
+      statusCode: 200,
+      headers: { "x-null": null, "x-undefined": undefined, "x-kept": "" },
+    });
+    expect(r.headers).toEqual({ "x-kept": "" });
+  });
+
   it("decodes a base64 body", () => {
     const r = toHttpResponse({
       statusCode: 200,
@@ -55,6 +63,9 @@ describe("toHttpResponse (API Gateway payload 2.0 result mapping)", () => {
       { statusCode: "200" },
       { statusCode: 200, body: { a: 1 } },
       { statusCode: 99 },
+      // API Gateway takes only integer statuses from 100 to 599
+      { statusCode: 600 },
+      { statusCode: 200.5 },
       { statusCode: 200, cookies: "a=1" },
     ]) {
       const r = toHttpResponse(bad);

@@ -59,6 +59,17 @@ describe("checkResponse (the Node.js runtime's serialization and Lambda's respon
     const result = { statusCode: 200, body: "ok", toJSON: () => ({ count: 1n }) };
     expect(checkResponse(result)).toEqual(stringifyError);
   });
+
+  it("goes by a toJSON inherited from the prototype, which a copy of the result's own fields would lose", () => {
+    const proto = { toJSON: () => ({ big: "x".repeat(7_000_000) }) };
+    const result = Object.assign(Object.create(proto), { statusCode: 200, body: "ok" });
+    expect(checkResponse(result)).toEqual(tooLarge);
+  });
+
+  it("counts a control character in the body as the 6 bytes of its JSON escape", () => {
+    // 1.1 million characters, 6.6 MB once escaped as \u0001
+    expect(checkResponse({ statusCode: 200, body: "\u0001".repeat(1_100_000) })).toEqual(tooLarge);
+  });
 });
 
 describe("toResponseJson", () => {

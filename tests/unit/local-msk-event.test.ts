@@ -62,4 +62,22 @@ describe("toMskEvent", () => {
       },
     });
   });
+
+  it("sends header bytes either side of 0x7f/0x80 as Java's signed bytes: 127, -128, -1", () => {
+    const event = toMskEvent({
+      topic: "t",
+      partition: 0,
+      bootstrapServers: [],
+      messages: [
+        {
+          key: null,
+          value: null,
+          offset: "0",
+          timestamp: "0",
+          headers: { raw: Buffer.from([0x7f, 0x80, 0xff]) },
+        },
+      ],
+    });
+    expect(event.records["t-0"]?.[0]?.headers).toEqual([{ raw: [127, -128, -1] }]);
+  });
 });
