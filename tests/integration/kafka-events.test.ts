@@ -93,7 +93,13 @@ describe("events on chat-messages", () => {
     for (const r of all) {
       const e = JSON.parse(r.value ?? "null") as CloudEvent;
       expect(readEvent(r.value ?? "")).toEqual({ event: e });
-      expect(r.headers).toMatchObject({ ce_id: e.id, ce_type: e.type, ce_specversion: "1.0" });
+      // the ce_* headers let a consumer route without parsing the value: each must match the event
+      expect(r.headers).toMatchObject({
+        ce_id: e.id,
+        ce_type: e.type,
+        ce_specversion: "1.0",
+        ce_source: "/chat-backend",
+      });
       expect(r.headers["content-type"]).toMatch(/^application\/cloudevents\+json/);
       expect(e.subject).toBe(id);
     }

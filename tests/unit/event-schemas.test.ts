@@ -59,7 +59,34 @@ describe("event schemas", () => {
     expect(cloudEventSchema.parse(e)).toEqual(e);
     const record = toKafkaRecord("chat-messages", e);
     expect(record.key).toBe(sid);
-    expect(record.headers).toMatchObject({ ce_id: e.id, ce_type: e.type, ce_specversion: "1.0" });
+    expect(record.headers).toMatchObject({
+      ce_id: e.id,
+      ce_type: e.type,
+      ce_specversion: "1.0",
+      ce_source: "/chat-backend",
+    });
     expect(JSON.parse(record.value)).toEqual(e);
+  });
+
+  it("points each event's dataschema at the published JSON Schema of its own type", () => {
+    const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
+    const schemas = eventJsonSchemas();
+    for (const type of eventTypes) {
+      const e = chatEvent(type, sid, new Date().toISOString(), { session_id: sid });
+      expect(e.dataschema).toBe(`https://chat-backend.example/schemas/events/v1/${type}.json`);
+      // a consumer fetching dataschema gets the schema written to docs/events for this type
+      expect(e.dataschema).toBe(schemas[type].$id);
+    }
+  });
+
+  it("takes a time offset Postgres can store (up to ±15:59) and refuses ±16:00, which zod's datetime allows", () => {
+    const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
+    const at = (time: string) =>
+      cloudEventSchema.safeParse(chatEvent("chat.session.created", sid, time, { session_id: sid })).success;
+    expect(at("2024-05-01T12:00:00+15:59")).toBe(true);
+    expect(at("2024-05-01T12:00:00-15:59")).toBe(true);
+    // Postgres refuses these: the event would fail its consumer's batch for good
+    expect(at("2024-05-01T12:00:00+16:00")).toBe(false);
+    expect(at("2024-05-01T12:00:00-16:00")).toBe(false);
   });
 });

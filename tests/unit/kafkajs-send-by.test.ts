@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { KafkaJSNonRetriableError } from "kafkajs";
 import Broker from "kafkajs/src/broker/index.js";
 import { describe, expect, it, vi } from "vitest";
@@ -7,6 +8,12 @@ import {
   sendBy,
   sendDeadline,
 } from "../../layers/chat/events/kafkajs-send-by.ts";
+
+// kafkajs's own retrier, as its producer uses it around each send.
+const createRetry = createRequire(import.meta.url)("kafkajs/src/retry/index.js") as (options: {
+  retries: number;
+  initialRetryTime: number;
+}) => <T>(fn: () => Promise<T>) => Promise<T>;
 
 /** kafkajs has no cancel: Broker#produce refuses records stamped with a deadline already past. */
 const produce = (Broker as { prototype: { produce: (this: unknown, request: unknown) => Promise<unknown> } })
@@ -25,6 +32,38 @@ describe("a produce request past its send's deadline", () => {
     const broker = { lookupRequest: vi.fn() };
     await expect(produce.call(broker, request(Date.now() - 1))).rejects.toBeInstanceOf(KafkaSendExpiredError);
     expect(broker.lookupRequest).not.toHaveBeenCalled();
+  });
+
+  it("is refused when the deadline is exactly now, and made one millisecond before it", async () => {
+    const now = Date.now();
+    vi.spyOn(Date, "now").mockReturnValue(now);
+    try {
+      const reached = new Error("reached kafkajs's produce");
+      const broker = {
+        lookupRequest: vi.fn(() => {
+          throw reached;
+        }),
+      };
+      // the deadline is the first moment no request may carry the send
+      await expect(produce.call(broker, request(now))).rejects.toBeInstanceOf(KafkaSendExpiredError);
+      expect(broker.lookupRequest).not.toHaveBeenCalled();
+      await expect(produce.call(broker, request(now + 1))).rejects.toBe(reached);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("is given up by kafkajs's retrier at once, not retried until the retries run out", async () => {
+    const retry = createRetry({ retries: 5, initialRetryTime: 1 });
+    const attempt = vi.fn(async () => {
+      throw new KafkaSendExpiredError("late", false);
+    });
+    const err = await retry(attempt).catch((e: unknown) => e);
+    // a retriable error would have been attempted 6 times and come back as KafkaJSNumberOfRetriesExceeded
+    expect(attempt).toHaveBeenCalledTimes(1);
+    expect(err).toBeInstanceOf(KafkaJSNonRetriableError);
+    expect(refusedForDeadline(err)).toBe(true);
+    expect(new KafkaSendExpiredError("late", false).retriable).toBe(false);
   });
 
   it("goes to kafkajs's own produce while the deadline is ahead, and without a stamp", async () => {

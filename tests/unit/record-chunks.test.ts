@@ -1,7 +1,15 @@
+import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { ConfigError, maxEventBytes, parseConfig } from "../../layers/chat/config.ts";
 import { chatEvent, toKafkaRecord } from "../../layers/chat/events/cloudevents.ts";
 import { chunkRecords, type OutgoingRecord, recordBytes } from "../../layers/chat/events/record-chunks.ts";
+
+// kafkajs's record and record batch encoders, as its produce request uses them.
+const require = createRequire(import.meta.url);
+const Record = require("kafkajs/src/protocol/recordBatch/record/v0/index.js") as (record: object) => unknown;
+const { RecordBatch } = require("kafkajs/src/protocol/recordBatch/v0/index.js") as {
+  RecordBatch(batch: { records: unknown[]; lastOffsetDelta: number }): Promise<{ size(): number }>;
+};
 
 const rec = (key: string, value: string, headers: Record<string, string> = {}): OutgoingRecord => ({
   topic: "t",
@@ -19,6 +27,49 @@ describe("recordBytes", () => {
     const oneHeader = recordBytes(rec("", "", { ab: "cde" }));
     expect(oneHeader - base).toBeGreaterThan(5);
     expect(recordBytes(rec("", "", { ab: "cde", f: "g" })) - oneHeader).toBe(oneHeader - base - 3);
+  });
+});
+
+describe("recordBytes against kafkajs's own encoding", () => {
+  /** The bytes a partition's record batch (61-byte header included) takes, as kafkajs's producer encodes it. */
+  const encoded = async (records: OutgoingRecord[]) => {
+    const batch = await RecordBatch({
+      // the producer sets no timestamps: kafkajs stamps each request's records alike (delta 0)
+      records: records.map((r, i) => Record({ ...r, offsetDelta: i, timestampDelta: 0 })),
+      lastOffsetDelta: records.length - 1,
+    });
+    return batch.size();
+  };
+  const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
+  const message = (content: string) =>
+    toKafkaRecord(
+      "chat-messages",
+      chatEvent("chat.message.created", sid, "2024-05-01T12:00:00.000Z", {
+        session_id: sid,
+        message_id: "0c9e2b6a-3d4f-4e5a-8b7c-1d2e3f4a5b6c",
+        seq: 2,
+        role: "user",
+        version: 1,
+        content,
+        reply_to: null,
+      }),
+    );
+  const sessionCreated = toKafkaRecord(
+    "chat-messages",
+    chatEvent("chat.session.created", sid, "2024-05-01T12:00:00.000Z", { session_id: sid, user_id: null }),
+  );
+
+  it("is at least a record's real size alone in its batch (a partition each: the batch header's worst share)", async () => {
+    for (const r of [sessionCreated, message("hi"), message("é".repeat(8000))])
+      expect(recordBytes(r)).toBeGreaterThanOrEqual(await encoded([r]));
+  });
+
+  it("is within 15% of the real size of a batch of short messages, so full runs fill their requests", async () => {
+    const records = Array.from({ length: 100 }, (_, i) => message(`message ${i}`));
+    const estimate = records.reduce((n, r) => n + recordBytes(r), 0);
+    const real = await encoded(records);
+    expect(estimate).toBeGreaterThanOrEqual(real);
+    expect(estimate).toBeLessThan(real * 1.15);
   });
 });
 
@@ -48,6 +99,8 @@ describe("chunkRecords", () => {
     const big = rec("k", "y".repeat(5000));
     const chunks = chunkRecords([rec("a", "1"), big, rec("b", "2")], 1000);
     expect(chunks).toEqual([[rec("a", "1")], [big], [rec("b", "2")]]);
+    // first in the list, it starts the first run: no empty run before it
+    expect(chunkRecords([big, rec("b", "2")], 1000)).toEqual([[big], [rec("b", "2")]]);
   });
 });
 
