@@ -12,7 +12,7 @@ import { closePool } from "../../layers/chat/db/pool.ts";
 import { LocalRateLimiter } from "../../layers/chat/ratelimit/local-limiter.ts";
 import { type RateCheck, type RatePolicy, tokenPartition } from "../../layers/chat/ratelimit/policies.ts";
 import { RateLimiter, TIMEOUTS_BEFORE_RECONNECT } from "../../layers/chat/ratelimit/rate-limiter.ts";
-import { RedisRateLimiter } from "../../layers/chat/ratelimit/redis-limiter.ts";
+import { RedisRateLimiter, SLIDING_WINDOW_LUA } from "../../layers/chat/ratelimit/redis-limiter.ts";
 import { rowCounts, SHARED_REDIS_URL, testRedis } from "../helpers/chat-fixture.ts";
 import { call, type HttpLambda, httpEvent } from "../helpers/lambda-events.ts";
 import { type PrivateRedis, startPrivateRedis } from "../helpers/private-redis.ts";
@@ -81,7 +81,10 @@ describe("RedisRateLimiter on the shared Redis", () => {
     const c: RateCheck = { policy: policy(2, 1), key: "s" };
     expect((await lim.check([c], member()))[0]?.allowed).toBe(true);
     await new Promise((r) => setTimeout(r, 400));
-    expect((await lim.check([c], member()))[0]?.allowed).toBe(true);
+    const second = (await lim.check([c], member()))[0];
+    expect(second?.allowed).toBe(true);
+    // the partition regains a unit when the oldest entry leaves (≈ 600 ms), not the one just added (1000 ms)
+    expect(second?.resetMs).toBeLessThanOrEqual(600 + 20);
     const refused = (await lim.check([c], member()))[0];
     expect(refused?.allowed).toBe(false);
     expect(refused?.resetMs).toBeLessThanOrEqual(600 + 20);
@@ -89,6 +92,71 @@ describe("RedisRateLimiter on the shared Redis", () => {
     // the first one has left; the second is still in the window
     expect((await lim.check([c], member()))[0]).toMatchObject({ allowed: true, remaining: 0 });
     expect((await lim.check([c], member()))[0]?.allowed).toBe(false);
+  });
+
+  it("scores an entry with Redis's clock, in milliseconds", async () => {
+    const lim = new RedisRateLimiter(redis, { keyPrefix: prefix() });
+    const c: RateCheck = { policy: policy(5, 60), key: "clock" };
+    const ms = async () => {
+      const [s, us] = await redis.time();
+      return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    };
+    const m = member();
+    const before = await ms();
+    await lim.check([c], m);
+    const after = await ms();
+    const score = Number(await redis.zscore(lim.key(c), m));
+    expect(score).toBeGreaterThanOrEqual(before);
+    expect(score).toBeLessThanOrEqual(after);
+  });
+
+  it("expires an entry exactly one window old (the script on a pinned clock)", async () => {
+    // Redis's clock replaced by ARGV[4] seconds, ARGV[5] microseconds: the boundary is one exact millisecond
+    const pinned = SLIDING_WINDOW_LUA.replace("redis.call('TIME')", "{ARGV[4], ARGV[5]}");
+    expect(pinned).not.toBe(SLIDING_WINDOW_LUA);
+    const key = `${prefix()}pinned`;
+    const at = (s: number, us: number) =>
+      redis.eval(pinned, 1, key, 1, 1000, member(), s, us) as Promise<[number, number, number]>;
+    expect(await at(100, 0)).toEqual([1, 0, 1000]); // t = 100 000 ms
+    expect(await at(100, 999_000)).toEqual([0, 0, 1]); // 1 ms before it leaves
+    expect(await at(101, 0)).toEqual([1, 0, 1000]); // t - window: gone
+  });
+
+  it("after a limit is lowered, waits for the entry whose expiry brings the count below the new limit", async () => {
+    const lim = new RedisRateLimiter(redis, { keyPrefix: prefix() });
+    const c: RateCheck = { policy: policy(2, 60), key: "lowered" };
+    const [s, us] = await redis.time();
+    const now = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    // three entries (admitted under a limit of 3), 30, 20 and 10 s old
+    await redis.zadd(lim.key(c), now - 30_000, "a", now - 20_000, "b", now - 10_000, "c");
+    const [r] = await lim.check([c], member());
+    expect(r?.allowed).toBe(false);
+    // a's expiry (in 30 s) leaves 2, still the limit; b's leaves 1: in 40 s less this test's few ms
+    expect(r?.resetMs).toBeGreaterThan(39_000);
+    expect(r?.resetMs).toBeLessThanOrEqual(40_000);
+  });
+
+  it("returns the replies of the reads sent along as `got`, and none when one of them fails", async () => {
+    const p = prefix();
+    const lim = new RedisRateLimiter(redis, { keyPrefix: p });
+    await redis.set(`${p}str`, "v", "EX", 60);
+    await redis.hset(`${p}hash`, "f", "1");
+    await redis.expire(`${p}hash`, 60);
+    const c: RateCheck[] = [{ policy: policy(10, 60), key: "g" }];
+    const ok = await lim.checkAndGet(c, member(), [
+      ["get", `${p}str`],
+      ["get", `${p}missing`],
+    ]);
+    expect(ok.got).toEqual(["v", null]);
+    // GET on a hash is WRONGTYPE: a partial read is not handed on (the handler reads for itself)
+    const partial = await lim.checkAndGet(c, member(), [
+      ["get", `${p}str`],
+      ["get", `${p}hash`],
+    ]);
+    expect(partial.results[0]?.allowed).toBe(true);
+    expect(partial.got).toBeUndefined();
+    // nothing sent along: nothing got (not an empty list)
+    expect((await lim.checkAndGet(c, member())).got).toBeUndefined();
   });
 
   it("is atomic: of 60 concurrent requests over 4 connections exactly `limit` get through", async () => {

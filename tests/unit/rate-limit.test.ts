@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import type { Redis } from "ioredis";
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { hashToken, newSessionToken } from "../../layers/chat/chat/tokens.ts";
 import { rateLimitHeaders } from "../../layers/chat/ratelimit/headers.ts";
 import { LocalRateLimiter } from "../../layers/chat/ratelimit/local-limiter.ts";
@@ -119,6 +119,55 @@ describe("LocalRateLimiter: sliding-window log", () => {
     expect(lim.size).toBe(1);
   });
 
+  it("sweeps on exactly the sweepEvery-th check, dropping a log whose last entry is exactly a window old", () => {
+    const c = clock(0);
+    const lim = new LocalRateLimiter({ now: c.now, sweepEvery: 3 });
+    const p = policy(5, 1);
+    lim.check([{ policy: p, key: "old" }]); // check 1
+    c.set(1000); // "old"'s only entry is now exactly one window old: it no longer counts
+    lim.check([{ policy: p, key: "new" }]); // check 2: no sweep yet
+    expect(lim.size).toBe(2);
+    lim.check([{ policy: p, key: "new" }]); // check 3: the sweep
+    expect(lim.size).toBe(1);
+  });
+
+  it("drops a partition whose log a refused request leaves empty, and stores none for a new one", () => {
+    const c = clock(0);
+    const lim = new LocalRateLimiter({ now: c.now, sweepEvery: 1e9 }); // no sweep: only check() drops
+    const tok = policy(1, 60, TOKEN_POLICY);
+    const ip = policy(5, 1, IP_POLICY);
+    const checks = (addr: string): RateCheck[] => [
+      { policy: tok, key: "t" },
+      { policy: ip, key: addr },
+    ];
+    lim.check(checks("10.0.0.1"));
+    expect(lim.size).toBe(2);
+    c.set(1000); // the address's one entry has expired; the token's has not
+    const refused = lim.check(checks("10.0.0.1"));
+    expect(refused.map((r) => r.allowed)).toEqual([false, true]);
+    // an empty log: the whole quota, and a full window until anything changes
+    expect(refused[1]).toMatchObject({ remaining: 5, resetMs: 1000 });
+    expect(lim.size).toBe(1);
+    lim.check(checks("10.0.0.2")); // refused by the token: the new address is not kept either
+    expect(lim.size).toBe(1);
+  });
+
+  it("after a limit is lowered, waits for the entry whose expiry brings the count below the new limit", () => {
+    const c = clock(0);
+    const lim = new LocalRateLimiter({ now: c.now });
+    for (const t of [0, 1000, 2000]) {
+      c.set(t);
+      expect(lim.check([{ policy: policy(3, 10), key: "k" }])[0]?.allowed).toBe(true);
+    }
+    c.set(3000);
+    // limit 2 now, 3 entries: t=0's expiry leaves 2 (still full), t=1000's leaves 1, at 11 000
+    expect(lim.check([{ policy: policy(2, 10), key: "k" }])[0]).toMatchObject({
+      allowed: false,
+      remaining: 0,
+      resetMs: 8000,
+    });
+  });
+
   it("matches a naive reference model on any request schedule (property)", () => {
     // reference: admitted iff fewer than `limit` admitted requests in (t - w, t]
     fc.assert(
@@ -184,6 +233,9 @@ describe("partition keys", () => {
     expect(ipPartition("2001:DB8:1:2::1")).toBe("2001:db8:1:2::/64");
     expect(ipPartition("2001:db8::")).toBe("2001:db8:0:0::/64");
     expect(ipPartition("::1")).toBe("0:0:0:0::/64");
+    // ffff in group 5 is IPv4-mapped only when groups 0-4 are all zero
+    expect(ipPartition("::1:ffff:102:304")).toBe("0:0:0:0::/64");
+    expect(ipPartition("1::ffff:102:304")).toBe("1:0:0:0::/64");
     expect(ipPartition("fe80::1%eth0")).toBe("fe80:0:0:0::/64");
     for (const junk of [undefined, "", "unknown", "1.2.3", "1.2.3.256", "2001:db8::1::2", "::g", "a b"]) {
       expect(ipPartition(junk)).toBeNull();
@@ -254,6 +306,15 @@ describe("RateLimit and RateLimit-Policy fields (draft-ietf-httpapi-ratelimit-he
     expect(rateLimitHeaders([])).toEqual({});
   });
 
+  it("never sends t=0 on a refusal (the client would retry at once), though an admitted answer may", () => {
+    expect(rateLimitHeaders([{ policy: tok, allowed: false, remaining: 0, resetMs: 0 }]).ratelimit).toBe(
+      '"per-token";r=0;t=1',
+    );
+    expect(rateLimitHeaders([{ policy: tok, allowed: true, remaining: 3, resetMs: 0 }]).ratelimit).toBe(
+      '"per-token";r=3;t=0',
+    );
+  });
+
   it("always yields parseable fields with non-negative integers, and t ≥ 1 on a refusal (property)", () => {
     const item = /^"[a-z-]+";r=(\d+);t=(\d+)$/;
     fc.assert(
@@ -285,13 +346,17 @@ describe("RateLimit and RateLimit-Policy fields (draft-ietf-httpapi-ratelimit-he
 });
 
 /** A Redis stand-in whose pipeline answers as told, for the fallback logic. */
-function fakeRedis(behaviour: "hang" | "fail" | "ok", status = "ready") {
-  const calls = { pipelines: 0 };
+function fakeRedis(initially: "hang" | "fail" | "ok", status = "ready") {
+  let behaviour = initially;
+  const calls = { pipelines: 0, disconnects: 0 };
   const client = {
     status,
     once: () => {},
     off: () => {},
     defineCommand: () => {},
+    disconnect: () => {
+      calls.disconnects++;
+    },
     pipeline() {
       calls.pipelines++;
       const cmds: unknown[] = [];
@@ -311,7 +376,10 @@ function fakeRedis(behaviour: "hang" | "fail" | "ok", status = "ready") {
       return p;
     },
   };
-  return { client: client as unknown as Redis, calls };
+  const answer = (b: typeof behaviour) => {
+    behaviour = b;
+  };
+  return { client: client as unknown as Redis, calls, answer };
 }
 
 describe("RateLimiter: Redis first, this process's memory when Redis is absent, down or slow", () => {
@@ -407,9 +475,83 @@ describe("RateLimiter: Redis first, this process's memory when Redis is absent, 
     const lim = new RateLimiter({ redis: () => null, timeoutMs: 50, now: c.now });
     const p = [{ policy: policy(1, 3), key: "k" }];
     await lim.check(p);
-    c.advance(2500);
+    c.advance(1600);
+    // 1.4 s left: waiting 1 s would be refused again
+    expect((await lim.check(p)).retryAfterSeconds).toBe(2);
+    c.advance(900);
     expect((await lim.check(p)).retryAfterSeconds).toBe(1);
     c.advance(-2400);
     expect((await lim.check(p)).retryAfterSeconds).toBe(3);
+  });
+});
+
+describe("RateLimiter: going back to Redis, and to the right client", () => {
+  const checks: RateCheck[] = [{ policy: policy(100, 60), key: "k" }];
+
+  it("leaves a failed Redis alone for 1000 ms by default, and not a millisecond longer", async () => {
+    const c = clock(0);
+    const { client, calls } = fakeRedis("fail");
+    const lim = new RateLimiter({ redis: () => client, timeoutMs: 50, now: c.now });
+    const pipelinesAt = async (t: number) => {
+      c.set(t);
+      await lim.check(checks);
+      return calls.pipelines;
+    };
+    expect([await pipelinesAt(0), await pipelinesAt(999), await pipelinesAt(1000)]).toEqual([1, 1, 2]);
+  });
+
+  it("asks the client it is given now: a replaced Redis client gets the next check", async () => {
+    const a = fakeRedis("ok");
+    const b = fakeRedis("ok");
+    let current = a.client;
+    const lim = new RateLimiter({ redis: () => current, timeoutMs: 50 });
+    expect((await lim.check(checks)).source).toBe("redis");
+    current = b.client; // e.g. getRedis() after the old client was closed
+    expect((await lim.check(checks)).source).toBe("redis");
+    expect([a.calls.pipelines, b.calls.pipelines]).toEqual([1, 1]);
+  });
+});
+
+describe("RateLimiter: replacing a connection that stops answering", () => {
+  const checks: RateCheck[] = [{ policy: policy(100, 60), key: "k" }];
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+  /** One check, run past its 40 ms bound (a hanging Redis answers by timeout). */
+  const checkOnce = async (lim: RateLimiter) => {
+    const d = lim.check(checks);
+    await vi.advanceTimersByTimeAsync(40);
+    return d;
+  };
+  // retryRedisAfterMs 0: every check goes to Redis, so each hang counts
+  const limiter = (client: Redis) =>
+    new RateLimiter({ redis: () => client, timeoutMs: 40, readyWaitMs: 30, retryRedisAfterMs: 0 });
+
+  it("counts only timeouts in a row: an answer in between starts the count again", async () => {
+    const r = fakeRedis("hang");
+    const lim = limiter(r.client);
+    await checkOnce(lim);
+    await checkOnce(lim);
+    r.answer("ok");
+    expect((await checkOnce(lim)).source).toBe("redis");
+    r.answer("hang");
+    await checkOnce(lim);
+    await checkOnce(lim);
+    expect(r.calls.disconnects).toBe(0);
+    await checkOnce(lim); // the third in a row
+    expect(r.calls.disconnects).toBe(1);
+  });
+
+  it("starts counting afresh after a reconnect: six timeouts in a row reconnect twice", async () => {
+    const r = fakeRedis("hang");
+    const lim = limiter(r.client);
+    for (let i = 0; i < 6; i++) expect((await checkOnce(lim)).source).toBe("local");
+    expect(r.calls.disconnects).toBe(2);
+  });
+
+  it("does not replace a connection still being made: waiting for it is not a silent socket", async () => {
+    const r = fakeRedis("ok", "connecting");
+    const lim = limiter(r.client);
+    for (let i = 0; i < 6; i++) expect((await checkOnce(lim)).source).toBe("local");
+    expect(r.calls).toEqual({ pipelines: 0, disconnects: 0 });
   });
 });
