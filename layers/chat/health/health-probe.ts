@@ -19,7 +19,11 @@ export async function probeHealth(
       signal: AbortSignal.timeout(timeoutMs),
       headers: { "user-agent": "chat-health-canary" },
     });
-    const body = (await res.json().catch(() => null)) as { status?: string } | null;
+    // A body that is not JSON is an answer (health unknown); one that never arrived whole (timed out, cut off) is not.
+    const body = (await res.json().catch((err: unknown) => {
+      if (err instanceof SyntaxError) return null;
+      throw err;
+    })) as { status?: string } | null;
     const latency_ms = Math.round(performance.now() - started);
     return {
       ok: res.status === 200 && body?.status !== "down",
