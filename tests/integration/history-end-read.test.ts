@@ -126,6 +126,22 @@ describe("reading the end of a cached history", () => {
     const found = cache.lookupPrefetched(await readTail(id));
     expect(found.kind === "hit" && found.value.session.generation).toBe(ahead.generation);
     expect(found.kind === "hit" && [found.value.newest, found.value.historyText]).toEqual([null, null]);
+    // nor by a whole read
+    const whole = await cache.get(id);
+    expect(whole.kind === "hit" && whole.value.historyText).toBeNull();
+  });
+});
+
+describe("the start of a long history whose messages are full of brackets", () => {
+  it("is never taken for the whole entry where the cut falls after a ']'", async () => {
+    const { id } = await longSession(cached, 40, 1000, "]");
+    // a read of the start that ends inside a message's content, just after a "]"
+    const entry = (await cached.redis!.get(`chat:{${id}}:h`))!;
+    const cut = entry.indexOf("]]", entry.length / 2) + 1;
+    const found = cache.lookupPrefetched(await cache.fetch(id, "head", cut));
+    // only the entry's closing "\n]" says it was read whole
+    expect(found.kind === "hit" && found.value.historyText).toBeNull();
+    expect(found.kind === "hit" && found.value.oldest?.count).toBeGreaterThan(0);
   });
 });
 

@@ -86,3 +86,80 @@ describe("Bedrock responder", () => {
     ]);
   });
 });
+
+describe("Bedrock responder: model output, deadline and client", () => {
+  const answer = (content: { text: string }[]) => ({
+    output: { message: { role: "assistant" as const, content } },
+  });
+  const responderWith = (onFallback?: (r: string) => void, timeoutMs = 1000) =>
+    bedrockResponder({
+      modelId: "m",
+      timeoutMs,
+      client: new BedrockRuntimeClient({ region: "us-east-1" }),
+      onFallback,
+    });
+
+  it("falls back when the model answers nothing or only white space, and says so", async () => {
+    for (const content of [[], [{ text: "" }], [{ text: " \n " }]]) {
+      bedrock.reset();
+      bedrock.on(ConverseCommand).resolves(answer(content));
+      const reasons: string[] = [];
+      expect(await responderWith((r) => reasons.push(r)).respond(history)).toEqual(builtinReply(history));
+      expect(reasons).toEqual(["Error"]);
+    }
+  });
+
+  it("joins every text block of the answer, trimmed", async () => {
+    bedrock.on(ConverseCommand).resolves(answer([{ text: " Hello, " }, { text: "there. " }]));
+    expect((await responderWith().respond(history)).content).toBe("Hello, there.");
+  });
+
+  it("bounds the answer's length in the request", async () => {
+    bedrock.on(ConverseCommand).resolves(answer([{ text: "ok" }]));
+    await responderWith().respond(history);
+    // about 4 characters a token: a reply must fit a message (8,000 characters by default)
+    const maxTokens = bedrock.commandCalls(ConverseCommand)[0]?.args[0].input.inferenceConfig?.maxTokens;
+    expect(maxTokens).toBeGreaterThan(0);
+    expect(maxTokens).toBeLessThanOrEqual(2000);
+  });
+
+  it("aborts the model call at its deadline and reports a TimeoutError", async () => {
+    // a hand-made client: aws-sdk-client-mock does not pass the send options (the abort signal) on
+    let signal: AbortSignal | undefined;
+    const client = {
+      send: (_cmd: unknown, opts: { abortSignal?: AbortSignal }) => {
+        signal = opts.abortSignal;
+        return new Promise(() => {});
+      },
+    } as unknown as BedrockRuntimeClient;
+    const reasons: string[] = [];
+    const responder = bedrockResponder({
+      modelId: "m",
+      timeoutMs: 50,
+      client,
+      onFallback: (r) => reasons.push(r),
+    });
+    expect(await responder.respond(history)).toEqual(builtinReply(history));
+    expect(signal?.aborted).toBe(true);
+    expect(reasons).toEqual(["TimeoutError"]);
+  });
+
+  it("waits for the model up to timeoutMs, not longer", async () => {
+    // answers at 100 ms and at 600 ms against a 300 ms deadline: the first is used, the second is not
+    const answerAfter = (ms: number) => (_input: unknown) =>
+      new Promise((resolve) => setTimeout(() => resolve(answer([{ text: `after ${ms}` }])), ms));
+    bedrock.on(ConverseCommand).callsFakeOnce(answerAfter(100)).callsFakeOnce(answerAfter(600));
+    const responder = responderWith(undefined, 300);
+    expect((await responder.respond(history)).content).toBe("after 100");
+    expect(await responder.respond(history)).toEqual(builtinReply(history));
+  });
+
+  it("creates its own client, in the given region, with no SDK retries", async () => {
+    bedrock.on(ConverseCommand).resolves(answer([{ text: "ok" }]));
+    await bedrockResponder({ modelId: "m", region: "eu-west-3", timeoutMs: 1000 }).respond(history);
+    // the client the mock was called on: a retry would run past the deadline's budget and bill again
+    const client = bedrock.send.getCall(0).thisValue as BedrockRuntimeClient;
+    expect(await client.config.region()).toBe("eu-west-3");
+    expect(await client.config.maxAttempts()).toBe(1);
+  });
+});

@@ -98,4 +98,91 @@ describe("boundContext", () => {
       boundContext([user("x".repeat(50)), user("y".repeat(50)), user("z")], 10, 60).map((t) => t.content[0]),
     ).toEqual(["y", "z"]);
   });
+
+  it("keeps a turn that fills the character bound exactly", () => {
+    expect(boundContext([user("x".repeat(50)), user("y".repeat(50))], 10, 100)).toHaveLength(2);
+  });
+
+  it("keeps the newest turn even when it alone is over the character bound", () => {
+    // the responder must always see the message it answers
+    expect(boundContext([user("a"), user("b".repeat(200))], 10, 100).map((t) => t.content[0])).toEqual(["b"]);
+  });
+
+  it("stops at the first turn over the bound: the context is never a gapped one", () => {
+    const turns = [user("a"), user("b".repeat(20)), user("c")];
+    expect(boundContext(turns, 10, 15).map((t) => t.content[0])).toEqual(["c"]);
+  });
+});
+
+describe("built-in responder: quoting and counting", () => {
+  const fallbackOf = (quoted: string) =>
+    `${FALLBACK_PREFIX}"${quoted}". Tell me more, or type 'help' to see what I can do.`;
+
+  it("quotes up to 80 characters whole and cuts a longer message to 79 and an ellipsis", () => {
+    expect(builtinReply([user("a".repeat(80))]).content).toBe(fallbackOf("a".repeat(80)));
+    expect(builtinReply([user("a".repeat(81))]).content).toBe(fallbackOf(`${"a".repeat(79)}…`));
+  });
+
+  it("quotes a message on one line, its runs of white space collapsed and its ends trimmed", () => {
+    expect(builtinReply([user("  one \n\n\t two  ")]).content).toBe(fallbackOf("one two"));
+  });
+
+  it("counts the bot's turns and says 'message' for one", () => {
+    expect(builtinReply([bot(WELCOME.content), user("how many messages so far?")]).content).toBe(
+      "So far I can see 1 message from you and 1 from me.",
+    );
+    const history = [bot(WELCOME.content), user("a"), bot("b"), user("c"), bot("d")];
+    expect(builtinReply([...history, user("how many messages?")]).content).toContain(
+      "3 messages from you and 3 from me",
+    );
+  });
+
+  it("summarizes what was said before the request, each quoted to 40 characters", () => {
+    const long = "x".repeat(60);
+    const content = builtinReply([
+      bot(WELCOME.content),
+      user(long),
+      bot("ok"),
+      user("summarize please"),
+    ]).content;
+    // the request itself is not part of the summary
+    expect(content).toBe(`Here is what you said so far: "${"x".repeat(39)}…".`);
+    expect(builtinReply([bot(WELCOME.content), user("recap")]).content).toMatch(/nothing to summarize/);
+  });
+
+  it("picks the next fact and tip from the bot's own replies only, not from the user's words", () => {
+    // a user quoting the prefix does not move the bot on
+    const history = [bot(WELCOME.content), user("Fun fact: cats sleep a lot"), bot("ok")];
+    const first = builtinReply([bot(WELCOME.content), user("tell me a fun fact")]).content;
+    expect(builtinReply([...history, user("tell me a fun fact")]).content).toBe(first);
+  });
+
+  it("goes round the facts again after the last, and stays on its last tip, suggesting no more", () => {
+    const ask = (text: string, times: number) => {
+      const history: Turn[] = [bot(WELCOME.content)];
+      const replies = [];
+      for (let i = 0; i < times; i++) {
+        const reply = builtinReply([...history, user(text)]);
+        replies.push(reply);
+        history.push(user(text), bot(reply.content));
+      }
+      return replies;
+    };
+    const facts = ask("Tell me another", 5).map((r) => r.content);
+    expect(facts[4]).toBe(facts[0]);
+    const tips = ask("Tell me more", 5);
+    // the fourth tip is the last: it and any later ask say "that is all" and stop offering more
+    expect(tips[4]?.content).toBe(tips[3]?.content);
+    expect(tips[3]?.content).toMatch(/that is all/);
+    expect(tips[2]?.suggestions).toContain("Tell me more");
+    for (const last of tips.slice(3)) expect(last.suggestions).not.toContain("Tell me more");
+  });
+
+  it("matches whole words and a question with white space after its mark", () => {
+    const reply = (text: string) => builtinReply([bot(WELCOME.content), user(text)]).content;
+    // "hi" inside "history", "first question" inside "first questionnaire" are not those requests
+    expect(reply("history of Rome")).toMatch(new RegExp(`^${FALLBACK_PREFIX}`));
+    expect(reply("my first questionnaire")).toMatch(new RegExp(`^${FALLBACK_PREFIX}`));
+    expect(reply("Is it raining? ")).toMatch(/^Good question/);
+  });
 });

@@ -128,9 +128,12 @@ describe("the Redis secret's read", () => {
     expect(readJsonSecret).toHaveBeenCalledTimes(2);
   });
 
-  it("refuses a secret without a password rather than connect without one", async () => {
+  it.each([
+    ["without a password", { username: "chat" }],
+    ["with an empty password", { username: "chat", password: "" }],
+  ])("refuses a secret %s rather than connect without one", async (_, secret) => {
     useRedis({ REDIS_SECRET_ARN: ARN });
-    readJsonSecret.mockResolvedValue({ username: "chat" });
+    readJsonSecret.mockResolvedValue(secret);
     const redis = getRedis()!;
     await vi.waitFor(() => expect(readJsonSecret).toHaveBeenCalled());
     await new Promise((resolve) => setTimeout(resolve, 50));
