@@ -95,6 +95,12 @@ function retentionDays(raw: Raw): number {
     );
   return n;
 }
+// Kafka refuses a topic of 0 or 1.5 partitions, but only at deploy time, in the migration custom resource.
+function kafkaPartitions(raw: Raw): number {
+  const n = int(raw, "kafkaPartitions", 6);
+  if (n < 1) throw new Error(`context kafkaPartitions must be at least 1, got ${n}`);
+  return n;
+}
 // `-c corsOrigins=a,b` arrives as a string, cdk.json may hold an array.
 const list = (raw: Raw, key: string): string[] => {
   const v = raw(key);
@@ -183,7 +189,7 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     outboxPendingAgeThresholdSeconds: num(raw, "outboxPendingAgeThresholdSeconds", 300),
     responder: oneOf(raw, "responder", ["builtin", "bedrock"] as const, "builtin"),
     bedrockModelId: str(raw, "bedrockModelId"),
-    kafkaPartitions: num(raw, "kafkaPartitions", 6),
+    kafkaPartitions: kafkaPartitions(raw),
     dbInstanceType: str(raw, "dbInstanceType") ?? "t4g.micro",
     dbMultiAz: bool(raw, "dbMultiAz", false),
     deletionProtection: bool(raw, "deletionProtection", false),

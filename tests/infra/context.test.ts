@@ -51,6 +51,41 @@ describe("context", () => {
     expect(() => ctx({ availabilityZones: "us-east-1a,us-east-1a" })).toThrow(/availabilityZones/);
   });
 
+  it("has docs/deploy.md's defaults, real handlers included", () => {
+    expect(ctx({})).toMatchObject({
+      responder: "builtin",
+      healthLatencyThresholdMs: 2000,
+      kafkaPartitions: 6,
+      dbMultiAz: false,
+      deletionProtection: false,
+      tracing: false,
+      // the stub handler is for tests only: a deploy must never ship it
+      stubHandlers: false,
+    });
+  });
+
+  it("reads 1/0 as booleans and an empty value as unset", () => {
+    expect(ctx({ dbMultiAz: "1", tracing: "0" })).toMatchObject({ dbMultiAz: true, tracing: false });
+    expect(ctx({ logRetentionDays: "", alarmEmail: "" })).toMatchObject({
+      logRetentionDays: 30,
+      alarmEmail: undefined,
+    });
+    expect(ctx({ corsOrigins: "https://a.example,, " }).corsOrigins).toEqual(["https://a.example"]);
+  });
+
+  it("takes 0 where it means off, and refuses a number that is not one", () => {
+    expect(ctx({ dbSecretRotationDays: "0" }).dbSecretRotationDays).toBe(0);
+    expect(ctx({ sessionRetentionDays: "0" }).sessionRetentionDays).toBe(0);
+    expect(() => ctx({ throttleRateLimit: "fast" })).toThrow(/throttleRateLimit/);
+    expect(() => ctx({ healthLatencyThresholdMs: "Infinity" })).toThrow(/healthLatencyThresholdMs/);
+  });
+
+  it("refuses a topic partition count Kafka would refuse at deploy time", () => {
+    expect(ctx({ kafkaPartitions: "12" }).kafkaPartitions).toBe(12);
+    expect(() => ctx({ kafkaPartitions: "1.5" })).toThrow(/kafkaPartitions/);
+    expect(() => ctx({ kafkaPartitions: "0" })).toThrow(/kafkaPartitions/);
+  });
+
   it("has defaults for the alarm thresholds", () => {
     expect(ctx({})).toMatchObject({
       http5xxThreshold: 5,
@@ -88,6 +123,14 @@ describe("context", () => {
   });
 
   const external = { dataPlane: "external", databaseSecretArn: "arn:s" };
+
+  it("drops databaseUrl when a secret is given: the URL's password would sit in every function's environment", () => {
+    const both = ctx({ ...external, databaseUrl: "postgres://chat:pw@db:5432/chat" }).external;
+    expect(both).toMatchObject({ databaseSecretArn: "arn:s", databaseUrl: undefined });
+    expect(ctx({ dataPlane: "external", databaseUrl: "postgres://db/chat" }).external?.databaseUrl).toBe(
+      "postgres://db/chat",
+    );
+  });
 
   it("encrypts the external endpoints unless TLS is turned off explicitly", () => {
     expect(ctx(external).external).toMatchObject({ databaseSsl: true, redisTls: true, kafkaSsl: true });

@@ -64,6 +64,10 @@ describe.each(variants)("events-consumer's on-failure destination: %s", (_name, 
         Rules: [expect.objectContaining({ ExpirationInDays: 14, Status: "Enabled" })],
       },
     });
+    // a replayed (deleted) batch's old version, message text included, goes too, well within those 14 days
+    const lifecycle = bucket.Properties?.LifecycleConfiguration as { Rules?: Record<string, unknown>[] };
+    const [rule] = lifecycle?.Rules ?? [];
+    expect(rule?.NoncurrentVersionExpiration).toEqual({ NoncurrentDays: 1 });
     expect(bucket.DeletionPolicy).toBe("Retain");
     const [, policy] = onlyEntry(s.template, "AWS::S3::BucketPolicy");
     expect(policy.Properties).toMatchObject({

@@ -1,8 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  closureHash,
   INLINED,
   importedPackages,
   isRequirable,
@@ -38,6 +39,26 @@ describe("which packages go into the layer", () => {
     expect(INLINED.has("zod")).toBe(true);
     expect(packages).not.toContain("zod");
     expect(closure.filter((p) => p.endsWith("node_modules/zod"))).toEqual([]);
+  });
+
+  it("bundles the Powertools logger and metrics into each function too (docs/deploy.md), not the layer", () => {
+    for (const p of ["@aws-lambda-powertools/logger", "@aws-lambda-powertools/metrics"]) {
+      expect(INLINED.has(p), p).toBe(true);
+      expect(packages, p).not.toContain(p);
+    }
+  });
+
+  it("gets a new layer hash when a package in the closure changes version, and only then", () => {
+    const root = mkdtempSync(join(tmpdir(), "layer-hash-"));
+    const install = (version: string) => {
+      mkdirSync(join(root, "node_modules/pg"), { recursive: true });
+      writeFileSync(join(root, "node_modules/pg/package.json"), JSON.stringify({ name: "pg", version }));
+      return closureHash(root, ["node_modules/pg"]);
+    };
+    const first = install("8.13.0");
+    expect(install("8.13.0")).toBe(first);
+    // a stale hash would keep the old layer version: the functions would run the old driver
+    expect(install("8.13.1")).not.toBe(first);
   });
 
   it("only lists packages the code imports and package.json depends on", () => {

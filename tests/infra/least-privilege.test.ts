@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type Backend, functions } from "#functions/manifest.ts";
+import { FUNCTIONS_DIR } from "../../infra/paths.ts";
 import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, type Synth, synth } from "./synth.ts";
 
 type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
@@ -51,6 +53,17 @@ describe("aws variant: each function gets what its manifest entry uses, and noth
     const kafka =
       uses.some((u) => u.startsWith("kafka-")) || !!functions.find((f) => f.name === name)?.kafkaTopic;
     expect(actions.includes("kafka-cluster:Connect"), "Connect").toBe(kafka);
+  });
+
+  it("a handler that evicts from the cache (maintenance's purge) uses Redis: without it the guard is null", () => {
+    const evicting = functions.filter((f) =>
+      readFileSync(`${FUNCTIONS_DIR}/${f.handler}.ts`, "utf8").includes("getCacheGuard()"),
+    );
+    expect(evicting.map((f) => f.name)).toContain("maintenance");
+    for (const f of evicting) {
+      expect(f.uses, f.name).toContain("redis");
+      expect(environmentOf(s, f.name).REDIS_URL, f.name).toBeDefined();
+    }
   });
 
   it("openapi and route-not-found get neither the database secret nor any Kafka access", () => {

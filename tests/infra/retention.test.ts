@@ -23,6 +23,10 @@ describe("what the stack keeps, and for how long", () => {
     }
   });
 
+  it("refuses a logRetentionDays CloudWatch does not offer, at synth rather than at deploy", () => {
+    expect(() => synth({ logRetentionDays: "31" })).toThrow(/logRetentionDays 31/);
+  });
+
   it("the VPC's rejected-traffic flow logs go to such a group", () => {
     const flowLogs = ofType("AWS::EC2::FlowLog").map(([, r]) => r.Properties ?? {});
     expect(flowLogs).toHaveLength(1);

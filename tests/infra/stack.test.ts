@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Match } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS } from "#functions/http/cors-headers.ts";
@@ -8,7 +9,8 @@ import {
   httpFunctions,
   scheduledFunctions,
 } from "#functions/manifest.ts";
-import { HEALTH_CANARY, MAINTENANCE } from "../../infra/chat-stack.ts";
+import { HEALTH_CANARY, MAINTENANCE, rateInterval } from "../../infra/chat-stack.ts";
+import { REPO_ROOT } from "../../infra/paths.ts";
 import { functionLogicalId, resourcesOf, synth } from "./synth.ts";
 
 const s = synth({
@@ -19,6 +21,7 @@ const s = synth({
 const { template } = s;
 const lambdas = resourcesOf(template, "AWS::Lambda::Function");
 const arnOf = (logicalId: string) => ({ "Fn::GetAtt": [logicalId, "Arn"] });
+const { version } = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { version: string };
 
 describe("functions from the manifest", () => {
   it.each(functions.map((f) => [f.name, f] as const))(
@@ -36,11 +39,18 @@ describe("functions from the manifest", () => {
             POWERTOOLS_SERVICE_NAME: "chat-backend",
             POWERTOOLS_LOG_LEVEL: "INFO",
             POWERTOOLS_METRICS_NAMESPACE: "ChatBackend",
+            NODE_OPTIONS: "--enable-source-maps",
+            // what /health and the OpenAPI document report
+            SERVICE_VERSION: version,
           }),
         },
       });
     },
   );
+
+  it("gives no routed function longer than API Gateway waits for it (30 s): the client would get a 503 first", () => {
+    for (const spec of httpFunctions) expect(spec.timeoutSeconds, spec.name).toBeLessThan(30);
+  });
 
   it("has no function the manifest does not list, besides the migration custom resource", () => {
     const named = Object.values(lambdas)
@@ -55,6 +65,9 @@ describe("functions from the manifest", () => {
     const appFunctions = Object.entries(lambdas).filter(([, r]) => r.Properties?.Handler === "index.handler");
     expect(appFunctions.length).toBe(functions.length + 1); // + migrate-on-deploy
     for (const [id, r] of appFunctions) expect(r.Properties?.Layers, id).toEqual([{ Ref: layerId }]);
+    // pure JS, and published for the functions' arm64
+    const layer = resourcesOf(template, "AWS::Lambda::LayerVersion")[layerId ?? ""]?.Properties ?? {};
+    expect(layer.CompatibleArchitectures).toContain("arm64");
   });
 
   it("gives each function its own log group with a retention", () => {
@@ -106,7 +119,11 @@ describe("HTTP API", () => {
       AccessLogSettings: {
         DestinationArn: Match.anyValue(),
         Format: Match.serializedJson(
-          Match.objectLike({ requestId: "$context.requestId", routeKey: "$context.routeKey" }),
+          Match.objectLike({
+            requestId: "$context.requestId",
+            routeKey: "$context.routeKey",
+            status: "$context.status",
+          }),
         ),
       },
     });
@@ -123,6 +140,14 @@ describe("HTTP API", () => {
     });
   });
 
+  it("lets a browser preflight every method the manifest routes", () => {
+    const [api] = Object.values(resourcesOf(template, "AWS::ApiGatewayV2::Api"));
+    const cors = api?.Properties?.CorsConfiguration as { AllowMethods?: string[] } | undefined;
+    const allowed = cors?.AllowMethods;
+    for (const method of new Set(httpFunctions.map((f) => f.route.method)))
+      expect(allowed, method).toContain(method);
+  });
+
   it("configures API Gateway's CORS with the handlers' header lists: it replaces their CORS headers", () => {
     template.hasResourceProperties("AWS::ApiGatewayV2::Api", {
       CorsConfiguration: Match.objectLike({
@@ -136,8 +161,13 @@ describe("HTTP API", () => {
       expect(CORS_EXPOSED_HEADERS).toContain(h);
   });
 
-  it("outputs the API URL", () => {
+  it("outputs what docs/deploy.md lists: the API and health URLs, the alarm topic, the migrations function", () => {
     template.hasOutput("ApiUrl", Match.anyValue());
+    expect(JSON.stringify(template.toJSON().Outputs.HealthUrl.Value)).toMatch(/execute-api.*\/health"/);
+    template.hasOutput("AlarmTopicArn", {
+      Value: { Ref: Object.keys(resourcesOf(template, "AWS::SNS::Topic"))[0] },
+    });
+    template.hasOutput("MigrationsFunction", Match.anyValue());
   });
 });
 
@@ -152,6 +182,37 @@ describe("schedules", () => {
       });
     },
   );
+
+  it("runs the relay every minute, maintenance hourly and the canary every 5 minutes (README)", () => {
+    const schedules = Object.fromEntries(scheduledFunctions.map((f) => [f.name, f.schedule]));
+    expect(schedules).toEqual({
+      "outbox-relay": "rate(1 minute)",
+      maintenance: "rate(1 hour)",
+      [HEALTH_CANARY]: "rate(5 minutes)",
+    });
+  });
+
+  it("does not retry a failed run (the next tick is the retry) nor deliver a tick over a minute late", () => {
+    for (const spec of scheduledFunctions) {
+      template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+        FunctionName: { Ref: functionLogicalId(s, spec.name) },
+        MaximumRetryAttempts: 0,
+      });
+      template.hasResourceProperties("AWS::Scheduler::Schedule", {
+        Target: Match.objectLike({
+          Arn: arnOf(functionLogicalId(s, spec.name)),
+          RetryPolicy: Match.objectLike({ MaximumEventAgeInSeconds: 60 }),
+        }),
+      });
+    }
+  });
+
+  it("reads rate() intervals (the error alarms' periods), and none of a cron()", () => {
+    expect(rateInterval("rate(1 minute)")?.toSeconds()).toBe(60);
+    expect(rateInterval("rate(2 hours)")?.toSeconds()).toBe(7200);
+    expect(rateInterval("rate(1 day)")?.toSeconds()).toBe(86_400);
+    expect(rateInterval("cron(0 3 * * ? *)")).toBeUndefined();
+  });
 
   it("has one schedule per scheduled function", () => {
     expect(Object.keys(resourcesOf(template, "AWS::Scheduler::Schedule")).length).toBe(
@@ -189,6 +250,22 @@ describe("Kafka consumer", () => {
         StartingPosition: "TRIM_HORIZON",
         BatchSize: batchSize,
         EventSourceArn: { "Fn::GetAtt": [Match.stringLikeRegexp("Kafka"), "Arn"] },
+      });
+    },
+  );
+
+  it.each(consumers.map((f) => [f.name, f.kafkaTopic] as const))(
+    "%s consumes the topic the migrations create and the producers write, as group <stack>-<name>",
+    (name, topic) => {
+      const [migration] = Object.values(resourcesOf(template, "Custom::ChatMigrations"));
+      expect(migration?.Properties?.Topic).toBe(topic);
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        FunctionName: `${s.stack.stackName}-outbox-relay`,
+        Environment: { Variables: Match.objectLike({ KAFKA_TOPIC: topic }) },
+      });
+      template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+        FunctionName: { Ref: functionLogicalId(s, name) },
+        AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: `${s.stack.stackName}-${name}` },
       });
     },
   );
@@ -233,6 +310,24 @@ describe("migrations on deploy", () => {
     expect(Number(resource?.Properties?.ServiceTimeout)).toBe(20 * 60);
   });
 
+  it("reaches the database as its owner and the cluster it creates the topic on", () => {
+    const [migrations] = Object.values(lambdas).filter((r) =>
+      /^Apply SQL migrations/.test(String(r.Properties?.Description)),
+    );
+    const environment = migrations?.Properties?.Environment as
+      | { Variables?: Record<string, unknown> }
+      | undefined;
+    expect(Object.keys(environment?.Variables ?? {})).toEqual(
+      expect.arrayContaining(["DATABASE_SECRET_ARN", "MSK_CLUSTER_ARN", "KAFKA_TOPIC"]),
+    );
+  });
+
+  it("runs only once the proxy has registered the database as its target", () => {
+    const [targetGroupId] = Object.keys(resourcesOf(template, "AWS::RDS::DBProxyTargetGroup"));
+    const [resource] = Object.values(resourcesOf(template, "Custom::ChatMigrations"));
+    expect(resource?.DependsOn).toContain(targetGroupId);
+  });
+
   it("updates every function only after the migrations applied", () => {
     const [migrationId] = Object.keys(resourcesOf(template, "Custom::ChatMigrations"));
     for (const spec of functions) {
@@ -257,6 +352,63 @@ describe("alarms", () => {
     });
   });
 
+  it("alarms when the canary fails two runs in a row (its 5-minute schedule, one run per period)", () => {
+    expect(rateInterval(functions.find((f) => f.name === HEALTH_CANARY)?.schedule ?? "")?.toMinutes()).toBe(
+      5,
+    );
+    expect(alarmOn("HealthCheckFailed")).toMatchObject({
+      Period: 300,
+      EvaluationPeriods: 2,
+      DatapointsToAlarm: 2,
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+  });
+
+  it("alarms when GET /health is slower than healthLatencyThresholdMs for 15 minutes, or the canary is silent", () => {
+    expect(alarmOn("HealthCheckLatency")).toMatchObject({
+      Period: 300,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      Threshold: 2000,
+      ComparisonOperator: "GreaterThanThreshold",
+      TreatMissingData: "breaching",
+    });
+    const custom = synth({ healthLatencyThresholdMs: "750" });
+    custom.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "HealthCheckLatency",
+      Threshold: 750,
+    });
+  });
+
+  it("watches the metrics where -c metricsNamespace and serviceName make the functions emit them", () => {
+    const custom = synth({
+      metricsNamespace: "Chat/Staging",
+      serviceName: "chat-staging",
+      logLevel: "DEBUG",
+    });
+    custom.template.hasResourceProperties("AWS::Lambda::Function", {
+      FunctionName: `${custom.stack.stackName}-events-consumer`,
+      Environment: {
+        Variables: Match.objectLike({
+          POWERTOOLS_METRICS_NAMESPACE: "Chat/Staging",
+          POWERTOOLS_SERVICE_NAME: "chat-staging",
+          POWERTOOLS_LOG_LEVEL: "DEBUG",
+        }),
+      },
+    });
+    const own = Object.values(resourcesOf(custom.template, "AWS::CloudWatch::Alarm"))
+      .map((a) => a.Properties ?? {})
+      .filter((a) => a.Namespace !== undefined && !String(a.Namespace).startsWith("AWS/"));
+    expect(own.map((a) => a.MetricName).sort()).toEqual(
+      ["HealthCheckFailed", "HealthCheckLatency", "OutboxOldestPendingSeconds", "RejectedEvents"].sort(),
+    );
+    for (const a of own) {
+      expect(a.Namespace, String(a.MetricName)).toBe("Chat/Staging");
+      expect(a.Dimensions, String(a.MetricName)).toEqual([{ Name: "service", Value: "chat-staging" }]);
+    }
+  });
+
   it("alarms on the errors of every function no client waits on (schedules and the consumer), the canary aside", () => {
     const background = functions.filter((f) => (f.schedule || f.kafkaTopic) && f.name !== HEALTH_CANARY);
     expect(background.map((f) => f.name).sort()).toEqual(["events-consumer", "maintenance", "outbox-relay"]);
@@ -273,6 +425,8 @@ describe("alarms", () => {
         // two runs in a row: an hourly function's period is its hour (two 5-minute periods never both breach)
         Period: spec.schedule === "rate(1 hour)" ? 3600 : 300,
         EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
         Threshold: 1,
         Dimensions: [{ Name: "FunctionName", Value: { Ref: functionLogicalId(s, spec.name) } }],
         AlarmActions: [{ Ref: topicId }],
@@ -303,6 +457,7 @@ describe("alarms", () => {
       ],
       Statistic: "Sum",
       Period: 300,
+      EvaluationPeriods: 1,
       Threshold: 5,
       ComparisonOperator: "GreaterThanOrEqualToThreshold",
       TreatMissingData: "notBreaching",
@@ -316,6 +471,7 @@ describe("alarms", () => {
       Statistic: "Maximum",
       Period: 300,
       EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
       Threshold: 1000,
       ComparisonOperator: "GreaterThanThreshold",
       TreatMissingData: "notBreaching",
@@ -370,5 +526,32 @@ describe("alarms", () => {
       Endpoint: "oncall@example.com",
     });
     template.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: Match.anyValue() });
+  });
+
+  it("lets CloudWatch use the topic's key (or no alarm reaches it) and takes TLS-only publishes", () => {
+    const [keyId] = Object.keys(resourcesOf(template, "AWS::KMS::Key"));
+    template.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: arnOf(keyId ?? "") });
+    template.hasResourceProperties("AWS::KMS::Key", {
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Allow",
+            Principal: { Service: "cloudwatch.amazonaws.com" },
+            Action: Match.arrayWith(["kms:Decrypt", "kms:GenerateDataKey*"]),
+          }),
+        ]),
+      },
+    });
+    template.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Deny",
+            Action: "sns:Publish",
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          }),
+        ]),
+      },
+    });
   });
 });

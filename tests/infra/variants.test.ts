@@ -88,6 +88,8 @@ describe("external data plane", () => {
       StartingPosition: "TRIM_HORIZON",
       BatchSize: 100,
       SelfManagedEventSource: { Endpoints: { KafkaBootstrapServers: ["kafka:9092"] } },
+      // two stacks on one cluster must not share (and split) a consumer group
+      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: `${withKafka.stack.stackName}-events-consumer` },
     });
     withKafka.template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       MetricName: "OffsetLag",
