@@ -1,7 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureAppRole } from "../../layers/chat/db/app-role.ts";
+import { ensureAppRole, scramVerifier } from "../../layers/chat/db/app-role.ts";
 import type { Queryable } from "../../layers/chat/db/chat-store.ts";
 import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
@@ -103,6 +103,13 @@ describe("the application role", () => {
     expect(await refused("DROP TABLE consumed_events")).toBe("42501");
     expect(await refused("TRUNCATE outbox")).toBe("42501");
     expect(await refused("SELECT * FROM pgmigrations")).toBe("42501");
+    expect(await refused("SELECT nextval('pgmigrations_id_seq')")).toBe("42501");
+  });
+
+  it("refuses a password that is not printable ASCII: Postgres would prepare it (SASLprep) before hashing it", () => {
+    expect(() => scramVerifier("pässword")).toThrow(/printable ASCII/);
+    expect(() => scramVerifier("tab\tin")).toThrow(/printable ASCII/);
+    expect(scramVerifies(scramVerifier("plain ~ascii!"), "plain ~ascii!")).toBe(true);
   });
 
   it("is granted again on every deploy without failing, and takes its secret's password (a replaced secret)", async () => {

@@ -56,6 +56,30 @@ describe("authorize", () => {
   });
 });
 
+describe("the after-commit publisher", () => {
+  it("is told whether older events of the session still wait in the outbox: they are to be published first", async () => {
+    const backlogs: boolean[] = [];
+    const chat = new ChatService({
+      pool: f.servicePool,
+      cache: null,
+      responder: builtinResponder,
+      publisher: {
+        usesBacklog: true,
+        afterCommit: async (_id, _events, backlog) => void backlogs.push(backlog),
+      },
+      config: f.config,
+    });
+    const created = await chat.createSession({});
+    const id = created.session.session_id;
+    const auth = () => chat.authorize(id, created.token);
+    backlogs.length = 0;
+    await chat.postMessage(await auth(), "one"); // the create's events were never published
+    await f.db.pool.query("UPDATE outbox SET published_at = now() WHERE session_id = $1", [id]);
+    await chat.postMessage(await auth(), "two"); // none waits: only its own events, just written
+    expect(backlogs).toEqual([true, false]);
+  });
+});
+
 describe("postMessage", () => {
   it("stores the user message and the reply with consecutive seqs and returns suggestions", async () => {
     const s = await newSession();

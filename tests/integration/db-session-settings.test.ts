@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../layers/chat/config.ts";
@@ -63,5 +66,41 @@ describe("database session settings", () => {
     const applied = await migrate(withDatabase(ADMIN_URL, name));
     expect(applied).toContain("1732600000000_initial-schema");
     expect(applied).toContain("1764201600000_consumed-events-pruning");
+  });
+
+  it("a migration waits at most 5 s for a lock, and one older than a migration already run is refused", async () => {
+    const name = `chat_migrate_order_${process.pid}`;
+    scratch.push(name);
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${name}`);
+    } finally {
+      await admin.end();
+    }
+    const url = withDatabase(ADMIN_URL, name);
+    const dir = mkdtempSync(join(tmpdir(), "migrations-"));
+    const write = (file: string, up: string) =>
+      writeFileSync(join(dir, file), `-- Up Migration\n${up}\n-- Down Migration\nSELECT 1;\n`);
+    try {
+      write("2000_probe.sql", `CREATE TABLE probe AS ${SETTINGS};`);
+      expect(await migrate(url, dir)).toEqual(["2000_probe"]);
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      try {
+        // a deploy's DDL must not queue the application's writes behind its lock for long
+        expect((await db.query("SELECT statement, lock FROM probe")).rows).toEqual([
+          { statement: "0", lock: "5s" },
+        ]);
+        // a migration merged late with an older timestamp: applied after a newer one, it could see another schema
+        write("1000_late.sql", "CREATE TABLE late (id int);");
+        await expect(migrate(url, dir)).rejects.toThrow(/1000_late/);
+        expect((await db.query("SELECT to_regclass('late') AS t")).rows).toEqual([{ t: null }]);
+      } finally {
+        await db.end();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -85,6 +85,49 @@ describe(`a cached history is at most CACHE_HISTORY_MAX_BYTES (${MAX_BYTES})`, (
     expect(roomy?.messages).toEqual(all);
   });
 
+  it("a history of exactly `limit` messages and exactly the byte bound is sent whole, marked complete", async () => {
+    const s = await newSession();
+    for (let i = 0; i < 3; i++) await f.chat.postMessage(await s.auth(), `${i} ${"z".repeat(100)}`);
+    const all = await truth(s.id);
+    const bytes = all.reduce((n, m) => n + Buffer.byteLength(m.content), 0);
+    const exact = await loadSnapshot(f.db.pool, s.id, all.length, 2, bytes);
+    expect(exact).toMatchObject({ complete: true, messages: all });
+    // one message or one byte less is over a bound: only the newest two, not complete
+    for (const [limit, maxBytes] of [
+      [all.length - 1, bytes],
+      [all.length, bytes - 1],
+    ] as const) {
+      const over = await loadSnapshot(f.db.pool, s.id, limit, 2, maxBytes);
+      expect(over).toMatchObject({ complete: false, messages: all.slice(-2) });
+    }
+  });
+
+  it("counts the bytes of every live message, however many deleted ones are newer", async () => {
+    const s = await newSession();
+    const turns: PostedTurn[] = [];
+    for (let i = 0; i < 3; i++)
+      turns.push(await f.chat.postMessage(await s.auth(), `${i} ${"w".repeat(100)}`));
+    // the two newest turns' four messages go: the newest rows are tombstones, the live ones older
+    for (const t of turns.slice(1))
+      for (const m of [t.message, t.reply]) await f.chat.deleteMessage(await s.auth(), m.message_id);
+    const live = await truth(s.id);
+    const bytes = live.reduce((n, m) => n + Buffer.byteLength(m.content), 0);
+    const under = await loadSnapshot(f.db.pool, s.id, live.length, 2, bytes - 1);
+    expect(under).toMatchObject({ complete: false, messages: live.slice(-2) });
+    const whole = await loadSnapshot(f.db.pool, s.id, live.length, 2, bytes);
+    expect(whole).toMatchObject({ complete: true, messages: live });
+  });
+
+  it("a snapshot's messages (read as JSON) are the messages the API returned, timestamps in the same form", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "hello");
+    const edited = await f.chat.editMessage(await s.auth(), {
+      message_id: turn.message.message_id,
+      content: "hi",
+    });
+    expect((await truth(s.id)).slice(-2)).toEqual([edited.message, turn.reply]);
+  });
+
   it("posts, edits and deletes of such a session behave as on a cached one", async () => {
     const s = await newSession();
     const turns: PostedTurn[] = [];

@@ -77,6 +77,9 @@ const insertBareSession = (sessionId: string, extra: Partial<NewSession> = {}) =
     ...extra,
   });
 
+/** For a bare session that outlives its test (token hashes are unique). */
+const uniqueTokenHash = () => randomUUID().replaceAll("-", "").repeat(2);
+
 /**
  * The claim's lock runs out (a request stalled past it): the next request with the key may take it over. Only the
  * claims of `req`'s scope (each test has its own), so no test depends on what another left behind.
@@ -210,6 +213,31 @@ describe("an Idempotency-Key claim", () => {
     await expect(fx.chat.postMessage(await auth(), "hello", key)).rejects.toMatchObject({
       code: "replay_withdrawn",
     });
+    // the stored response, which holds the deleted reply's text, goes with the replay
+    const stored = await fx.db.pool.query("SELECT response FROM idempotency_records WHERE scope = $1", [
+      key.scope,
+    ]);
+    expect(stored.rows).toEqual([{ response: null }]);
+  });
+
+  it("editing a post's message withdraws its replay, and its stored response with the old text", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const key: IdempotencyRequest = {
+      scope: `messages-post:${id}`,
+      key: "k-withdrawn-edit",
+      requestHash: "same",
+    };
+    const auth = () => fx.chat.authorize(id, created.token);
+    const posted = await fx.chat.postMessage(await auth(), "hello", key);
+    await fx.chat.editMessage(await auth(), { message_id: posted.message.message_id, content: "changed" });
+    await expect(fx.chat.postMessage(await auth(), "hello", key)).rejects.toMatchObject({
+      code: "replay_withdrawn",
+    });
+    const stored = await fx.db.pool.query("SELECT response FROM idempotency_records WHERE scope = $1", [
+      key.scope,
+    ]);
+    expect(stored.rows).toEqual([{ response: null }]);
   });
 
   it("a post that ran past its claim, after the retry that took the key over posted: one turn, the retry's", async () => {
@@ -235,6 +263,19 @@ describe("an Idempotency-Key claim", () => {
     expect(turns.rows.map((r) => r.message_id)).toEqual([retry.message.message_id]);
     const replay = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
     expect(replay).toMatchObject({ replayed: true, message: { message_id: retry.message.message_id } });
+  });
+
+  it("a change that takes its key in its own statement keeps the record for the TTL it was given", async () => {
+    const key: IdempotencyRequest = { scope: "sessions-create:ttl-test", key: "k-ttl", requestHash: "h" };
+    await insertBareSession(randomUUID(), {
+      tokenHash: uniqueTokenHash(),
+      idempotency: idempotencyCompletion(key, 201, {}, { claim: true, ttlSeconds: 7200 }),
+    });
+    const ttl = await db.pool.query(
+      "SELECT status, extract(epoch FROM expires_at - locked_until)::int AS seconds FROM idempotency_records WHERE scope = $1",
+      [key.scope],
+    );
+    expect(ttl.rows).toEqual([{ status: "completed", seconds: 7200 }]);
   });
 
   it("a create completing a claim another request took over creates no session", async () => {
@@ -312,6 +353,31 @@ describe("an Idempotency-Key claim", () => {
     } finally {
       eraser.release();
     }
+  });
+
+  it("a post completing its claim on a session another change moved on gets null (planned again), the claim still its own", async () => {
+    const sessionId = randomUUID();
+    await insertBareSession(sessionId, { tokenHash: uniqueTokenHash() }); // the session stays: a token of its own
+    const key: IdempotencyRequest = { scope: `messages-post:${sessionId}`, key: "k-moved", requestHash: "h" };
+    const claim = await claimIdempotencyKey(db.pool, key, opts);
+    if (claim.kind !== "claimed") throw new Error("expected a claim");
+    const stale = await applySessionChange(db.pool, {
+      sessionId,
+      expectedGeneration: 0, // the session is at 1: another change committed since this one was planned
+      at: new Date().toISOString(),
+      lastSeq: 2,
+      messageCountDelta: 1,
+      inserts: [{ message_id: randomUUID(), seq: 2, role: "user", content: "x", reply_to: null }],
+      events: [],
+      idempotency: idempotencyCompletion(
+        key,
+        201,
+        {},
+        { claim: false, token: claim.token, ttlSeconds: 3600 },
+      ),
+    });
+    expect(stale).toBeNull();
+    expect(await recordsOf(db.pool, key)).toEqual([{ status: "in_progress", token: claim.token }]);
   });
 
   /** A new session, and posts to it as the handler builds them: the body and its Idempotency-Key request. */

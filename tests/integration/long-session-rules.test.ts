@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HISTORY_CACHE_MAX } from "../../layers/chat/chat/chat-service.ts";
 import { ChatError } from "../../layers/chat/chat/errors.ts";
+import { loadSnapshot, regenerateFacts } from "../../layers/chat/db/chat-store.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 
 /**
@@ -52,6 +54,9 @@ describe("a long session's old messages, looked up in Postgres", () => {
   it("a deleted one is not found: neither edited nor deleted again", async () => {
     const a = await longSession();
     await f.chat.deleteMessage(await a.auth(), a.oldest);
+    // long again, so the lookups below go to Postgres rather than to a whole snapshot
+    for (let i = 0; i < 3; i++) await f.chat.postMessage(await a.auth(), "e".repeat(1500));
+    expect((await loadSnapshot(f.db.pool, a.id, HISTORY_CACHE_MAX, 4, 4096))?.complete).toBe(false);
     const deleted = await row(a.oldest);
     expect(deleted).toMatchObject({ deleted: true, content: "" });
     expect(await codeOf(f.chat.editMessage(await a.auth(), { message_id: a.oldest, content: "back" }))).toBe(
@@ -80,5 +85,15 @@ describe("a long session's old messages, looked up in Postgres", () => {
       [a.id],
     );
     expect((await a.auth()).session.message_count).toBe(live.rows[0].n);
+  });
+
+  it("a regenerated message's context from Postgres is the newest live messages before it, none deleted", async () => {
+    const a = await longSession();
+    const prev = await f.chat.postMessage(await a.auth(), "c".repeat(500));
+    const target = await f.chat.postMessage(await a.auth(), "d".repeat(500));
+    await f.chat.deleteMessage(await a.auth(), prev.reply.message_id);
+    const facts = await regenerateFacts(f.db.pool, target.message, 2);
+    expect(facts.before.map((m) => m.seq)).toEqual([prev.message.seq - 1, prev.message.seq]);
+    expect(facts).toMatchObject({ laterUser: false, reply: { message_id: target.reply.message_id } });
   });
 });

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { CacheGuard } from "../../layers/chat/cache/cache-guard.ts";
 import type { Queryable } from "../../layers/chat/db/chat-store.ts";
 import { eraseSession } from "../../layers/chat/db/erase-store.ts";
 import { buildPool } from "../../layers/chat/db/pool.ts";
@@ -63,6 +64,27 @@ describe("maintenance", () => {
     await expect(f.chat.authorize(idle.session.session_id, idle.token)).rejects.toMatchObject({
       code: "unauthorized",
     });
+  });
+
+  it("a session posted to after a long idle time is no longer idle: the purge leaves it", async () => {
+    const s = await f.chat.createSession({});
+    const id = s.session.session_id;
+    await f.db.pool.query(
+      "UPDATE sessions SET updated_at = now() - interval '40 days' WHERE session_id = $1",
+      [id],
+    );
+    await f.chat.postMessage(await f.chat.authorize(id, s.token), "back again");
+    const row = await f.db.pool.query(
+      "SELECT updated_at > now() - interval '1 day' AS recent FROM sessions WHERE session_id = $1",
+      [id],
+    );
+    expect(row.rows).toEqual([{ recent: true }]);
+    await runMaintenance(f.db.pool, f.cache, {
+      outboxRetentionHours: 24,
+      consumedEventsRetentionHours: 336,
+      sessionRetentionDays: 30,
+    });
+    await expect(f.chat.authorize(id, s.token)).resolves.toBeDefined();
   });
 
   it("purges nothing when retention is 0 (off)", async () => {
@@ -182,6 +204,23 @@ describe("maintenance", () => {
     ]);
   });
 
+  it("the outbox walk takes its windows in id order, though updated events lie after newer ones in the table", async () => {
+    await f.db.pool.query("TRUNCATE outbox");
+    await f.db.pool.query(
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at, published_at)
+       SELECT gen_random_uuid(), gen_random_uuid(), 'chat.message.created', jsonb_build_object('i', i),
+              now() - interval '48 hours', now() - interval '47 hours'
+         FROM generate_series(1, 20) AS i`,
+    );
+    // the five oldest are updated (as a delete redacts its message's events): their new versions come last
+    await f.db.pool.query(
+      "UPDATE outbox SET event = event || '{\"redacted\": true}' WHERE (event->>'i')::int <= 5",
+    );
+    expect(await pruneOutbox(f.db.pool, 24, { batch: 8, deadline: Date.now() + 60_000 })).toBe(20);
+    const left = await f.db.pool.query("SELECT count(*)::int AS n FROM outbox");
+    expect(left.rows[0].n).toBe(0);
+  });
+
   it("the outbox walk goes on past a window that ends on a queued event, and reads each event once", async () => {
     // windows of 2 (events 1..6): [published, queued] [published, queued] [published, published]; a walk that
     // started its next window at the last one's end (>= instead of >) would read each queued event again
@@ -294,6 +333,44 @@ describe("maintenance", () => {
     await f.db.pool.query("TRUNCATE outbox");
   });
 
+  it("the outbox walk stops once a quarter of the run's budget is gone, on the run's clock", async () => {
+    await f.db.pool.query("TRUNCATE outbox");
+    await f.db.pool.query(
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at, published_at)
+       SELECT gen_random_uuid(), gen_random_uuid(), 'chat.message.created', '{}'::jsonb,
+              now() - interval '48 hours', now() - interval '47 hours'
+         FROM generate_series(1, 10)`,
+    );
+    const realNow = Date.now.bind(Date);
+    let skew = 0;
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => realNow() + skew);
+    // each window of the walk takes an eighth of the run's budget on that clock: a quarter is gone after two
+    const pool = new Proxy(f.db.pool, {
+      get(target, prop, receiver) {
+        if (prop !== "query") return Reflect.get(target, prop, receiver);
+        return async (q: unknown, ...rest: unknown[]) => {
+          const res = await (target.query as (...a: unknown[]) => Promise<unknown>).call(target, q, ...rest);
+          if (typeof q === "object" && (q as { name?: string }).name === "prune_outbox_window")
+            skew += 10_000;
+          return res;
+        };
+      },
+    });
+    try {
+      const result = await runMaintenance(pool, null, {
+        outboxRetentionHours: 24,
+        consumedEventsRetentionHours: 336,
+        sessionRetentionDays: 30,
+        pruneBatch: 1,
+        timeBudgetMs: 80_000,
+      });
+      expect(result.outboxPruned).toBe(2);
+    } finally {
+      clock.mockRestore();
+      await f.db.pool.query("TRUNCATE outbox");
+    }
+  });
+
   it("the purge's erase tests idleness again: a session used since it was selected stays, with its events", async () => {
     const s = await f.chat.createSession({}); // updated just now
     const id = s.session.session_id;
@@ -384,5 +461,73 @@ describe("maintenance", () => {
       "SELECT status FROM idempotency_records WHERE scope = 'messages-post:race' AND idempotency_key = 'k'",
     );
     expect(row.rows).toEqual([{ status: "in_progress" }]);
+  });
+
+  describe("the retention purge, seen through the cache it tells of each erase", () => {
+    const opts = { outboxRetentionHours: 24, consumedEventsRetentionHours: 336, sessionRetentionDays: 30 };
+    /** New sessions idle this many days each, oldest first past any other test's idle sessions. */
+    async function idleSessions(...days: number[]) {
+      const ids: string[] = [];
+      for (const d of days) {
+        const s = await f.chat.createSession({});
+        await f.db.pool.query(
+          "UPDATE sessions SET updated_at = now() - make_interval(days => $2) WHERE session_id = $1",
+          [s.session.session_id, d],
+        );
+        ids.push(s.session.session_id);
+      }
+      return ids;
+    }
+    const fakeCache = (
+      afterErase: (id: string) => Promise<void>,
+      drainInvalidations: () => Promise<boolean> = async () => true,
+    ) => ({ afterErase, drainInvalidations }) as unknown as CacheGuard;
+    const exists = async (id: string) =>
+      (await f.db.pool.query("SELECT 1 FROM sessions WHERE session_id = $1", [id])).rowCount === 1;
+
+    it("erases the oldest first, and tests each session's idleness again when its turn comes", async () => {
+      const [a, b, c] = await idleSessions(3000, 2999, 2998);
+      const erased: string[] = [];
+      const cache = fakeCache(async (id) => {
+        erased.push(id);
+        // c, selected idle with a and b, is used before its erase
+        if (id === a)
+          await f.db.pool.query("UPDATE sessions SET updated_at = now() WHERE session_id = $1", [c]);
+      });
+      await runMaintenance(f.db.pool, cache, opts);
+      expect(erased.filter((id) => [a, b, c].includes(id as string))).toEqual([a, b]);
+      expect(await exists(c as string)).toBe(true);
+    });
+
+    it("stops between two erases of a batch once its time is up; the next run goes on", async () => {
+      const [a, b] = await idleSessions(4000, 3999);
+      const realNow = Date.now.bind(Date);
+      let skew = 0;
+      const clock = vi.spyOn(Date, "now").mockImplementation(() => realNow() + skew);
+      try {
+        // the first erase ends past the run's budget
+        const cache = fakeCache(async () => {
+          skew = 10 * 60_000;
+        });
+        const result = await runMaintenance(f.db.pool, cache, { ...opts, timeBudgetMs: 60_000 });
+        expect(result.sessionsPurged).toBe(1);
+      } finally {
+        clock.mockRestore();
+      }
+      expect([await exists(a as string), await exists(b as string)]).toEqual([false, true]);
+      await runMaintenance(f.db.pool, f.cache, opts);
+      expect(await exists(b as string)).toBe(false);
+    });
+
+    it("reports a failed drain of the cache invalidations instead of failing the run", async () => {
+      const cache = fakeCache(
+        async () => {},
+        async () => {
+          throw new Error("redis is away");
+        },
+      );
+      const result = await runMaintenance(f.db.pool, cache, opts);
+      expect(result.cacheInvalidationsDrained).toBe(false);
+    });
   });
 });

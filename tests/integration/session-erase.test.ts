@@ -235,7 +235,7 @@ describe("erasing a session", () => {
     expect(otherAfter.rows.length).toBe(4);
   });
 
-  it("finds the session's outbox rows through indexes, never a scan of the whole outbox", async () => {
+  it("finds the session's outbox rows and key records through indexes, never a scan of the whole outbox", async () => {
     const client = await f.db.pool.connect();
     try {
       await client.query("BEGIN");
@@ -263,8 +263,15 @@ describe("erasing a session", () => {
         expect(scans.length).toBeGreaterThan(0);
         expect(scans).not.toContain("Seq Scan");
       }
-      // the events that carry what the user sent: by session (created) and by message id (created, edited)
-      expect(indexes).toEqual(expect.arrayContaining(["outbox_session_created_idx", "outbox_message_idx"]));
+      // the events that carry what the user sent: by session (created) and by message id (created, edited); the
+      // create's Idempotency-Key record by the session it made
+      expect(indexes).toEqual(
+        expect.arrayContaining([
+          "outbox_session_created_idx",
+          "outbox_message_idx",
+          "idempotency_records_session_idx",
+        ]),
+      );
     } finally {
       await client.query("ROLLBACK");
       client.release();
