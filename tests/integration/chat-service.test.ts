@@ -39,6 +39,24 @@ describe("createSession", () => {
     );
     expect(row.rows[0].last_seq).toBe(1);
     expect(row.rows[0].h).not.toContain(Buffer.from(created.token).toString("hex"));
+    const event = await f.db.pool.query(
+      "SELECT event->'data' AS data FROM outbox WHERE session_id = $1 AND event_type = 'chat.session.created'",
+      [id],
+    );
+    expect(event.rows.map((r) => r.data)).toEqual([{ session_id: id, user_id: "u1" }]);
+  });
+
+  it("writes the new session's history through to the cache: its first page is a cache hit", async () => {
+    const { created, auth } = await newSession();
+    const page = await f.chat.history(await auth(), 0, 50);
+    expect(page).toMatchObject({ messages: created.messages, fromCache: true });
+  });
+
+  it("keeps the welcome's suggestions as the session's, in the cache and in Postgres", async () => {
+    const { created, auth, id } = await newSession();
+    expect(f.chat.suggestions(await auth())).toEqual(created.suggestions);
+    const row = await f.db.pool.query("SELECT suggestions FROM sessions WHERE session_id = $1", [id]);
+    expect(row.rows[0].suggestions).toEqual(created.suggestions);
   });
 });
 
@@ -296,6 +314,27 @@ describe("deleteMessage: versions and the outbox", () => {
     expect(await codeOf(f.chat.deleteMessage(await s.auth(), missing, 1))).toBe("message_not_found");
     await f.chat.deleteMessage(await s.auth(), id, [7, 1]);
     expect((await eventsOf(id)).map((e) => e.type)).toEqual(["chat.message.created", "chat.message.deleted"]);
+  });
+
+  it("a regenerate after its reply was deleted announces the edit as edited and the new reply as created", async () => {
+    const s = await newSession();
+    const turn = await f.chat.postMessage(await s.auth(), "ask once");
+    await f.chat.deleteMessage(await s.auth(), turn.reply.message_id);
+    const edited = await f.chat.editMessage(await s.auth(), {
+      message_id: turn.message.message_id,
+      content: "ask again",
+      regenerate: true,
+    });
+    const reply = edited.reply;
+    if (!reply) throw new Error("expected a reply");
+    expect(reply.message_id).not.toBe(turn.reply.message_id);
+    const summary = (events: Awaited<ReturnType<typeof eventsOf>>) =>
+      events.map((e) => [e.type, e.version, e.content]);
+    expect(summary(await eventsOf(turn.message.message_id))).toEqual([
+      ["chat.message.created", 1, "ask once"],
+      ["chat.message.edited", 2, "ask again"],
+    ]);
+    expect(summary(await eventsOf(reply.message_id))).toEqual([["chat.message.created", 1, reply.content]]);
   });
 
   it("redacts the message's text in its events, queued or already published: they stay, with content empty", async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { functions } from "../../functions/manifest.ts";
+import { ChatService } from "../../layers/chat/chat/chat-service.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
 import {
   applySessionChange,
@@ -119,6 +120,49 @@ describe("an Idempotency-Key claim", () => {
     expect(await recordsOf(db.pool, req)).toEqual([]);
   });
 
+  it("a claim blocks the key for lockSeconds and keeps the record for ttlSeconds", async () => {
+    const r = { ...req, scope: "messages-post:claim-times" };
+    await claimIdempotencyKey(db.pool, r, opts);
+    const times = await db.pool.query(
+      `SELECT extract(epoch FROM locked_until - now())::float AS locked, extract(epoch FROM expires_at - now())::float AS kept
+         FROM idempotency_records WHERE scope = $1`,
+      [r.scope],
+    );
+    const { locked, kept } = times.rows[0];
+    expect(locked).toBeLessThanOrEqual(opts.lockSeconds);
+    expect(kept).toBeGreaterThan(opts.lockSeconds);
+    expect(kept).toBeLessThanOrEqual(opts.ttlSeconds);
+  });
+
+  it("a key taken over once its withdrawn record expired is a claim in progress: a duplicate is told to wait, not that a response was withdrawn", async () => {
+    const r = { ...req, scope: "messages-post:expired-withdrawn" };
+    await claimIdempotencyKey(db.pool, r, opts);
+    // withdrawn (in progress with the status code it completed with), then expired
+    await db.pool.query(
+      `UPDATE idempotency_records SET status_code = 201, locked_until = now() - interval '1 second',
+              expires_at = now() - interval '1 second' WHERE scope = $1`,
+      [r.scope],
+    );
+    expect((await claimIdempotencyKey(db.pool, r, opts)).kind).toBe("claimed");
+    await expect(claimIdempotencyKey(db.pool, r, opts)).rejects.toMatchObject({
+      code: "request_in_progress",
+    });
+  });
+
+  it("encrypts each stored response under an IV of its own, even for the same key (AES-GCM must never reuse one)", () => {
+    const ivs = new Set(
+      Array.from(
+        { length: 4 },
+        () =>
+          (
+            idempotencyCompletion(req, 201, { same: "response" }, { claim: true, ttlSeconds: 60 })
+              .response as { iv: string }
+          ).iv,
+      ),
+    );
+    expect(ivs.size).toBe(4);
+  });
+
   it("a duplicate waits for a claim with backoff: a handful of statements in 2 s, and it still sees the claim end", async () => {
     const r = { ...req, scope: "messages-post:backoff-test" };
     const first = await claimIdempotencyKey(db.pool, r, opts);
@@ -201,6 +245,40 @@ describe("an Idempotency-Key claim", () => {
     expect(await recordsOf(fx.db.pool, key)).toMatchObject([{ status: "completed" }]);
   });
 
+  it("a post that failed after its turn committed keeps its completed record: the retry replays that turn", async () => {
+    const created = await fx.chat.createSession({});
+    const id = created.session.session_id;
+    const key: IdempotencyRequest = {
+      scope: `messages-post:${id}`,
+      key: "k-failed-late",
+      requestHash: "same",
+    };
+    // the claim comes first (a paid model), then the turn commits, then publishing it fails
+    const failingPublisher = new ChatService({
+      pool: fx.servicePool,
+      cache: fx.cache,
+      responder: slowFirstAnswer,
+      config: fx.config,
+      publisher: {
+        usesBacklog: false,
+        afterCommit: async () => {
+          throw new Error("publish failed");
+        },
+      },
+    });
+    await expect(
+      failingPublisher.postMessage(await fx.chat.authorize(id, created.token), "hello", key),
+    ).rejects.toThrow("publish failed");
+    expect(await recordsOf(fx.db.pool, key)).toMatchObject([{ status: "completed" }]);
+    const retry = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    expect(retry.replayed).toBe(true);
+    const turns = await fx.db.pool.query(
+      "SELECT message_id FROM messages WHERE session_id = $1 AND role = 'user'",
+      [id],
+    );
+    expect(turns.rows.map((r) => r.message_id)).toEqual([retry.message.message_id]);
+  });
+
   it("a post completing its claim names its messages: deleting its reply withdraws the replay", async () => {
     const created = await fx.chat.createSession({});
     const id = created.session.session_id;
@@ -276,6 +354,24 @@ describe("an Idempotency-Key claim", () => {
       [key.scope],
     );
     expect(ttl.rows).toEqual([{ status: "completed", seconds: 7200 }]);
+  });
+
+  it("a create's key taken over once its record expired is no longer the old session's: erasing that one keeps the claim", async () => {
+    const key: IdempotencyRequest = {
+      scope: "sessions-create:expired-owner",
+      key: "k-owner",
+      requestHash: "h",
+    };
+    const created = await fx.chat.createSession({}, key);
+    await fx.db.pool.query(
+      "UPDATE idempotency_records SET expires_at = now() - interval '1 second' WHERE scope = $1",
+      [key.scope],
+    );
+    const retry = await claimIdempotencyKey(fx.db.pool, key, opts);
+    if (retry.kind !== "claimed") throw new Error("expected the retry to take the key over");
+    await fx.chat.eraseSession(await fx.chat.authorize(created.session.session_id, created.token));
+    expect(await recordsOf(fx.db.pool, key)).toEqual([{ status: "in_progress", token: retry.token }]);
+    await releaseIdempotencyKey(fx.db.pool, key, retry.token);
   });
 
   it("a create completing a claim another request took over creates no session", async () => {

@@ -63,10 +63,15 @@ describe("Idempotency-Key fast path", () => {
     expect(names.filter((n) => n.startsWith("idempotency_"))).toEqual([]);
     expect(names.filter((n) => n.includes("session_change"))).toEqual(["append_session_change_claim"]);
     const rec = await f.db.pool.query(
-      "SELECT status, status_code, request_hash FROM idempotency_records WHERE scope = $1",
+      `SELECT status, status_code, request_hash, extract(epoch FROM expires_at - now())::float AS kept_seconds
+         FROM idempotency_records WHERE scope = $1`,
       [idem.scope],
     );
-    expect(rec.rows).toEqual([{ status: "completed", status_code: 201, request_hash: idem.requestHash }]);
+    const { kept_seconds: kept, ...record } = rec.rows[0];
+    expect(record).toEqual({ status: "completed", status_code: 201, request_hash: idem.requestHash });
+    // kept for IDEMPOTENCY_TTL_SECONDS (less the moments since), for retries that long after
+    expect(kept).toBeLessThanOrEqual(f.config.IDEMPOTENCY_TTL_SECONDS);
+    expect(kept).toBeGreaterThan(f.config.IDEMPOTENCY_TTL_SECONDS - 60);
   });
 
   it("a repeated key replays the stored turn and changes nothing; another body with it is 422", async () => {

@@ -49,6 +49,18 @@ describe("a long session's old message, changed under the row lock", () => {
     expect(edited.message).toMatchObject({ message_id: s.oldest, content: "edited", version: 2 });
   });
 
+  it("a regenerate reads its reply and context through the transaction's connection", async () => {
+    const s = await longSession();
+    const last = await f.chat.postMessage(await s.auth(), "b".repeat(500));
+    loseNextOptimisticAttempt(s.id);
+    const edited = await f.chat.editMessage(await s.auth(), {
+      message_id: last.message.message_id,
+      content: "again",
+      regenerate: true,
+    });
+    expect(edited.reply).toMatchObject({ message_id: last.reply.message_id, version: 2 });
+  });
+
   it("a delete finds it through the transaction's connection", async () => {
     const s = await longSession();
     loseNextOptimisticAttempt(s.id);

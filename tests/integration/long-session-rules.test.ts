@@ -25,6 +25,11 @@ async function longSession() {
   return { id, auth, oldest: first.message.message_id };
 }
 
+/** Whether a change reads the session whole (else its newest messages only, and older ones from Postgres). */
+const readWhole = async (sessionId: string) =>
+  (await loadSnapshot(f.db.pool, sessionId, HISTORY_CACHE_MAX, 4, f.config.CACHE_HISTORY_MAX_BYTES))
+    ?.complete;
+
 const codeOf = (p: Promise<unknown>) =>
   p.then(
     () => "ok",
@@ -53,10 +58,10 @@ describe("a long session's old messages, looked up in Postgres", () => {
 
   it("a deleted one is not found: neither edited nor deleted again", async () => {
     const a = await longSession();
+    // long enough to stay over the bound once the oldest message's text is gone, so it is looked up in Postgres
+    for (let i = 0; i < 5; i++) await f.chat.postMessage(await a.auth(), "c".repeat(500));
     await f.chat.deleteMessage(await a.auth(), a.oldest);
-    // long again, so the lookups below go to Postgres rather than to a whole snapshot
-    for (let i = 0; i < 3; i++) await f.chat.postMessage(await a.auth(), "e".repeat(1500));
-    expect((await loadSnapshot(f.db.pool, a.id, HISTORY_CACHE_MAX, 4, 4096))?.complete).toBe(false);
+    expect(await readWhole(a.id)).toBe(false);
     const deleted = await row(a.oldest);
     expect(deleted).toMatchObject({ deleted: true, content: "" });
     expect(await codeOf(f.chat.editMessage(await a.auth(), { message_id: a.oldest, content: "back" }))).toBe(
@@ -64,6 +69,19 @@ describe("a long session's old messages, looked up in Postgres", () => {
     );
     expect(await codeOf(f.chat.deleteMessage(await a.auth(), a.oldest))).toBe("message_not_found");
     expect(await row(a.oldest)).toEqual(deleted);
+  });
+
+  it("an edit leaves no history of only the newest messages in the cache: a page from the start holds every message", async () => {
+    const a = await longSession();
+    const last = await f.chat.postMessage(await a.auth(), "c".repeat(500));
+    expect(await readWhole(a.id)).toBe(false);
+    await f.chat.editMessage(await a.auth(), { message_id: last.message.message_id, content: "edited" });
+    const live = await f.db.pool.query(
+      "SELECT seq FROM messages WHERE session_id = $1 AND deleted_at IS NULL ORDER BY seq",
+      [a.id],
+    );
+    const page = await f.chat.history(await a.auth(), 0, 200);
+    expect(page.messages.map((m) => m.seq)).toEqual(live.rows.map((r) => r.seq));
   });
 
   it("regenerate after its reply was deleted adds a new reply and leaves the deleted one deleted", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { safeParse } from "zod/mini";
 import { editMessageBody, postMessageBody } from "../../functions/http/schemas.ts";
-import { assertValidContent, isBlank } from "../../layers/chat/chat/content-rules.ts";
+import { assertValidContent, assertValidUserId, isBlank } from "../../layers/chat/chat/content-rules.ts";
 import { ChatError } from "../../layers/chat/chat/errors.ts";
 
 const sid = "7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f";
@@ -54,10 +54,50 @@ describe("message content rules", () => {
     expect(refusal("😀".repeat(8000))).toBeNull();
   });
 
+  it("refuses content that is not a string", () => {
+    for (const content of [42, null, undefined, ["hi"]])
+      expect(() => assertValidContent(content, 8000)).toThrow(
+        expect.objectContaining({ errors: [{ path: "content", message: "must be a string" }] }),
+      );
+  });
+
   it("the request schemas leave length and blankness to these rules: no message of zod's own, in UTF-16 units", () => {
     for (const content of ["a".repeat(32_001), "", "\u200b"]) {
       expect(safeParse(postMessageBody, { session_id: sid, content }).success).toBe(true);
       expect(safeParse(editMessageBody, { session_id: sid, message_id: sid, content }).success).toBe(true);
     }
+  });
+});
+
+describe("user_id rules", () => {
+  /** The field errors assertValidUserId answers, or null when it takes the id. */
+  function userIdRefusal(userId: string | null | undefined) {
+    try {
+      assertValidUserId(userId);
+      return null;
+    } catch (err) {
+      if (!(err instanceof ChatError)) throw err;
+      return err.errors;
+    }
+  }
+
+  it("takes none as null", () => {
+    expect(assertValidUserId(undefined)).toBeNull();
+    expect(assertValidUserId(null)).toBeNull();
+  });
+
+  it("takes 1 to 256 characters, counted in code points, and refuses the empty string and 257", () => {
+    const length = [{ path: "user_id", message: "must be 1–256 characters" }];
+    for (const ok of ["u", "a".repeat(256), "😀".repeat(256)]) expect(assertValidUserId(ok)).toBe(ok);
+    for (const bad of ["", "a".repeat(257), "😀".repeat(257)]) expect(userIdRefusal(bad)).toEqual(length);
+  });
+
+  it("refuses one Postgres cannot store", () => {
+    expect(userIdRefusal("a\u0000b")).toEqual([
+      { path: "user_id", message: "must not contain NUL characters" },
+    ]);
+    expect(userIdRefusal("\ud800")).toEqual([
+      { path: "user_id", message: "must be valid Unicode (lone surrogate)" },
+    ]);
   });
 });
