@@ -579,9 +579,25 @@ describe("412 precondition_failed", () => {
   });
 
   it("If-Match and expected_version that disagree", async () => {
-    await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
+    const res = await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
       json: { session_id: a.sessionId, message_id: aTurn.messageId, content: "x", expected_version: 1 },
       headers: { "if-match": '"2"' },
+      token: a.token,
+    });
+    expect(res.body.detail).toBe("If-Match and expected_version disagree");
+  });
+
+  it("If-Match and expected_version must both hold: a list naming the current version does not widen a stale expected_version", async () => {
+    const turn = await postMessage(fx, a, "both preconditions");
+    const edit = { session_id: a.sessionId, message_id: turn.messageId };
+    const first = await fx.call("PUT", "/messages/edit", {
+      json: { ...edit, content: "v2" },
+      token: a.token,
+    });
+    expect(first.status).toBe(200);
+    await expectProblem(412, "precondition_failed", "PUT", "/messages/edit", {
+      json: { ...edit, content: "v3", expected_version: 1 },
+      headers: { "if-match": '"1", "2"' },
       token: a.token,
     });
   });

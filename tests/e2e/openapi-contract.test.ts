@@ -117,6 +117,15 @@ describe("docs/openapi.json lists per operation only the problem codes it answer
     ]);
   });
 
+  it("429 rate_limited on every operation but GET /health and GET /openapi.json, which are never rate limited", () => {
+    for (const fn of httpFunctions) {
+      const exempt = fn.name === "health" || fn.name === "openapi";
+      expect(codes(fn.route.method, fn.route.path, 429), fn.name).toEqual(
+        exempt ? undefined : ["rate_limited"],
+      );
+    }
+  });
+
   it("no operation lists a code only the $default route answers; that route's 404 and 405 are documented", () => {
     for (const fn of httpFunctions)
       for (const status of [404, 405])
@@ -165,6 +174,15 @@ describe("docs/openapi.json states what the server takes", () => {
   it("documents the Location of POST /sessions/create's 201", () => {
     const created = op("POST", "/sessions/create")?.responses["201"] as { headers?: Record<string, unknown> };
     expect(Object.keys(created.headers ?? {})).toContain("location");
+  });
+
+  it("a request body is required where the handler needs one: not for a create (none makes an anonymous session) nor a delete (ids may come as query parameters)", () => {
+    const required = (method: string, path: string) =>
+      (op(method, path)?.requestBody as { required?: boolean } | undefined)?.required;
+    expect(required("POST", "/sessions/create")).toBe(false);
+    expect(required("DELETE", "/messages/delete")).toBe(false);
+    expect(required("POST", "/messages/post")).toBe(true);
+    expect(required("PUT", "/messages/edit")).toBe(true);
   });
 
   it("message content: 1 to 8,000 code points, as MAX_CONTENT_CHARS's default counts them", () => {

@@ -130,6 +130,83 @@ describe("request parsing and validation (handlers called with v2 events)", () =
     expect(res.json.errors[0].path).toBe("query.limit");
   });
 
+  describe("the request schemas' bounds: the last value taken goes on (here to an unreachable database), one past it is a 400 at its path", () => {
+    const mid = "0f2d7c1e-8a5b-4c3d-9e1f-2a3b4c5d6e7f";
+    const auth = { authorization: "Bearer abc" };
+    const send = async (name: string, method: string, path: string, body?: object) => {
+      const { handler } = await import(`../../functions/${name}.ts`);
+      return call(handler, name, httpEvent(method, path, { body, headers: auth }));
+    };
+    const create = (body: object) => send("sessions-create", "POST", "/sessions/create", body);
+    const edit = (fields: object) =>
+      send("messages-edit", "PUT", "/messages/edit", {
+        session_id: sid,
+        message_id: mid,
+        content: "x",
+        ...fields,
+      });
+    const history = (query: string) => send("session-messages", "GET", `/sessions/${sid}/messages?${query}`);
+    type Answer = { statusCode?: number; json: { code: string; errors?: { path: string }[] } };
+    const taken = (res: Answer) =>
+      expect([res.statusCode, res.json.code]).toEqual([503, "service_unavailable"]);
+    const refused = (res: Answer, path: string) => {
+      expect([res.statusCode, res.json.code]).toEqual([400, "validation_failed"]);
+      expect(res.json.errors?.map((e) => e.path)).toEqual([path]);
+    };
+
+    it("user_id: 1 to 256 characters", async () => {
+      refused(await create({ user_id: "" }), "user_id");
+      taken(await create({ user_id: "u" }));
+      taken(await create({ user_id: "u".repeat(256) }));
+      refused(await create({ user_id: "u".repeat(257) }), "user_id");
+    });
+
+    it("metadata: an object whose keys have at most 128 characters", async () => {
+      taken(await create({ metadata: { ["k".repeat(128)]: 1 } }));
+      const long = await create({ metadata: { ["k".repeat(129)]: 1 } });
+      expect([long.statusCode, long.json.code]).toEqual([400, "validation_failed"]);
+      expect(long.json.errors[0].path).toMatch(/^metadata/);
+      refused(await create({ metadata: ["a"] }), "metadata");
+    });
+
+    // JSON Schema's maxLength (the OpenAPI document's) counts code points; an astral character is 2 UTF-16 units
+    it("user_id and metadata keys count characters as the document does, in code points, not UTF-16 units", async () => {
+      taken(await create({ user_id: "😀".repeat(256) }));
+      refused(await create({ user_id: "😀".repeat(257) }), "user_id");
+      taken(await create({ metadata: { ["😀".repeat(128)]: 1 } }));
+      const long = await create({ metadata: { ["😀".repeat(129)]: 1 } });
+      expect([long.statusCode, long.json.code]).toEqual([400, "validation_failed"]);
+    });
+
+    it("an edit's expected_version is at least 1 and regenerate a boolean", async () => {
+      taken(await edit({ expected_version: 1, regenerate: true }));
+      refused(await edit({ expected_version: 0 }), "expected_version");
+      refused(await edit({ regenerate: "yes" }), "regenerate");
+    });
+
+    it("every id and the content are required", async () => {
+      refused(await send("messages-post", "POST", "/messages/post", { session_id: sid }), "content");
+      refused(
+        await send("messages-edit", "PUT", "/messages/edit", { session_id: sid, content: "x" }),
+        "message_id",
+      );
+      refused(await send("messages-delete", "DELETE", "/messages/delete", { session_id: sid }), "message_id");
+    });
+
+    it("ids are version-4 UUIDs: another version is refused, as the service never issues one", async () => {
+      const v1 = "7b0c4a4e-1f7e-1c65-9a3e-2b1f3c4d5e6f";
+      refused(
+        await send("messages-post", "POST", "/messages/post", { session_id: v1, content: "x" }),
+        "session_id",
+      );
+    });
+
+    it("after_seq: at most 2^31 - 1, the largest seq Postgres stores (an integer column)", async () => {
+      taken(await history("after_seq=2147483647"));
+      refused(await history("after_seq=2147483648"), "query.after_seq");
+    });
+  });
+
   describe("DELETE /messages/delete: the ids from the query and the body together", () => {
     const mid = "0f2d7c1e-8a5b-4c3d-9e1f-2a3b4c5d6e7f";
     const del = async (query: string, body?: object) => {

@@ -27,5 +27,7 @@ describe("pooledRandomBytes", () => {
     for (let i = 0; i < 2000; i++) for (const byte of pooledRandomBytes(16)) counts[byte]++;
     // 32,000 bytes over 256 values: every value appears (expected 125 each)
     expect(Math.min(...counts)).toBeGreaterThan(50);
+    // and none piles up: cuts that overlapped would hand out the zeros a cut leaves behind (over 10 sigma here)
+    expect(Math.max(...counts)).toBeLessThan(250);
   });
 });

@@ -1,0 +1,43 @@
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { lambdaContext } from "../helpers/lambda-events.ts";
+
+// The handler's own part: the settings and the time it hands the maintenance run (which maintenance.test.ts covers).
+vi.mock("../../layers/chat/db/pool.ts", () => ({ getPool: async () => ({}) }));
+vi.mock("../../layers/chat/chat-runtime.ts", () => ({
+  getChatService: async () => ({}),
+  getCacheGuard: () => null,
+}));
+const runs: unknown[] = [];
+vi.mock("../../layers/chat/maintenance/maintenance.ts", () => ({
+  runMaintenance: async (_pool: unknown, _guard: unknown, opts: unknown) => {
+    runs.push(opts);
+    return {};
+  },
+}));
+vi.stubEnv("OUTBOX_RETENTION_HOURS", "48");
+vi.stubEnv("CONSUMED_EVENTS_RETENTION_HOURS", "500");
+vi.stubEnv("SESSION_RETENTION_DAYS", "30");
+vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
+afterAll(() => vi.unstubAllEnvs());
+
+describe("maintenance, the function", () => {
+  it("runs with the configured retentions, stopping 15 s before the function's timeout (1 s at the least)", async () => {
+    const { resetConfig } = await import("../../layers/chat/config.ts");
+    resetConfig();
+    const { handler } = await import("../../functions/maintenance.ts");
+    await handler({}, lambdaContext("maintenance", 60_000));
+    await handler({}, lambdaContext("maintenance", 5_000));
+    expect(runs).toEqual([
+      {
+        outboxRetentionHours: 48,
+        consumedEventsRetentionHours: 500,
+        sessionRetentionDays: 30,
+        timeBudgetMs: expect.any(Number),
+      },
+      expect.objectContaining({ timeBudgetMs: 1000 }),
+    ]);
+    const first = (runs[0] as { timeBudgetMs: number }).timeBudgetMs;
+    expect(first).toBeLessThanOrEqual(45_000);
+    expect(first).toBeGreaterThan(44_000);
+  });
+});
