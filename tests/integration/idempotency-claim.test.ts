@@ -102,6 +102,27 @@ const req: IdempotencyRequest = { scope: "messages-post:claim-test", key: "k-cla
 const opts = { ttlSeconds: 3600, lockSeconds: 30, waitMs: 0 };
 
 describe("an Idempotency-Key claim", () => {
+  it("a duplicate of a request in progress is told to retry once the claim's lock ends, in whole seconds rounded up", async () => {
+    const key = { ...req, scope: `messages-post:retry-after-${randomUUID()}` };
+    const first = await claimIdempotencyKey(db.pool, key, opts);
+    if (first.kind !== "claimed") throw new Error("expected a claim");
+    try {
+      // a moment of the lock's 30 s has passed: 29.99… s left is a Retry-After of 30, never 29 (too early)
+      await expect(claimIdempotencyKey(db.pool, key, opts)).rejects.toMatchObject({
+        code: "request_in_progress",
+        retryAfterSeconds: opts.lockSeconds,
+      });
+      // a lock that ends within the second still says 1, not 0 (which would invite an immediate retry storm)
+      await db.pool.query(
+        "UPDATE idempotency_records SET locked_until = now() + interval '200 milliseconds' WHERE scope = $1",
+        [key.scope],
+      );
+      await expect(claimIdempotencyKey(db.pool, key, opts)).rejects.toMatchObject({ retryAfterSeconds: 1 });
+    } finally {
+      await releaseIdempotencyKey(db.pool, key, first.token);
+    }
+  });
+
   it("a release gives back only its own claim, not the one of a retry that took the key over", async () => {
     const first = await claimIdempotencyKey(db.pool, req, opts);
     if (first.kind !== "claimed") throw new Error("expected a claim");
