@@ -123,6 +123,8 @@ describe("HTTP API", () => {
             requestId: "$context.requestId",
             routeKey: "$context.routeKey",
             status: "$context.status",
+            // who sent it: what an operator looks at behind a 429 storm (the per-IP limit's key)
+            ip: "$context.identity.sourceIp",
           }),
         ),
       },
