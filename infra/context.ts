@@ -81,9 +81,10 @@ const num = (raw: Raw, key: string, def: number): number => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`context ${key} must be a non-negative number, got ${v}`);
   return n;
 };
-const int = (raw: Raw, key: string, def: number): number => {
+const int = (raw: Raw, key: string, def: number, min = 0): number => {
   const n = num(raw, key, def);
-  if (!Number.isInteger(n)) throw new Error(`context ${key} must be a whole number, got ${n}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`context ${key} must be a whole number of at least ${min}, got ${n}`);
   return n;
 };
 // The runtime's own bound (SESSION_RETENTION_DAYS), checked at synth rather than by every failing purge.
@@ -93,12 +94,6 @@ function retentionDays(raw: Raw): number {
     throw new Error(
       `context sessionRetentionDays must be at most ${MAX_SESSION_RETENTION_DAYS} (0 keeps sessions), got ${n}`,
     );
-  return n;
-}
-// Kafka refuses a topic of 0 or 1.5 partitions, but only at deploy time, in the migration custom resource.
-function kafkaPartitions(raw: Raw): number {
-  const n = int(raw, "kafkaPartitions", 6);
-  if (n < 1) throw new Error(`context kafkaPartitions must be at least 1, got ${n}`);
   return n;
 }
 // `-c corsOrigins=a,b` arrives as a string, cdk.json may hold an array.
@@ -189,7 +184,8 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     outboxPendingAgeThresholdSeconds: num(raw, "outboxPendingAgeThresholdSeconds", 300),
     responder: oneOf(raw, "responder", ["builtin", "bedrock"] as const, "builtin"),
     bedrockModelId: str(raw, "bedrockModelId"),
-    kafkaPartitions: kafkaPartitions(raw),
+    // Kafka refuses 0 or 1.5 partitions, but only at deploy time, in the migration custom resource
+    kafkaPartitions: int(raw, "kafkaPartitions", 6, 1),
     dbInstanceType: str(raw, "dbInstanceType") ?? "t4g.micro",
     dbMultiAz: bool(raw, "dbMultiAz", false),
     deletionProtection: bool(raw, "deletionProtection", false),

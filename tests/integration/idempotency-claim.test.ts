@@ -90,6 +90,26 @@ const expireClaims = (pool: TestDatabase["pool"], req: IdempotencyRequest) =>
     req.scope,
   ]);
 
+/** A new session on the chat fixture, with a post's Idempotency-Key named `name` on it. */
+async function keyedSession(name: string) {
+  const created = await fx.chat.createSession({});
+  const id = created.session.session_id;
+  const key: IdempotencyRequest = { scope: `messages-post:${id}`, key: name, requestHash: "same" };
+  return { id, key, auth: () => fx.chat.authorize(id, created.token) };
+}
+
+/** The ids of a session's user messages. */
+const userTurns = async (sessionId: string) =>
+  (
+    await fx.db.pool.query("SELECT message_id FROM messages WHERE session_id = $1 AND role = 'user'", [
+      sessionId,
+    ])
+  ).rows.map((r) => r.message_id);
+
+/** The stored responses of `key`'s scope. */
+const storedResponses = async (key: IdempotencyRequest) =>
+  (await fx.db.pool.query("SELECT response FROM idempotency_records WHERE scope = $1", [key.scope])).rows;
+
 /** The records of `req`'s scope, with each claim's token. */
 const recordsOf = async (pool: TestDatabase["pool"], req: IdempotencyRequest) =>
   (
@@ -218,11 +238,9 @@ describe("an Idempotency-Key claim", () => {
   });
 
   it("a post that ran past its claim writes nothing once another request took the key over", async () => {
-    const created = await fx.chat.createSession({});
-    const id = created.session.session_id;
-    const key: IdempotencyRequest = { scope: `messages-post:${id}`, key: "k-late-post", requestHash: "same" };
+    const { id, key, auth } = await keyedSession("k-late-post");
     const hold = holdNextAnswer();
-    const first = fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    const first = fx.chat.postMessage(await auth(), "hello", key);
     first.catch(() => {}); // asserted below
     await hold.reached;
     await expireClaims(fx.db.pool, key);
@@ -240,10 +258,7 @@ describe("an Idempotency-Key claim", () => {
   });
 
   it("a post whose paid answer fails gives its claimed key back: no claim is left, and a retry with the key runs at once", async () => {
-    const created = await fx.chat.createSession({});
-    const id = created.session.session_id;
-    const key: IdempotencyRequest = { scope: `messages-post:${id}`, key: "k-failed", requestHash: "same" };
-    const auth = () => fx.chat.authorize(id, created.token);
+    const { id, key, auth } = await keyedSession("k-failed");
     const hold = holdNextAnswer();
     const first = fx.chat.postMessage(await auth(), "hello", key);
     first.catch(() => {}); // asserted below
@@ -258,22 +273,12 @@ describe("an Idempotency-Key claim", () => {
     // a claim left behind would make the retry wait, then fail with request_in_progress
     const retry = await fx.chat.postMessage(await auth(), "hello", key);
     expect(retry.replayed).toBeUndefined();
-    const turns = await fx.db.pool.query(
-      "SELECT message_id FROM messages WHERE session_id = $1 AND role = 'user'",
-      [id],
-    );
-    expect(turns.rows.map((r) => r.message_id)).toEqual([retry.message.message_id]);
+    expect(await userTurns(id)).toEqual([retry.message.message_id]);
     expect(await recordsOf(fx.db.pool, key)).toMatchObject([{ status: "completed" }]);
   });
 
   it("a post that failed after its turn committed keeps its completed record: the retry replays that turn", async () => {
-    const created = await fx.chat.createSession({});
-    const id = created.session.session_id;
-    const key: IdempotencyRequest = {
-      scope: `messages-post:${id}`,
-      key: "k-failed-late",
-      requestHash: "same",
-    };
+    const { id, key, auth } = await keyedSession("k-failed-late");
     // the claim comes first (a paid model), then the turn commits, then publishing it fails
     const failingPublisher = new ChatService({
       pool: fx.servicePool,
@@ -287,24 +292,15 @@ describe("an Idempotency-Key claim", () => {
         },
       },
     });
-    await expect(
-      failingPublisher.postMessage(await fx.chat.authorize(id, created.token), "hello", key),
-    ).rejects.toThrow("publish failed");
+    await expect(failingPublisher.postMessage(await auth(), "hello", key)).rejects.toThrow("publish failed");
     expect(await recordsOf(fx.db.pool, key)).toMatchObject([{ status: "completed" }]);
-    const retry = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    const retry = await fx.chat.postMessage(await auth(), "hello", key);
     expect(retry.replayed).toBe(true);
-    const turns = await fx.db.pool.query(
-      "SELECT message_id FROM messages WHERE session_id = $1 AND role = 'user'",
-      [id],
-    );
-    expect(turns.rows.map((r) => r.message_id)).toEqual([retry.message.message_id]);
+    expect(await userTurns(id)).toEqual([retry.message.message_id]);
   });
 
   it("a post completing its claim names its messages: deleting its reply withdraws the replay", async () => {
-    const created = await fx.chat.createSession({});
-    const id = created.session.session_id;
-    const key: IdempotencyRequest = { scope: `messages-post:${id}`, key: "k-withdrawn", requestHash: "same" };
-    const auth = () => fx.chat.authorize(id, created.token);
+    const { key, auth } = await keyedSession("k-withdrawn");
     const posted = await fx.chat.postMessage(await auth(), "hello", key);
     const replay = await fx.chat.postMessage(await auth(), "hello", key);
     expect(replay).toMatchObject({ replayed: true, reply: { message_id: posted.reply.message_id } });
@@ -313,54 +309,31 @@ describe("an Idempotency-Key claim", () => {
       code: "replay_withdrawn",
     });
     // the stored response, which holds the deleted reply's text, goes with the replay
-    const stored = await fx.db.pool.query("SELECT response FROM idempotency_records WHERE scope = $1", [
-      key.scope,
-    ]);
-    expect(stored.rows).toEqual([{ response: null }]);
+    expect(await storedResponses(key)).toEqual([{ response: null }]);
   });
 
   it("editing a post's message withdraws its replay, and its stored response with the old text", async () => {
-    const created = await fx.chat.createSession({});
-    const id = created.session.session_id;
-    const key: IdempotencyRequest = {
-      scope: `messages-post:${id}`,
-      key: "k-withdrawn-edit",
-      requestHash: "same",
-    };
-    const auth = () => fx.chat.authorize(id, created.token);
+    const { key, auth } = await keyedSession("k-withdrawn-edit");
     const posted = await fx.chat.postMessage(await auth(), "hello", key);
     await fx.chat.editMessage(await auth(), { message_id: posted.message.message_id, content: "changed" });
     await expect(fx.chat.postMessage(await auth(), "hello", key)).rejects.toMatchObject({
       code: "replay_withdrawn",
     });
-    const stored = await fx.db.pool.query("SELECT response FROM idempotency_records WHERE scope = $1", [
-      key.scope,
-    ]);
-    expect(stored.rows).toEqual([{ response: null }]);
+    expect(await storedResponses(key)).toEqual([{ response: null }]);
   });
 
   it("a post that ran past its claim, after the retry that took the key over posted: one turn, the retry's", async () => {
-    const created = await fx.chat.createSession({});
-    const id = created.session.session_id;
-    const key: IdempotencyRequest = {
-      scope: `messages-post:${id}`,
-      key: "k-late-post-2",
-      requestHash: "same",
-    };
+    const { id, key, auth } = await keyedSession("k-late-post-2");
     const hold = holdNextAnswer();
-    const first = fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    const first = fx.chat.postMessage(await auth(), "hello", key);
     first.catch(() => {}); // asserted below
     await hold.reached;
     await expireClaims(fx.db.pool, key);
-    const retry = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    const retry = await fx.chat.postMessage(await auth(), "hello", key);
     hold.release();
     await expect(first).rejects.toMatchObject({ code: "request_in_progress" });
-    const turns = await fx.db.pool.query(
-      "SELECT message_id FROM messages WHERE session_id = $1 AND role = 'user'",
-      [id],
-    );
-    expect(turns.rows.map((r) => r.message_id)).toEqual([retry.message.message_id]);
-    const replay = await fx.chat.postMessage(await fx.chat.authorize(id, created.token), "hello", key);
+    expect(await userTurns(id)).toEqual([retry.message.message_id]);
+    const replay = await fx.chat.postMessage(await auth(), "hello", key);
     expect(replay).toMatchObject({ replayed: true, message: { message_id: retry.message.message_id } });
   });
 
