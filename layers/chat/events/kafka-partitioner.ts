@@ -32,12 +32,22 @@ export function murmur2(data: Uint8Array): number {
  * The Java client's default partitioning, as kafkajs's DefaultPartitioner (which we used before): an explicit
  * partition wins, a key picks `murmur2(key) & 0x7fffffff` modulo the topic's partitions, so every key lands
  * where Java producers (and our earlier records) put it. Keyless records go to kafkajs's own round robin.
+ *
+ * A message keeps the partition it was first given, as in the Java client, which partitions a record once:
+ * kafkajs partitions a send's messages again on every retry, and if the topic gained partitions meanwhile a
+ * record could move onto a partition whose broker had already acknowledged the send's records for it. kafkajs
+ * would then send it nowhere, and the producer's check (every partition a record went to acknowledged) would
+ * pass. Pinned, a partition's records are the same in every attempt, so its acknowledgement covers each of them.
  */
 export const KeyHashPartitioner: ICustomPartitioner = () => {
   const keyless = Partitioners.DefaultPartitioner();
   return (args) => {
+    const message = args.message as { [ASSIGNED]?: number };
+    const pinned = message[ASSIGNED];
+    // Partitions are never removed from a topic; a smaller count is a recreated topic: partition again.
+    if (pinned !== undefined && pinned < args.partitionMetadata.length) return pinned;
     const partition = choose(args);
-    (args.message as { [ASSIGNED]?: number })[ASSIGNED] = partition;
+    message[ASSIGNED] = partition;
     return partition;
   };
 
@@ -56,8 +66,7 @@ export const KeyHashPartitioner: ICustomPartitioner = () => {
 const ASSIGNED = Symbol("partition");
 
 /**
- * The partition KeyHashPartitioner last chose for a message object. kafkajs partitions a send's messages again on
- * every retry (after a metadata refresh), so after the send this is where each one was finally sent, which the
+ * The partition KeyHashPartitioner gave a message object: where every attempt of its send put it, which the
  * producer checks against the partitions Kafka acknowledged.
  */
 export const assignedPartition = (message: object): number | undefined =>

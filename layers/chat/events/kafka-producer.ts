@@ -164,7 +164,7 @@ export async function publishRecords(records: OutgoingRecord[], options: Publish
 }
 
 /**
- * The topic/partitions a send's records went to (as last partitioned) that its result does not acknowledge.
+ * The topic/partitions a send's records went to that its result does not acknowledge.
  * kafkajs 2.2.4 keeps each broker's response across a send's retries: when a partition's leadership moves to a
  * broker that already answered (a broker restart, a leader election), the retry sends that partition's records
  * nowhere and the send still resolves (tests/integration/kafka-leader-move.test.ts).
