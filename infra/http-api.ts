@@ -7,6 +7,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import {
   CORS_ALLOWED_HEADERS,
+  CORS_ALLOWED_METHODS,
   CORS_EXPOSED_HEADERS,
   CORS_MAX_AGE_SECONDS,
 } from "#functions/http/cors-headers.ts";
@@ -48,14 +49,9 @@ export class ChatHttpApi extends Construct {
       corsPreflight: props.corsOrigins.length
         ? {
             allowOrigins: props.corsOrigins,
-            allowMethods: [
-              apigwv2.CorsHttpMethod.GET,
-              apigwv2.CorsHttpMethod.POST,
-              apigwv2.CorsHttpMethod.PUT,
-              apigwv2.CorsHttpMethod.DELETE,
-              apigwv2.CorsHttpMethod.OPTIONS,
-            ],
-            // API Gateway answers CORS itself and drops the handlers' CORS headers: the same lists as theirs.
+            // API Gateway answers CORS itself and drops the handlers' CORS headers: the same lists as theirs, and
+            // the local runner's preflight answers.
+            allowMethods: CORS_ALLOWED_METHODS.map((m) => apigwv2.CorsHttpMethod[m]),
             allowHeaders: CORS_ALLOWED_HEADERS,
             exposeHeaders: CORS_EXPOSED_HEADERS,
             maxAge: Duration.seconds(CORS_MAX_AGE_SECONDS),

@@ -35,7 +35,8 @@ const HOP_BY_HOP = new Set(["content-length", "transfer-encoding", "connection"]
  * `json`: the result's JSON if the runtime already made it, so it is not made twice.
  */
 export function toHttpResponse(result: unknown, json?: string): HttpResponse {
-  if (!isRecord(result) || !("statusCode" in result)) {
+  // API Gateway reads the result's JSON, where a statusCode that is undefined is no statusCode at all
+  if (!isRecord(result) || result.statusCode === undefined) {
     const body = typeof result === "string" ? result : (json ?? JSON.stringify(result) ?? "null");
     return {
       statusCode: 200,

@@ -171,8 +171,7 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
     }
     // API Gateway answers preflights itself only where CORS is configured (infra: CORS_ORIGINS non-empty);
     // otherwise an OPTIONS request is routed like any other (to `$default`: 405 with Allow).
-    if (method === "OPTIONS" && corsOrigins.length > 0)
-      return corsPreflight(req.headers, routes.methodsFor(path), corsOrigins);
+    if (method === "OPTIONS" && corsOrigins.length > 0) return corsPreflight(req.headers, corsOrigins);
 
     const match = routes.match(method, path);
     // No route: API Gateway sends the request to the `$default` route's function, or answers 404 itself.

@@ -20,3 +20,40 @@ export const CORS_EXPOSED_HEADERS = [
 
 /** How long a browser may cache a preflight's answer. */
 export const CORS_MAX_AGE_SECONDS = 3600;
+
+/**
+ * Methods a preflight allows. API Gateway answers every preflight with this configured list, whatever the path's
+ * routes (a method no route takes then reaches `$default`, a 405 the script can read).
+ */
+export const CORS_ALLOWED_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS"] as const;
+
+/**
+ * Whether CORS_ORIGINS lets `origin` in, as API Gateway reads `allowOrigins`: `*` is every origin, and `https://*`
+ * or `http://*` every origin of that scheme; anything else is one origin.
+ */
+export function corsOriginAllowed(origin: string, allowed: readonly string[]): boolean {
+  return allowed.some(
+    (a) => a === "*" || a === origin || (/^https?:\/\/\*$/.test(a) && origin.startsWith(a.slice(0, -1))),
+  );
+}
+
+/**
+ * The headers of API Gateway's answer to a CORS preflight (infra configures it from these lists), whatever the
+ * path; undefined for an OPTIONS that is no preflight (API Gateway requires `Origin` and
+ * `Access-Control-Request-Method`) or whose origin `allowed` does not let in.
+ */
+export function preflightHeaders(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  allowed: readonly string[],
+): Record<string, string> | undefined {
+  const origin = headers.origin;
+  if (typeof origin !== "string" || !headers["access-control-request-method"]) return undefined;
+  if (!corsOriginAllowed(origin, allowed)) return undefined;
+  return {
+    "access-control-allow-origin": origin,
+    "access-control-allow-methods": CORS_ALLOWED_METHODS.join(","),
+    "access-control-allow-headers": CORS_ALLOWED_HEADERS.join(","),
+    "access-control-max-age": String(CORS_MAX_AGE_SECONDS),
+    vary: "origin",
+  };
+}

@@ -8,7 +8,7 @@ import type { SessionRead } from "#chat/cache/session-cache.ts";
 import type { AuthorizedSession, ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
-import { CORS_EXPOSED_HEADERS } from "./cors-headers.ts";
+import { CORS_EXPOSED_HEADERS, corsOriginAllowed } from "./cors-headers.ts";
 import { LOG_CONTEXT, logger } from "./logger.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
 import { prefetchedSession, rateLimit } from "./rate-limit.ts";
@@ -94,6 +94,9 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
     ? base.use(
         httpCors({
           origins: cors,
+          // as API Gateway reads the list (middy would take `https://*` for dot-less host names only)
+          getOrigin: (origin) =>
+            cors.includes("*") ? "*" : origin && corsOriginAllowed(origin, cors) ? origin : null,
           exposeHeaders: CORS_EXPOSED_HEADERS.join(","),
         }),
       )

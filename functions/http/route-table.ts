@@ -16,8 +16,6 @@ interface CompiledRoute {
 
 export interface RouteTable {
   match(method: string, path: string): RouteMatch;
-  /** Methods routed on this path, for CORS preflight answers. */
-  methodsFor(path: string): string[];
 }
 
 // A `{name}` in an API Gateway path template matches one non-empty segment.
@@ -73,9 +71,6 @@ export function buildRouteTable(functions: readonly FunctionSpec[]): RouteTable 
       });
       const { fn } = hit.route;
       return { kind: "match", fn, routeKey: `${fn.route.method} ${fn.route.path}`, pathParameters };
-    },
-    methodsFor(path) {
-      return [...new Set(matching(path).map((c) => c.route.fn.route.method))];
     },
   };
 }

@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-lambda";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { CORS_ALLOWED_HEADERS } from "../../functions/http/cors-headers.ts";
+import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS } from "../../functions/http/cors-headers.ts";
 import type { FunctionSpec } from "../../functions/manifest.ts";
 import { type LambdaHandler, moduleHandlerLoader } from "../../local/function-runtime.ts";
 import type { LogLevel } from "../../local/log.ts";
@@ -268,7 +268,7 @@ describe("local runner over HTTP (API Gateway HTTP API, payload 2.0)", () => {
 });
 
 describe("local runner CORS preflight", () => {
-  it("answers the preflight of a listed origin with the route's methods", async () => {
+  it("answers the preflight of a listed origin with the methods infra configures", async () => {
     const runner = await startRunner({
       functions: fixtureFunctions,
       handlersDir: FIXTURES,
@@ -281,12 +281,14 @@ describe("local runner CORS preflight", () => {
         method: "OPTIONS",
         headers: {
           origin: "https://app.example",
+          "access-control-request-method": "GET",
           "access-control-request-headers": "content-type,idempotency-key",
         },
       });
       expect(res.status).toBe(204);
       expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example");
-      expect(res.headers.get("access-control-allow-methods")).toBe("GET");
+      // API Gateway's CORS configuration is the API's, not the route's
+      expect(res.headers.get("access-control-allow-methods")).toBe(CORS_ALLOWED_METHODS.join(","));
       // API Gateway answers with its configured list, not an echo of the request's
       expect(res.headers.get("access-control-allow-headers")).toBe(CORS_ALLOWED_HEADERS.join(","));
       // an origin that is not listed: 204, no CORS headers

@@ -1,4 +1,4 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureAppRole, scramVerifier } from "../../layers/chat/db/app-role.ts";
@@ -9,23 +9,12 @@ import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
 import { applyEvents } from "../../layers/chat/projection/activity-projection.ts";
 import { type ChatFixture, chatFixture } from "../helpers/chat-fixture.ts";
 import { ADMIN_URL } from "../helpers/global-database.ts";
+import { scramVerifies } from "../helpers/scram-verifies.ts";
 
 /**
  * In AWS the functions connect as an application role that may only read and write rows (the migrations run as
  * the database's owner and grant it): every path of the product must work with no more than that.
  */
-/** Whether a SCRAM-SHA-256 verifier (pg_authid.rolpassword) is the one of `password` (RFC 5802 / 7677). */
-function scramVerifies(verifier: string, password: string): boolean {
-  const [, iterations, salt, storedKey, serverKey] =
-    verifier.match(/^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/) ?? [];
-  const salted = pbkdf2Sync(password, Buffer.from(salt ?? "", "base64"), Number(iterations), 32, "sha256");
-  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
-  return (
-    createHash("sha256").update(clientKey).digest("base64") === storedKey &&
-    createHmac("sha256", salted).update("Server Key").digest("base64") === serverKey
-  );
-}
-
 const role = `chat_app_t_${randomBytes(5).toString("hex")}`;
 let fx: ChatFixture;
 
@@ -136,5 +125,25 @@ describe("the application role", () => {
     expect((await fx.servicePool.query("SELECT count(*)::int AS n FROM sessions")).rows[0].n).toBeGreaterThan(
       0,
     );
+  });
+
+  it("may write a table a later migration adds from the migration's own commit, not only from the deploy's grant", async () => {
+    // As 1795737600000 did with outbox_pending: a trigger makes the previous release's writes reach a new table.
+    // The deploy grants after its last migration, and not at all when it fails and rolls back (migration-set.ts).
+    const owner = fx.db.pool;
+    await owner.query(`CREATE TABLE later_queue (n bigserial PRIMARY KEY, id bigint NOT NULL);
+      CREATE FUNCTION later_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO later_queue (id) SELECT id FROM added; RETURN NULL; END $$;
+      CREATE TRIGGER later_enqueue AFTER INSERT ON outbox REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION later_enqueue();`);
+    try {
+      const created = await fx.chat.createSession({ metadata: {} });
+      expect(created.session.session_id).toBeTruthy();
+      expect((await owner.query("SELECT count(*)::int AS n FROM later_queue")).rows[0].n).toBeGreaterThan(0);
+    } finally {
+      await owner.query(
+        "DROP TRIGGER later_enqueue ON outbox; DROP FUNCTION later_enqueue(); DROP TABLE later_queue",
+      );
+    }
   });
 });

@@ -51,6 +51,12 @@ describe("toHttpResponse (API Gateway payload 2.0 result mapping)", () => {
     expect(toHttpResponse(undefined).body.toString()).toBe("null");
   });
 
+  it("reads a statusCode that is undefined as none, as API Gateway does: the runtime's JSON leaves it out", () => {
+    const r = toHttpResponse({ statusCode: undefined, body: "x" });
+    expect(r.statusCode).toBe(200);
+    expect(r.body.toString()).toBe('{"body":"x"}');
+  });
+
   it("replies with the JSON the runtime already made rather than serializing the result again", () => {
     // a BigInt would make JSON.stringify throw: only the given JSON can have been used
     const r = toHttpResponse({ count: 1n }, '{"count":"1"}');

@@ -32,7 +32,7 @@ describe("route table from the manifest", () => {
   });
 
   it("ignores functions without a route", () => {
-    expect(routes.methodsFor("/outbox-relay")).toEqual([]);
-    expect(routes.methodsFor("/health")).toEqual(["GET"]);
+    expect(routes.match("POST", "/outbox-relay")).toEqual({ kind: "not_found" });
+    expect(routes.match("POST", "/health")).toEqual({ kind: "method_not_allowed", allow: ["GET"] });
   });
 });

@@ -3,13 +3,20 @@ import pg from "pg";
 import { readJsonSecret } from "../secrets.ts";
 import type { Queryable } from "./chat-store.ts";
 
-/** What the application may do: read and write rows. No DDL, no TRUNCATE, not the tables' owner. */
+/**
+ * What the application may do: read and write rows. No DDL, no TRUNCATE, not the tables' owner. The default
+ * privileges grant a table a later migration creates (as this owner) in that migration's own commit: the previous
+ * release keeps running meanwhile, and its writes may reach the table through a trigger before this grant runs
+ * again, after the last migration, or never, if a later one fails and the deploy rolls back.
+ */
 const GRANTS = (role: string) => `
 GRANT USAGE ON SCHEMA public TO ${role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role};
 REVOKE ALL ON TABLE pgmigrations FROM ${role};
-REVOKE ALL ON SEQUENCE pgmigrations_id_seq FROM ${role};`;
+REVOKE ALL ON SEQUENCE pgmigrations_id_seq FROM ${role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${role};`;
 
 export interface AppRole {
   username: string;
@@ -20,7 +27,7 @@ export interface AppRole {
  * The role the functions connect as, run by the migrations (as the database's owner) after they applied: created
  * with the secret's password, or given it if the role exists (a replaced secret must not lock the functions out;
  * the secret's current password is the role's anyway once a rotation finished), then granted the rows of every
- * table, the migrations' own bookkeeping excepted; run on every deploy, so a new table is covered too.
+ * table, the migrations' own bookkeeping excepted, and every table created later (GRANTS); run on every deploy.
  */
 export async function ensureAppRole(db: Queryable, role: AppRole): Promise<void> {
   // CREATE/ALTER ROLE and GRANT take no bind parameters: quoted by pg as Postgres's quote_ident / quote_literal do.
@@ -55,7 +62,9 @@ export function scramVerifier(password: string, salt = randomBytes(16)): string 
  * the one the migrations ran on). Returns the role's name, which is no secret.
  */
 export async function grantAppRoleFromSecret(ownerUrl: string, secretArn: string): Promise<string> {
-  const secret = await readJsonSecret<Partial<AppRole>>(secretArn);
+  // Past the cache: a warm deploy sandbox holds what it read up to 5 minutes ago, and setting a password rotated
+  // away since would lock every function out (the proxy logs in with the secret's current one).
+  const secret = await readJsonSecret<Partial<AppRole>>(secretArn, true);
   if (!secret?.username || !secret.password)
     throw new Error("the application role's secret has no username or password");
   const client = new pg.Client({ connectionString: ownerUrl });
