@@ -8,6 +8,7 @@ import type { CloudEvent } from "#chat/events/cloudevents.ts";
 import { applyEvents, type Rejection, readEvent } from "#chat/projection/activity-projection.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
 import { newMetrics } from "./http/metrics.ts";
+import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 const metrics = newMetrics();
 
@@ -27,7 +28,7 @@ export interface ConsumerResult {
  * MSK event source → per-session activity projection. Database failures throw, so Lambda redelivers the
  * batch; redelivery is exact because the projection dedupes by event id.
  */
-export const handler = middy<MSKEvent, ConsumerResult>()
+export const handler = middy<MSKEvent, ConsumerResult>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
   .use(logMetrics(metrics))
   .handler(async (event) => {

@@ -6,6 +6,7 @@ import { config } from "#chat/config.ts";
 import { type ProbeResult, probeHealth } from "#chat/health/health-probe.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
 import { newMetrics } from "./http/metrics.ts";
+import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 const metrics = newMetrics();
 
@@ -13,7 +14,7 @@ const metrics = newMetrics();
  * Every 5 minutes: calls the deployed GET /health through its public URL, like a user would, and records
  * HealthCheckLatency (ms) and HealthCheckFailed (0/1) as CloudWatch metrics (EMF); an alarm watches them.
  */
-export const handler = middy<unknown, ProbeResult & { url: string }>()
+export const handler = middy<unknown, ProbeResult & { url: string }>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
   .use(logMetrics(metrics))
   .handler(async () => {

@@ -6,12 +6,13 @@ import { config } from "#chat/config.ts";
 import { getPool } from "#chat/db/pool.ts";
 import { type MaintenanceResult, runMaintenance } from "#chat/maintenance/maintenance.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
+import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 /**
  * Hourly: prune the outbox, idempotency records and consumed event ids, purge idle sessions
  * (SESSION_RETENTION_DAYS > 0), within the function's time.
  */
-export const handler = middy<unknown, MaintenanceResult, Error, Context>()
+export const handler = middy<unknown, MaintenanceResult, Error, Context>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
   .handler(async (_event, context) => {
     const cfg = config();

@@ -9,6 +9,7 @@ import { type RelayResult, relayOutbox, relayReserveMs } from "#chat/events/outb
 import { oldestPendingAgeSeconds } from "#chat/events/outbox-store.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
 import { newMetrics } from "./http/metrics.ts";
+import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 const metrics = newMetrics();
 
@@ -25,7 +26,7 @@ export class RelayIncompleteError extends Error {
  * and what it did not mark is published by the next. Each run reports the age of the oldest event left waiting
  * (OutboxOldestPendingSeconds), which alarms on a backlog that does not drain, failing or not.
  */
-export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Error, Context>()
+export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Error, Context>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
   .use(logMetrics(metrics))
   .handler(async (_event, context) => {

@@ -155,7 +155,10 @@ export class ChatStack extends Stack {
     // Lambda reports OffsetLag only for a Kafka event source, so only where the stack made one.
     for (const consumer of this.consumers) alarms.alarmOnOffsetLag(consumer, ctx.offsetLagThreshold);
     alarms.alarmOnRejectedEvents();
-    alarms.alarmOnOutboxAge(ctx.outboxPendingAgeThresholdSeconds);
+    // Without Kafka (an external data plane with no brokers) the relay skips its runs and reports nothing.
+    const kafkaEnv = dataPlane.environmentFor(["kafka-produce"]);
+    const relayPublishes = !!(kafkaEnv.KAFKA_BROKERS || kafkaEnv.MSK_CLUSTER_ARN);
+    alarms.alarmOnOutboxAge(ctx.outboxPendingAgeThresholdSeconds, relayPublishes);
     // The data plane's own: database, proxy and cache (aws), and the consumers' on-failure bucket (both).
     dataPlane.addAlarms(alarms.topic);
     Validations.of(this).acknowledge({
@@ -186,7 +189,8 @@ export class ChatStack extends Stack {
   ): void {
     if (spec.route) to.api.addRoute(constructId(spec.name), spec.route, fn);
     if (spec.defaultRoute) to.api.addDefaultRoute(constructId(spec.name), fn);
-    if (spec.schedule) to.schedules.add(constructId(spec.name), spec.schedule, fn);
+    if (spec.schedule)
+      to.schedules.add(constructId(spec.name), spec.schedule, fn, rateInterval(spec.schedule));
     if (spec.kafkaTopic) {
       const mapping = to.dataPlane.addConsumer(
         fn,

@@ -136,11 +136,13 @@ export class HealthAlarms extends Construct {
   /**
    * The oldest event still unpublished after a relay run (outbox-relay's OutboxOldestPendingSeconds), older than
    * `thresholdSeconds` in two 5-minute periods in a row: events are reaching Kafka late, or not at all, even when
-   * the relay itself does not fail.
+   * the relay itself does not fail. Where the relay publishes (`reports`), every run reports it, so none for two
+   * periods is a relay that did not run: a tick Lambda throttled and dropped counts as no error.
    */
-  alarmOnOutboxAge(thresholdSeconds: number): cloudwatch.Alarm {
+  alarmOnOutboxAge(thresholdSeconds: number, reports: boolean): cloudwatch.Alarm {
     return this.#alarm("OutboxOldestPending", this.#serviceMetric("OutboxOldestPendingSeconds", "Maximum"), {
-      alarmDescription: `An outbox event has waited more than ${thresholdSeconds} s for Kafka in two consecutive 5-minute periods`,
+      ...(reports ? { treatMissingData: cloudwatch.TreatMissingData.BREACHING } : {}),
+      alarmDescription: `An outbox event has waited more than ${thresholdSeconds} s for Kafka in two consecutive 5-minute periods${reports ? ", or no relay run reported in them" : ""}`,
       threshold: thresholdSeconds,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 2,

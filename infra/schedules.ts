@@ -10,9 +10,12 @@ import { invokeVersionsFinding } from "./nag.ts";
  * (local/schedules.ts), so handlers see the same event everywhere.
  */
 export class ChatSchedules extends Construct {
-  add(name: string, expression: string, fn: lambda.IFunction): scheduler.Schedule {
-    // A failed run is not retried: the next tick is the retry (and stale runs would pile up behind it).
-    fn.configureAsyncInvoke({ retryAttempts: 0 });
+  add(name: string, expression: string, fn: lambda.IFunction, interval?: Duration): scheduler.Schedule {
+    // A failed run is not retried: the next tick is the retry (and stale runs would pile up behind it). Lambda
+    // keeps a throttled event whatever the retries say, up to the maximum age (6 h unset): a tick it could not
+    // start within the interval is dropped too, or a throttled spell's ticks would all run late, in a burst.
+    const maxEventAge = Duration.seconds(Math.min(21_600, Math.max(60, interval?.toSeconds() ?? 60)));
+    fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge });
     const schedule = new scheduler.Schedule(this, name, {
       description: `chat-backend ${name}`,
       schedule: scheduler.ScheduleExpression.expression(expression),

@@ -10,6 +10,7 @@ import { isChatError } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import { CORS_EXPOSED_HEADERS, corsOriginAllowed } from "./cors-headers.ts";
 import { LOG_CONTEXT, logger } from "./logger.ts";
+import { MIDDY_OPTIONS } from "./middy-options.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
 import { prefetchedSession, rateLimit } from "./rate-limit.ts";
 import { parseRequest } from "./request-parsing.ts";
@@ -84,7 +85,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
   spec: HttpSpec<B, Q, P>,
   fn: (req: HttpRequest<B, Q, P>) => Promise<HttpResult>,
 ): Handler {
-  const base = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>()
+  const base = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>(MIDDY_OPTIONS)
     .use(startTimer)
     .use(httpHeaderNormalizer())
     .use(apiSecurityHeaders())

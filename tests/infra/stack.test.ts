@@ -11,7 +11,7 @@ import {
 } from "#functions/manifest.ts";
 import { HEALTH_CANARY, MAINTENANCE, rateInterval } from "../../infra/chat-stack.ts";
 import { REPO_ROOT } from "../../infra/paths.ts";
-import { functionLogicalId, resourcesOf, synth } from "./synth.ts";
+import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, synth } from "./synth.ts";
 
 const s = synth({
   corsOrigins: "https://app.example",
@@ -205,6 +205,18 @@ describe("schedules", () => {
           Arn: arnOf(functionLogicalId(s, spec.name)),
           RetryPolicy: Match.objectLike({ MaximumEventAgeInSeconds: 60 }),
         }),
+      });
+    }
+  });
+
+  // Lambda keeps a throttled asynchronous event, whatever MaximumRetryAttempts says, for MaximumEventAgeInSeconds
+  // (6 h when unset): the ticks of a throttled hour would all run late, in a burst. None may outlive its interval.
+  it("drops a tick Lambda could not start within the schedule's interval (its own queue, not only Scheduler's)", () => {
+    for (const spec of scheduledFunctions) {
+      const seconds = Math.max(60, rateInterval(spec.schedule)?.toSeconds() ?? 60);
+      template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+        FunctionName: { Ref: functionLogicalId(s, spec.name) },
+        MaximumEventAgeInSeconds: seconds,
       });
     }
   });
@@ -503,7 +515,21 @@ describe("alarms", () => {
       DatapointsToAlarm: 2,
       Threshold: 300,
       ComparisonOperator: "GreaterThanThreshold",
-      TreatMissingData: "notBreaching",
+      // every relay run reports it: none for 10 minutes is a relay Lambda did not run (Errors counts no throttle)
+      TreatMissingData: "breaching",
+    });
+  });
+
+  it("does not take a relay that has no Kafka to publish to (so reports nothing) for a silent one", () => {
+    const { template: noKafka } = synth({ ...EXTERNAL_CONTEXT, kafkaBrokers: "" });
+    const alarm = Object.values(resourcesOf(noKafka, "AWS::CloudWatch::Alarm")).find(
+      (a) => a.Properties?.MetricName === "OutboxOldestPendingSeconds",
+    );
+    expect(alarm?.Properties?.TreatMissingData).toBe("notBreaching");
+    const { template: withKafka } = synth(EXTERNAL_CONTEXT);
+    withKafka.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "OutboxOldestPendingSeconds",
+      TreatMissingData: "breaching",
     });
   });
 

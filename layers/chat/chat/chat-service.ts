@@ -40,6 +40,7 @@ import {
   pageFromEnd,
   type ReadSession,
 } from "./cached-reads.ts";
+import { changeTime } from "./change-time.ts";
 import { assertValidContent, assertValidUserId, isBlank, storableText } from "./content-rules.ts";
 import { ChatError } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
@@ -220,7 +221,7 @@ export class ChatService {
       this.#change(auth, reads, async (snap) => {
         const s = snap.session;
         this.#assertRoom(s, 2);
-        const at = new Date().toISOString();
+        const at = changeTime(s.updated_at);
         const user: NewMessage = {
           message_id: randomUUID(),
           seq: s.last_seq + 1,
@@ -280,7 +281,7 @@ export class ChatService {
       if (target.role !== "user")
         throw new ChatError("message_not_editable", "only user messages can be edited");
       assertVersion(target, edit.expected_version);
-      const at = new Date().toISOString();
+      const at = changeTime(s.updated_at);
       const message: Message = {
         ...target,
         content: edit.content,
@@ -354,7 +355,7 @@ export class ChatService {
       const s = snap.session;
       const target = await this.#liveMessage(snap, messageId, db);
       assertVersion(target, expectedVersion);
-      const at = new Date().toISOString();
+      const at = changeTime(s.updated_at);
       return {
         result: { message_id: messageId, deleted: true as const },
         history: (before) => applyToHistory(before, { deleteMessageId: messageId }),
