@@ -135,17 +135,20 @@ export async function withRelayLock<T>(
   if (max !== undefined && max < 2)
     throw new Error(`the outbox relay needs a pool of at least 2 connections (DB_POOL_MAX is ${max})`);
   return withClient(pool, async (client, checkout) => {
+    // RDS Proxy pins a client connection that calls pg_try_advisory_lock (taken or not) to its database connection
+    // until the client disconnects: back in the pool, it kept a database connection no one else could use for the
+    // warm sandbox's life (a frozen one's, until the proxy's idle client timeout). It is closed on release instead.
+    checkout.markBroken(new Error("pinned by RDS Proxy: the relay lock's connection is not reused"));
     const got = await client.query("SELECT pg_try_advisory_lock($1) AS ok", [RELAY_LOCK_KEY]);
     if (!got.rows[0]?.ok) return null;
     try {
       return await work(() => !checkout.lost);
     } finally {
-      // A lost connection took its lock with it, and an unlock that fails closes it (the lock goes with it):
-      // either way the work's result stands.
+      // Unlocked before the connection closes: behind the proxy, closing ends the client's session, and AWS does not
+      // say what becomes of the database's. A lost connection took its lock with it; a failed unlock is closed with
+      // its connection all the same: either way the work's result stands.
       if (!checkout.lost)
-        await client
-          .query("SELECT pg_advisory_unlock($1)", [RELAY_LOCK_KEY])
-          .catch((err: Error) => checkout.markBroken(err));
+        await client.query("SELECT pg_advisory_unlock($1)", [RELAY_LOCK_KEY]).catch(() => {});
     }
   });
 }
