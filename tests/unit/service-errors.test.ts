@@ -8,6 +8,8 @@ describe("isBackendUnavailable", () => {
   it.each([
     ["a server shutting down (57P01, admin_shutdown)", withCode("57P01")],
     ["too many connections (53300)", withCode("53300")],
+    // a warm sandbox's cached secret, one rotation behind for up to its cache's age (docs/deploy.md)
+    ["a password refused (28P01, invalid_password)", withCode("28P01", "password authentication failed")],
     ["a refused connection", withCode("ECONNREFUSED")],
     ["a DNS name that does not resolve", withCode("ENOTFOUND")],
     // net.connect to a name with IPv4 and IPv6 addresses, both refused
@@ -22,6 +24,8 @@ describe("isBackendUnavailable", () => {
     ],
     ["a connection pg saw end", new Error("Connection terminated unexpectedly")],
     ["a pool that could not connect in time", new Error("timeout exceeded when trying to connect")],
+    // pg's query_timeout: the connection went silent (the server's statement_timeout would have answered 57014)
+    ["a connection gone silent", new Error("Query read timeout")],
     ["a server starting up", new Error("the database system is starting up")],
     ["no database configured", new Error("set DATABASE_URL or DATABASE_SECRET_ARN")],
   ])("%s: yes", (_, err) => {
