@@ -64,7 +64,7 @@ export const functions: readonly FunctionSpec[] = [
     route: { method: "GET", path: "/sessions/{session_id}" },
     uses: ["postgres", "redis"],
     memoryMb: 256,
-    timeoutSeconds: 5,
+    timeoutSeconds: 10,
   },
   {
     name: "session-erase",
@@ -82,7 +82,7 @@ export const functions: readonly FunctionSpec[] = [
     route: { method: "GET", path: "/sessions/{session_id}/messages" },
     uses: ["postgres", "redis"],
     memoryMb: 256,
-    timeoutSeconds: 5,
+    timeoutSeconds: 10,
   },
   {
     name: "session-suggestions",
@@ -91,7 +91,7 @@ export const functions: readonly FunctionSpec[] = [
     route: { method: "GET", path: "/sessions/{session_id}/suggestions" },
     uses: ["postgres", "redis"],
     memoryMb: 256,
-    timeoutSeconds: 5,
+    timeoutSeconds: 10,
   },
   {
     name: "messages-post",
