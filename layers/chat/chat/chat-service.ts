@@ -17,6 +17,7 @@ import {
   regenerateFacts,
   type SessionChange,
   type SessionSnapshot,
+  sessionGeneration,
 } from "../db/chat-store.ts";
 import { eraseSession } from "../db/erase-store.ts";
 import {
@@ -435,10 +436,11 @@ export class ChatService {
     const sessionId = auth.session.session_id;
     const at = new Date().toISOString();
     const event = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
-    // Already erased by a concurrent request or the retention purge: that one's event stands, as does the 204.
-    if (!(await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event)))) return;
+    const erased = await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event));
+    // Tombstoned even if already erased (by a concurrent request or the retention purge, whose event stands, as does
+    // the 204): the token was then accepted from a cache entry, maybe one a Redis failover brought back.
     await this.#d.cache?.afterErase(sessionId);
-    await this.#d.publisher.afterCommit(sessionId, [event], false);
+    if (erased) await this.#d.publisher.afterCommit(sessionId, [event], false);
   }
 
   // --- the write path -------------------------------------------------------------------------
@@ -457,8 +459,8 @@ export class ChatService {
     plan: (snap: SessionSnapshot, db: Queryable) => Promise<Planned<T>>,
   ): Promise<T> {
     return busyOnLockTimeout(async () => {
-      const optimistic = authSnapshot(auth, reads) ?? (await this.#wholeSnapshot(auth, reads));
-      const first = await plan(optimistic, this.#d.pool);
+      const read = authSnapshot(auth, reads) ?? (await this.#wholeSnapshot(auth, reads));
+      const { snap: optimistic, planned: first } = await this.#planChecked(auth, read, plan);
       const checkBacklog = this.#d.publisher.usesBacklog;
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
       if (applied) return this.#committed(applied, optimistic, first);
@@ -470,14 +472,48 @@ export class ChatService {
           this.#newestWhenLong,
           this.#d.config.CACHE_HISTORY_MAX_BYTES,
         );
-        if (!snap) throw sessionGone();
-        const planned = await plan(snap, client);
+        if (!snap) return null;
+        const planned = await plan(snap, client).catch((err: unknown) => {
+          if (err instanceof ChatError) return err;
+          throw err;
+        });
+        if (planned instanceof ChatError) return { snap, refused: planned };
         const done = await applySessionChange(client, { ...planned.change, checkBacklog });
         if (!done) throw new Error("session changed while its row was locked");
         return { snap, planned, done };
       });
+      if (!locked) throw await this.#gone(auth.session.session_id);
+      if ("refused" in locked) {
+        // Refused at a newer generation than the request read: what it read may be a cache entry that a Redis
+        // failover brought back, which no other change would replace before its TTL. Costs what a change's write does.
+        const { snap } = locked;
+        if (auth.fromCache) await this.#d.cache?.fill(snap.session, snap.complete ? snap.messages : null);
+        throw locked.refused;
+      }
       return this.#committed(locked.done, locked.snap, locked.planned);
     });
+  }
+
+  /**
+   * Plans from what the request read. A refusal (no such message, another version, ...) planned from a cache entry
+   * stands only if that entry is current: Redis back from a failover that lost its last writes serves older entries
+   * (an acknowledged message missing, an edit or a delete undone) until their TTL. Planned again from Postgres,
+   * which also puts the current state back in the cache. Costs one indexed query, on refusals from the cache only.
+   */
+  async #planChecked<T>(
+    auth: AuthorizedSession,
+    snap: SessionSnapshot,
+    plan: (snap: SessionSnapshot, db: Queryable) => Promise<Planned<T>>,
+  ): Promise<{ snap: SessionSnapshot; planned: Planned<T> }> {
+    try {
+      return { snap, planned: await plan(snap, this.#d.pool) };
+    } catch (err) {
+      if (!(err instanceof ChatError) || !auth.fromCache) throw err;
+      const id = snap.session.session_id;
+      if ((await sessionGeneration(this.#d.pool, id)) === snap.session.generation) throw err;
+      const fresh = await this.#snapshot(id);
+      return { snap: fresh, planned: await plan(fresh, this.#d.pool) };
+    }
   }
 
   /** After commit: the cache gets the new state (written through when the whole history is known), Kafka the events. */
@@ -605,8 +641,18 @@ export class ChatService {
 
   async #snapshot(sessionId: string): Promise<SessionSnapshot> {
     const snap = await this.#loadAndFill(sessionId);
-    if (!snap) throw sessionGone();
+    if (!snap) throw await this.#gone(sessionId);
     return snap;
+  }
+
+  /**
+   * sessionGone() for a session whose token was accepted, after its cache entry is made an erased tombstone: the
+   * entry that accepted it may be one a Redis failover brought back, which would go on serving the erased session's
+   * reads until its TTL.
+   */
+  async #gone(sessionId: string): Promise<ChatError> {
+    await this.#d.cache?.afterErase(sessionId);
+    return sessionGone();
   }
 
   /** The session from Postgres, within the cache's bounds, and into the cache (its history only if complete). */

@@ -378,6 +378,16 @@ export async function loadSnapshot(
   return { session, messages: all.length > limit ? all.slice(1) : all, complete };
 }
 
+/** The session's generation now, or null once it is gone: tells whether a snapshot read from the cache is current. */
+export async function sessionGeneration(db: Queryable, sessionId: string): Promise<number | null> {
+  const res = await db.query({
+    name: "session_generation",
+    text: "SELECT generation FROM sessions WHERE session_id = $1",
+    values: [sessionId],
+  });
+  return res.rows[0] ? Number(res.rows[0].generation) : null;
+}
+
 export async function lockSnapshot(
   db: pg.PoolClient,
   sessionId: string,
