@@ -18,6 +18,8 @@ afterAll(() => f.close());
 const historyKey = (id: string) => `chat:{${id}}:h`;
 const sessionKey = (id: string) => `chat:{${id}}:s`;
 const window = () => f.config.RESPONDER_CONTEXT_MESSAGES * 2 + 2;
+/** A text's bytes as the cache entry's JSON holds it, quotes left out: what the bound counts. */
+const escapedBytes = (text: string) => Buffer.byteLength(JSON.stringify(text)) - 2;
 
 async function newSession() {
   const created = await f.chat.createSession({});
@@ -61,14 +63,37 @@ describe(`a cached history is at most CACHE_HISTORY_MAX_BYTES (${MAX_BYTES})`, (
     await f.chat.postMessage(await s.auth(), `b${"\u0001".repeat(700)}`);
     await f.redis!.del(historyKey(s.id), sessionKey(s.id));
 
-    const snap = await loadSnapshot(f.db.pool, s.id, HISTORY_CACHE_MAX, window(), MAX_BYTES);
-    expect(snap?.complete).toBe(true); // the content is under the bound: Postgres sends it whole
     const auth = await s.auth(); // a miss: reads Postgres and fills the cache
     expect(auth.fromCache).toBe(false);
     expect(await f.redis!.exists(sessionKey(s.id))).toBe(1);
     expect(await f.redis!.exists(historyKey(s.id))).toBe(0);
     const page = await f.chat.historyJson(await s.auth(), 0, 50);
     expect(JSON.parse(page.json).messages).toEqual(await truth(s.id));
+  });
+
+  it("Postgres sends only the newest messages of a history whose content is under the bound but not its JSON", async () => {
+    // Every request of such a session read it whole, since no fill could store it: at 1 MiB of control
+    // characters, 6 MB of JSON and ≈ 100 ms a request (a page, a post), against ≈ 15 ms for a larger history.
+    const s = await newSession();
+    for (let i = 0; i < 25; i++) await f.chat.postMessage(await s.auth(), `${i}${"\u0001".repeat(60)}`);
+    const all = await truth(s.id);
+    const bytes = (text: string) => Buffer.byteLength(text);
+    expect(all.length).toBeGreaterThan(window());
+    expect(all.reduce((n, m) => n + bytes(m.content), 0)).toBeLessThan(MAX_BYTES);
+    expect(all.reduce((n, m) => n + escapedBytes(m.content), 0)).toBeGreaterThan(MAX_BYTES);
+
+    const snap = await loadSnapshot(f.db.pool, s.id, HISTORY_CACHE_MAX, window(), MAX_BYTES);
+    expect(snap).toMatchObject({ complete: false, messages: all.slice(-window()) });
+    // content between MAX_BYTES / 6 and MAX_BYTES whose JSON fits is still sent whole
+    const plain = await newSession();
+    for (let i = 0; i < 5; i++) await f.chat.postMessage(await plain.auth(), `${i} ${"q".repeat(400)}`);
+    const plainAll = await truth(plain.id);
+    expect(plainAll.reduce((n, m) => n + bytes(m.content), 0)).toBeGreaterThan(MAX_BYTES / 6);
+    const whole = await loadSnapshot(f.db.pool, plain.id, HISTORY_CACHE_MAX, window(), MAX_BYTES);
+    expect(whole).toMatchObject({ complete: true, messages: plainAll });
+
+    const page = await f.chat.historyJson(await s.auth(), 0, 200);
+    expect(JSON.parse(page.json)).toEqual({ messages: all, next_after_seq: null });
   });
 
   it("Postgres sends only the newest messages of a history whose content is over the bound", async () => {
@@ -89,7 +114,7 @@ describe(`a cached history is at most CACHE_HISTORY_MAX_BYTES (${MAX_BYTES})`, (
     const s = await newSession();
     for (let i = 0; i < 3; i++) await f.chat.postMessage(await s.auth(), `${i} ${"z".repeat(100)}`);
     const all = await truth(s.id);
-    const bytes = all.reduce((n, m) => n + Buffer.byteLength(m.content), 0);
+    const bytes = all.reduce((n, m) => n + escapedBytes(m.content), 0);
     const exact = await loadSnapshot(f.db.pool, s.id, all.length, 2, bytes);
     expect(exact).toMatchObject({ complete: true, messages: all });
     // one message or one byte less is over a bound: only the newest two, not complete
@@ -111,7 +136,7 @@ describe(`a cached history is at most CACHE_HISTORY_MAX_BYTES (${MAX_BYTES})`, (
     for (const t of turns.slice(1))
       for (const m of [t.message, t.reply]) await f.chat.deleteMessage(await s.auth(), m.message_id);
     const live = await truth(s.id);
-    const bytes = live.reduce((n, m) => n + Buffer.byteLength(m.content), 0);
+    const bytes = live.reduce((n, m) => n + escapedBytes(m.content), 0);
     const under = await loadSnapshot(f.db.pool, s.id, live.length, 2, bytes - 1);
     expect(under).toMatchObject({ complete: false, messages: live.slice(-2) });
     const whole = await loadSnapshot(f.db.pool, s.id, live.length, 2, bytes);

@@ -88,6 +88,22 @@ describe(`a session of more than ${HISTORY_CACHE_MAX} messages`, () => {
     expect(walked).toEqual(live);
   });
 
+  it("a page reads no snapshot: only the page, and whether the session still exists when the page is empty", async () => {
+    // the snapshot's newest messages were read for nothing before each page: ≈ 25 ms for a page of one message of
+    // a session of long messages, against ≈ 1 ms for the page alone
+    const { chat, snapshotSizes } = observedService();
+    const auth = await chat.authorize(id, token); // no cache: this one reads a snapshot
+    const read = snapshotSizes.length;
+    const page = await chat.history(auth, 0, 1);
+    expect(page.messages.map((m) => m.seq)).toEqual([1]);
+    const end = await chat.history(auth, auth.session.last_seq, 10);
+    expect(end).toMatchObject({ messages: [], next_after_seq: null });
+    expect(snapshotSizes.length).toBe(read);
+    // an erased session's token accepted just before (e.g. from a cache entry): 401, as the snapshot said
+    const gone = { ...auth, session: { ...auth.session, session_id: crypto.randomUUID() } };
+    await expect(chat.history(gone, 0, 10)).rejects.toMatchObject({ code: "unauthorized" });
+  });
+
   it("posts, edits (with regenerate), deletes and pages read only that many messages, and behave as before", async () => {
     const { chat, snapshotSizes } = observedService();
     const auth = () => chat.authorize(id, token);

@@ -390,9 +390,18 @@ export class ChatService {
     limit: number,
   ): Promise<HistoryPage & { fromCache: boolean }> {
     if (auth.history) return { ...pageOf(auth.history, afterSeq, limit), fromCache: auth.fromCache };
-    const snap = await this.#snapshot(auth.session.session_id);
-    if (snap.complete) return { ...pageOf(snap.messages, afterSeq, limit), fromCache: false };
-    const rows = await historyPage(this.#d.pool, auth.session.session_id, afterSeq, limit + 1);
+    const sessionId = auth.session.session_id;
+    // A session past HISTORY_CACHE_MAX is never whole in a snapshot: reading one (its newest messages, the
+    // responder's context, up to 2 MB of JSON) before each page cost ≈ 10 times a page of one message.
+    const long = auth.session.message_count > HISTORY_CACHE_MAX;
+    if (!long) {
+      const snap = await this.#snapshot(sessionId);
+      if (snap.complete) return { ...pageOf(snap.messages, afterSeq, limit), fromCache: false };
+    }
+    const rows = await historyPage(this.#d.pool, sessionId, afterSeq, limit + 1);
+    // without the snapshot, an erased session (401, as the snapshot said) looks like the end of a history
+    if (long && rows.length === 0 && (await sessionGeneration(this.#d.pool, sessionId)) === null)
+      throw sessionGone();
     return { ...pageOf(rows, afterSeq, limit), fromCache: false };
   }
 

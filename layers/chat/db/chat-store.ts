@@ -335,26 +335,39 @@ export interface SessionSnapshot {
 // when it is longer, or when its content is over $5 bytes. The bytes are summed first (octet_length takes a toasted
 // value's size from its header, without fetching or decompressing it), so a history over $5 costs Postgres a scan
 // of at most $2 rows but sends only its newest $4 messages.
+// The cache holds the content JSON-escaped, where a control character's 1 byte is 6: 1 MiB of them passed the
+// bound here, yet no fill could store it, so every request of the session read it whole (6 MB of JSON, ≈ 100 ms).
+// Content of more than $5 / 6 bytes is therefore also measured escaped (quotes not counted), newest first, only
+// until it passes $5 (the window sum streams; EXISTS stops at the first row past it): about $5 bytes of JSON at most.
+// OFFSET 0 keeps the planner from copying that test into the LIMIT that reads it (run once, not twice).
 const SNAPSHOT = `
-SELECT ${SESSION_COLUMNS}, b.content_bytes,
+SELECT ${SESSION_COLUMNS}, n.newest,
   (SELECT coalesce(json_agg(m ORDER BY m.seq), '[]'::json) FROM (
      SELECT ${MESSAGE_COLUMNS} FROM messages
       WHERE session_id = s.session_id AND deleted_at IS NULL
       ORDER BY seq DESC
-      LIMIT CASE WHEN s.message_count > $3::int OR b.content_bytes > $5::bigint THEN $4::int ELSE $2::int END
+      LIMIT CASE WHEN n.newest THEN $4::int ELSE $2::int END
   ) m) AS messages
 FROM sessions s CROSS JOIN LATERAL (
   SELECT coalesce(sum(octet_length(c.content)), 0) AS content_bytes FROM (
     SELECT content FROM messages
      WHERE session_id = s.session_id AND deleted_at IS NULL
      ORDER BY seq DESC LIMIT CASE WHEN s.message_count > $3::int THEN 0 ELSE $2::int END) c) b
+CROSS JOIN LATERAL (
+  SELECT CASE WHEN s.message_count > $3::int OR b.content_bytes > $5::bigint THEN true
+    WHEN b.content_bytes * 6 <= $5::bigint THEN false
+    ELSE EXISTS (SELECT 1 FROM (
+      SELECT sum(octet_length(to_json(content)::text) - 2) OVER (ORDER BY seq DESC) AS escaped FROM messages
+       WHERE session_id = s.session_id AND deleted_at IS NULL
+       ORDER BY seq DESC LIMIT $2::int) e WHERE e.escaped > $5::bigint)
+  END AS newest OFFSET 0) n
 WHERE s.session_id = $1`;
 
 /**
  * The session and its newest messages, read in one statement so both belong to one generation: the whole
- * history when it has at most `limit` messages and at most `maxBytes` bytes of content (complete), else its newest
- * `newestWhenLong` (what a change of a long or large session needs: the responder's context), not the whole of
- * it on every request of such a session.
+ * history when it has at most `limit` messages and at most `maxBytes` bytes of content, escaped as in JSON
+ * (complete), else its newest `newestWhenLong` (what a change of a long or large session needs: the responder's
+ * context), not the whole of it on every request of such a session.
  */
 export async function loadSnapshot(
   db: Queryable,
@@ -373,12 +386,14 @@ export async function loadSnapshot(
   if (!row) return null;
   const session = toSession(row);
   const all = (row.messages as Record<string, unknown>[]).map(toMessage);
-  const complete =
-    session.message_count <= limit && all.length <= limit && Number(row.content_bytes) <= maxBytes;
+  const complete = row.newest === false && all.length <= limit;
   return { session, messages: all.length > limit ? all.slice(1) : all, complete };
 }
 
-/** The session's generation now, or null once it is gone: tells whether a snapshot read from the cache is current. */
+/**
+ * The session's generation now, or null once it is gone (erased or purged): whether a snapshot read from the cache
+ * is current, and whether an empty page of a long session is its end or an erased session.
+ */
 export async function sessionGeneration(db: Queryable, sessionId: string): Promise<number | null> {
   const res = await db.query({
     name: "session_generation",
