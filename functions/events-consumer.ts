@@ -1,13 +1,12 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { MSKEvent } from "aws-lambda";
 import { getPool } from "#chat/db/pool.ts";
 import type { CloudEvent } from "#chat/events/cloudevents.ts";
 import { applyEvents, type Rejection, readEvent } from "#chat/projection/activity-projection.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
-import { newMetrics } from "./http/metrics.ts";
+import { newMetrics, publishMetrics } from "./http/metrics.ts";
 import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 const metrics = newMetrics();
@@ -30,7 +29,7 @@ export interface ConsumerResult {
  */
 export const handler = middy<MSKEvent, ConsumerResult>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
-  .use(logMetrics(metrics))
+  .use(publishMetrics(metrics))
   .handler(async (event) => {
     const events: CloudEvent[] = [];
     const rejected: ConsumerResult["rejected"] = [];

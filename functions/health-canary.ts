@@ -1,11 +1,10 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import { config } from "#chat/config.ts";
 import { type ProbeResult, probeHealth } from "#chat/health/health-probe.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
-import { newMetrics } from "./http/metrics.ts";
+import { newMetrics, publishMetrics } from "./http/metrics.ts";
 import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 const metrics = newMetrics();
@@ -16,7 +15,7 @@ const metrics = newMetrics();
  */
 export const handler = middy<unknown, ProbeResult & { url: string }>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
-  .use(logMetrics(metrics))
+  .use(publishMetrics(metrics))
   .handler(async () => {
     const url = config().HEALTH_URL;
     if (!url) throw new Error("HEALTH_URL is not set");

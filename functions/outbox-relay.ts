@@ -1,6 +1,5 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { config } from "#chat/config.ts";
@@ -8,7 +7,7 @@ import { getPool, queryTimeoutMs } from "#chat/db/pool.ts";
 import { type RelayResult, relayOutbox, relayReserveMs } from "#chat/events/outbox-relay.ts";
 import { oldestPendingAgeSeconds } from "#chat/events/outbox-store.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
-import { newMetrics } from "./http/metrics.ts";
+import { newMetrics, publishMetrics } from "./http/metrics.ts";
 import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 const metrics = newMetrics();
@@ -28,7 +27,7 @@ export class RelayIncompleteError extends Error {
  */
 export const handler = middy<unknown, RelayResult & { kafka: "on" | "off" }, Error, Context>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
-  .use(logMetrics(metrics))
+  .use(publishMetrics(metrics))
   .handler(async (_event, context) => {
     const cfg = config();
     const { kafkaEnabled, publishEvents } = await import("#chat/events/kafka-runtime.ts");

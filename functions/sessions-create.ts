@@ -26,6 +26,7 @@ export const handler = httpHandler(
     return {
       status: 201,
       body: withoutReplayFlag(created),
+      sessionId: created.session.session_id,
       headers: {
         ...replayHeaders(created),
         // what the 201 created (RFC 9110 §15.3.2), as a reference relative to this API's origin, which it is served

@@ -15,7 +15,7 @@ import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
 import { prefetchedSession, rateLimit } from "./rate-limit.ts";
 import { parseRequest } from "./request-parsing.ts";
 import { apiSecurityHeaders } from "./security-headers.ts";
-import { isBackendUnavailable } from "./service-errors.ts";
+import { isBackendUnavailable, unavailableReason } from "./service-errors.ts";
 
 export interface HttpSpec<B, Q, P> {
   /** The manifest name of the function. */
@@ -57,12 +57,20 @@ export interface HttpResult {
   /** The body already serialized as JSON (instead of `body`), e.g. a history page cut from the cache. */
   json?: string;
   headers?: Record<string, string>;
+  /** The session the request created, for its log lines (one it names is logged once it asks to authorize). */
+  sessionId?: string;
 }
 
 type Handler = (
   event: APIGatewayProxyEventV2,
   context: Context,
 ) => Promise<APIGatewayProxyStructuredResultV2>;
+
+/**
+ * The session a request is about, for its log lines: a change's events carry it (`subject`), so an event on the
+ * topic leads to the request that made it. Set when the handler authorizes (a validated id) or created one.
+ */
+const requestSessions = new WeakMap<APIGatewayProxyEventV2, string>();
 
 // Chat data and tokens are private: nothing is stored by a cache unless the handler says otherwise.
 const NO_STORE = { "cache-control": "no-store" };
@@ -114,8 +122,12 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
     const chat = runtime ? await (await runtime).getChatService() : (undefined as unknown as ChatService);
     const prefetched = prefetchedSession(event);
     const read = typeof spec.sessionRead === "function" ? spec.sessionRead(event) : spec.sessionRead;
-    const authorize = (sessionId: string) => chat.authorize(sessionId, parsed.token, prefetched, read);
+    const authorize = (sessionId: string) => {
+      requestSessions.set(event, sessionId);
+      return chat.authorize(sessionId, parsed.token, prefetched, read);
+    };
     const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, authorize });
+    if (result.sessionId) requestSessions.set(event, result.sessionId);
     return json(result);
   }) as unknown as Handler;
 }
@@ -146,7 +158,12 @@ function problemResponses(
       // RFC 9110 §15.5.2: a 401 names the scheme that would authenticate the request (RFC 6750: Bearer).
       if (body.status === 401) headers["www-authenticate"] ??= WWW_AUTHENTICATE;
       if (body.status >= 500)
-        logger.error("request failed", { function: name, error: describe(request.error) });
+        logger.error("request failed", {
+          function: name,
+          error: describe(request.error),
+          request_id: requestId,
+          session_id: requestSessions.get(request.event),
+        });
       request.response = {
         statusCode: body.status,
         headers: {
@@ -181,10 +198,10 @@ function toProblem(err: unknown, requestId: string): { body: ProblemBody; header
   return { body: problem("internal_error", "an unexpected error occurred", requestId), headers: {} };
 }
 
-/** Name and code only: an error message can quote user input. */
+/** Name, code and, for a backend away, which way (a fixed word): never the message, which can quote user input. */
 function describe(err: unknown): Record<string, unknown> {
   return err instanceof Error
-    ? { name: err.name, code: (err as { code?: string }).code }
+    ? { name: err.name, code: (err as { code?: string }).code, reason: unavailableReason(err) }
     : { name: typeof err };
 }
 
@@ -201,5 +218,6 @@ function accessLog(
     status,
     duration_ms: started === undefined ? undefined : Math.round((performance.now() - started) * 100) / 100,
     request_id: requestIdOf(event),
+    session_id: requestSessions.get(event),
   });
 }

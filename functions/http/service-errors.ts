@@ -26,12 +26,37 @@ const UNAVAILABLE_NET_CODES = new Set([
   "EHOSTUNREACH",
 ]);
 
-export function isBackendUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+/**
+ * What the log's `reason` says for each message that means "a backend is away": pg's errors for these carry no
+ * code, and their name is "Error", so without it the on-call's only line for a 503 said `{"name":"Error"}`, whatever
+ * went wrong. A fixed word, never the message. The more specific first: pg-pool's connect timeout also says
+ * "Connection terminated".
+ */
+const UNAVAILABLE_MESSAGES: readonly (readonly [RegExp, string])[] = [
+  [/Connection terminated due to connection timeout/i, "connect_timeout"],
+  [/Connection terminated/i, "connection_terminated"],
+  [/timeout exceeded when trying to connect/i, "pool_connect_timeout"],
+  [/Query read timeout/i, "query_read_timeout"],
+  [/Client has encountered a connection error/i, "connection_broken"],
+  [/the database system is (starting up|shutting down)/i, "database_restarting"],
+  [/DATABASE_URL or DATABASE_SECRET_ARN/i, "database_not_configured"],
+];
+
+/** Why `err` means a backend is away (its SQLSTATE or errno, or a word of UNAVAILABLE_MESSAGES), else undefined. */
+export function unavailableReason(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
   const code = (err as { code?: string }).code;
-  if (code && (UNAVAILABLE_PG_CODES.has(code) || UNAVAILABLE_NET_CODES.has(code))) return true;
-  if (err instanceof AggregateError) return err.errors.some(isBackendUnavailable);
-  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|the database system is (starting up|shutting down)|DATABASE_URL or DATABASE_SECRET_ARN/i.test(
-    err.message,
-  );
+  if (code && (UNAVAILABLE_PG_CODES.has(code) || UNAVAILABLE_NET_CODES.has(code))) return code;
+  if (err instanceof AggregateError) {
+    for (const inner of err.errors) {
+      const reason = unavailableReason(inner);
+      if (reason) return reason;
+    }
+    return undefined;
+  }
+  return UNAVAILABLE_MESSAGES.find(([pattern]) => pattern.test(err.message))?.[1];
+}
+
+export function isBackendUnavailable(err: unknown): boolean {
+  return unavailableReason(err) !== undefined;
 }

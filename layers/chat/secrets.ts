@@ -8,9 +8,17 @@ const SECRET_MAX_AGE_SECONDS = 300;
  */
 export async function readJsonSecret<T>(arn: string, fresh = false): Promise<T | undefined> {
   const { getSecret } = await import("@aws-lambda-powertools/parameters/secrets");
-  return (await getSecret<T>(arn, {
-    transform: "json",
-    maxAge: SECRET_MAX_AGE_SECONDS,
-    forceFetch: fresh,
-  })) as T | undefined;
+  try {
+    return (await getSecret<T>(arn, {
+      transform: "json",
+      maxAge: SECRET_MAX_AGE_SECONDS,
+      forceFetch: fresh,
+    })) as T | undefined;
+  } catch (err) {
+    // Powertools' message quotes JSON.parse's, which quotes the text (a password stored as plain text, whole when
+    // short): the relay's log, Lambda's error line and a failed deploy's CloudFormation event would carry it.
+    if (err instanceof Error && err.name === "TransformParameterError")
+      throw new Error(`the secret ${arn} is not JSON`);
+    throw err;
+  }
 }

@@ -43,6 +43,7 @@ describe("outbox-relay, the function", () => {
       relayReserveMs({ queryTimeoutMs: 6000, connectTimeoutMs: 2000 }) + 2000,
     );
     const addMetric = vi.spyOn(Metrics.prototype, "addMetric");
+    const published = vi.spyOn(Metrics.prototype, "publishStoredMetrics");
     const failed = await handler({}, context).then(
       () => undefined,
       (err: Error) => err,
@@ -54,8 +55,35 @@ describe("outbox-relay, the function", () => {
     // the backlog's age reaches CloudWatch (EMF) even from a failed run: the stack's backlog alarm watches it
     const ages = addMetric.mock.calls.filter((c) => c[0] === "OutboxOldestPendingSeconds").map((c) => c[2]);
     addMetric.mockRestore();
+    expect(published).toHaveBeenCalledTimes(1);
+    published.mockRestore();
     expect(ages).toHaveLength(1);
     expect(ages[0]).toBeGreaterThanOrEqual(600);
     expect(ages[0]).toBeLessThan(900);
+  });
+
+  it("prints nothing on a run without Kafka: every minute, by design, with nothing to report", async () => {
+    vi.stubEnv("KAFKA_BROKERS", undefined);
+    await resetRuntime();
+    const { handler } = (await import("../../functions/outbox-relay.ts")) as { handler: Handler };
+    const printed: string[] = [];
+    const keep = (chunk: unknown) => {
+      printed.push(String(chunk));
+      return true;
+    };
+    const spies = [
+      vi.spyOn(process.stdout, "write").mockImplementation(keep as typeof process.stdout.write),
+      vi.spyOn(process.stderr, "write").mockImplementation(keep as typeof process.stderr.write),
+    ];
+    try {
+      expect(await handler({}, lambdaContext("outbox-relay", 60_000))).toMatchObject({ kafka: "off" });
+      expect(await handler({}, lambdaContext("outbox-relay", 60_000))).toMatchObject({ kafka: "off" });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+      vi.stubEnv("KAFKA_BROKERS", "127.0.0.1:1");
+      await resetRuntime();
+    }
+    // Powertools' logMetrics warned "No application metrics to publish" on each (a plain-text WARN line)
+    expect(printed.join("")).toBe("");
   });
 });

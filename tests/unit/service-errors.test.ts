@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isBackendUnavailable } from "../../functions/http/service-errors.ts";
+import { isBackendUnavailable, unavailableReason } from "../../functions/http/service-errors.ts";
 
 const withCode = (code: string, message = "failed") => Object.assign(new Error(message), { code });
 
@@ -40,5 +40,29 @@ describe("isBackendUnavailable", () => {
     ["something thrown that is no Error", { code: "ECONNREFUSED" }],
   ])("%s: no", (_, err) => {
     expect(isBackendUnavailable(err)).toBe(false);
+  });
+});
+
+// The 503's log line says which (never the message): pg's errors for these have no code and are named "Error".
+describe("unavailableReason", () => {
+  it.each([
+    ["Connection terminated due to connection timeout", "connect_timeout"],
+    ["Connection terminated unexpectedly", "connection_terminated"],
+    ["timeout exceeded when trying to connect", "pool_connect_timeout"],
+    ["Query read timeout", "query_read_timeout"],
+    ["Client has encountered a connection error and is not queryable", "connection_broken"],
+    ["the database system is shutting down", "database_restarting"],
+    ["DATABASE_URL or DATABASE_SECRET_ARN must be set", "database_not_configured"],
+  ])("%s: %s", (message, reason) => {
+    expect(unavailableReason(new Error(message))).toBe(reason);
+  });
+
+  it("is the SQLSTATE or errno when there is one, an AggregateError's first, and nothing for other errors", () => {
+    expect(unavailableReason(withCode("57P01"))).toBe("57P01");
+    expect(unavailableReason(new AggregateError([withCode("ENETUNREACH"), withCode("ECONNREFUSED")]))).toBe(
+      "ECONNREFUSED",
+    );
+    expect(unavailableReason(withCode("23505"))).toBeUndefined();
+    expect(unavailableReason(new Error("something else"))).toBeUndefined();
   });
 });
