@@ -11,7 +11,8 @@ const metrics = newMetrics();
 
 /**
  * Every 5 minutes: calls the deployed GET /health through its public URL, like a user would, and records
- * HealthCheckLatency (ms) and HealthCheckFailed (0/1) as CloudWatch metrics (EMF); an alarm watches them.
+ * HealthCheckLatency (ms), HealthCheckFailed (0/1) and HealthCheckDegraded (0/1: it answered, but Redis or Kafka
+ * is down, which users do not see as errors) as CloudWatch metrics (EMF); alarms watch them.
  */
 export const handler = middy<unknown, ProbeResult & { url: string }>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
@@ -22,6 +23,11 @@ export const handler = middy<unknown, ProbeResult & { url: string }>(MIDDY_OPTIO
     const result = await probeHealth(url, 10_000);
     metrics.addMetric("HealthCheckLatency", MetricUnit.Milliseconds, result.latency_ms);
     metrics.addMetric("HealthCheckFailed", MetricUnit.Count, result.ok ? 0 : 1);
+    metrics.addMetric(
+      "HealthCheckDegraded",
+      MetricUnit.Count,
+      result.ok && result.health === "degraded" ? 1 : 0,
+    );
     logger.info("health probe", { ...result });
     return { ...result, url };
   });

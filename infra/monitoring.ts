@@ -18,7 +18,8 @@ export interface HealthAlarmsProps {
 }
 
 /**
- * Alarms on the health canary's metrics (functions/health-canary.ts: HealthCheckFailed 0/1, HealthCheckLatency ms),
+ * Alarms on the health canary's metrics (functions/health-canary.ts: HealthCheckFailed 0/1, HealthCheckLatency ms,
+ * HealthCheckDegraded 0/1),
  * on the errors of the functions no client waits on, on the API's 5xx answers and on the event pipeline (consumer
  * lag, rejected events, the outbox's oldest unpublished event), to an SNS topic. The topic uses a customer-managed
  * key because CloudWatch cannot publish with aws/sns.
@@ -27,6 +28,7 @@ export class HealthAlarms extends Construct {
   readonly topic: sns.Topic;
   readonly failed: cloudwatch.Alarm;
   readonly slow: cloudwatch.Alarm;
+  readonly degraded: cloudwatch.Alarm;
   readonly #props: HealthAlarmsProps;
 
   constructor(scope: Construct, id: string, props: HealthAlarmsProps) {
@@ -63,6 +65,17 @@ export class HealthAlarms extends Construct {
       evaluationPeriods: 3,
       datapointsToAlarm: 3,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    // /health answers 200 "degraded" while Redis or Kafka is down: the API still works (slower, events wait in the
+    // outbox), so no client sees an error and the two alarms above stay quiet. Three runs in a row (15 minutes)
+    // page someone; a failover's minute does not. No data is the Slow alarm's business.
+    this.degraded = this.#alarm("Degraded", this.#serviceMetric("HealthCheckDegraded", "Sum"), {
+      alarmDescription:
+        "GET /health answered degraded (Redis or Kafka down) on three consecutive canary runs",
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
     });
   }
 

@@ -355,6 +355,7 @@ describe("alarms", () => {
   it.each([
     ["HealthCheckFailed", "Sum"],
     ["HealthCheckLatency", "Maximum"],
+    ["HealthCheckDegraded", "Sum"],
   ])("alarms on %s to SNS", (metricName, statistic) => {
     const [topicId] = Object.keys(resourcesOf(template, "AWS::SNS::Topic"));
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
@@ -376,6 +377,17 @@ describe("alarms", () => {
       DatapointsToAlarm: 2,
       Threshold: 1,
       ComparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+  });
+
+  it("alarms when GET /health answers degraded on three canary runs in a row, and not on its silence", () => {
+    expect(alarmOn("HealthCheckDegraded")).toMatchObject({
+      Period: 300,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      TreatMissingData: "notBreaching",
     });
   });
 
@@ -415,7 +427,13 @@ describe("alarms", () => {
       .map((a) => a.Properties ?? {})
       .filter((a) => a.Namespace !== undefined && !String(a.Namespace).startsWith("AWS/"));
     expect(own.map((a) => a.MetricName).sort()).toEqual(
-      ["HealthCheckFailed", "HealthCheckLatency", "OutboxOldestPendingSeconds", "RejectedEvents"].sort(),
+      [
+        "HealthCheckDegraded",
+        "HealthCheckFailed",
+        "HealthCheckLatency",
+        "OutboxOldestPendingSeconds",
+        "RejectedEvents",
+      ].sort(),
     );
     for (const a of own) {
       expect(a.Namespace, String(a.MetricName)).toBe("Chat/Staging");

@@ -34,9 +34,10 @@ type Canary = (e: unknown, c: unknown) => Promise<{ ok: boolean; status: number;
 const canary = async () =>
   ((await import("../../functions/health-canary.ts")) as { handler: Canary }).handler;
 
-/** The HealthCheckFailed values the handler recorded. */
-const failedMetric = (spy: { mock: { calls: unknown[][] } }) =>
-  spy.mock.calls.filter((c) => c[0] === "HealthCheckFailed").map((c) => c[2]);
+/** The values of one metric the handler recorded. */
+const recorded = (spy: { mock: { calls: unknown[][] } }, name = "HealthCheckFailed") =>
+  spy.mock.calls.filter((c) => c[0] === name).map((c) => c[2]);
+const failedMetric = (spy: { mock: { calls: unknown[][] } }) => recorded(spy);
 
 describe("health-canary", () => {
   it("records HealthCheckFailed 0 for a healthy API and 1 for one answering 503 down", async () => {
@@ -54,6 +55,22 @@ describe("health-canary", () => {
     // the alarm watches this metric: a down API must count as a failure, a healthy one must not
     expect(failedMetric(addMetric)).toEqual([0, 1]);
     expect(addMetric.mock.calls.filter((c) => c[0] === "HealthCheckLatency")).toHaveLength(2);
+  });
+
+  it("records HealthCheckDegraded 1 only for a 200 degraded (Redis or Kafka down), which is no failure", async () => {
+    vi.stubEnv("HEALTH_URL", `${base}/health`);
+    const handler = await canary();
+    const addMetric = vi.spyOn(Metrics.prototype, "addMetric");
+    for (const next of [
+      { code: 200, status: "ok" },
+      { code: 200, status: "degraded" },
+      { code: 503, status: "down" },
+    ]) {
+      answer = next;
+      await handler({}, lambdaContext("health-canary"));
+    }
+    expect(recorded(addMetric, "HealthCheckDegraded")).toEqual([0, 1, 0]);
+    expect(failedMetric(addMetric)).toEqual([0, 0, 1]);
   });
 
   it("fails (so the invocation errors) without HEALTH_URL, rather than report a probe of nothing", async () => {
