@@ -40,6 +40,8 @@ const UNAVAILABLE_MESSAGES: readonly (readonly [RegExp, string])[] = [
   [/Client has encountered a connection error/i, "connection_broken"],
   [/the database system is (starting up|shutting down)/i, "database_restarting"],
   [/DATABASE_URL or DATABASE_SECRET_ARN/i, "database_not_configured"],
+  // Secrets Manager not answering within the bound: the connection waits on it, so Postgres is as good as away.
+  [/the database secret was not read within/i, "database_secret_timeout"],
 ];
 
 /** Why `err` means a backend is away (its SQLSTATE or errno, or a word of UNAVAILABLE_MESSAGES), else undefined. */

@@ -1,5 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { isBackendUnavailable, unavailableReason } from "../../functions/http/service-errors.ts";
+
+vi.mock("../../layers/chat/secrets.ts", () => ({ readJsonSecret: () => new Promise(() => {}) }));
 
 const withCode = (code: string, message = "failed") => Object.assign(new Error(message), { code });
 
@@ -55,6 +57,23 @@ describe("unavailableReason", () => {
     ["DATABASE_URL or DATABASE_SECRET_ARN must be set", "database_not_configured"],
   ])("%s: %s", (message, reason) => {
     expect(unavailableReason(new Error(message))).toBe(reason);
+  });
+
+  it("is database_secret_timeout when Secrets Manager does not answer the pool's read of the database secret", async () => {
+    const { readJsonSecretBounded, SECRET_READ_TIMEOUT_MS } = await import(
+      "../../layers/chat/bounded-secret-read.ts"
+    );
+    vi.useFakeTimers();
+    try {
+      const read = readJsonSecretBounded("arn:aws:secretsmanager:eu-west-1:1:secret:db", "database");
+      const failed = read.catch((err: unknown) => err);
+      await vi.advanceTimersByTimeAsync(SECRET_READ_TIMEOUT_MS);
+      const err = await failed;
+      expect(unavailableReason(err)).toBe("database_secret_timeout");
+      expect(isBackendUnavailable(err)).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("is the SQLSTATE or errno when there is one, an AggregateError's first, and nothing for other errors", () => {
