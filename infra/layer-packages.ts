@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { buildSync } from "esbuild";
 
 /**
@@ -175,6 +175,9 @@ export function packageClosure(
 
 // Type declarations, sources and maps are never loaded at run time (Node does not strip types under node_modules).
 const SKIP_FILE = /(\.d\.[cm]?ts|\.[cm]?ts|\.map|\.md|\.markdown)$/i;
+// Licence and notice texts ship with the code whatever their extension: glob, minimatch, lru-cache and others keep
+// theirs in LICENSE.md, and their licences (BlueOak-1.0.0, MIT, ISC) ask that every copy carry it.
+export const LEGAL_FILE = /^(licen[cs]e|notice|copying)/i;
 
 /**
  * Writes the layer for `packages` under `<outDir>/nodejs/`: each PREBUNDLED package as one bundle, every other
@@ -196,7 +199,7 @@ export function writeLayer(root: string, packages: readonly string[], outDir: st
         if (inner === "") return true;
         // Nested node_modules are their own closure entries (or not needed at all).
         if (inner === "node_modules" || inner.startsWith("node_modules/")) return false;
-        return !SKIP_FILE.test(path);
+        return LEGAL_FILE.test(basename(path)) || !SKIP_FILE.test(path);
       },
     });
   }
@@ -242,7 +245,9 @@ function writePrebundled(root: string, src: string, pkg: PackageJson, dest: stri
 
 /** Changes only when a package in the closure changes version, so code-only deploys keep the layer version. */
 export function closureHash(root: string, closure: readonly string[]): string {
-  const h = createHash("sha256").update(`layer-v2 prebundled:${[...PREBUNDLED].join(",")}\n`);
+  // The prefix changes whenever writeLayer ships other files for the same versions (v3: licence texts in .md), so
+  // deployed stacks get the new layer.
+  const h = createHash("sha256").update(`layer-v3 prebundled:${[...PREBUNDLED].join(",")}\n`);
   for (const rel of closure) h.update(`${rel}@${readJson(join(root, rel, "package.json")).version ?? "?"}\n`);
   return h.digest("hex");
 }

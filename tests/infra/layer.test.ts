@@ -93,6 +93,17 @@ describe("the layer as Lambda sees it", () => {
     expect(files).toContain("nodejs/node_modules/pg/package.json");
   });
 
+  it("keeps every copied package's licence and notice files, LICENSE.md included", () => {
+    const legal = (dir: string) => readdirSync(dir).filter((f) => /^(licen[cs]e|notice|copying)/i.test(f));
+    const missing = packageClosure(REPO_ROOT, packages, { shipped: true })
+      .filter((rel) => !PREBUNDLED.has(rel.replace(/^.*node_modules\//, "")))
+      .flatMap((rel) => legal(join(REPO_ROOT, rel)).map((f) => `${rel}/${f}`))
+      .filter((file) => !files.includes(`nodejs/${file}`));
+    // glob, minimatch, lru-cache, minipass, path-scurry (BlueOak-1.0.0), balanced-match and get-caller-file keep
+    // theirs in LICENSE.md: the layer shipped their code without it
+    expect(missing).toEqual([]);
+  });
+
   it("ships ioredis and pg as one bundle each, with their licenses, and none of their dependencies' folders", () => {
     expect([...PREBUNDLED].sort()).toEqual(["ioredis", "pg"]);
     for (const name of PREBUNDLED) {
