@@ -60,6 +60,57 @@ export interface ChatContext {
   stubHandlers: boolean;
 }
 
+/** Every context key the app reads (`stackName` in app.ts); docs/deploy.md's table lists them. */
+export const CONTEXT_KEYS = [
+  "stackName",
+  "dataPlane",
+  "layerMode",
+  "corsOrigins",
+  "throttleRateLimit",
+  "throttleBurstLimit",
+  "alarmEmail",
+  "logRetentionDays",
+  "logLevel",
+  "serviceName",
+  "metricsNamespace",
+  "healthLatencyThresholdMs",
+  "http5xxThreshold",
+  "offsetLagThreshold",
+  "outboxPendingAgeThresholdSeconds",
+  "responder",
+  "bedrockModelId",
+  "kafkaPartitions",
+  "dbInstanceType",
+  "dbMultiAz",
+  "deletionProtection",
+  "dbSecretRotationDays",
+  "sessionRetentionDays",
+  "tracing",
+  "availabilityZones",
+  "databaseSecretArn",
+  "databaseUrl",
+  "databaseSsl",
+  "redisUrl",
+  "redisSecretArn",
+  "redisTls",
+  "kafkaBrokers",
+  "kafkaSsl",
+  "kafkaSecretArn",
+  "stubHandlers",
+] as const;
+const KNOWN_KEYS = new Set<string>(CONTEXT_KEYS);
+
+/**
+ * Context keys the app does not read. CDK's own keys have a `:` (feature flags, `aws:cdk:…`, lookups cached in
+ * cdk.context.json) but for `cdk acknowledge`'s list. Anything else is a misspelt key: `-c sessionRetentionDay=30`
+ * or `-c corsOrigin=…` would deploy with the default (no purge, no CORS) and say nothing.
+ */
+export function unknownContextKeys(all: Record<string, unknown>): string[] {
+  return Object.keys(all).filter(
+    (k) => !k.includes(":") && k !== "acknowledged-issue-numbers" && !KNOWN_KEYS.has(k),
+  );
+}
+
 type Raw = (key: string) => unknown;
 
 const str = (raw: Raw, key: string): string | undefined => {
@@ -85,6 +136,16 @@ const int = (raw: Raw, key: string, def: number, min = 0): number => {
   const n = num(raw, key, def);
   if (!Number.isInteger(n) || n < min)
     throw new Error(`context ${key} must be a whole number of at least ${min}, got ${n}`);
+  return n;
+};
+/**
+ * A setting where 0 is no "off": a stage throttle of 0 (or a burst under 1) makes API Gateway answer every request
+ * 429, and an alarm at "≥ 0 5xx" or "latency > 0 ms" is in alarm all the time; elsewhere here 0 means off.
+ */
+const positive = (raw: Raw, key: string, def: number, whole = false): number => {
+  const n = num(raw, key, def);
+  if (n === 0 || (whole && !Number.isInteger(n)))
+    throw new Error(`context ${key} must be ${whole ? "a whole number of at least 1" : "above 0"}, got ${n}`);
   return n;
 };
 // The runtime's own bound (SESSION_RETENTION_DAYS), checked at synth rather than by every failing purge.
@@ -139,8 +200,16 @@ function redisUrl(raw: Raw): string | undefined {
   return v;
 }
 
-export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
-  const raw: Raw = (key) => node.tryGetContext(key);
+export function readContext(node: Pick<Node, "tryGetContext" | "getAllContext">): ChatContext {
+  const unknown = unknownContextKeys(node.getAllContext());
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown context ${unknown.join(", ")}: a misspelt key would be ignored (docs/deploy.md lists them: ${CONTEXT_KEYS.join(", ")})`,
+    );
+  const raw: Raw = (key) => {
+    if (!KNOWN_KEYS.has(key)) throw new Error(`infra/context.ts reads ${key}: add it to CONTEXT_KEYS`);
+    return node.tryGetContext(key);
+  };
   const dataPlane = oneOf(raw, "dataPlane", ["aws", "external"] as const, "aws");
   let external: ExternalEndpoints | undefined;
   if (dataPlane === "external") {
@@ -171,15 +240,15 @@ export function readContext(node: Pick<Node, "tryGetContext">): ChatContext {
     dataPlane,
     layerMode: oneOf(raw, "layerMode", ["layer", "bundled"] as const, "layer"),
     corsOrigins: list(raw, "corsOrigins"),
-    throttleRateLimit: num(raw, "throttleRateLimit", 50),
-    throttleBurstLimit: num(raw, "throttleBurstLimit", 100),
+    throttleRateLimit: positive(raw, "throttleRateLimit", 50),
+    throttleBurstLimit: positive(raw, "throttleBurstLimit", 100, true),
     alarmEmail: str(raw, "alarmEmail"),
     logRetentionDays: num(raw, "logRetentionDays", 30),
     logLevel: str(raw, "logLevel") ?? "INFO",
     serviceName: str(raw, "serviceName") ?? "chat-backend",
     metricsNamespace: str(raw, "metricsNamespace") ?? "ChatBackend",
-    healthLatencyThresholdMs: num(raw, "healthLatencyThresholdMs", 2000),
-    http5xxThreshold: num(raw, "http5xxThreshold", 5),
+    healthLatencyThresholdMs: positive(raw, "healthLatencyThresholdMs", 2000),
+    http5xxThreshold: positive(raw, "http5xxThreshold", 5),
     offsetLagThreshold: num(raw, "offsetLagThreshold", 1000),
     outboxPendingAgeThresholdSeconds: num(raw, "outboxPendingAgeThresholdSeconds", 300),
     responder: oneOf(raw, "responder", ["builtin", "bedrock"] as const, "builtin"),

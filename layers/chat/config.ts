@@ -10,6 +10,7 @@ import {
   optional,
   type output,
   pipe,
+  regex,
   string,
   transform,
   url,
@@ -23,8 +24,23 @@ import "./zod-locale.ts";
 /** A century: past it the retention purge's `now() - N days` leaves Postgres's timestamp range. */
 export const MAX_SESSION_RETENTION_DAYS = 36_500;
 
+/**
+ * Lambda's longest timeout, and so the longest any bound of a function can wait. Every `*_MS` setting ends at it:
+ * past 2^31 - 1 ms Node's timers fire at once (TimeoutOverflowWarning, 1 ms) and Postgres refuses the setting, so a
+ * timeout raised that far would fail every connection, Redis command or publish instead of waiting longer.
+ */
+export const MAX_TIMEOUT_MS = 900_000;
+/** Hours in a century: past it a retention's `now() - N hours` leaves Postgres's timestamp range. */
+export const MAX_RETENTION_HOURS = MAX_SESSION_RETENTION_DAYS * 24;
+/** Postgres's integer: the write statement takes IDEMPOTENCY_TTL_SECONDS as one (about 68 years). */
+const PG_INT_MAX = 2_147_483_647;
+
+// Digits only: Number("") and Number(" ") are 0 (an empty RATE_LIMIT_PER_IP= would turn the limit off), and
+// "0x10" or "1e3" are no one's way of writing a count.
+const wholeNumber = string().check(regex(/^\s*\d+\s*$/, "expected a whole number (digits only)"));
 const integer = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  _default(coerce.number().check(int(), minimum(min), maximum(max)), def);
+  _default(pipe(wholeNumber, coerce.number<string>().check(int(), minimum(min), maximum(max))), def);
+const timeoutMs = (def: number, min: number) => integer(def, min, MAX_TIMEOUT_MS);
 const flags = ["true", "false", "1", "0"] as const;
 const flag = (def: boolean) =>
   pipe(
@@ -60,15 +76,15 @@ export const configSchema = object({
    */
   DATABASE_PROXY: flag(false),
   DB_POOL_MAX: integer(2, 1, 100),
-  DB_CONNECT_TIMEOUT_MS: integer(2000, 100),
-  DB_STATEMENT_TIMEOUT_MS: integer(5000, 100),
+  DB_CONNECT_TIMEOUT_MS: timeoutMs(2000, 100),
+  DB_STATEMENT_TIMEOUT_MS: timeoutMs(5000, 100),
   /** Unset: no cache, everything from Postgres. */
   REDIS_URL: optional(string()),
   /** Secrets Manager secret `{"username"?,"password"}`: REDIS_URL's AUTH credentials, read before each connection. */
   REDIS_SECRET_ARN: optional(string()),
   REDIS_TLS: flag(false),
-  REDIS_CONNECT_TIMEOUT_MS: integer(50, 5),
-  REDIS_COMMAND_TIMEOUT_MS: integer(50, 5),
+  REDIS_CONNECT_TIMEOUT_MS: timeoutMs(50, 5),
+  REDIS_COMMAND_TIMEOUT_MS: timeoutMs(50, 5),
   CACHE_HISTORY_TTL_SECONDS: integer(300, 1),
   /**
    * Bytes of a session's cached history entry. A bigger history is not cached (nor read whole from Postgres):
@@ -87,7 +103,7 @@ export const configSchema = object({
   KAFKA_TOPIC: _default(string().check(minLength(1)), "chat-messages"),
   KAFKA_CLIENT_ID: _default(string(), "chat-backend"),
   /** Bound on the after-commit publish in a request. */
-  KAFKA_PUBLISH_TIMEOUT_MS: integer(1000, 50),
+  KAFKA_PUBLISH_TIMEOUT_MS: timeoutMs(1000, 50),
   KAFKA_COMPRESSION: _default(enumOf(["none", "gzip"]), "none"),
   /**
    * Bytes of records per produce request (before compression). Must stay under the topic's
@@ -95,13 +111,13 @@ export const configSchema = object({
    */
   KAFKA_MAX_BATCH_BYTES: integer(1_000_000, 1024, 100 * 1024 * 1024),
   OUTBOX_BATCH_SIZE: integer(500, 1, 10000),
-  OUTBOX_RETENTION_HOURS: integer(24, 1),
+  OUTBOX_RETENTION_HOURS: integer(24, 1, MAX_RETENTION_HOURS),
   /**
    * How long events-consumer remembers the ids it applied (its exactly-once record). Keep it above the topic's
    * retention (Kafka's default: 168 h): a redelivered event older than this would be applied again.
    */
-  CONSUMED_EVENTS_RETENTION_HOURS: integer(336, 1),
-  IDEMPOTENCY_TTL_SECONDS: integer(86400, 60),
+  CONSUMED_EVENTS_RETENTION_HOURS: integer(336, 1, MAX_RETENTION_HOURS),
+  IDEMPOTENCY_TTL_SECONDS: integer(86400, 60, PG_INT_MAX),
   /**
    * How long a claimed key blocks its duplicates; past it a crashed request's key can be taken over. At least the
    * function's timeout plus DB_STATEMENT_TIMEOUT_MS: a claim must outlive its request, including a statement
@@ -117,7 +133,7 @@ export const configSchema = object({
    */
   BEDROCK_MODEL_ID: _default(string(), "us.anthropic.claude-haiku-4-5-20251001-v1:0"),
   BEDROCK_REGION: optional(string()),
-  BEDROCK_TIMEOUT_MS: integer(4000, 100),
+  BEDROCK_TIMEOUT_MS: timeoutMs(4000, 100),
   RESPONDER_CONTEXT_MESSAGES: integer(20, 1, 200),
   RESPONDER_CONTEXT_CHARS: integer(8000, 100),
   /** Code points, at most 16,000 (MAX_BODY_BYTES follows it). The OpenAPI document states the default. */
@@ -132,9 +148,9 @@ export const configSchema = object({
    * Bytes of a request body. Unset: what a message of MAX_CONTENT_CHARS needs however its client escapes it
    * (requestBodyBytes), at least 64 KiB; set lower than that, the config is refused.
    */
-  MAX_BODY_BYTES: optional(coerce.number().check(int(), minimum(1024))),
+  MAX_BODY_BYTES: optional(pipe(wholeNumber, coerce.number<string>().check(int(), minimum(1024)))),
   MAX_METADATA_BYTES: integer(4096, 2),
-  SESSION_LOCK_TIMEOUT_MS: integer(3000, 10),
+  SESSION_LOCK_TIMEOUT_MS: timeoutMs(3000, 10),
   RATE_LIMIT_PER_TOKEN: integer(120, 0),
   RATE_LIMIT_PER_IP: integer(600, 0),
   RATE_LIMIT_WINDOW_SECONDS: integer(60, 1),

@@ -1,7 +1,11 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readContext } from "../../infra/context.ts";
+import { CONTEXT_KEYS, readContext } from "../../infra/context.ts";
+import { REPO_ROOT } from "../../infra/paths.ts";
 
-const ctx = (values: Record<string, unknown>) => readContext({ tryGetContext: (k: string) => values[k] });
+const ctx = (values: Record<string, unknown>) =>
+  readContext({ tryGetContext: (k: string) => values[k], getAllContext: () => values });
 
 describe("context", () => {
   it("defaults to the aws data plane with the dependencies layer", () => {
@@ -78,6 +82,43 @@ describe("context", () => {
     expect(ctx({ sessionRetentionDays: "0" }).sessionRetentionDays).toBe(0);
     expect(() => ctx({ throttleRateLimit: "fast" })).toThrow(/throttleRateLimit/);
     expect(() => ctx({ healthLatencyThresholdMs: "Infinity" })).toThrow(/healthLatencyThresholdMs/);
+  });
+
+  it("refuses a 0 that is no off switch: a stage throttle of 0 answers every request 429, a 0 threshold always alarms", () => {
+    for (const key of [
+      "throttleRateLimit",
+      "throttleBurstLimit",
+      "http5xxThreshold",
+      "healthLatencyThresholdMs",
+    ])
+      expect(() => ctx({ [key]: "0" }), key).toThrow(key);
+    // API Gateway's burst is an integer (CloudFormation refuses 1.5 at deploy time, after the data plane is built)
+    expect(() => ctx({ throttleBurstLimit: "1.5" })).toThrow(/throttleBurstLimit/);
+    expect(ctx({ throttleRateLimit: "0.5", throttleBurstLimit: "1" })).toMatchObject({
+      throttleRateLimit: 0.5,
+      throttleBurstLimit: 1,
+    });
+  });
+
+  it("refuses a context key the app does not read, which would deploy its default silently", () => {
+    expect(() => ctx({ sessionRetentionDay: "30" })).toThrow(/unknown context sessionRetentionDay/);
+    expect(() => ctx({ corsOrigin: "https://app.example" })).toThrow(/corsOrigin\b/);
+    // CDK's own keys: feature flags, its settings, cached lookups, `cdk acknowledge`
+    expect(
+      ctx({
+        "@aws-cdk/aws-iam:minimizePolicies": true,
+        "aws:cdk:bundling-stacks": [],
+        "availability-zones:account=000000000000:region=us-east-1": ["us-east-1a"],
+        "acknowledged-issue-numbers": [1234],
+        stackName: "Chat2",
+      }).dataPlane,
+    ).toBe("aws");
+  });
+
+  it("reads only keys docs/deploy.md names", () => {
+    const deploy = readFileSync(join(REPO_ROOT, "docs/deploy.md"), "utf8");
+    const undocumented = CONTEXT_KEYS.filter((k) => k !== "stubHandlers" && !deploy.includes(`\`${k}\``));
+    expect(undocumented).toEqual([]);
   });
 
   it("refuses a topic partition count Kafka would refuse at deploy time", () => {
