@@ -161,7 +161,13 @@ export const postMessageResponse = named(
   "PostMessageResponse",
 );
 export const editMessageResponse = named(
-  strictObject({ message: messageSchema, reply: optional(messageSchema) }),
+  strictObject({
+    message: messageSchema,
+    reply: optional(messageSchema),
+    suggestions: optional(
+      described(array(string()), "With a regenerated reply: its suggested next user messages"),
+    ),
+  }),
   "EditMessageResponse",
 );
 export const deleteMessageResponse = named(

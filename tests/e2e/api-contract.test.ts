@@ -320,7 +320,7 @@ describe("a whole conversation over HTTP", () => {
     expect(latest.reply.content).toBe("You're welcome! Anything else?");
     const before = await fx.call<Session>("GET", `/sessions/${session.session_id}`, { token });
 
-    const res = await fx.call<{ message: Message; reply: Message }>("PUT", "/messages/edit", {
+    const res = await fx.call<Turn>("PUT", "/messages/edit", {
       json: {
         session_id: session.session_id,
         message_id: latest.message.message_id,
@@ -354,8 +354,37 @@ describe("a whole conversation over HTTP", () => {
       "Summarize our conversation",
       "What can you do?",
     ]);
+    // the new reply's suggestions come with it, as a post's do: a client does not keep offering the old reply's
+    expect(res.body.suggestions).toEqual(suggestions.body.suggestions);
     const all = await readAll(session.session_id, token);
     expect(all.find((m) => m.message_id === latest.reply.message_id)).toEqual(res.body.reply);
+
+    // a reply deleted before the regenerate is answered anew, with its suggestions too
+    const deleted = await fx.call("DELETE", "/messages/delete", {
+      json: { session_id: session.session_id, message_id: latest.reply.message_id },
+      token,
+    });
+    expect(deleted.status).toBe(200);
+    const again = await fx.call<Turn>("PUT", "/messages/edit", {
+      json: {
+        session_id: session.session_id,
+        message_id: latest.message.message_id,
+        content: "thanks",
+        regenerate: true,
+      },
+      token,
+    });
+    expect(again.status).toBe(200);
+    expect(again.body.reply.seq).toBe(after.body.last_seq + 1);
+    expect(again.body.suggestions).toEqual(["What can you do?", "Summarize our conversation", "Goodbye"]);
+    const now = await fx.call<{ suggestions: string[] }>(
+      "GET",
+      `/sessions/${session.session_id}/suggestions`,
+      {
+        token,
+      },
+    );
+    expect(now.body.suggestions).toEqual(again.body.suggestions);
   });
 
   it("DELETE /messages/delete with a JSON body tombstones the message: gone from history, count-1", async () => {

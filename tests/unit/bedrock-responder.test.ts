@@ -31,6 +31,21 @@ describe("Bedrock responder", () => {
     expect(input?.messages).toEqual([{ role: "user", content: [{ text: "hello" }] }]);
   });
 
+  it("tells the model when older messages of the conversation are left out", async () => {
+    bedrock
+      .on(ConverseCommand)
+      .resolves({ output: { message: { role: "assistant", content: [{ text: "ok" }] } } });
+    const client = new BedrockRuntimeClient({ region: "us-east-1" });
+    const responder = bedrockResponder({ modelId: "m", timeoutMs: 1000, client });
+    await responder.respond(history);
+    await responder.respond(history, { earlier: 7 });
+    const [whole, part] = bedrock.commandCalls(ConverseCommand).map((c) => c.args[0].input.system);
+    expect(whole).toHaveLength(1);
+    expect(part?.[1]).toEqual({
+      text: "Only the newest messages are given: 7 earlier messages of this conversation are not.",
+    });
+  });
+
   it("falls back to the built-in reply on an error, and says why", async () => {
     bedrock
       .on(ConverseCommand)

@@ -26,6 +26,24 @@ describe("built-in responder", () => {
     expect(builtinReply([...history, user("summarize please")]).content).toContain('"and cake"');
   });
 
+  it("past its context, names what it still has, not the oldest of it as the chat's first", () => {
+    const window = [user("topic 7"), bot("ok"), user("topic 8"), bot("ok")];
+    const ask = (text: string, turns = window, earlier = 12) =>
+      builtinReply([...turns, user(text)], { earlier }).content;
+    const beyond = "I keep our newest 5 messages in mind, and 12 older ones are past that";
+    expect(ask("what was my first message?")).toBe(
+      `The earliest message of yours I still have is "topic 7": ${beyond}.`,
+    );
+    expect(ask("what was my last message?")).toContain('"topic 8"');
+    expect(ask("what was my last message?", [], 1)).toBe(
+      "I have no earlier message of yours: I keep our newest 1 message in mind, and 1 older one is past that.",
+    );
+    expect(ask("how many messages so far?")).toBe(
+      `So far we have exchanged 17 messages. ${beyond}: in those, 3 messages from you and 2 from me.`,
+    );
+    expect(ask("summarize please")).toBe(`In what I still have, you said: "topic 7", "topic 8". ${beyond}.`);
+  });
+
   it("understands every reply it suggests, wherever the conversation has gone", () => {
     // Walk every suggestion the bot can offer, from the welcome on, three turns deep.
     const seen = new Set<string>();

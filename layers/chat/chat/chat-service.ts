@@ -84,6 +84,8 @@ export interface PostedTurn {
 export interface EditResult {
   message: Message;
   reply?: Message;
+  /** With a regenerated reply: its suggestions, which replace the session's as a post's do. */
+  suggestions?: string[];
 }
 
 const publicSession = (s: SessionRecord): Session => ({
@@ -231,7 +233,11 @@ export class ChatService {
           reply_to: null,
         };
         const context = newestMessages(snap, contextSize);
-        const reply = await this.#respond([...toTurns(context), { role: "user", content }]);
+        // the conversation the reply answers: the session's live messages and this one
+        const reply = await this.#respond(
+          [...toTurns(context), { role: "user", content }],
+          s.message_count + 1,
+        );
         const bot: NewMessage = {
           message_id: randomUUID(),
           seq: s.last_seq + 2,
@@ -294,7 +300,7 @@ export class ChatService {
       let suggestions: string[] | undefined;
       let lastSeq = s.last_seq;
       if (edit.regenerate) {
-        const { laterUser, reply: old, before } = await this.#regenerateFacts(snap, target, db);
+        const { laterUser, reply: old, before, after } = await this.#regenerateFacts(snap, target, db);
         if (laterUser) {
           throw new ChatError(
             "validation_failed",
@@ -304,7 +310,11 @@ export class ChatService {
             },
           );
         }
-        const answer = await this.#respond([...toTurns(before), { role: "user", content: edit.content }]);
+        // the conversation up to the edited message: the live messages but those after it
+        const answer = await this.#respond(
+          [...toTurns(before), { role: "user", content: edit.content }],
+          s.message_count - after,
+        );
         suggestions = answer.suggestions;
         if (old) {
           reply = { ...old, content: answer.content, version: old.version + 1, edited_at: at };
@@ -327,7 +337,11 @@ export class ChatService {
       const edits = reply ? [message, reply] : [message];
       const events: CloudEvent[] = edits.map((m) => messageEvent("chat.message.edited", m, at));
       if (inserted) events.push(messageEvent("chat.message.created", inserted, at));
-      const result: EditResult = reply || inserted ? { message, reply: reply ?? inserted } : { message };
+      // A regenerated reply comes with its suggestions, as a post's does: they replace the session's, and a client
+      // would otherwise go on offering those of the reply it just replaced.
+      const newReply = reply ?? inserted;
+      const result: EditResult =
+        newReply && suggestions ? { message, reply: newReply, suggestions } : { message };
       return {
         result,
         history: (before) => applyToHistory(before, { edits, inserts: inserted ? [inserted] : [] }),
@@ -688,6 +702,7 @@ export class ChatService {
       laterUser: snap.messages.some((m) => m.role === "user" && m.seq > target.seq),
       reply: snap.messages.find((m) => m.role === "assistant" && m.reply_to === target.message_id) ?? null,
       before: snap.messages.filter((m) => m.seq < target.seq),
+      after: snap.messages.filter((m) => m.seq > target.seq).length,
     };
   }
 
@@ -722,14 +737,17 @@ export class ChatService {
    * The responder's reply, storable: a model can answer with a NUL or half a surrogate pair, which Postgres refuses
    * (the turn would fail with a 500 on every retry). A reply left blank by that, or blank as a user's text would be
    * (white space and invisible characters only: isBlank), gets the built-in one; such suggestions are dropped.
+   * `total`: the live messages of the conversation `history` ends, which the responder is told it does not see all
+   * of once the context's bounds leave some out.
    */
-  async #respond(history: ReturnType<typeof toTurns>): Promise<Reply> {
+  async #respond(history: ReturnType<typeof toTurns>, total: number): Promise<Reply> {
     const cfg = this.#d.config;
     const context = boundContext(history, cfg.RESPONDER_CONTEXT_MESSAGES, cfg.RESPONDER_CONTEXT_CHARS);
-    const reply = await this.#d.responder.respond(context);
+    const info = { earlier: Math.max(0, total - context.length) };
+    const reply = await this.#d.responder.respond(context, info);
     const content = storableText(reply.content);
     const suggestions = reply.suggestions.map(storableText).filter((s) => !isBlank(s));
-    if (isBlank(content)) return builtinReply(context);
+    if (isBlank(content)) return builtinReply(context, info);
     return { content, suggestions };
   }
 }

@@ -437,6 +437,8 @@ export interface RegenerateFacts {
   reply: Message | null;
   /** The newest `contextMessages` live messages before it: the responder's context. */
   before: Message[];
+  /** How many live messages follow it (its reply among them): with the session's count, how many precede it. */
+  after: number;
 }
 
 /**
@@ -461,14 +463,21 @@ export async function regenerateFacts(
       (SELECT coalesce(json_agg(b ORDER BY b.seq), '[]'::json) FROM (
          SELECT ${MESSAGE_COLUMNS} FROM messages
           WHERE session_id = $1 AND seq < $2 AND deleted_at IS NULL
-          ORDER BY seq DESC LIMIT $4) b) AS before`,
+          ORDER BY seq DESC LIMIT $4) b) AS before,
+      (SELECT count(*) FROM messages WHERE session_id = $1 AND seq > $2 AND deleted_at IS NULL)::int AS after`,
     values: [target.session_id, target.seq, target.message_id, contextMessages],
   });
-  const row = res.rows[0] as { later_user: boolean; reply: Record<string, unknown> | null; before: [] };
+  const row = res.rows[0] as {
+    later_user: boolean;
+    reply: Record<string, unknown> | null;
+    before: [];
+    after: number;
+  };
   return {
     laterUser: row.later_user,
     reply: row.reply ? toMessage(row.reply) : null,
     before: (row.before as Record<string, unknown>[]).map(toMessage),
+    after: Number(row.after),
   };
 }
 

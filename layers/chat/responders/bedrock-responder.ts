@@ -1,7 +1,7 @@
 import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { withTimeout } from "../timeout.ts";
 import { builtinReply } from "./builtin-responder.ts";
-import type { Reply, Responder, Turn } from "./responder.ts";
+import type { ConversationInfo, Reply, Responder, Turn } from "./responder.ts";
 
 export interface BedrockOptions {
   modelId: string;
@@ -35,8 +35,8 @@ export function bedrockResponder(opts: BedrockOptions): Responder {
   return {
     name: "bedrock",
     costly: true,
-    async respond(history: Turn[]): Promise<Reply> {
-      const fallback = builtinReply(history);
+    async respond(history: Turn[], info?: ConversationInfo): Promise<Reply> {
+      const fallback = builtinReply(history, info);
       try {
         const { ConverseCommand } = await import("@aws-sdk/client-bedrock-runtime");
         const c = await getClient();
@@ -45,7 +45,7 @@ export function bedrockResponder(opts: BedrockOptions): Responder {
           c.send(
             new ConverseCommand({
               modelId: opts.modelId,
-              system: [{ text: SYSTEM_PROMPT }],
+              system: [{ text: SYSTEM_PROMPT }, ...earlierNote(info)],
               messages: toConverseMessages(history),
               inferenceConfig: { maxTokens: 512, temperature: 0.3 },
             }),
@@ -67,6 +67,16 @@ export function bedrockResponder(opts: BedrockOptions): Responder {
     },
   };
 }
+
+/** Told that older messages are left out, a model does not take the oldest it is given for the first. */
+const earlierNote = (info: ConversationInfo | undefined) =>
+  info?.earlier
+    ? [
+        {
+          text: `Only the newest messages are given: ${info.earlier} earlier messages of this conversation are not.`,
+        },
+      ]
+    : [];
 
 /** Our own deadline: it holds even where a transport ignores the abort signal. */
 function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {

@@ -1,4 +1,4 @@
-import type { Reply, Responder, Turn } from "./responder.ts";
+import type { ConversationInfo, Reply, Responder, Turn } from "./responder.ts";
 
 /**
  * The offline bot: deterministic rules over the user's message and the visible history.
@@ -19,10 +19,20 @@ const DEFAULT_SUGGESTIONS = ["Tell me more", "Summarize our conversation", "What
 
 interface Rule {
   test: RegExp;
-  answer: (text: string, history: Turn[]) => Reply;
+  /** `earlier`: live messages older than `history` (ConversationInfo): an answer about the whole chat must say so. */
+  answer: (text: string, history: Turn[], earlier: number) => Reply;
 }
 
 const userTurns = (history: Turn[]) => history.filter((t) => t.role === "user");
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/**
+ * What the bot says when `earlier` messages are past the ones it was given. Their roles are unknown (the welcome
+ * alone, or questions of the user's), so it names what it has, not what the user's first or previous message was.
+ */
+const beyond = (history: Turn[], earlier: number) =>
+  `I keep our newest ${plural(history.length, "message")} in mind, and ${plural(earlier, "older one")} ${earlier === 1 ? "is" : "are"} past that`;
 
 /** How many of the bot's visible replies start with `prefix`: picks the next fact or tip, so a repeat says more. */
 const repliesStartingWith = (history: Turn[], prefix: string) =>
@@ -67,21 +77,34 @@ const rules: Rule[] = [
   },
   {
     test: /\b(first|earliest) (message|thing|question)\b/i,
-    answer: (_text, history) => {
+    answer: (_text, history, earlier) => {
       const first = userTurns(history)[0];
+      // with older messages left out, the earliest one it has (before this question) need not be the first
+      const seen = userTurns(history).slice(0, -1)[0];
       return {
-        content: first ? `Your first message was ${quote(first.content)}.` : "You haven't said anything yet.",
+        content:
+          earlier > 0
+            ? seen
+              ? `The earliest message of yours I still have is ${quote(seen.content)}: ${beyond(history, earlier)}.`
+              : `I have no earlier message of yours: ${beyond(history, earlier)}.`
+            : first
+              ? `Your first message was ${quote(first.content)}.`
+              : "You haven't said anything yet.",
         suggestions: ["What was my last message?", "How many messages so far?", "Summarize our conversation"],
       };
     },
   },
   {
     test: /\b(last|previous) (message|thing|question)\b/i,
-    answer: (_text, history) => {
+    answer: (_text, history, earlier) => {
       const before = userTurns(history).slice(0, -1);
       const last = before[before.length - 1];
       return {
-        content: last ? `Before this, you said ${quote(last.content)}.` : "This is your first message.",
+        content: last
+          ? `Before this, you said ${quote(last.content)}.`
+          : earlier > 0
+            ? `I have no earlier message of yours: ${beyond(history, earlier)}.`
+            : "This is your first message.",
         suggestions: [
           "What was my first message?",
           "Summarize our conversation",
@@ -92,25 +115,35 @@ const rules: Rule[] = [
   },
   {
     test: /\bhow many (messages|things)\b/i,
-    answer: (_text, history) => {
+    answer: (_text, history, earlier) => {
       const users = userTurns(history).length;
       const bot = history.length - users;
+      const split = `${plural(users, "message")} from you and ${bot} from me`;
       return {
-        content: `So far I can see ${users} message${users === 1 ? "" : "s"} from you and ${bot} from me.`,
+        content:
+          earlier > 0
+            ? `So far we have exchanged ${earlier + history.length} messages. ${beyond(history, earlier)}: in those, ${split}.`
+            : `So far I can see ${split}.`,
         suggestions: ["Summarize our conversation", "What was my first message?", "Tell me more"],
       };
     },
   },
   {
     test: /\b(summar(y|ize|ise)|talked about|recap)\b/i,
-    answer: (_text, history) => {
+    answer: (_text, history, earlier) => {
       const topics = userTurns(history)
         .slice(0, -1)
         .map((t) => quote(t.content, 40));
+      const said = topics.join(", ");
       return {
-        content: topics.length
-          ? `Here is what you said so far: ${topics.join(", ")}.`
-          : "We have only just started: nothing to summarize yet.",
+        content:
+          earlier > 0
+            ? topics.length
+              ? `In what I still have, you said: ${said}. ${beyond(history, earlier)}.`
+              : `I have no earlier message of yours: ${beyond(history, earlier)}.`
+            : topics.length
+              ? `Here is what you said so far: ${said}.`
+              : "We have only just started: nothing to summarize yet.",
         suggestions: ["How many messages so far?", "What was my first message?", "Thanks!"],
       };
     },
@@ -178,9 +211,10 @@ const rules: Rule[] = [
 /** The fallback's opening: what a message no rule understands gets. */
 export const FALLBACK_PREFIX = "I hear you: ";
 
-export function builtinReply(history: Turn[]): Reply {
+export function builtinReply(history: Turn[], info?: ConversationInfo): Reply {
   const text = history[history.length - 1]?.content ?? "";
-  for (const rule of rules) if (rule.test.test(text)) return rule.answer(text, history);
+  const earlier = info?.earlier ?? 0;
+  for (const rule of rules) if (rule.test.test(text)) return rule.answer(text, history, earlier);
   return {
     content: `${FALLBACK_PREFIX}${quote(text)}. Tell me more, or type 'help' to see what I can do.`,
     suggestions: DEFAULT_SUGGESTIONS,
@@ -189,5 +223,5 @@ export function builtinReply(history: Turn[]): Reply {
 
 export const builtinResponder: Responder = {
   name: "builtin",
-  respond: async (history) => builtinReply(history),
+  respond: async (history, info) => builtinReply(history, info),
 };

@@ -12,6 +12,16 @@ export interface Reply {
   suggestions: string[];
 }
 
+/** What a responder is told of the conversation besides the turns it sees. */
+export interface ConversationInfo {
+  /**
+   * Live messages of the conversation older than the turns given (left out by the context's bounds): 0 when the
+   * turns are the whole conversation. Without it a reply about "the first message" or "how many" would state as
+   * fact what only holds for the newest turns.
+   */
+  earlier: number;
+}
+
 export interface Responder {
   readonly name: string;
   /**
@@ -20,7 +30,7 @@ export interface Responder {
    */
   readonly costly?: boolean;
   /** `history` ends with the user message being answered. */
-  respond(history: Turn[]): Promise<Reply>;
+  respond(history: Turn[], info?: ConversationInfo): Promise<Reply>;
 }
 
 /** Keeps the newest turns that fit both bounds, oldest first. */
