@@ -28,6 +28,9 @@ export const handler = middy<unknown, ProbeResult & { url: string }>(MIDDY_OPTIO
       MetricUnit.Count,
       result.ok && result.health === "degraded" ? 1 : 0,
     );
-    logger.info("health probe", { ...result });
+    // a failed or degraded probe at WARN, so a filter on WARN and above finds what the alarms fire on
+    (result.ok && result.health !== "degraded" ? logger.info : logger.warn).call(logger, "health probe", {
+      ...result,
+    });
     return { ...result, url };
   });

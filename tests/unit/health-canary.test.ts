@@ -61,6 +61,9 @@ describe("health-canary", () => {
     vi.stubEnv("HEALTH_URL", `${base}/health`);
     const handler = await canary();
     const addMetric = vi.spyOn(Metrics.prototype, "addMetric");
+    const { logger } = await import("../../functions/http/logger.ts");
+    const info = vi.spyOn(logger, "info");
+    const warn = vi.spyOn(logger, "warn");
     for (const next of [
       { code: 200, status: "ok" },
       { code: 200, status: "degraded" },
@@ -70,6 +73,11 @@ describe("health-canary", () => {
       await handler({}, lambdaContext("health-canary"));
     }
     expect(recorded(addMetric, "HealthCheckDegraded")).toEqual([0, 1, 0]);
+    // what the alarms fire on is at WARN, for a filter on WARN and above
+    const probes = (spy: { mock: { calls: unknown[][] } }) =>
+      spy.mock.calls.filter((c) => c[0] === "health probe").map((c) => (c[1] as { health?: string }).health);
+    expect(probes(info)).toEqual(["ok"]);
+    expect(probes(warn)).toEqual(["degraded", "down"]);
     expect(failedMetric(addMetric)).toEqual([0, 0, 1]);
   });
 

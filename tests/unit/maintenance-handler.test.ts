@@ -9,11 +9,12 @@ vi.mock("../../layers/chat/chat-runtime.ts", () => ({
 }));
 const runs: unknown[] = [];
 let runMs = 0;
+let outcome: Record<string, unknown> = {};
 vi.mock("../../layers/chat/maintenance/maintenance.ts", () => ({
   runMaintenance: async (_pool: unknown, _guard: unknown, opts: unknown) => {
     runs.push(opts);
     await new Promise((r) => setTimeout(r, runMs));
-    return {};
+    return outcome;
   },
 }));
 vi.stubEnv("OUTBOX_RETENTION_HOURS", "48");
@@ -41,6 +42,27 @@ describe("maintenance, the function", () => {
     const first = (runs[0] as { timeBudgetMs: number }).timeBudgetMs;
     expect(first).toBeLessThanOrEqual(45_000);
     expect(first).toBeGreaterThan(44_000);
+  });
+
+  it("logs a run that left sessions unerased or invalidations undrained at WARN, a whole one at INFO", async () => {
+    const { handler } = await import("../../functions/maintenance.ts");
+    const { logger } = await import("../../functions/http/logger.ts");
+    const warn = vi.spyOn(logger, "warn");
+    const info = vi.spyOn(logger, "info");
+    runMs = 0;
+    const runs = [
+      { sessionsFailed: 0, cacheInvalidationsDrained: true },
+      { sessionsFailed: 2, cacheInvalidationsDrained: true },
+      { sessionsFailed: 0, cacheInvalidationsDrained: false },
+    ];
+    for (const next of runs) {
+      outcome = next;
+      await handler({}, lambdaContext("maintenance", 60_000));
+    }
+    expect(info.mock.calls.filter((c) => c[0] === "maintenance").map((c) => c[1])).toEqual([runs[0]]);
+    expect(warn.mock.calls.filter((c) => c[0] === "maintenance").map((c) => c[1])).toEqual(runs.slice(1));
+    outcome = {};
+    vi.restoreAllMocks();
   });
 
   it("ends with its run, not with an error of its own just before the timeout (Lambda's resets the sandbox)", async () => {
