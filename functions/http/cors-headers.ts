@@ -3,7 +3,13 @@
  * and for API Gateway's CORS configuration (infra), which replaces the handlers' CORS headers in the cloud.
  */
 /** Request headers a browser may send: those the OpenAPI document uses. */
-export const CORS_ALLOWED_HEADERS = ["authorization", "content-type", "idempotency-key", "if-match"];
+export const CORS_ALLOWED_HEADERS = [
+  "authorization",
+  "content-type",
+  "idempotency-key",
+  "if-match",
+  "if-none-match",
+];
 
 /** Response headers a browser script may read. */
 export const CORS_EXPOSED_HEADERS = [

@@ -76,7 +76,7 @@ const requestSessions = new WeakMap<APIGatewayProxyEventV2, string>();
 const NO_STORE = { "cache-control": "no-store" };
 
 const json = (result: HttpResult) =>
-  result.status === 204
+  result.status === 204 || result.status === 304
     ? { statusCode: result.status, headers: { ...NO_STORE, ...result.headers } }
     : {
         statusCode: result.status,

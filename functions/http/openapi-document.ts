@@ -26,6 +26,8 @@ interface Operation {
   /** What a key is unique within, when not the whole operation (said in the header's description). */
   idempotencyScope?: string;
   ifMatch?: boolean;
+  /** Takes If-None-Match against its ETag: 304, no body, when nothing changed. */
+  ifNoneMatch?: boolean;
   ok: { status: number; schema?: ZodMiniType; headers?: string[] };
   /**
    * The problem codes of the operation's own failures (the service's). Those its parts bring are added by
@@ -114,7 +116,8 @@ const operations: Record<string, Operation> = {
   "session-messages": {
     auth: true,
     query: s.historyQuery,
-    ok: { status: 200, schema: s.historyResponse, headers: ["x-cache"] },
+    ifNoneMatch: true,
+    ok: { status: 200, schema: s.historyResponse, headers: ["x-cache", "etag"] },
   },
   "session-suggestions": { auth: true, ok: { status: 200, schema: s.suggestionsResponse } },
   "messages-post": {
@@ -237,6 +240,18 @@ export function buildOpenApiDocument(version = "0.1.0") {
             },
           ]
         : []),
+      ...(op.ifNoneMatch
+        ? [
+            {
+              name: "If-None-Match",
+              in: "header",
+              required: false,
+              description:
+                "The ETag of an earlier answer (a weak tag of the session's state, which every post, edit, delete or regenerate moves), a list of them, or *: 304 with no body while the session has not changed since.",
+              schema: { type: "string" },
+            },
+          ]
+        : []),
     ];
     const responses: Record<string, unknown> = {
       [op.ok.status]: {
@@ -251,6 +266,11 @@ export function buildOpenApiDocument(version = "0.1.0") {
           : {}),
       },
     };
+    if (op.ifNoneMatch)
+      responses["304"] = {
+        description: "Not Modified: the session has not changed since the If-None-Match ETag",
+        headers: headersOf(["x-request-id", "etag"]),
+      };
     Object.assign(responses, problemResponses(problemCodes(fn.name, op, pathParams.length > 0)));
     for (const [status, own] of Object.entries(op.errorBodies ?? {}))
       responses[status] = {

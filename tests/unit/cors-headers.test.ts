@@ -23,7 +23,13 @@ describe("CORS header lists against the OpenAPI document", () => {
       // application/json is no CORS-safelisted content type: it needs the preflight's permission
       if (op.requestBody) sent.add("content-type");
     }
-    expect([...sent].sort()).toEqual(["authorization", "content-type", "idempotency-key", "if-match"]);
+    expect([...sent].sort()).toEqual([
+      "authorization",
+      "content-type",
+      "idempotency-key",
+      "if-match",
+      "if-none-match",
+    ]);
     for (const h of sent) expect(CORS_ALLOWED_HEADERS, h).toContain(h);
   });
 
