@@ -3,6 +3,7 @@ import { Metrics } from "@aws-lambda-powertools/metrics";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
+import { capturedOutput } from "../helpers/captured-output.ts";
 import { lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -66,24 +67,15 @@ describe("outbox-relay, the function", () => {
     vi.stubEnv("KAFKA_BROKERS", undefined);
     await resetRuntime();
     const { handler } = (await import("../../functions/outbox-relay.ts")) as { handler: Handler };
-    const printed: string[] = [];
-    const keep = (chunk: unknown) => {
-      printed.push(String(chunk));
-      return true;
-    };
-    const spies = [
-      vi.spyOn(process.stdout, "write").mockImplementation(keep as typeof process.stdout.write),
-      vi.spyOn(process.stderr, "write").mockImplementation(keep as typeof process.stderr.write),
-    ];
-    try {
-      expect(await handler({}, lambdaContext("outbox-relay", 60_000))).toMatchObject({ kafka: "off" });
-      expect(await handler({}, lambdaContext("outbox-relay", 60_000))).toMatchObject({ kafka: "off" });
-    } finally {
-      for (const spy of spies) spy.mockRestore();
-      vi.stubEnv("KAFKA_BROKERS", "127.0.0.1:1");
-      await resetRuntime();
-    }
+    const run = () => handler({}, lambdaContext("outbox-relay", 60_000));
+    const { result, printed } = await capturedOutput(async () => [await run(), await run()]).finally(
+      async () => {
+        vi.stubEnv("KAFKA_BROKERS", "127.0.0.1:1");
+        await resetRuntime();
+      },
+    );
+    expect(result).toMatchObject([{ kafka: "off" }, { kafka: "off" }]);
     // Powertools' logMetrics warned "No application metrics to publish" on each (a plain-text WARN line)
-    expect(printed.join("")).toBe("");
+    expect(printed).toBe("");
   });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
+import { capturedOutput, jsonLines } from "../helpers/captured-output.ts";
 import { call, type HttpLambda, httpEvent } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -27,26 +28,8 @@ afterAll(async () => {
 
 /** The function's JSON log lines while `work` ran, and its result. */
 async function logged<T>(work: () => Promise<T>): Promise<{ result: T; lines: Record<string, unknown>[] }> {
-  const printed: string[] = [];
-  const keep = (chunk: unknown) => {
-    printed.push(String(chunk));
-    return true;
-  };
-  const spies = [
-    vi.spyOn(process.stdout, "write").mockImplementation(keep as typeof process.stdout.write),
-    vi.spyOn(process.stderr, "write").mockImplementation(keep as typeof process.stderr.write),
-  ];
-  try {
-    const result = await work();
-    const lines = printed
-      .join("")
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    return { result, lines };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
+  const { result, printed } = await capturedOutput(work);
+  return { result, lines: jsonLines(printed) };
 }
 
 const send = async (name: string, event: ReturnType<typeof httpEvent>) => {

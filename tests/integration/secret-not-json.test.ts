@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { capturedOutput } from "../helpers/captured-output.ts";
 import { lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -40,20 +41,15 @@ type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 /** The relay's run: what it printed and how it failed. */
 async function relayRun(): Promise<{ printed: string; error: string }> {
   await resetRuntime();
-  const printed: string[] = [];
-  const keep = (chunk: unknown) => {
-    printed.push(String(chunk));
-    return true;
-  };
-  vi.spyOn(process.stdout, "write").mockImplementation(keep as typeof process.stdout.write);
-  vi.spyOn(process.stderr, "write").mockImplementation(keep as typeof process.stderr.write);
   const { handler } = (await import("../../functions/outbox-relay.ts")) as { handler: Handler };
-  const error = await handler({}, lambdaContext("outbox-relay", 60_000)).then(
-    () => "",
-    (err: Error) => `${err.name}: ${err.message}`,
+  const { result: error, printed } = await capturedOutput(() =>
+    handler({}, lambdaContext("outbox-relay", 60_000)).then(
+      () => "",
+      (err: Error) => `${err.name}: ${err.message}`,
+    ),
   );
   vi.restoreAllMocks();
-  return { printed: printed.join(""), error };
+  return { printed, error };
 }
 
 const fragment = PASSWORD.slice(0, 6); // V8 quotes a long text's first 10 characters, a short one whole

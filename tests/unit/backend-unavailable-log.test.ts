@@ -4,6 +4,7 @@ import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
 import { resetChatRuntime } from "../../layers/chat/chat-runtime.ts";
 import { resetConfig } from "../../layers/chat/config.ts";
 import { closePool } from "../../layers/chat/db/pool.ts";
+import { capturedOutput, jsonLines } from "../helpers/captured-output.ts";
 import { call, type HttpLambda, httpEvent } from "../helpers/lambda-events.ts";
 
 /**
@@ -40,30 +41,13 @@ afterAll(async () => {
 
 describe("a 503's log line", () => {
   it("names why the database was away, and the request's id", async () => {
-    const lines: string[] = [];
-    const keep = (chunk: unknown) => {
-      lines.push(String(chunk));
-      return true;
-    };
-    const spies = [
-      vi.spyOn(process.stdout, "write").mockImplementation(keep as typeof process.stdout.write),
-      vi.spyOn(process.stderr, "write").mockImplementation(keep as typeof process.stderr.write),
-    ];
     const { handler } = (await import("../../functions/sessions-create.ts")) as { handler: HttpLambda };
-    const res = await call(
-      handler,
-      "sessions-create",
-      httpEvent("POST", "/sessions/create", { body: {} }),
-    ).finally(() => {
-      for (const s of spies) s.mockRestore();
-    });
+    const { result: res, printed } = await capturedOutput(() =>
+      call(handler, "sessions-create", httpEvent("POST", "/sessions/create", { body: {} })),
+    );
     expect(res.statusCode).toBe(503);
-    const failed = lines
-      .flatMap((l) => l.split("\n"))
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.message === "request failed");
-    expect(failed, lines.join("")).toBeDefined();
+    const failed = jsonLines(printed).find((l) => l.message === "request failed");
+    expect(failed, printed).toBeDefined();
     expect(failed?.level).toBe("ERROR");
     expect(failed?.error).toMatchObject({ reason: "connect_timeout" });
     expect(failed?.request_id).toBe(res.headers["x-request-id"]);
