@@ -4,19 +4,37 @@ import type { Context } from "aws-lambda";
 import { getCacheGuard, getChatService } from "#chat/chat-runtime.ts";
 import { config } from "#chat/config.ts";
 import { getPool } from "#chat/db/pool.ts";
-import { type MaintenanceResult, runMaintenance } from "#chat/maintenance/maintenance.ts";
+import {
+  type EraseSessionsResult,
+  eraseRequest,
+  eraseSessions,
+  type MaintenanceResult,
+  runMaintenance,
+} from "#chat/maintenance/maintenance.ts";
 import { LOG_CONTEXT, logger } from "./http/logger.ts";
 import { MIDDY_OPTIONS } from "./http/middy-options.ts";
 
 /**
  * Hourly: prune the outbox, idempotency records and consumed event ids, purge idle sessions
- * (SESSION_RETENTION_DAYS > 0), within the function's time.
+ * (SESSION_RETENTION_DAYS > 0), within the function's time. Invoked by an operator with
+ * `{"eraseSessions": [ids]}`, it erases those sessions instead (after a database restore: docs/deploy.md).
  */
-export const handler = middy<unknown, MaintenanceResult, Error, Context>(MIDDY_OPTIONS)
+export const handler = middy<unknown, MaintenanceResult | EraseSessionsResult, Error, Context>(MIDDY_OPTIONS)
   .use(injectLambdaContext(logger, LOG_CONTEXT))
-  .handler(async (_event, context) => {
+  .handler(async (event, context) => {
     const cfg = config();
+    const erase = eraseRequest(event);
     await getChatService(); // builds the cache guard
+    if (erase) {
+      const result = await eraseSessions(
+        await getPool(),
+        getCacheGuard(),
+        erase,
+        Date.now() + Math.max(1000, context.getRemainingTimeInMillis() - 15_000),
+      );
+      (result.failed.length ? logger.warn : logger.info).call(logger, "maintenance erase", { ...result });
+      return result;
+    }
     const result = await runMaintenance(await getPool(), getCacheGuard(), {
       outboxRetentionHours: cfg.OUTBOX_RETENTION_HOURS,
       consumedEventsRetentionHours: cfg.CONSUMED_EVENTS_RETENTION_HOURS,

@@ -10,7 +10,14 @@ vi.mock("../../layers/chat/chat-runtime.ts", () => ({
 const runs: unknown[] = [];
 let runMs = 0;
 let outcome: Record<string, unknown> = {};
-vi.mock("../../layers/chat/maintenance/maintenance.ts", () => ({
+const erased: unknown[] = [];
+vi.mock("../../layers/chat/maintenance/maintenance.ts", async (importOriginal) => ({
+  eraseRequest: (await importOriginal<typeof import("../../layers/chat/maintenance/maintenance.ts")>())
+    .eraseRequest,
+  eraseSessions: async (_pool: unknown, _guard: unknown, ids: string[]) => {
+    erased.push(ids);
+    return { erased: ids.length, absent: 0, failed: [] };
+  },
   runMaintenance: async (_pool: unknown, _guard: unknown, opts: unknown) => {
     runs.push(opts);
     await new Promise((r) => setTimeout(r, runMs));
@@ -69,5 +76,23 @@ describe("maintenance, the function", () => {
     const { handler } = await import("../../functions/maintenance.ts");
     runMs = 300;
     await expect(handler({}, lambdaContext("maintenance", 100))).resolves.toEqual({});
+  });
+
+  it("an operator's {eraseSessions: [...]} erases those sessions (a database restore's runbook), and nothing else", async () => {
+    const { handler } = await import("../../functions/maintenance.ts");
+    runMs = 0;
+    const before = runs.length;
+    const id = "6F1D2C3B-4A59-4E8D-9C7B-1A2B3C4D5E6F";
+    await expect(handler({ eraseSessions: [id] }, lambdaContext("maintenance", 60_000))).resolves.toEqual({
+      erased: 1,
+      absent: 0,
+      failed: [],
+    });
+    expect(erased).toEqual([[id.toLowerCase()]]);
+    await expect(handler({ eraseSessions: ["x"] }, lambdaContext("maintenance", 60_000))).rejects.toThrow(
+      /not a session id/,
+    );
+    expect(runs.length).toBe(before); // no maintenance run
+    expect(erased).toHaveLength(1);
   });
 });

@@ -155,10 +155,18 @@ async function assertClaimHeld(db: Queryable, i: IdempotencyCompletion, sessionI
     );
 }
 
+/**
+ * A change's new generation is its time in milliseconds (at least the old one plus one): `at` is at least a
+ * millisecond past the session's `updated_at` (change-time.ts), so a session restored from a backup never hands
+ * out again a generation it had before the restore. Redis, the clients' ETags and the consumers keep those: with
+ * `+ 1` alone, the restored session's changes came back to them, and a cache entry of the lost state was taken for
+ * the new one (bug 146).
+ */
 const sessionUpdate = (mode: IdempotencyMode, p: number) => `
 ${claimHeld(mode, p, true)}s AS (
   UPDATE sessions
-     SET generation = generation + 1, updated_at = $3, last_seq = $4,
+     SET generation = GREATEST(generation + 1, floor(extract(epoch FROM $3::timestamptz) * 1000)::bigint),
+         updated_at = $3, last_seq = $4,
          message_count = message_count + $5, suggestions = COALESCE($6::jsonb, suggestions)
    WHERE session_id = $1 AND generation = $2${ifHeld(mode, "AND")}
   RETURNING ${SESSION_COLUMNS}

@@ -110,3 +110,57 @@ async function purgeIdleSessions(
   }
   return { purged, failed: skipped.length };
 }
+
+export interface EraseSessionsResult {
+  erased: number;
+  /** Already gone: nothing to erase (their cache entries are tombstoned all the same). */
+  absent: number;
+  /** Erases that failed (a lock timeout, a lost connection) or were not reached in time: invoke again with these. */
+  failed: string[];
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The session ids of an operator's `{"eraseSessions": [...]}` invoke, in lower case; undefined for any other
+ * event (the hourly schedule's). A list with anything but UUIDs is refused whole.
+ */
+export function eraseRequest(event: unknown): string[] | undefined {
+  const ids = (event as { eraseSessions?: unknown } | null)?.eraseSessions;
+  if (ids === undefined) return undefined;
+  if (!Array.isArray(ids) || ids.length > 1000)
+    throw new Error("eraseSessions must be a list of at most 1000 session ids");
+  const bad = ids.find((id) => typeof id !== "string" || !UUID.test(id.toLowerCase()));
+  if (bad !== undefined) throw new Error(`eraseSessions: not a session id: ${JSON.stringify(bad)}`);
+  return (ids as string[]).map((id) => id.toLowerCase());
+}
+
+/**
+ * Erases the given sessions now, whatever their age, as their users' DELETE /sessions/{id} does. After a database
+ * restore, the erasures made since the restore point are undone (the rows are back, their tombstones in Redis
+ * expire within the TTL): the runbook in docs/deploy.md applies them again with the ids of the chat.session.erased
+ * events on the topic since that point, for which no one else has a token-free way in.
+ */
+export async function eraseSessions(
+  pool: pg.Pool,
+  cache: CacheGuard | null,
+  ids: readonly string[],
+  deadline = Number.POSITIVE_INFINITY,
+): Promise<EraseSessionsResult> {
+  const result: EraseSessionsResult = { erased: 0, absent: 0, failed: [] };
+  for (const id of ids) {
+    if (Date.now() >= deadline) {
+      result.failed.push(id);
+      continue;
+    }
+    const event = chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
+    try {
+      if (await eraseSession(pool, id, event)) result.erased++;
+      else result.absent++;
+      await cache?.afterErase(id);
+    } catch {
+      result.failed.push(id);
+    }
+  }
+  return result;
+}
