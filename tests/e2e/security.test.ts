@@ -68,6 +68,8 @@ beforeAll(async () => {
     RATE_LIMIT_PER_TOKEN: String(PER_TOKEN),
     RATE_LIMIT_PER_IP: "0", // every request here comes from 127.0.0.1
     LOCAL_SCHEDULES: "off",
+    // the cache's keys are checked, not timeouts: the product's 50 ms fires when a loaded CI machine stalls us
+    REDIS_COMMAND_TIMEOUT_MS: "1000",
   });
   resetConfig();
   runner = await startRunner({ port: 0, schedules: false, log: () => {} });

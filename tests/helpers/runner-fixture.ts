@@ -99,6 +99,9 @@ export async function startRunnerFixture(opts: RunnerFixtureOptions = {}): Promi
     // Rate limiting has tests of its own; here it would only make the contract tests flaky.
     RATE_LIMIT_PER_IP: "0",
     RATE_LIMIT_PER_TOKEN: "0",
+    // As in chat-fixture.ts: these tests check what the shared Redis serves (x-cache: hit, /health's redis ok), not
+    // timeouts; the product's 50 ms fires whenever CI's loaded CPU stalls this process's event loop that long.
+    REDIS_COMMAND_TIMEOUT_MS: "1000",
     ...opts.env,
   };
   // Kafka stays off: nothing in the inherited environment may turn it on.

@@ -325,6 +325,11 @@ describe("rate limits on the handlers (shared Redis, real database)", () => {
     process.env.RATE_LIMIT_PER_TOKEN = "3";
     process.env.RATE_LIMIT_PER_IP = "1000";
     process.env.RATE_LIMIT_WINDOW_SECONDS = "60";
+    // What the cache and the limiter hold is checked here, not timeouts (the outage tests above have their own):
+    // the product's 50 ms, for a reply or for the first connection, passes whenever a loaded CI machine stalls
+    // this process that long, and the limiter then decides locally (no read-ahead) and the cache misses.
+    process.env.REDIS_COMMAND_TIMEOUT_MS = "1000";
+    process.env.REDIS_CONNECT_TIMEOUT_MS = "1000";
     resetConfig();
     resetRateLimiter();
     resetChatRuntime();
@@ -405,7 +410,11 @@ describe("rate limits on the handlers (shared Redis, real database)", () => {
       expect(res.headers.ratelimit).toContain(`"per-token";r=${2 - i};t=`);
     }
     // the shared Redis holds the count, under the token's hash
-    const redis = testRedis(SHARED_REDIS_URL, cfg);
+    const redis = testRedis(SHARED_REDIS_URL, {
+      ...cfg,
+      REDIS_COMMAND_TIMEOUT_MS: 2000,
+      REDIS_CONNECT_TIMEOUT_MS: 2000,
+    });
     if (redis.status !== "ready") await new Promise((r) => redis.once("ready", r));
     try {
       expect(await redis.zcard(`rl:per-token:${tokenPartition(token.value)}`)).toBe(3);
