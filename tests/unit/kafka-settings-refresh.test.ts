@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 // The SCRAM secret as Secrets Manager holds it right now (a rotation changes it).
 let password = "v1";
@@ -11,10 +11,17 @@ vi.mock("../../layers/chat/secrets.ts", () => ({
   }),
 }));
 const { parseConfig } = await import("../../layers/chat/config.ts");
-const { producerSettings, SCRAM_SETTINGS_MAX_AGE_MS } = await import(
-  "../../layers/chat/events/kafka-runtime.ts"
-);
+const { SCRAM_SETTINGS_MAX_AGE_MS } = await import("../../layers/chat/events/kafka-runtime.ts");
+type Runtime = typeof import("../../layers/chat/events/kafka-runtime.ts");
+let producerSettings: Runtime["producerSettings"];
 
+// each test is a new sandbox (no settings read yet, the secret as first stored), so they pass in any order
+beforeEach(async () => {
+  password = "v1";
+  reads = 0;
+  vi.resetModules();
+  ({ producerSettings } = (await import("../../layers/chat/events/kafka-runtime.ts")) as Runtime);
+});
 afterEach(() => vi.useRealTimers());
 
 const cfg = parseConfig({

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { lambdaContext } from "../helpers/lambda-events.ts";
 
 // The handler's own part: the settings and the time it hands the maintenance run (which maintenance.test.ts covers).
@@ -29,6 +29,15 @@ vi.stubEnv("CONSUMED_EVENTS_RETENTION_HOURS", "500");
 vi.stubEnv("SESSION_RETENTION_DAYS", "30");
 vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
 afterAll(() => vi.unstubAllEnvs());
+// each test starts from nothing recorded, so they pass in any order (vitest --sequence.shuffle)
+beforeEach(async () => {
+  runs.length = 0;
+  erased.length = 0;
+  runMs = 0;
+  outcome = {};
+  vi.restoreAllMocks();
+  (await import("../../layers/chat/config.ts")).resetConfig();
+});
 
 describe("maintenance, the function", () => {
   it("runs with the configured retentions, stopping 15 s before the function's timeout (1 s at the least)", async () => {
@@ -56,20 +65,17 @@ describe("maintenance, the function", () => {
     const { logger } = await import("../../functions/http/logger.ts");
     const warn = vi.spyOn(logger, "warn");
     const info = vi.spyOn(logger, "info");
-    runMs = 0;
-    const runs = [
+    const outcomes = [
       { sessionsFailed: 0, cacheInvalidationsDrained: true },
       { sessionsFailed: 2, cacheInvalidationsDrained: true },
       { sessionsFailed: 0, cacheInvalidationsDrained: false },
     ];
-    for (const next of runs) {
+    for (const next of outcomes) {
       outcome = next;
       await handler({}, lambdaContext("maintenance", 60_000));
     }
-    expect(info.mock.calls.filter((c) => c[0] === "maintenance").map((c) => c[1])).toEqual([runs[0]]);
-    expect(warn.mock.calls.filter((c) => c[0] === "maintenance").map((c) => c[1])).toEqual(runs.slice(1));
-    outcome = {};
-    vi.restoreAllMocks();
+    expect(info.mock.calls.filter((c) => c[0] === "maintenance").map((c) => c[1])).toEqual([outcomes[0]]);
+    expect(warn.mock.calls.filter((c) => c[0] === "maintenance").map((c) => c[1])).toEqual(outcomes.slice(1));
   });
 
   it("ends with its run, not with an error of its own just before the timeout (Lambda's resets the sandbox)", async () => {

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { lambdaContext } from "../helpers/lambda-events.ts";
 
 // A new sandbox's pool reads the database secret first: slow here, as a slow Secrets Manager answer would be.
@@ -25,6 +25,11 @@ vi.stubEnv("KAFKA_BROKERS", "127.0.0.1:1");
 vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
 vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "true");
 afterAll(() => vi.unstubAllEnvs());
+// each test starts from nothing recorded, so they pass in any order (vitest --sequence.shuffle)
+beforeEach(() => {
+  budgets.length = 0;
+  runMs = 0;
+});
 
 describe("outbox-relay's time budget", () => {
   it("counts from after the pool is ready, so a slow secret read cannot push publishing past the reserve", async () => {
