@@ -23,14 +23,9 @@ export const handler = middy<unknown, ProbeResult & { url: string }>(MIDDY_OPTIO
     const result = await probeHealth(url, 10_000);
     metrics.addMetric("HealthCheckLatency", MetricUnit.Milliseconds, result.latency_ms);
     metrics.addMetric("HealthCheckFailed", MetricUnit.Count, result.ok ? 0 : 1);
-    metrics.addMetric(
-      "HealthCheckDegraded",
-      MetricUnit.Count,
-      result.ok && result.health === "degraded" ? 1 : 0,
-    );
+    const degraded = result.ok && result.health === "degraded";
+    metrics.addMetric("HealthCheckDegraded", MetricUnit.Count, degraded ? 1 : 0);
     // a failed or degraded probe at WARN, so a filter on WARN and above finds what the alarms fire on
-    (result.ok && result.health !== "degraded" ? logger.info : logger.warn).call(logger, "health probe", {
-      ...result,
-    });
+    (result.ok && !degraded ? logger.info : logger.warn).call(logger, "health probe", { ...result });
     return { ...result, url };
   });

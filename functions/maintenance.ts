@@ -25,13 +25,9 @@ export const handler = middy<unknown, MaintenanceResult | EraseSessionsResult, E
     const cfg = config();
     const erase = eraseRequest(event);
     await getChatService(); // builds the cache guard
+    const timeBudgetMs = Math.max(1000, context.getRemainingTimeInMillis() - 15_000);
     if (erase) {
-      const result = await eraseSessions(
-        await getPool(),
-        getCacheGuard(),
-        erase,
-        Date.now() + Math.max(1000, context.getRemainingTimeInMillis() - 15_000),
-      );
+      const result = await eraseSessions(await getPool(), getCacheGuard(), erase, Date.now() + timeBudgetMs);
       (result.failed.length ? logger.warn : logger.info).call(logger, "maintenance erase", { ...result });
       return result;
     }
@@ -39,7 +35,7 @@ export const handler = middy<unknown, MaintenanceResult | EraseSessionsResult, E
       outboxRetentionHours: cfg.OUTBOX_RETENTION_HOURS,
       consumedEventsRetentionHours: cfg.CONSUMED_EVENTS_RETENTION_HOURS,
       sessionRetentionDays: cfg.SESSION_RETENTION_DAYS,
-      timeBudgetMs: Math.max(1000, context.getRemainingTimeInMillis() - 15_000),
+      timeBudgetMs,
     });
     // WARN when part of it did not happen: a session the purge could not erase (tried again next hour) or
     // invalidations left undrained; the run itself succeeded, so no error alarm sees either.

@@ -70,6 +70,15 @@ export async function runMaintenance(
   };
 }
 
+/** eraseSession with its chat.session.erased event, stamped now: the purge's and the operator's erase. */
+const eraseNow = (pool: pg.Pool, id: string, idleDays?: number) =>
+  eraseSession(
+    pool,
+    id,
+    chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id }),
+    idleDays,
+  );
+
 /**
  * Erases sessions idle past retention, oldest first, a batch at a time until none is left or the deadline. Each
  * erase tests idleness again (a session used since the select stays), and one that fails (its row locked by a
@@ -96,9 +105,8 @@ async function purgeIdleSessions(
     const ids = (idle.rows as { session_id: string }[]).map((r) => r.session_id);
     for (const id of ids) {
       if (Date.now() >= deadline) break;
-      const event = chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
       try {
-        if (await eraseSession(pool, id, event, days)) {
+        if (await eraseNow(pool, id, days)) {
           purged++;
           await cache?.afterErase(id);
         }
@@ -138,8 +146,8 @@ export function eraseRequest(event: unknown): string[] | undefined {
 /**
  * Erases the given sessions now, whatever their age, as their users' DELETE /sessions/{id} does. After a database
  * restore, the erasures made since the restore point are undone (the rows are back, their tombstones in Redis
- * expire within the TTL): the runbook in docs/deploy.md applies them again with the ids of the chat.session.erased
- * events on the topic since that point, for which no one else has a token-free way in.
+ * expire within the TTL): the runbook in docs/deploy.md applies them again with the ids session-erase logged since
+ * that point, for which no one else has a token-free way in.
  */
 export async function eraseSessions(
   pool: pg.Pool,
@@ -153,9 +161,8 @@ export async function eraseSessions(
       result.failed.push(id);
       continue;
     }
-    const event = chatEvent("chat.session.erased", id, new Date().toISOString(), { session_id: id });
     try {
-      if (await eraseSession(pool, id, event)) result.erased++;
+      if (await eraseNow(pool, id)) result.erased++;
       else result.absent++;
       await cache?.afterErase(id);
     } catch {
