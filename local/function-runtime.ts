@@ -33,6 +33,8 @@ export type InvokeOutcome =
 
 export interface InvokeOptions {
   awsRequestId?: string;
+  /** The ARN the caller named (with its qualifier, if it gave one); the unqualified ARN by default. */
+  invokedFunctionArn?: string;
   clientContext?: ClientContext;
   /** Keep the end of what this invocation writes (for Invoke's `LogType: Tail`). */
   captureLog?: boolean;
@@ -64,7 +66,25 @@ export function toLambdaError(err: unknown): LambdaErrorPayload {
   return { errorType: typeof err, errorMessage: String(err), trace: [] };
 }
 
+/**
+ * The line the Node.js runtime logs for an error its handler threw: `<time>\t<request id>\tERROR\tInvoke Error
+ * \t` and the error as JSON, its own fields (e.g. `code`) and its stack as an array.
+ */
+function invokeErrorLine(awsRequestId: string, err: unknown, error: LambdaErrorPayload): string {
+  const { errorType, errorMessage, trace: stack } = error;
+  let json: string;
+  try {
+    json = JSON.stringify({ errorType, errorMessage, ...(err instanceof Error ? err : {}), stack });
+  } catch {
+    json = JSON.stringify({ errorType, errorMessage, stack }); // a field JSON cannot take (a BigInt, a cycle)
+  }
+  return `${new Date().toISOString()}\t${awsRequestId}\tERROR\tInvoke Error \t${json}\n`;
+}
+
 class TimedOut {}
+
+/** Lambda's bound on a function's init phase (on-demand); past it, init goes on inside the first invocation. */
+const INIT_LIMIT_MS = 10_000;
 
 export interface RuntimeOptions {
   functions: readonly FunctionSpec[];
@@ -105,26 +125,41 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
       logStreamName = newLogStreamName();
       logStreams.set(spec.name, logStreamName);
     }
-    const context = createLambdaContext(spec, {
-      awsRequestId,
-      deadline: started + timeoutMs,
-      logStreamName,
-      ...(options.clientContext ? { clientContext: options.clientContext } : {}),
-    });
+    // Lambda's timeout counts from the end of the init phase (the handler's import), which has its own limit;
+    // an init past that limit is finished inside the invocation, on the function's timeout.
+    let clockFrom: number | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let initTimer: NodeJS.Timeout | undefined;
+    let startClock: (from: number) => void = () => {};
     const timeout = new Promise<TimedOut>((resolve) => {
-      timer = setTimeout(() => resolve(new TimedOut()), timeoutMs);
+      startClock = (from) => {
+        if (clockFrom !== undefined) return;
+        clockFrom = from;
+        clearTimeout(initTimer);
+        timer = setTimeout(() => resolve(new TimedOut()), Math.max(0, from + timeoutMs - Date.now()));
+      };
+      initTimer = setTimeout(() => startClock(started + INIT_LIMIT_MS), INIT_LIMIT_MS);
     });
+    let loaded = false;
     const call = async () => {
       let handler: LambdaHandler;
       try {
         handler = await handlerFor(spec);
+        loaded = true;
       } catch (err) {
         const e = toLambdaError(err);
         throw Object.assign(new Error(`${e.errorType}: ${e.errorMessage}`), {
           name: "Runtime.ImportModuleError",
         });
       }
+      startClock(Date.now());
+      const context = createLambdaContext(spec, {
+        awsRequestId,
+        deadline: (clockFrom ?? started) + timeoutMs,
+        logStreamName,
+        ...(options.invokedFunctionArn ? { invokedFunctionArn: options.invokedFunctionArn } : {}),
+        ...(options.clientContext ? { clientContext: options.clientContext } : {}),
+      });
       return inInvocation(awsRequestId, () => handler(event, context));
     };
     const captured = options.captureLog ? new InvocationLog() : undefined;
@@ -132,12 +167,16 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
     const logged = () => (captured ? { log: captured.toString() } : {});
     try {
       const result = await Promise.race([work, timeout]);
-      const durationMs = Date.now() - started;
+      const durationMs = Date.now() - (clockFrom ?? started);
       if (result instanceof TimedOut) {
         work.catch(() => {}); // it may still fail later; nobody is listening any more
         const seconds = spec.timeoutSeconds.toFixed(2);
         const errorMessage = `RequestId: ${awsRequestId} Error: Task timed out after ${seconds} seconds`;
         log("error", `${spec.name} timed out`, { awsRequestId, timeoutSeconds: spec.timeoutSeconds });
+        // Lambda's own line in the function's log, as LogType Tail returns it.
+        captured?.append(
+          `${new Date().toISOString()} ${awsRequestId} Task timed out after ${seconds} seconds\n`,
+        );
         return {
           ok: false,
           timedOut: true,
@@ -157,10 +196,13 @@ export function createFunctionRuntime({ functions, loadHandler, log }: RuntimeOp
     } catch (err) {
       const error = toLambdaError(err);
       log("error", `${spec.name} failed: ${error.errorType}: ${error.errorMessage}`, { awsRequestId });
-      const durationMs = Date.now() - started;
+      // The Node.js runtime logs what the handler threw before reporting it, so LogType Tail shows it.
+      if (loaded) captured?.append(invokeErrorLine(awsRequestId, err, error));
+      const durationMs = Date.now() - (clockFrom ?? started);
       return { ok: false, timedOut: false, awsRequestId, durationMs, error, ...logged() };
     } finally {
       clearTimeout(timer);
+      clearTimeout(initTimer);
     }
   }
 

@@ -104,7 +104,8 @@ export async function handleInvokeApi(
     );
   }
   const parsed = parseFunctionName(match[1]);
-  const qualifier = parsed.qualifier ?? new URLSearchParams(req.query ?? "").get("Qualifier") ?? "$LATEST";
+  const queryQualifier = new URLSearchParams(req.query ?? "").get("Qualifier") ?? undefined;
+  const qualifier = parsed.qualifier ?? queryQualifier ?? "$LATEST";
   const spec = runtime.find(parsed.name);
   // The stack publishes no versions or aliases: in AWS only $LATEST exists, so any other qualifier is not found.
   if (!spec || qualifier !== "$LATEST") {
@@ -146,10 +147,13 @@ export async function handleInvokeApi(
   const base = { "x-amzn-requestid": requestId, "x-amz-executed-version": "$LATEST" };
   if (invocationType === "DryRun")
     return { statusCode: 204, headers: base, cookies: [], body: Buffer.alloc(0) };
-  const clientContext = parseClientContext(req.headers["x-amz-client-context"]);
-  const options = { awsRequestId: requestId, ...(clientContext ? { clientContext } : {}) };
+  // The ARN the caller invoked: qualified when it named the qualifier (context.invokedFunctionArn says so in AWS).
+  const invokedFunctionArn =
+    functionArn(spec.name) + ((parsed.qualifier ?? queryQualifier) ? `:${qualifier}` : "");
+  const options = { awsRequestId: requestId, invokedFunctionArn };
   if (invocationType === "Event") {
-    // Accepted now, run in the background; the runtime logs a failure (Lambda would retry twice).
+    // Accepted now, run in the background; the runtime logs a failure (Lambda would retry twice). Lambda passes
+    // ClientContext to synchronous invocations only.
     void runtime.invoke(spec, event, options);
     return {
       statusCode: 202,
@@ -160,7 +164,12 @@ export async function handleInvokeApi(
   }
 
   const tail = req.headers["x-amz-log-type"] === "Tail";
-  const outcome = await runtime.invoke(spec, event, { ...options, captureLog: tail });
+  const clientContext = parseClientContext(req.headers["x-amz-client-context"]);
+  const outcome = await runtime.invoke(spec, event, {
+    ...options,
+    captureLog: tail,
+    ...(clientContext ? { clientContext } : {}),
+  });
   const headers: Record<string, string> = { ...base, "content-type": "application/json" };
   if (tail) headers["x-amz-log-result"] = tailLog(spec, outcome);
   if (!outcome.ok) {

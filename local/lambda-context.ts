@@ -24,6 +24,8 @@ export interface ContextOptions {
   /** Epoch ms at which the invocation times out. */
   deadline: number;
   logStreamName: string;
+  /** Defaults to the function's unqualified ARN. */
+  invokedFunctionArn?: string;
   clientContext?: ClientContext;
 }
 
@@ -37,7 +39,7 @@ export function createLambdaContext(spec: FunctionSpec, options: ContextOptions)
     callbackWaitsForEmptyEventLoop: true,
     functionName: spec.name,
     functionVersion: "$LATEST",
-    invokedFunctionArn: functionArn(spec.name),
+    invokedFunctionArn: options.invokedFunctionArn ?? functionArn(spec.name),
     memoryLimitInMB: String(spec.memoryMb),
     awsRequestId: options.awsRequestId,
     logGroupName: `/aws/lambda/${spec.name}`,

@@ -324,6 +324,7 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     inlineSpec("chatty"),
     inlineSpec("context-one"),
     inlineSpec("context-two"),
+    inlineSpec("who-called"),
   ];
   const chattyLogger = new Logger({ serviceName: "chatty", logLevel: "INFO" });
   // One logger for two functions, as functions/http/logger.ts is one per process for every function served.
@@ -334,7 +335,17 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
     sharedLogger.info("done");
     return null;
   };
+  /** What each invocation of who-called was told about its caller. */
+  const callers: { invokedFunctionArn: string; clientContext: unknown }[] = [];
   const inline: Record<string, LambdaHandler> = {
+    "who-called": async (_event, context) => {
+      const seen = {
+        invokedFunctionArn: context.invokedFunctionArn,
+        clientContext: context.clientContext ?? null,
+      };
+      callers.push(seen);
+      return seen;
+    },
     recorder: async (event) => {
       await new Promise((r) => setTimeout(r, 50));
       asyncCalls.push(event);
@@ -522,6 +533,58 @@ describe("local runner as the Lambda Invoke API (@aws-sdk/client-lambda)", () =>
       "Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-function",
     );
     expect((err as ResourceNotFoundException).$metadata.httpStatusCode).toBe(404);
+  });
+
+  it("LogType Tail of a failed invocation ends with what Lambda logs for it: the Invoke Error, the timeout", async () => {
+    const tail = async (name: string) => {
+      const out = await invoke({ FunctionName: name, LogType: "Tail", payload: {} });
+      expect(out.FunctionError).toBe("Unhandled");
+      const lines = Buffer.from(out.LogResult ?? "", "base64")
+        .toString()
+        .split("\n");
+      const id = out.$metadata.requestId ?? "";
+      // the line just before END
+      return { id, line: lines[lines.indexOf(`END RequestId: ${id}`) - 1] ?? "" };
+    };
+    // the Node.js runtime logs a thrown error (with its stack) before it reports it
+    const thrown = await tail("boom");
+    const prefix = new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\t${thrown.id}\tERROR\tInvoke Error \t`);
+    expect(thrown.line).toMatch(prefix);
+    const logged = JSON.parse(thrown.line.replace(prefix, ""));
+    expect(logged).toMatchObject({ errorType: "TypeError", errorMessage: "boom: something broke" });
+    expect(logged.stack[0]).toBe("TypeError: boom: something broke");
+    // Lambda itself logs the timeout
+    const timedOut = await tail("slow");
+    expect(timedOut.line).toMatch(
+      new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${timedOut.id} Task timed out after 1\\.00 seconds$`),
+    );
+  });
+
+  it("passes ClientContext to synchronous invocations only, as Lambda does", async () => {
+    const ClientContext = Buffer.from(JSON.stringify({ custom: { tenant: "t1" } })).toString("base64");
+    const sync = await invoke({ FunctionName: "who-called", ClientContext, payload: {} });
+    expect(decode(sync.Payload).clientContext).toEqual({ custom: { tenant: "t1" } });
+    const before = callers.length;
+    const queued = await invoke({
+      FunctionName: "who-called",
+      InvocationType: "Event",
+      ClientContext,
+      payload: {},
+    });
+    expect(queued.StatusCode).toBe(202);
+    await waitFor(() => callers.length > before);
+    expect(callers.at(-1)?.clientContext).toBeNull();
+  });
+
+  it("tells the function the ARN it was invoked by: qualified when the caller named $LATEST", async () => {
+    const arn = "arn:aws:lambda:us-east-1:000000000000:function:who-called";
+    const seen = async (input: Omit<InvokeCommandInput, "Payload">) =>
+      decode((await invoke({ ...input, payload: {} })).Payload).invokedFunctionArn;
+    expect(await seen({ FunctionName: "who-called" })).toBe(arn);
+    expect(await seen({ FunctionName: arn })).toBe(arn);
+    expect(await seen({ FunctionName: "who-called", Qualifier: "$LATEST" })).toBe(`${arn}:$LATEST`);
+    expect(await seen({ FunctionName: "who-called:$LATEST" })).toBe(`${arn}:$LATEST`);
+    expect(await seen({ FunctionName: `${arn}:$LATEST` })).toBe(`${arn}:$LATEST`);
   });
 
   it("throws InvalidRequestContentException for a payload that is not JSON", async () => {
@@ -765,6 +828,28 @@ describe("local runner handler loading", () => {
       expect(await runner.invoke("warm")).toBe("ok");
       expect(await runner.invoke("warm")).toBe("ok");
       expect(loads).toBe(2);
+    } finally {
+      await runner.close();
+    }
+  });
+});
+
+describe("local runner init phase", () => {
+  it("starts a function's timeout when its handler has loaded: a cold import does not eat it, as Lambda's init does not", async () => {
+    const runner = await startRunner({
+      functions: [{ name: "cold", handler: "cold", description: "", memoryMb: 128, timeoutSeconds: 1 }],
+      schedules: false,
+      log: silent,
+      // an import slower than the timeout (well inside Lambda's 10 s init limit)
+      loadHandler: async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        return async (_event, context) => context.getRemainingTimeInMillis();
+      },
+    });
+    try {
+      const remaining = await runner.invoke("cold");
+      expect(remaining).toBeGreaterThan(0);
+      expect(remaining).toBeLessThanOrEqual(1000);
     } finally {
       await runner.close();
     }
