@@ -6,7 +6,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import type { ZodMiniType } from "zod/mini";
 import type { SessionRead } from "#chat/cache/session-cache.ts";
 import type { AuthorizedSession, ChatService } from "#chat/chat/chat-service.ts";
-import { isChatError } from "#chat/chat/errors.ts";
+import { isChatError, unavailableRetryAfter } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
 import { CORS_EXPOSED_HEADERS, corsOriginAllowed } from "./cors-headers.ts";
 import { LOG_CONTEXT, logger } from "./logger.ts";
@@ -192,16 +192,23 @@ function toProblem(err: unknown, requestId: string): { body: ProblemBody; header
   if (isBackendUnavailable(err)) {
     return {
       body: problem("service_unavailable", "a backend service is unavailable; retry shortly", requestId),
-      headers: { "retry-after": "2" },
+      headers: { "retry-after": String(unavailableRetryAfter()) },
     };
   }
   return { body: problem("internal_error", "an unexpected error occurred", requestId), headers: {} };
 }
 
-/** Name, code and, for a backend away, which way (a fixed word): never the message, which can quote user input. */
+/**
+ * Name, code and, for a backend away, which way (a fixed word; a 503 the service words itself keeps its cause's):
+ * never the message, which can quote user input.
+ */
 function describe(err: unknown): Record<string, unknown> {
   return err instanceof Error
-    ? { name: err.name, code: (err as { code?: string }).code, reason: unavailableReason(err) }
+    ? {
+        name: err.name,
+        code: (err as { code?: string }).code,
+        reason: unavailableReason(err) ?? unavailableReason(err.cause),
+      }
     : { name: typeof err };
 }
 

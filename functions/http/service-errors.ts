@@ -2,10 +2,15 @@
  * Failures that mean "a backend is away", answered 503 with Retry-After instead of 500:
  * Postgres refusing or dropping connections, a pool that cannot connect in time, a server shutting down,
  * a password rotated moments ago (28P01: the cached secret catches up within minutes), a connection gone silent
- * (pg's "Query read timeout": the pool's bound a second past the statement timeout, which the server never sent).
+ * (pg's "Query read timeout": the pool's bound a second past the statement timeout, which the server never sent),
+ * a statement the server cancelled at statement_timeout (57014: a Postgres too slow or too loaded to finish it in
+ * time), and one that waited past lock_timeout for a lock (55P03 outside a change, which answers session_busy: a
+ * read queued behind a migration's table lock). Either rolled back, so a retry cannot apply a change twice.
  */
 const UNAVAILABLE_PG_CODES = new Set([
   "28P01",
+  "55P03",
+  "57014",
   "57P01",
   "57P02",
   "57P03",

@@ -1,66 +1,14 @@
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../layers/chat/config.ts";
 import { buildPool } from "../../layers/chat/db/pool.ts";
 import { withTransaction } from "../../layers/chat/db/transaction.ts";
+import { type FreezingProxy, freezingProxy } from "../helpers/freezing-proxy.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 /**
  * A connection that goes silent (a half-open socket: a network fault, a peer gone without a reset) must not
  * hang a request until the function's timeout, nor stay in the pool for the next one.
  */
-interface FreezingProxy {
-  url: string;
-  /** Stops forwarding in both directions; every socket stays open. */
-  freeze(): void;
-  thaw(): void;
-  close(): Promise<void>;
-}
-
-async function freezingProxy(target: URL): Promise<FreezingProxy> {
-  const pairs = new Set<[Socket, Socket]>();
-  let frozen = false;
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    const pair: [Socket, Socket] = [client, upstream];
-    pairs.add(pair);
-    const forward = (from: Socket, to: Socket) =>
-      from.on("data", (chunk) => {
-        if (!frozen) to.write(chunk);
-      });
-    forward(client, upstream);
-    forward(upstream, client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      pairs.delete(pair);
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  const url = new URL(target.href);
-  url.hostname = "127.0.0.1";
-  url.port = String(port);
-  return {
-    url: url.href,
-    freeze: () => {
-      frozen = true;
-    },
-    thaw: () => {
-      frozen = false;
-    },
-    close: async () => {
-      for (const [a, b] of pairs) {
-        a.destroy();
-        b.destroy();
-      }
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
 let db: TestDatabase;
 let proxy: FreezingProxy;
 beforeAll(async () => {

@@ -28,6 +28,16 @@ describe("isBackendUnavailable", () => {
     ["a pool that could not connect in time", new Error("timeout exceeded when trying to connect")],
     // pg's query_timeout: the connection went silent (the server's statement_timeout would have answered 57014)
     ["a connection gone silent", new Error("Query read timeout")],
+    // Postgres too slow or loaded to finish a statement within statement_timeout: it cancelled (and rolled back) it
+    [
+      "a statement cancelled at the statement timeout (57014)",
+      withCode("57014", "canceling statement due to statement timeout"),
+    ],
+    // a read queued behind a table lock (a migration's) past lock_timeout; a change's answers session_busy first
+    [
+      "a lock not granted within the lock timeout (55P03)",
+      withCode("55P03", "canceling statement due to lock timeout"),
+    ],
     ["a server starting up", new Error("the database system is starting up")],
     ["no database configured", new Error("set DATABASE_URL or DATABASE_SECRET_ARN")],
   ])("%s: yes", (_, err) => {

@@ -27,6 +27,7 @@ import {
   isIdempotencyConflict,
   releaseIdempotencyKey,
 } from "../db/idempotency-store.ts";
+import { isUnanswered } from "../db/pooled-client.ts";
 import { withTransaction } from "../db/transaction.ts";
 import { type CloudEvent, chatEvent } from "../events/cloudevents.ts";
 import type { EventPublisher } from "../events/event-publisher.ts";
@@ -43,7 +44,7 @@ import {
 } from "./cached-reads.ts";
 import { changeTime } from "./change-time.ts";
 import { assertValidContent, assertValidUserId, isBlank, storableText } from "./content-rules.ts";
-import { ChatError } from "./errors.ts";
+import { ChatError, unavailableRetryAfter } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
 import { isLineForm, pageJsonFromText } from "./history-text.ts";
 import { assertValidMetadata } from "./metadata-rules.ts";
@@ -206,7 +207,7 @@ export class ChatService {
         welcome,
         events,
         idempotency: completion?.(result),
-      });
+      }).catch(mayHaveCommitted);
       await this.#afterCommit(stored, [welcomeMessage], events, false);
       return result;
     });
@@ -485,7 +486,9 @@ export class ChatService {
       const read = authSnapshot(auth, reads) ?? (await this.#wholeSnapshot(auth, reads));
       const { snap: optimistic, planned: first } = await this.#planChecked(auth, read, plan);
       const checkBacklog = this.#d.publisher.usesBacklog;
-      const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog });
+      const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog }).catch(
+        mayHaveCommitted,
+      );
       if (applied) return this.#committed(applied, optimistic, first);
       const locked = await withTransaction(this.#d.pool, async (client) => {
         const snap = await lockSnapshot(
@@ -504,7 +507,7 @@ export class ChatService {
         const done = await applySessionChange(client, { ...planned.change, checkBacklog });
         if (!done) throw new Error("session changed while its row was locked");
         return { snap, planned, done };
-      });
+      }).catch(mayHaveCommitted);
       if (!locked) throw await this.#gone(auth.session.session_id);
       if ("refused" in locked) {
         // Refused at a newer generation than the request read: what it read may be a cache entry that a Redis
@@ -761,6 +764,21 @@ function assertVersion(target: Message, expected: number | readonly number[] | u
       "version_conflict",
       `message is at version ${target.version}, not ${versions.join(" or ")}`,
     );
+}
+
+/**
+ * Rethrows a change's failed write. One whose statement (or COMMIT) Postgres never answered may have committed: a
+ * 503 that said only "retry shortly" had a client without an Idempotency-Key post twice. Still a 503 (retry once
+ * the database answers), saying so; the log keeps the cause's reason.
+ */
+function mayHaveCommitted(err: unknown): never {
+  if (!isUnanswered(err)) throw err;
+  throw new ChatError(
+    "service_unavailable",
+    "the database did not answer after the change was sent, so it may have been made: retry a post or create " +
+      "with the same Idempotency-Key (a change made is replayed), and read the session before repeating another",
+    { retryAfterSeconds: unavailableRetryAfter(), cause: err },
+  );
 }
 
 /** The pool's lock_timeout (SESSION_LOCK_TIMEOUT_MS) expired waiting for the session row: another writer holds it. */

@@ -29,9 +29,9 @@ export class ChatError extends Error {
   constructor(
     code: ChatErrorCode,
     message: string,
-    opts: { errors?: FieldError[]; retryAfterSeconds?: number } = {},
+    opts: { errors?: FieldError[]; retryAfterSeconds?: number; cause?: unknown } = {},
   ) {
-    super(message);
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.errors = opts.errors;
     this.retryAfterSeconds = opts.retryAfterSeconds;
@@ -39,3 +39,17 @@ export class ChatError extends Error {
 }
 
 export const isChatError = (e: unknown): e is ChatError => e instanceof ChatError;
+
+/** The seconds a 503's Retry-After asks for: drawn from this range, not one constant (see unavailableRetryAfter). */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = { min: 1, max: 4 } as const;
+
+/**
+ * Retry-After for a 503: a whole number of seconds drawn uniformly from UNAVAILABLE_RETRY_AFTER_SECONDS. Clients
+ * that failed together (an outage fails every request in flight at once) would, told one constant, all retry in
+ * the same second, a wave as large as the load that failed, against a backend just coming back; spread over four
+ * seconds, a quarter of it. `random` is for tests.
+ */
+export function unavailableRetryAfter(random: () => number = Math.random): number {
+  const { min, max } = UNAVAILABLE_RETRY_AFTER_SECONDS;
+  return min + Math.min(max - min, Math.floor(random() * (max - min + 1)));
+}

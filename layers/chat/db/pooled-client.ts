@@ -47,6 +47,22 @@ export async function withClient<T>(
 export const isStatementError = (err: unknown): boolean =>
   err instanceof pg.DatabaseError && err.severity === "ERROR" && !/^(08|57P)/.test(err.code ?? "08");
 
+const unanswered = new WeakSet<object>();
+
+/**
+ * Whether `err` ended a statement that was sent and never answered (a connection that went silent or dropped
+ * mid-statement, pg's query bound): the server may have run it, and a write in it committed. A statement the server
+ * answered with an error did not; nor did one that failed before it was sent (no connection, a broken client).
+ */
+export const isUnanswered = (err: unknown): boolean =>
+  typeof err === "object" && err !== null && unanswered.has(err);
+
+/** Notes a failed statement's error as unanswered (isUnanswered) unless the server answered it or it was never sent. */
+export function noteIfUnanswered(err: unknown): void {
+  if (err instanceof Error && !(err instanceof pg.DatabaseError) && !/not queryable/.test(err.message))
+    unanswered.add(err);
+}
+
 type PoolQuery = (this: pg.Pool, ...args: unknown[]) => unknown;
 
 /**
@@ -72,7 +88,10 @@ export function keepConnectionsOnStatementErrors(pool: pg.Pool): void {
       try {
         return await client.query(config as string | pg.QueryConfig, values as unknown[] | undefined);
       } catch (err) {
-        if (!isStatementError(err)) checkout.markBroken(err as Error);
+        if (!isStatementError(err)) {
+          checkout.markBroken(err as Error);
+          noteIfUnanswered(err);
+        }
         throw err;
       }
     });

@@ -1,13 +1,19 @@
 import type pg from "pg";
-import { withClient } from "./pooled-client.ts";
+import { noteIfUnanswered, withClient } from "./pooled-client.ts";
 
-/** Runs `work` in one transaction on one pooled client: COMMIT on success, ROLLBACK on any error. */
+/**
+ * Runs `work` in one transaction on one pooled client: COMMIT on success, ROLLBACK on any error. A COMMIT sent and
+ * never answered may have committed (isUnanswered); a failure before it never did.
+ */
 export function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   return withClient(pool, async (client, checkout) => {
     try {
       await client.query("BEGIN");
       const result = await work(client);
-      await client.query("COMMIT");
+      await client.query("COMMIT").catch((err: unknown) => {
+        noteIfUnanswered(err);
+        throw err;
+      });
       return result;
     } catch (err) {
       // A client whose ROLLBACK failed (a lost or silent connection) may be mid-transaction or mid-query: the

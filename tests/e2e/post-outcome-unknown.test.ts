@@ -1,0 +1,71 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FreezingProxy, freezingProxy } from "../helpers/freezing-proxy.ts";
+import { createSession, type RunnerFixture, startRunnerFixture } from "../helpers/runner-fixture.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+
+/**
+ * A post whose change statement reached Postgres, and whose answer never came back (a connection gone silent, a
+ * reply lost; through RDS Proxy, also a statement that waited to borrow a connection past the client's bound):
+ * Postgres ran and committed it, the request gave up at its query bound and answered 503. A client that retries
+ * that 503 without its Idempotency-Key posts the message twice, so the answer must say that the post may have been
+ * made, and what makes a retry safe.
+ */
+const STATEMENT_TIMEOUT_MS = 300;
+let db: TestDatabase;
+let proxy: FreezingProxy;
+let fx: RunnerFixture;
+
+beforeAll(async () => {
+  db = await createTestDatabase(2);
+  proxy = await freezingProxy(new URL(db.url));
+  fx = await startRunnerFixture({
+    env: { DATABASE_URL: proxy.url, DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS) },
+  });
+});
+afterAll(async () => {
+  await fx?.close();
+  await proxy?.close();
+  await db?.drop();
+});
+
+const userMessages = async (sessionId: string) =>
+  (
+    await db.pool.query<{ content: string }>(
+      "SELECT content FROM messages WHERE session_id = $1 AND role = 'user' ORDER BY seq",
+      [sessionId],
+    )
+  ).rows.map((r) => r.content);
+
+describe("a post whose reply from Postgres is lost", () => {
+  it("answers a 503 that says the post may have been made, and its retry with the key replays it", async () => {
+    const s = await createSession(fx);
+    const key = randomUUID();
+    const send = () =>
+      fx.call<{ code: string; detail: string }>("POST", "/messages/post", {
+        json: { session_id: s.sessionId, content: "did this arrive?" },
+        headers: { "idempotency-key": key },
+        token: s.token,
+      });
+    proxy.freezeRepliesAfter("did this arrive?");
+    let res: Awaited<ReturnType<typeof send>>;
+    try {
+      res = await send();
+    } finally {
+      proxy.thaw();
+    }
+    expect(res.status, res.text).toBe(503);
+    expect(res.body.code).toBe("service_unavailable");
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+    // Postgres did make it
+    expect(await userMessages(s.sessionId)).toEqual(["did this arrive?"]);
+    // ... which the answer must not hide behind "retry shortly": a retry without the key would post it again
+    expect(res.body.detail).toMatch(/may have been (made|applied)/);
+    expect(res.body.detail).toMatch(/Idempotency-Key/);
+
+    const retry = await send();
+    expect(retry.status, retry.text).toBe(201);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(await userMessages(s.sessionId)).toEqual(["did this arrive?"]);
+  });
+});
