@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { getRedis } from "../../layers/chat/cache/redis-client.ts";
 import { httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -42,5 +43,18 @@ describe("GET /health with Redis down", () => {
         kafka: { status: "disabled", latency_ms: null },
       },
     });
+  });
+
+  it("leaves no listener on the Redis client per check, however long the outage", async () => {
+    const { handler } = (await import("../../functions/health.ts")) as { handler: Handler };
+    const redis = getRedis();
+    if (!redis) throw new Error("REDIS_URL is set: there is a client");
+    const before = redis.listenerCount("ready");
+    // a load balancer's or uptime check's probes during an outage: each used to leave one, for good
+    for (let i = 0; i < 12; i++) {
+      const res = await handler(httpEvent("GET", "/health"), lambdaContext("health"));
+      expect(JSON.parse(String(res.body)).checks.redis.status).toBe("down");
+    }
+    expect(redis.listenerCount("ready")).toBe(before);
   });
 });

@@ -111,15 +111,22 @@ export function getRedis(): Redis | null {
   return client;
 }
 
-/** Waits (bounded) for the first connection, so a cold start does not begin with a cache miss storm. */
+/**
+ * Waits (bounded) for the first connection, so a cold start does not begin with a cache miss storm. Its listener
+ * goes with the wait: /health waits on every call, and during an outage each call left one on the process's client.
+ */
 export async function redisReady(redis: Redis, timeoutMs: number): Promise<void> {
   if (redis.status === "ready") return;
   await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
-    redis.once("ready", () => {
+    const onReady = () => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    const timer = setTimeout(() => {
+      redis.off("ready", onReady);
+      resolve();
+    }, timeoutMs);
+    redis.once("ready", onReady);
   });
 }
 

@@ -1,4 +1,6 @@
-import { type KafkaConfig, type LogEntry, logLevel } from "kafkajs";
+import { isIP, connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { type ISocketFactory, type KafkaConfig, type LogEntry, logLevel } from "kafkajs";
 import "./kafkajs-idle-fix.ts";
 import "./kafkajs-encoder-fix.ts";
 import "./kafkajs-send-by.ts";
@@ -46,6 +48,29 @@ export function quietLogCreator(sink: KafkaLogSink = defaultSink) {
     };
 }
 
+/** How long a socket kafkajs has ended may wait for the broker's side of the close before it is destroyed. */
+export const SOCKET_END_GRACE_MS = 2000;
+
+/**
+ * kafkajs's own socket factory (TLS with the broker's name, keep-alive after 60 s), except that a socket it ends is
+ * destroyed if the broker has not closed its side within SOCKET_END_GRACE_MS, as ioredis does. kafkajs only calls
+ * end(), and waits for the broker's FIN: a broker that accepts connections but answers nothing (a hung or stopped
+ * process) never sends one, and every client dropped after a failed publish or ping kept its socket open for good.
+ */
+export const endingSocketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+  const socket: Socket = ssl
+    ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+    : netConnect({ host, port }, onConnect);
+  socket.setKeepAlive(true, 60_000);
+  const end = socket.end.bind(socket) as (...args: unknown[]) => Socket;
+  socket.end = ((...args: unknown[]) => {
+    const ended = end(...args);
+    setTimeout(() => socket.destroy(), SOCKET_END_GRACE_MS).unref();
+    return ended;
+  }) as Socket["end"];
+  return socket;
+};
+
 /** Builds the kafkajs config: short timeouts and few retries so a request never waits long on Kafka. */
 export function buildKafkaConfig(options: KafkaClientOptions): KafkaConfig {
   const requestTimeout = options.requestTimeoutMs ?? 2000;
@@ -59,6 +84,7 @@ export function buildKafkaConfig(options: KafkaClientOptions): KafkaConfig {
     retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
     logLevel: logLevel.WARN,
     logCreator: quietLogCreator(options.log),
+    socketFactory: endingSocketFactory,
   };
   if (options.auth === "msk-iam") {
     const region = options.region;
