@@ -28,6 +28,10 @@ export const handler = middy<unknown, MaintenanceResult | EraseSessionsResult, E
     const timeBudgetMs = Math.max(1000, context.getRemainingTimeInMillis() - 15_000);
     if (erase) {
       const result = await eraseSessions(await getPool(), getCacheGuard(), erase, Date.now() + timeBudgetMs);
+      // One line per session, as session-erase's access line names its own: the invoke's payload is in no log, and
+      // after a restore to before this erase the runbook (docs/deploy.md) finds the sessions to erase again here.
+      for (const id of erase)
+        if (!result.failed.includes(id)) logger.info("session erased", { session_id: id });
       (result.failed.length ? logger.warn : logger.info).call(logger, "maintenance erase", { ...result });
       return result;
     }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
@@ -82,6 +83,20 @@ describe.each(variants)("events-consumer's on-failure destination: %s", (_name, 
         ],
       },
     });
+  });
+
+  it("README and deploy.md say how long a failed batch's text can stay: up to its expiry, then a day as an old version", () => {
+    const lifecycle = bucket.Properties?.LifecycleConfiguration as {
+      Rules: { ExpirationInDays: number; NoncurrentVersionExpiration: { NoncurrentDays: number } }[];
+    };
+    const [rule] = lifecycle.Rules;
+    // S3 rounds each lifecycle date up to the next midnight UTC: the expiry makes the object an old version (the
+    // bucket is versioned), which goes NoncurrentDays after that midnight: 14 + 1 + up to a day of rounding.
+    const longest =
+      (rule?.ExpirationInDays ?? 0) + (rule?.NoncurrentVersionExpiration.NoncurrentDays ?? 0) + 1;
+    const doc = (path: string) => readFileSync(new URL(path, import.meta.url), "utf8").replace(/\s+/g, " ");
+    expect(doc("../../README.md")).toContain(`in the on-failure bucket up to ${longest} days`);
+    expect(doc("../../docs/deploy.md")).toContain(`gone within ${longest} days`);
   });
 
   it("lets the consumer's role put objects in this bucket of this account and list it, nothing more", () => {

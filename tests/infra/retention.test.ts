@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { synth } from "./synth.ts";
 
@@ -13,6 +14,12 @@ const s = synth({ logRetentionDays: "14" });
 const resources = s.template.toJSON().Resources as Record<string, Resource>;
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
 
+/** README's list of what an erase cannot reach ("Deleting, editing, erasing"): what a user is told stays. */
+const outsideReach =
+  /^- Outside the API's reach:[\s\S]*?(?=\n- )/m.exec(
+    readFileSync(new URL("../../README.md", import.meta.url), "utf8"),
+  )?.[0] ?? "";
+
 describe("what the stack keeps, and for how long", () => {
   it("every log group keeps logRetentionDays and goes with the stack", () => {
     const groups = ofType("AWS::Logs::LogGroup");
@@ -21,6 +28,23 @@ describe("what the stack keeps, and for how long", () => {
       expect(group.Properties?.RetentionInDays, id).toBe(14);
       expect(group.DeletionPolicy, id).toBe("Delete");
     }
+  });
+
+  it("API Gateway's access log keeps who sent each request and nothing of its content, and README says so", () => {
+    const stages = ofType("AWS::ApiGatewayV2::Stage");
+    expect(stages).toHaveLength(1);
+    const settings = stages[0]?.[1].Properties?.AccessLogSettings as { Format: string };
+    const fields = Object.values(JSON.parse(settings.Format) as Record<string, string>);
+    // no path (it names the session), query string, header, body or authorizer output (a token's claims)
+    for (const v of fields) expect(v).not.toMatch(/path|querystring|header|body|authorizer/i);
+    // what identifies the client, kept logRetentionDays whatever the session's erase: the README must say so
+    expect(fields.filter((v) => v.startsWith("$context.identity.")).sort()).toEqual([
+      "$context.identity.sourceIp",
+      "$context.identity.userAgent",
+    ]);
+    expect(outsideReach).toContain("access log");
+    expect(outsideReach).toContain("IP address");
+    expect(outsideReach).toContain("user agent");
   });
 
   it("refuses a logRetentionDays CloudWatch does not offer, at synth rather than at deploy", () => {

@@ -3,6 +3,7 @@ import { Metrics } from "@aws-lambda-powertools/metrics";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
+import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
 import { capturedOutput } from "../helpers/captured-output.ts";
 import { lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
@@ -77,5 +78,41 @@ describe("outbox-relay, the function", () => {
     expect(result).toMatchObject([{ kafka: "off" }, { kafka: "off" }]);
     // Powertools' logMetrics warned "No application metrics to publish" on each (a plain-text WARN line)
     expect(printed).toBe("");
+  });
+
+  it("without Kafka, an event's text leaves the outbox OUTBOX_RETENTION_HOURS after it was written, as a published one's does", async () => {
+    vi.stubEnv("KAFKA_BROKERS", undefined);
+    await resetRuntime();
+    const session = randomUUID();
+    const event = (id: string, content: string) =>
+      JSON.stringify({ specversion: "1.0", id, type: "chat.message.created", data: { content } });
+    const old = randomUUID();
+    const recent = randomUUID();
+    // an edit's earlier text, written 25 h ago, and a post of a minute ago: neither will ever be published
+    await db.pool.query(
+      `INSERT INTO outbox (event_id, session_id, event_type, event, created_at)
+       VALUES ($1, $3, 'chat.message.created', $2, now() - interval '25 hours'),
+              ($4, $3, 'chat.message.created', $5, now() - interval '1 minute')`,
+      [old, event(old, "the text before the edit"), session, recent, event(recent, "a new post")],
+    );
+    try {
+      const { handler } = (await import("../../functions/outbox-relay.ts")) as { handler: Handler };
+      await handler({}, lambdaContext("outbox-relay", 60_000));
+      await runMaintenance(db.pool, null, {
+        outboxRetentionHours: 24,
+        consumedEventsRetentionHours: 336,
+        sessionRetentionDays: 0,
+      });
+    } finally {
+      vi.stubEnv("KAFKA_BROKERS", "127.0.0.1:1");
+      await resetRuntime();
+    }
+    const left = await db.pool.query(
+      `SELECT o.event_id, p.id IS NOT NULL AS queued FROM outbox o LEFT JOIN outbox_pending p ON p.id = o.id
+        WHERE o.session_id = $1`,
+      [session],
+    );
+    // the old event stayed queued for good (no relay ever publishes it, and maintenance prunes published ones only)
+    expect(left.rows).toEqual([{ event_id: recent, queued: true }]);
   });
 });

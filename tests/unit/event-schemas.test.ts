@@ -33,6 +33,14 @@ describe("event schemas", () => {
     expect(Object.keys(props("chat.message.deleted").properties ?? {})).not.toContain("content");
   });
 
+  it("tells a consumer of chat.session.erased to delete what it holds of the session, not only to drop later events", () => {
+    const erased = String(eventJsonSchemas()["chat.session.erased"].description);
+    // a replica that only kept the erased mark went on holding the user's text and user_id after the erase
+    expect(erased).toMatch(/delete/i);
+    expect(erased).toContain("user_id");
+    expect(erased).toMatch(/text/);
+  });
+
   it("accepts what CloudEvents allows on top: extension attributes and new optional data fields", () => {
     const ajv = new Ajv2020({ strict: false });
     addFormats(ajv);

@@ -101,4 +101,18 @@ describe("maintenance, the function", () => {
     expect(runs.length).toBe(before); // no maintenance run
     expect(erased).toHaveLength(1);
   });
+
+  it("logs each session an operator's erase reached, as session-erase's access line does: a restore's runbook erases them again", async () => {
+    const { handler } = await import("../../functions/maintenance.ts");
+    const { logger } = await import("../../functions/http/logger.ts");
+    const info = vi.spyOn(logger, "info");
+    const ids = ["0b6f1d2c-3b4a-4e8d-9c7b-1a2b3c4d5e6f", "1c7a2e3d-4c5b-4f9e-8d6c-2b3c4d5e6f70"];
+    await handler({ eraseSessions: ids }, lambdaContext("maintenance", 60_000));
+    // nothing else records them (the invoke's payload is in no log): after a restore to before this erase, the
+    // runbook's query of the logs must find them, or the sessions are back for good
+    const logged = info.mock.calls
+      .filter((c) => c[0] === "session erased")
+      .map((c) => (c[1] as { session_id: string }).session_id);
+    expect(logged).toEqual(ids);
+  });
 });

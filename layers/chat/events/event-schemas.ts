@@ -38,8 +38,9 @@ const MEANING: Record<EventType, string> = {
     "still with the text if they were being published as it was deleted, may arrive after it: the version rule " +
     "drops them.",
   "chat.session.erased":
-    "The session and its messages are gone, for good. Events of the session may still follow it (a publish in " +
-    "flight when it committed): drop them, keeping the erased mark for as long as you remember event ids.",
+    "The session and its messages are gone, for good: delete what you hold of them (the messages' text, the " +
+    "session's user_id), as the API has. Events of the session may still follow it (a publish in flight when it " +
+    "committed): drop them, keeping the erased mark for as long as you remember event ids.",
 };
 
 /** JSON Schema (2020-12) per event type, generated from the same zod types the producer and consumer use. */

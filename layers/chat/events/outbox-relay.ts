@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { type CloudEvent, toKafkaRecord } from "./cloudevents.ts";
-import { markPublished, pendingBatch, withRelayLock } from "./outbox-store.ts";
+import { dequeueExpired, markPublished, pendingBatch, withRelayLock } from "./outbox-store.ts";
 
 /** Publishes a batch within timeoutMs, or rejects. */
 export type PublishBatch = (events: CloudEvent[], timeoutMs: number) => Promise<void>;
@@ -108,6 +108,25 @@ export async function relayOutbox(
     }
   });
   return ran ?? { skipped: true, published: 0, batches: 0 };
+}
+
+/**
+ * For a stack without Kafka, where nothing will ever publish the queue: its events written over `retentionHours`
+ * (OUTBOX_RETENTION_HOURS) ago leave it unpublished, oldest first, a batch per statement until none is left or the
+ * budget is spent, and maintenance then prunes them as it prunes published ones. Queued for good, they kept every
+ * message's text, an edit's earlier text and a regenerated reply's included, until their session was erased.
+ */
+export async function expireUnpublished(
+  pool: pg.Pool,
+  opts: { retentionHours: number; batchSize: number; timeBudgetMs: number },
+): Promise<number> {
+  const deadline = Date.now() + opts.timeBudgetMs;
+  let expired = 0;
+  for (;;) {
+    const n = await dequeueExpired(pool, opts.retentionHours, opts.batchSize);
+    expired += n;
+    if (n < opts.batchSize || Date.now() >= deadline) return expired;
+  }
 }
 
 /**

@@ -130,6 +130,24 @@ export async function markEventsPublished(db: Queryable, eventIds: readonly stri
   });
 }
 
+/**
+ * Takes off the queue, unpublished, those of its oldest `$2` events written over `$1` hours ago (locked in id order,
+ * as the marks take them); returns how many. Only for a stack without Kafka (expireUnpublished).
+ */
+const DEQUEUE_EXPIRED = markQueued(`SELECT p.id FROM outbox_pending p
+  WHERE p.id IN (SELECT w.id FROM (SELECT id FROM outbox_pending ORDER BY id LIMIT $2) AS w
+                   JOIN outbox o ON o.id = w.id
+                  WHERE o.created_at < now() - make_interval(hours => $1))`);
+
+export async function dequeueExpired(db: Queryable, retentionHours: number, limit: number): Promise<number> {
+  const res = await db.query({
+    name: "outbox_dequeue_expired",
+    text: DEQUEUE_EXPIRED,
+    values: [retentionHours, limit],
+  });
+  return res.rowCount ?? 0;
+}
+
 // pg_try_advisory_lock key: "one relay at a time" across every process on the database.
 const RELAY_LOCK_KEY = 0x63686174; // "chat"
 

@@ -147,7 +147,8 @@ export function eraseRequest(event: unknown): string[] | undefined {
  * Erases the given sessions now, whatever their age, as their users' DELETE /sessions/{id} does. After a database
  * restore, the erasures made since the restore point are undone (the rows are back, their tombstones in Redis
  * expire within the TTL): the runbook in docs/deploy.md applies them again with the ids session-erase logged since
- * that point, for which no one else has a token-free way in.
+ * that point, and those this erase logged (the maintenance function's `session erased` lines), for which no one
+ * else has a token-free way in.
  */
 export async function eraseSessions(
   pool: pg.Pool,
