@@ -182,7 +182,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     authMethod: "scram-sha-256",
     persistent: true,
     createPostgresUser: false, // prepareForRoot made sure it exists
-    initdbFlags: ["--encoding=UTF8", "--no-sync", ...(pwfile ? [`--pwfile=${pwfile.path}`] : [])],
+    // Locale C, not the shell's: initdb refused a LANG naming a locale the machine lacks, and a libc collation
+    // would tie the cluster's text ordering to the OS's version of it. The product sorts no text.
+    initdbFlags: [
+      "--encoding=UTF8",
+      "--locale=C",
+      "--no-sync",
+      ...(pwfile ? [`--pwfile=${pwfile.path}`] : []),
+    ],
     // TCP on loopback only, and no unix socket (it would land in /tmp, owned by another user).
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
     onLog: (message: string) => {

@@ -63,6 +63,36 @@ describe("startEmbeddedPostgres", () => {
     expect(alive(pid)).toBe(false);
     expect(existsSync(join(dataDir, "postmaster.pid"))).toBe(false);
   }, 90_000);
+
+  it("initialises under a LANG naming a locale the machine lacks, and collates as C whatever the shell's", async () => {
+    // initdb takes its locale from the environment: a shell's LANG carried over SSH or set in a dotfile often names
+    // one the machine never generated, and initdb then refused to create the cluster.
+    const saved = { LANG: process.env.LANG, LC_ALL: process.env.LC_ALL, LC_COLLATE: process.env.LC_COLLATE };
+    process.env.LANG = "xx_XX.UTF-8";
+    delete process.env.LC_ALL;
+    delete process.env.LC_COLLATE;
+    const dataDir = await scratch();
+    const server = await startEmbeddedPostgres({ dataDir, log: silent }).finally(() => {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    });
+    try {
+      const client = new pg.Client({ connectionString: server.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query(
+          "SELECT datcollate, datctype FROM pg_database WHERE datname = current_database()",
+        );
+        expect(rows[0]).toEqual({ datcollate: "C", datctype: "C" });
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
 });
 
 /** Runs `node local/main.ts` and resolves with its URL once it listens. */
