@@ -43,6 +43,16 @@ const backendPid = async (q: { query: pg.Pool["query"] }) =>
   (await q.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves once `pid` has left pg_stat_activity (pg_terminate_backend only signals it). */
+async function untilBackendGone(pid: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const r = await f.db.pool.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid]);
+    if (r.rowCount === 0) return;
+    await sleep(10);
+  }
+  throw new Error(`backend ${pid} was still there 5 s after its termination`);
+}
+
 /** How many new connections pg opens (in this process) while `work` runs. */
 async function connectionsDuring(work: () => Promise<unknown>): Promise<number> {
   const connect = vi.spyOn(pg.Client.prototype, "connect");
@@ -139,6 +149,9 @@ describe("a connection lost while checked out", () => {
           [0x63686174],
         );
         await terminate(lock.rows[0].pid);
+        // The backend gone, its socket's close is queued for the relay's client: a turn of the loop delivers it
+        // (a fixed 100 ms alone was not always enough on a loaded machine).
+        await untilBackendGone(lock.rows[0].pid);
         await sleep(100);
       },
       { batchSize: 5, batchBytes: 1_000_000, timeBudgetMs: 10_000 },
