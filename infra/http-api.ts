@@ -20,7 +20,9 @@ export interface ChatHttpApiProps {
   logRetention: logs.RetentionDays;
 }
 
-// HTTP API context variables ($context.resourcePath/caller do not exist here, unlike REST APIs).
+// HTTP API context variables ($context.resourcePath/caller do not exist here, unlike REST APIs). Only fields API
+// Gateway bounds: every request's line is billed by the byte, the stage's own 429s included, and a field the
+// client sets (the user agent, a header) could make each one 10 KB.
 const ACCESS_LOG_FORMAT = JSON.stringify({
   requestId: "$context.requestId",
   ip: "$context.identity.sourceIp",
@@ -32,7 +34,6 @@ const ACCESS_LOG_FORMAT = JSON.stringify({
   latencyMs: "$context.responseLatency",
   integrationLatencyMs: "$context.integrationLatency",
   integrationError: "$context.integrationErrorMessage",
-  userAgent: "$context.identity.userAgent",
 });
 
 /** HTTP API (payload 2.0) with one route per manifest route, stage throttling, CORS and JSON access logs. */

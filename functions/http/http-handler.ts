@@ -12,7 +12,7 @@ import { CORS_EXPOSED_HEADERS, corsOriginAllowed } from "./cors-headers.ts";
 import { LOG_CONTEXT, logger } from "./logger.ts";
 import { MIDDY_OPTIONS } from "./middy-options.ts";
 import { HttpProblem, type ProblemBody, problem } from "./problem.ts";
-import { prefetchedSession, rateLimit } from "./rate-limit.ts";
+import { prefetchedSession, rateLimit, rateLimitRefusal } from "./rate-limit.ts";
 import { parseRequest } from "./request-parsing.ts";
 import { apiSecurityHeaders } from "./security-headers.ts";
 import { isBackendUnavailable, unavailableReason } from "./service-errors.ts";
@@ -226,5 +226,6 @@ function accessLog(
     duration_ms: started === undefined ? undefined : Math.round((performance.now() - started) * 100) / 100,
     request_id: requestIdOf(event),
     session_id: requestSessions.get(event),
+    ...rateLimitRefusal(event),
   });
 }

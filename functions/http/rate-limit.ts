@@ -69,6 +69,18 @@ export function prefetchedSession(event: APIGatewayProxyEventV2): PrefetchedEntr
   return prefetches.get(event);
 }
 
+/** Why a request was refused (the policies over their limit, and which limiter decided), for its access line. */
+export interface RateLimitRefusal {
+  rate_limited: string[];
+  limiter: RateDecision["source"];
+}
+const refusals = new WeakMap<APIGatewayProxyEventV2, RateLimitRefusal>();
+
+/** The refusal of a request answered 429 by the limiter, if it was. */
+export function rateLimitRefusal(event: APIGatewayProxyEventV2): RateLimitRefusal | undefined {
+  return refusals.get(event);
+}
+
 /**
  * The session a request is about, guessed before parsing: the path parameter, a `"session_id":"<uuid>"` in the
  * JSON body, or, with no body, a `session_id` query parameter (a delete's ids may come that way). Only decides
@@ -124,7 +136,8 @@ export function rateLimit(
         prefetches.set(request.event, { sessionId: hint, read: reads, values: decision.got, sentAt });
       if (!decision.allowed) {
         const policies = decision.results.filter((r) => !r.allowed).map((r) => r.policy.name);
-        logger.info("rate limited", { function: name, policies, source: decision.source });
+        // On the access line, not a line of its own: a client ignoring its 429s would double their log bytes.
+        refusals.set(request.event, { rate_limited: policies, limiter: decision.source });
         throw new ChatError(
           "rate_limited",
           `too many requests (${policies.join(", ")}); retry in ${decision.retryAfterSeconds} s`,

@@ -27,8 +27,8 @@ export class Kafka extends Construct {
       allowAllOutbound: false,
     });
     this.securityGroup.connections.allowFrom(network.functionSg, MSK_IAM_PORT, "functions to brokers");
-    // The event source mapping's pollers use this security group: to the brokers, and to the Lambda and STS
-    // endpoints (and S3's, where they put a batch the consumer failed on).
+    // The event source mapping's pollers use this security group: to the brokers, and to the S3 endpoint, where
+    // they put a batch the consumer failed on.
     this.securityGroup.connections.allowInternally(MSK_IAM_PORT, "event source pollers to brokers");
     network.endpointSg.connections.allowFrom(
       this.securityGroup,

@@ -15,8 +15,8 @@ export interface NetworkProps {
 
 /**
  * Two AZs of private isolated subnets and no NAT gateway: nothing in the VPC needs the internet. The AWS APIs the
- * functions and the MSK event source call are reached through interface endpoints instead (see docs/deploy.md for
- * the cost comparison). Functions that reach no backend (the health canary, the OpenAPI document) run outside it.
+ * functions call, and S3 for the MSK event source's failed batches, are reached through interface endpoints instead
+ * (see docs/deploy.md for the cost comparison). Functions that reach no backend (the health canary, the OpenAPI document) run outside it.
  */
 export class Network extends Construct {
   readonly vpc: ec2.Vpc;
@@ -65,9 +65,8 @@ export class Network extends Construct {
     );
     // kafka:GetBootstrapBrokers, how functions find the MSK Serverless brokers.
     this.#endpoint("Kafka", ec2.InterfaceVpcEndpointAwsService.KAFKA);
-    // The MSK event source mapping's pollers call Lambda and STS from the cluster's subnets.
-    this.#endpoint("Lambda", ec2.InterfaceVpcEndpointAwsService.LAMBDA);
-    this.#endpoint("Sts", ec2.InterfaceVpcEndpointAwsService.STS);
+    // No Lambda or STS endpoint (each $0.01 per AZ-hour): the MSK event source's pollers need them only in
+    // on-demand mode, and they run in provisioned mode (infra/failed-batches.ts); nothing else here calls either.
     if (props.bedrock) this.#endpoint("BedrockRuntime", ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME);
     if (props.xray) this.#endpoint("XRay", ec2.InterfaceVpcEndpointAwsService.XRAY);
   }

@@ -38,13 +38,12 @@ describe("what the stack keeps, and for how long", () => {
     // no path (it names the session), query string, header, body or authorizer output (a token's claims)
     for (const v of fields) expect(v).not.toMatch(/path|querystring|header|body|authorizer/i);
     // what identifies the client, kept logRetentionDays whatever the session's erase: the README must say so
+    // (the user agent left with bug 179: a client sets its size)
     expect(fields.filter((v) => v.startsWith("$context.identity.")).sort()).toEqual([
       "$context.identity.sourceIp",
-      "$context.identity.userAgent",
     ]);
     expect(outsideReach).toContain("access log");
     expect(outsideReach).toContain("IP address");
-    expect(outsideReach).toContain("user agent");
   });
 
   it("refuses a logRetentionDays CloudWatch does not offer, at synth rather than at deploy", () => {

@@ -272,7 +272,7 @@ describe("log privacy", () => {
     );
 
     const all = captured.join("\n");
-    // the capture is real: access logs of every function, the rate-limit and fallback lines
+    // the capture is real: access logs of every function (a 429 among them), the fallback line
     for (const fn of [
       "sessions-create",
       "messages-post",
@@ -283,7 +283,8 @@ describe("log privacy", () => {
     ]) {
       expect(all).toContain(`"function":"${fn}"`);
     }
-    expect(all).toContain('"message":"rate limited"');
+    expect(all).toContain('"status":429');
+    expect(all).toContain('"rate_limited":[');
     // the 5xx path logged its error line, and the database's message (which quotes the content) stayed out
     expect(all).toContain('"message":"request failed"');
     expect(all).toContain(`"code":"${FAULT_SQLSTATE}"`);
