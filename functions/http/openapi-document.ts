@@ -69,27 +69,54 @@ const PROBLEM_HEADERS: Partial<Record<ErrorCode, string[]>> = {
 const HEADER_DESCRIPTIONS: Record<string, string> = {
   location: "The new session: /sessions/{session_id}, relative to the API's origin",
 };
+/**
+ * Headers on (nearly) every answer: described once in components.headers, referred to from each response (they are
+ * on some ninety responses, and the document is inlined in the openapi function).
+ */
+const SHARED_HEADERS: Record<string, string> = {
+  "x-request-id": "The request's id (a problem's request_id): quote it when reporting a problem",
+  RateLimit:
+    'What is left of each limit the request counts against: "per-token";r=<requests left>;t=<seconds>, … (draft-ietf-httpapi-ratelimit-headers)',
+  "RateLimit-Policy":
+    'The limits: "per-token";q=<requests>;w=<window in seconds>, "per-ip";q=…;w=… (draft-ietf-httpapi-ratelimit-headers)',
+};
+const sharedHeader = (h: string) =>
+  Object.keys(SHARED_HEADERS).find((name) => name.toLowerCase() === h.toLowerCase());
+/** The names, once each whatever their letter case (the first spelling kept). */
 const headersOf = (names: string[]) =>
   Object.fromEntries(
-    names.map((h) => [
-      h,
-      {
-        ...(HEADER_DESCRIPTIONS[h] ? { description: HEADER_DESCRIPTIONS[h] } : {}),
-        schema: { type: "string" },
-      },
-    ]),
+    names
+      .filter((h, i) => names.findIndex((n) => n.toLowerCase() === h.toLowerCase()) === i)
+      .map((h) => {
+        const shared = sharedHeader(h);
+        if (shared) return [shared, { $ref: `#/components/headers/${shared}` }];
+        const description = HEADER_DESCRIPTIONS[h.toLowerCase()];
+        return [h, { ...(description ? { description } : {}), schema: { type: "string" } }];
+      }),
   );
 
+/**
+ * Headers every answer of the function carries, whatever its status (functions/http/http-handler.ts, rate-limit.ts):
+ * the request id, and the rate limit's fields on every answer the limiter saw, not only on its 429.
+ */
+const everyAnswerHeaders = (name: string) => [
+  "x-request-id",
+  ...(RATE_LIMIT_EXEMPT.has(name) ? [] : ["RateLimit", "RateLimit-Policy"]),
+];
+
 /** The problem responses for these codes, by status: the Problem schema, its `code` one of the status's codes. */
-function problemResponses(codes: readonly ErrorCode[]): Record<string, Record<string, unknown>> {
+function problemResponses(
+  codes: readonly ErrorCode[],
+  common: string[],
+): Record<string, Record<string, unknown>> {
   const responses: Record<string, Record<string, unknown>> = {};
   const statuses = [...new Set(codes.map((c) => statusOf[c]))].sort((a, b) => a - b);
   for (const status of statuses) {
     const these = codes.filter((c) => statusOf[c] === status);
-    const headers = [...new Set(these.flatMap((c) => PROBLEM_HEADERS[c] ?? []))];
+    const headers = [...common, ...these.flatMap((c) => PROBLEM_HEADERS[c] ?? [])];
     responses[status] = {
       description: these.join(", "),
-      ...(headers.length ? { headers: headersOf(headers) } : {}),
+      headers: headersOf(headers),
       content: {
         "application/problem+json": {
           schema: {
@@ -97,6 +124,58 @@ function problemResponses(codes: readonly ErrorCode[]): Record<string, Record<st
           },
         },
       },
+    };
+  }
+  return responses;
+}
+
+/**
+ * What API Gateway answers itself on any route, before or instead of the function (README, "How it works"): its
+ * own `{"message": …}` JSON, which a client generated from this document must expect beside the problems. Each is a
+ * component response; a status the function answers too also gets it as another media type.
+ */
+const GATEWAY_ANSWERS: Record<number, { name: string; why: string }> = {
+  413: {
+    name: "GatewayPayloadTooLarge",
+    why: "a body over API Gateway's 10 MB, or one whose event would pass Lambda's 6 MB",
+  },
+  429: { name: "GatewayThrottled", why: "the stage's throttle, spent before any per-client limit" },
+  500: {
+    name: "GatewayInternalError",
+    why: "the function failed, ran out of time, or answered more than Lambda returns",
+  },
+  503: { name: "GatewayUnavailable", why: "the integration timed out" },
+};
+
+const gatewayResponses = () =>
+  Object.fromEntries(
+    Object.values(GATEWAY_ANSWERS).map(({ name, why }) => [
+      name,
+      {
+        description: `API Gateway: ${why}`,
+        // the local runner's answer carries one; API Gateway's carries its apigw-requestid instead
+        headers: headersOf(["x-request-id"]),
+        content: { "application/json": { schema: { $ref: ref("GatewayError") } } },
+      },
+    ]),
+  );
+
+/** Adds API Gateway's own answers: another media type of a status the function answers too, else a $ref. */
+function withGatewayAnswers(responses: Record<string, Record<string, unknown>>) {
+  for (const [status, { name }] of Object.entries(GATEWAY_ANSWERS)) {
+    const gateway = { $ref: ref("GatewayError") };
+    const own = responses[status] as
+      | { description: string; content?: Record<string, { schema: unknown }> }
+      | undefined;
+    if (!own) {
+      responses[status] = { $ref: `#/components/responses/${name}` };
+      continue;
+    }
+    const json = own.content?.["application/json"];
+    own.description += `; or API Gateway's own, as ${name}`;
+    own.content = {
+      ...own.content,
+      "application/json": { schema: json ? { anyOf: [json.schema, gateway] } : gateway },
     };
   }
   return responses;
@@ -253,11 +332,12 @@ export function buildOpenApiDocument(version = "0.1.0") {
           ]
         : []),
     ];
-    const responses: Record<string, unknown> = {
+    const common = everyAnswerHeaders(fn.name);
+    const responses: Record<string, Record<string, unknown>> = {
       [op.ok.status]: {
         description: "OK",
         headers: headersOf([
-          "x-request-id",
+          ...common,
           ...(op.ok.headers ?? []),
           ...(op.idempotent ? ["idempotent-replayed"] : []),
         ]),
@@ -269,14 +349,16 @@ export function buildOpenApiDocument(version = "0.1.0") {
     if (op.ifNoneMatch)
       responses["304"] = {
         description: "Not Modified: the session has not changed since the If-None-Match ETag",
-        headers: headersOf(["x-request-id", "etag"]),
+        headers: headersOf([...common, "etag"]),
       };
-    Object.assign(responses, problemResponses(problemCodes(fn.name, op, pathParams.length > 0)));
+    Object.assign(responses, problemResponses(problemCodes(fn.name, op, pathParams.length > 0), common));
     for (const [status, own] of Object.entries(op.errorBodies ?? {}))
       responses[status] = {
         description: "Unavailable",
+        headers: headersOf(common),
         content: { "application/json": { schema: strip(schemaOf(own)) } },
       };
+    withGatewayAnswers(responses);
     paths[fn.route.path] ??= {};
     (paths[fn.route.path] as Record<string, unknown>)[fn.route.method.toLowerCase()] = {
       operationId: fn.name,
@@ -301,12 +383,16 @@ export function buildOpenApiDocument(version = "0.1.0") {
     };
   }
   if (!defaultRouteFunction) throw new Error("the manifest has no $default route function");
-  // components named after their codes: RouteNotFound, MethodNotAllowed, RateLimited
-  const fallback = Object.entries(
-    problemResponses(problemCodes(defaultRouteFunction.name, defaultRoute, false)),
+  // components named after their codes: RouteNotFound, MethodNotAllowed, RateLimited, InternalError
+  const problems = problemResponses(
+    problemCodes(defaultRouteFunction.name, defaultRoute, false),
+    everyAnswerHeaders(defaultRouteFunction.name),
   );
-  const responseName = (r: Record<string, unknown>) =>
-    String(r.description).replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase());
+  const named = Object.values(problems).map((r) => ({
+    name: String(r.description).replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase()),
+    r,
+  }));
+  withGatewayAnswers(problems);
   const components = toJSONSchema(globalRegistry, { target: "draft-2020-12", uri: ref }) as {
     schemas: Record<string, Record<string, unknown>>;
   };
@@ -327,11 +413,23 @@ export function buildOpenApiDocument(version = "0.1.0") {
       description:
         "A request no operation takes: 404 route_not_found, or 405 method_not_allowed with Allow when the path has operations for other methods.",
       responses: Object.fromEntries(
-        fallback.map(([status, r]) => [status, { $ref: `#/components/responses/${responseName(r)}` }]),
+        Object.entries(problems).map(([status, r]) => {
+          const name = named.find((n) => n.r === r)?.name;
+          return [status, name ? { $ref: `#/components/responses/${name}` } : r];
+        }),
       ),
     },
     components: {
-      responses: Object.fromEntries(fallback.map(([, r]) => [responseName(r), r])),
+      responses: {
+        ...Object.fromEntries(named.map(({ name, r }) => [name, r])),
+        ...gatewayResponses(),
+      },
+      headers: Object.fromEntries(
+        Object.entries(SHARED_HEADERS).map(([name, description]) => [
+          name,
+          { description, schema: { type: "string" } },
+        ]),
+      ),
       schemas: Object.fromEntries(Object.entries(components.schemas).map(([k, v]) => [k, strip(v)])),
       securitySchemes: {
         sessionToken: { type: "http", scheme: "bearer", description: "The token from POST /sessions/create" },

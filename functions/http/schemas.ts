@@ -211,3 +211,12 @@ export const problemSchema = named(
   }),
   "Problem",
 );
+
+/**
+ * What API Gateway answers itself, before or instead of a function (its throttle, a body it or Lambda cannot take, a
+ * failed function, an integration timeout): its own JSON, not a problem. Only the document uses it.
+ */
+export const gatewayErrorSchema = named(
+  strictObject({ message: described(string(), 'API Gateway\'s words, such as "Too Many Requests"') }),
+  "GatewayError",
+);

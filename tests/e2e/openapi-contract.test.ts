@@ -86,9 +86,15 @@ describe("docs/openapi.json documents the manifest", () => {
     }
   });
 
-  it("documents GET /health 503 with the Health body the handler sends, not a Problem", () => {
+  it("documents GET /health 503 with the Health body the handler sends (or API Gateway's own), not a Problem", () => {
     const r = op("GET", "/health")?.responses["503"];
-    expect(r?.content).toEqual({ "application/json": { schema: { $ref: "#/components/schemas/Health" } } });
+    expect(r?.content).toEqual({
+      "application/json": {
+        schema: {
+          anyOf: [{ $ref: "#/components/schemas/Health" }, { $ref: "#/components/schemas/GatewayError" }],
+        },
+      },
+    });
   });
 });
 
@@ -135,7 +141,7 @@ describe("docs/openapi.json lists per operation only the problem codes it answer
     expect(documentedProblemCodes("GET", "/nope", 404)).toEqual(["route_not_found"]);
     expect(documentedProblemCodes("GET", "/messages/post", 405)).toEqual(["method_not_allowed"]);
     const allow = doc.components.responses?.MethodNotAllowed?.headers as object | undefined;
-    expect(Object.keys(allow ?? {})).toEqual(["Allow"]);
+    expect(Object.keys(allow ?? {})).toContain("Allow");
   });
 
   it("the response validator rejects a problem code the operation does not list, at a status it does", () => {
@@ -239,6 +245,58 @@ describe("docs/openapi.json states what the server takes", () => {
   });
 });
 
+describe("docs/openapi.json declares what every answer carries", () => {
+  type Response = {
+    $ref?: string;
+    description?: string;
+    headers?: Record<string, unknown>;
+    content?: Record<string, unknown>;
+  };
+  const resolve = (r: Response) =>
+    r.$ref ? (doc.components.responses?.[r.$ref.split("/").pop() ?? ""] as Response) : r;
+  const everyResponse = () => [
+    ...httpFunctions.flatMap((fn) =>
+      Object.entries(op(fn.route.method, fn.route.path)?.responses ?? {}).map(
+        ([status, r]) => [fn.name, status, resolve(r as Response)] as const,
+      ),
+    ),
+    ...Object.entries((doc["x-default-route"] as { responses: Record<string, Response> }).responses).map(
+      ([status, r]) => ["route-not-found", status, resolve(r)] as const,
+    ),
+  ];
+  const headerNames = (r: Response) => Object.keys(r.headers ?? {}).map((h) => h.toLowerCase());
+
+  it("x-request-id on every response, and RateLimit and RateLimit-Policy on every one the limiter sees", () => {
+    for (const [name, status, r] of everyResponse()) {
+      expect(headerNames(r), `${name} ${status}`).toContain("x-request-id");
+      // what only API Gateway answers never reached the limiter
+      const gatewayOnly = r.description?.startsWith("API Gateway:");
+      const limited = !["health", "openapi"].includes(name) && !gatewayOnly;
+      for (const h of ["ratelimit", "ratelimit-policy"])
+        expect(headerNames(r).includes(h), `${name} ${status} ${h}`).toBe(limited);
+    }
+  });
+
+  it("API Gateway's own {message} answers (413, 429, 500, 503) on every operation and the $default route", () => {
+    for (const fn of [...httpFunctions.map((f) => f.name), "route-not-found"]) {
+      const statuses = everyResponse()
+        .filter(
+          ([name, , r]) =>
+            name === fn && JSON.stringify(r.content?.["application/json"] ?? {}).includes("GatewayError"),
+        )
+        .map(([, status]) => status);
+      expect(statuses, fn).toEqual(["413", "429", "500", "503"]);
+    }
+    expect(componentErrors("GatewayError", { message: "Too Many Requests" })).toBeNull();
+    expect(componentErrors("GatewayError", { code: "rate_limited" })).not.toBeNull();
+    // GET /health's own 503 body stays valid beside API Gateway's
+    const health503 = op("GET", "/health")?.responses["503"]?.content?.["application/json"]?.schema;
+    expect(health503).toEqual({
+      anyOf: [{ $ref: "#/components/schemas/Health" }, { $ref: "#/components/schemas/GatewayError" }],
+    });
+  });
+});
+
 describe("docs/openapi.json is current", () => {
   it("is byte for byte what buildOpenApiDocument() generates now (run `node scripts/write-openapi.ts`)", () => {
     const committed = readFileSync(OPENAPI_PATH, "utf8");
@@ -267,12 +325,14 @@ describe("docs/openapi.json schemas", () => {
   it("every request and response schema compiles and every $ref resolves", () => {
     const ajv = openApiAjv(doc);
     let compiled = 0;
-    for (const name of Object.keys(doc.components.responses ?? {})) {
-      const pointer = `components/responses/${name}/content/application~1problem+json/schema`;
-      expect(() =>
-        ajv.compile({ $ref: `https://chat-backend.example/openapi.json#/${pointer}` }),
-      ).not.toThrow();
-      compiled++;
+    for (const [name, r] of Object.entries(doc.components.responses ?? {})) {
+      for (const type of Object.keys((r.content ?? {}) as object)) {
+        const pointer = `components/responses/${name}/content/${type.replace("/", "~1")}/schema`;
+        expect(() =>
+          ajv.compile({ $ref: `https://chat-backend.example/openapi.json#/${pointer}` }),
+        ).not.toThrow();
+        compiled++;
+      }
     }
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, o] of Object.entries(ops) as [string, Op][]) {
