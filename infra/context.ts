@@ -197,6 +197,14 @@ function redisUrl(raw: Raw): string | undefined {
         'function\'s environment): put them in a Secrets Manager secret {"username"?,"password"} and pass ' +
         "-c redisSecretArn=<its ARN>",
     );
+  // ioredis sends SELECT for `/N` (or `?db=N`); a cluster-mode cache (ElastiCache Serverless, any Valkey or Redis
+  // cluster) refuses it, and the client then goes on in database 0 without a word, sharing it with whatever uses it.
+  const db = url.pathname.length > 1 ? url.pathname.slice(1) : url.searchParams.get("db");
+  if (db !== null && !/^0+$/.test(db))
+    throw new Error(
+      `context redisUrl selects database ${JSON.stringify(db)}: a cluster-mode cache (ElastiCache Serverless) has ` +
+        "database 0 only, and the functions would use it without a word; give the stack a cache of its own",
+    );
   return v;
 }
 

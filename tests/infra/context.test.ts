@@ -195,6 +195,13 @@ describe("context", () => {
     expect(ctx({ ...external, redisUrl: "r:6379" }).external?.redisUrl).toBe("r:6379");
   });
 
+  it("refuses a redisUrl that selects a database other than 0, which a cluster-mode cache does not have", () => {
+    for (const redisUrl of ["rediss://r:6379/1", "redis://r:6379/15", "r:6379/2", "rediss://r:6379?db=3"])
+      expect(() => ctx({ ...external, redisUrl }), redisUrl).toThrow(/redisUrl selects database .* 0 only/);
+    for (const redisUrl of ["rediss://r:6379", "rediss://r:6379/", "rediss://r:6379/0", "r:6379?db=0"])
+      expect(ctx({ ...external, redisUrl }).external?.redisUrl, redisUrl).toBe(redisUrl);
+  });
+
   it("takes the Redis credentials' secret, which needs the Redis it is for", () => {
     expect(
       ctx({ ...external, redisUrl: "rediss://r:6379", redisSecretArn: "arn:redis" }).external,

@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { isIP } from "node:net";
 import type { Redis } from "ioredis";
 import { readJsonSecretBounded } from "../bounded-secret-read.ts";
 import { config } from "../config.ts";
@@ -102,13 +103,32 @@ export function getRedis(): Redis | null {
     maxRetriesPerRequest: 0,
     // Keep trying in the background, at most every 2 s, so the cache comes back by itself.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-    tls: cfg.REDIS_TLS ? {} : undefined,
+    tls: cfg.REDIS_TLS || /^rediss:/i.test(cfg.REDIS_URL) ? tlsOptions(cfg.REDIS_URL) : undefined,
     // With a secret, connected below: ioredis's constructor would call connect() before the subclass's fields exist.
     lazyConnect: arn !== undefined,
   });
   client.on("error", () => {}); // failures surface per command; the cache treats them as misses
   if (arn) client.connect().catch(() => {}); // a failed read leaves it waiting for the next command
   return client;
+}
+
+/**
+ * TLS to the URL's host, named in the handshake (SNI): Node's tls.connect sends no server name unless given one, and
+ * ioredis gives none, so an endpoint that serves several names from one address (a TLS proxy, a managed cache's
+ * front end) could present another certificate or refuse the handshake. The certificate is still checked against
+ * the host (Node's default). An IP address is no server name: none is sent for one.
+ */
+function tlsOptions(url: string): { servername?: string } {
+  let host: string;
+  try {
+    // as ioredis reads it: `host:port` and `//host` are redis:// URLs
+    host = new URL(/^rediss?:\/\//i.test(url) ? url : `redis:${url.startsWith("//") ? "" : "//"}${url}`)
+      .hostname;
+  } catch {
+    return {};
+  }
+  host = host.replace(/^\[|\]$/g, "");
+  return host && !isIP(host) ? { servername: host } : {};
 }
 
 /**

@@ -1,0 +1,103 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer, type Server } from "node:tls";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { closeRedis, getRedis } from "../../layers/chat/cache/redis-client.ts";
+import { resetConfig } from "../../layers/chat/config.ts";
+import { type PrivateRedis, startPrivateRedis } from "../helpers/private-redis.ts";
+
+/**
+ * The cache in AWS is reached over TLS (`rediss://`, REDIS_TLS=true). The client must name the host it connects to
+ * (SNI) and check the certificate it gets: a TLS endpoint in front of a real (cluster-mode) Redis here presents a
+ * certificate for the right name that no CA signed, so a client that checks nothing would get its PING answered.
+ */
+let dir: string;
+let backend: PrivateRedis;
+let server: Server;
+let port: number;
+const names: string[] = [];
+const sockets = new Set<Socket>();
+let forwarded = 0;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "redis-tls-"));
+  execFileSync(
+    "openssl",
+    [
+      ...[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+      ],
+      ...["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+      ...["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
+    ],
+    { stdio: "ignore" },
+  );
+  backend = await startPrivateRedis({ cluster: true });
+  server = createServer(
+    {
+      key: readFileSync(join(dir, "key.pem")),
+      cert: readFileSync(join(dir, "cert.pem")),
+      SNICallback: (name, cb) => {
+        names.push(name);
+        cb(null);
+      },
+    },
+    (tls) => {
+      const upstream = connect(backend.port, "127.0.0.1");
+      sockets.add(upstream);
+      tls.on("data", () => forwarded++);
+      tls.pipe(upstream).pipe(tls);
+      tls.on("error", () => upstream.destroy());
+      upstream.on("error", () => tls.destroy());
+    },
+  );
+  server.on("tlsClientError", () => {});
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  port = (server.address() as { port: number }).port;
+});
+afterEach(async () => {
+  await closeRedis();
+  vi.unstubAllEnvs();
+  resetConfig();
+});
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => server?.close(r));
+  await backend?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the Redis client over TLS", () => {
+  for (const [url, tlsFlag] of [
+    ["rediss://localhost:PORT", undefined],
+    ["redis://localhost:PORT", "true"],
+  ] as const) {
+    it(`${url}${tlsFlag ? " with REDIS_TLS=true" : ""}: sends the host's name and refuses a certificate no CA signed`, async () => {
+      names.length = 0;
+      forwarded = 0;
+      vi.stubEnv("REDIS_URL", url.replace("PORT", String(port)));
+      if (tlsFlag) vi.stubEnv("REDIS_TLS", tlsFlag);
+      vi.stubEnv("REDIS_CONNECT_TIMEOUT_MS", "2000");
+      vi.stubEnv("REDIS_COMMAND_TIMEOUT_MS", "2000");
+      resetConfig();
+      const client = getRedis();
+      if (!client) throw new Error("REDIS_URL is set: expected a client");
+      const refused = new Promise<Error>((resolve) => client.on("error", resolve));
+      expect((await refused).message).toMatch(/self[- ]signed certificate/);
+      await expect(client.ping()).rejects.toThrow();
+      expect(names).toContain("localhost");
+      expect(forwarded).toBe(0);
+    });
+  }
+});
