@@ -4,7 +4,8 @@
  * block) and docs/performance-latency.svg.
  * `npm run bench:smoke`: the same with tiny counts (~10 s), output in a temporary folder; exits 0 whatever the
  * figures, non-zero only when a benchmark itself crashes.
- * Options (--help lists them; an unknown one stops the run): --only write,history,kafka,cold · --out DIR ·
+ * Options (--help lists them; an unknown one stops the run): --only write,history,kafka,cold (a partial run
+ * writes its results file only, not the document, unless --out DIR) · --out DIR ·
  * --profile (worker CPU profiles, each drawn as a flame graph) · --no-wait · --report FILE (rewrite the document
  * and chart from a results file, no benchmark).
  * Environment, for digging: BENCH_PLAN_DUMP=DIR writes the last EXPLAIN ANALYZE plan of each explained statement
@@ -19,7 +20,7 @@ import { type BenchContext, makeContext, REPO_ROOT } from "./lib/context.ts";
 import type { CpuProfile } from "./lib/cpuprofile.ts";
 import { benchDatabases, serverInfo } from "./lib/db.ts";
 import { buildFlameTree, renderFlameSvg } from "./lib/flamegraph.ts";
-import { chart, markdown, mergeDocument, type RunInfo } from "./lib/report.ts";
+import { chart, markdown, mergeDocument, outputDirs, type RunInfo } from "./lib/report.ts";
 import { type BenchResults, evaluateTargets } from "./lib/targets.ts";
 import { quietKnownWarnings } from "./lib/warnings.ts";
 import { coldStartBench } from "./scenarios/cold-start.ts";
@@ -178,10 +179,13 @@ async function main(): Promise<number> {
   const targets = evaluateTargets(results);
   const date = new Date().toISOString();
   const stamp = date.replace(/:/g, "-").replace(/\.\d+Z$/, "Z");
-  const resultsDir = outDir ?? join(REPO_ROOT, "bench", "results");
-  const docsDir = outDir ?? join(REPO_ROOT, "docs");
+  const { results: resultsDir, docs: docsDir } = outputDirs({
+    repoRoot: REPO_ROOT,
+    out: outDir,
+    partial: only.length < PHASES.length,
+  });
   mkdirSync(resultsDir, { recursive: true });
-  mkdirSync(docsDir, { recursive: true });
+  if (docsDir) mkdirSync(docsDir, { recursive: true });
   const resultsFile = join(resultsDir, `${smoke ? "smoke-" : ""}${stamp}.json`);
   const runInfo: RunInfo = {
     date,
@@ -206,19 +210,23 @@ async function main(): Promise<number> {
     load,
   };
   writeFileSync(resultsFile, `${JSON.stringify({ info: runInfo, targets, results, crashes }, null, 1)}\n`);
-  const svg = chart(results, runInfo);
   const chartName = "performance-latency.svg";
-  if (svg) writeFileSync(join(docsDir, chartName), svg);
-  const docPath = join(docsDir, "performance.md");
-  writeFileSync(docPath, mergeDocument(docPath, markdown(runInfo, results, targets, chartName)));
+  const svg = docsDir ? chart(results, runInfo) : undefined;
+  if (svg && docsDir) writeFileSync(join(docsDir, chartName), svg);
+  const docPath = docsDir ? join(docsDir, "performance.md") : undefined;
+  if (docPath) writeFileSync(docPath, mergeDocument(docPath, markdown(runInfo, results, targets, chartName)));
 
   process.stdout.write(`\nTargets (${smoke ? "smoke run: figures meaningless" : "full run"}):\n`);
   for (const t of targets)
     process.stdout.write(
-      `  ${t.pass ? "PASS" : "MISS"}  ${t.target}: ${t.measured} → ${t.value} (${t.limit})\n`,
+      `  ${t.invalid ? "INVALID" : t.pass ? "PASS" : "MISS"}  ${t.target}: ${t.measured} → ${t.value} (${t.limit})\n`,
     );
   process.stdout.write(
-    `\nResults: ${resultsFile}\nReport:  ${docPath}${svg ? ` and ${join(docsDir, chartName)}` : ""}\n`,
+    `\nResults: ${resultsFile}\nReport:  ${
+      docPath
+        ? `${docPath}${svg && docsDir ? ` and ${join(docsDir, chartName)}` : ""}`
+        : `none (a partial run leaves docs/performance.md as is; --out DIR writes one there, --report ${resultsFile} rewrites it)`
+    }\n`,
   );
   if (args.profile)
     for (const svgFile of drawProfiles(profileDir, runStart))
