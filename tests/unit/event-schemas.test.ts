@@ -33,6 +33,17 @@ describe("event schemas", () => {
     expect(Object.keys(props("chat.message.deleted").properties ?? {})).not.toContain("content");
   });
 
+  it("declares on an erased or deleted event only the fields its producer sends: no user_id, text or reply link", () => {
+    const s = eventJsonSchemas();
+    const fields = (t: (typeof eventTypes)[number]) =>
+      Object.keys(
+        (s[t].properties as Record<string, { properties?: Record<string, unknown> }>).data?.properties ?? {},
+      ).sort();
+    // the erase exists to remove the user_id: a consumer reading the schema would look for it here
+    expect(fields("chat.session.erased")).toEqual(["session_id"]);
+    expect(fields("chat.message.deleted")).toEqual(["message_id", "role", "seq", "session_id", "version"]);
+  });
+
   it("tells a consumer of chat.session.erased to delete what it holds of the session, not only to drop later events", () => {
     const erased = String(eventJsonSchemas()["chat.session.erased"].description);
     // a replica that only kept the erased mark went on holding the user's text and user_id after the erase

@@ -47,12 +47,16 @@ const MEANING: Record<EventType, string> = {
 export function eventJsonSchemas(): Record<EventType, Record<string, unknown>> {
   const out = {} as Record<EventType, Record<string, unknown>>;
   for (const type of eventTypes) {
+    // Each type declares what its producer sends: an erase sends no user_id (it is what the erase removed), a
+    // delete neither text nor reply link. The consumer still parses the shared shapes.
     const data =
-      type === "chat.session.created" || type === "chat.session.erased"
+      type === "chat.session.created"
         ? sessionEventDataSchema
-        : type === "chat.message.deleted"
-          ? omit(messageEventDataSchema, { content: true })
-          : required(messageEventDataSchema, { content: true });
+        : type === "chat.session.erased"
+          ? omit(sessionEventDataSchema, { user_id: true })
+          : type === "chat.message.deleted"
+            ? omit(messageEventDataSchema, { content: true, reply_to: true })
+            : required(messageEventDataSchema, { content: true });
     const schema = extend(cloudEventSchema, { type: literal(type), data });
     out[type] = {
       $id: `https://chat-backend.example/schemas/events/v1/${type}.json`,
