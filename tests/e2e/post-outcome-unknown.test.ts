@@ -68,4 +68,59 @@ describe("a post whose reply from Postgres is lost", () => {
     expect(retry.headers.get("idempotent-replayed")).toBe("true");
     expect(await userMessages(s.sessionId)).toEqual(["did this arrive?"]);
   });
+
+  it("a read right after that 503 shows the post, as the 503 tells the client to check before repeating it", async () => {
+    const s = await createSession(fx);
+    const history = async () =>
+      (
+        await fx.call<{ messages: { content: string }[] }>("GET", `/sessions/${s.sessionId}/messages`, {
+          token: s.token,
+        })
+      ).body.messages.map((m) => m.content);
+    expect(await history()).not.toContain("was this one made?"); // the session and its history now in the cache
+    proxy.freezeRepliesAfter("was this one made?");
+    let res: { status: number; text: string };
+    try {
+      res = await fx.call("POST", "/messages/post", {
+        json: { session_id: s.sessionId, content: "was this one made?" },
+        token: s.token,
+      });
+    } finally {
+      proxy.thaw();
+    }
+    expect(res.status, res.text).toBe(503);
+    expect(await userMessages(s.sessionId)).toEqual(["was this one made?"]);
+    // a client without its key reads the session to decide: the cache's copy from before the post said "not made"
+    expect(await history()).toContain("was this one made?");
+  });
+
+  it("so does one whose change went under the session's lock, and whose COMMIT was not answered", async () => {
+    const s = await createSession(fx);
+    const history = async () =>
+      (
+        await fx.call<{ messages: { content: string }[] }>("GET", `/sessions/${s.sessionId}/messages`, {
+          token: s.token,
+        })
+      ).body.messages.map((m) => m.content);
+    expect(await history()).not.toContain("and this one?");
+    // a change the cache did not see (as one made while Redis was away from this instance): the post, planned from
+    // the cached session, finds it moved and is applied again under the row lock, in a transaction
+    await db.pool.query("UPDATE sessions SET generation = generation + 1 WHERE session_id = $1", [
+      s.sessionId,
+    ]);
+    proxy.freezeRepliesAfter("COMMIT");
+    let res: { status: number; text: string; body: { detail?: string } };
+    try {
+      res = await fx.call("POST", "/messages/post", {
+        json: { session_id: s.sessionId, content: "and this one?" },
+        token: s.token,
+      });
+    } finally {
+      proxy.thaw();
+    }
+    expect(res.status, res.text).toBe(503);
+    expect(res.body.detail).toMatch(/may have been made/);
+    expect(await userMessages(s.sessionId)).toEqual(["and this one?"]);
+    expect(await history()).toContain("and this one?");
+  });
 });

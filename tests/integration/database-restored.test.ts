@@ -105,4 +105,20 @@ describe("a database restored to an earlier point, Redis not", () => {
     expect(await untouched.shown()).toContain("before T0");
     await expect(auth()).rejects.toMatchObject({ code: "unauthorized" });
   });
+
+  it("an operator's erase drops what the cache holds of the session at once, and one past its deadline erases nothing", async () => {
+    const { id, auth, shown } = await started();
+    await f.chat.postMessage(await auth(), "private");
+    expect(await shown()).toContain("private"); // the session and its page now in the cache
+    // out of time before it began: the session is left for the next invoke, whole
+    expect(await eraseSessions(f.servicePool, f.cache, [id], Date.now())).toEqual({
+      erased: 0,
+      absent: 0,
+      failed: [id],
+    });
+    expect(await shown()).toContain("private");
+    expect(await eraseSessions(f.servicePool, f.cache, [id])).toEqual({ erased: 1, absent: 0, failed: [] });
+    // not the cached session until its TTL: its tombstone answers at once, as after the user's own erase
+    await expect(auth()).rejects.toMatchObject({ code: "unauthorized" });
+  });
 });

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
+import { expireUnpublished, relayReserveMs } from "../../layers/chat/events/outbox-relay.ts";
 import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
 import { capturedOutput } from "../helpers/captured-output.ts";
 import { lambdaContext } from "../helpers/lambda-events.ts";
@@ -114,5 +114,34 @@ describe("outbox-relay, the function", () => {
     );
     // the old event stayed queued for good (no relay ever publishes it, and maintenance prunes published ones only)
     expect(left.rows).toEqual([{ event_id: recent, queued: true }]);
+  });
+
+  it("without Kafka, expires the queue oldest first, a batch at a time, until the time budget is spent", async () => {
+    const own = await createTestDatabase(1); // a queue of its own: the tests above leave events queued
+    try {
+      const session = randomUUID();
+      const ids = Array.from({ length: 7 }, () => randomUUID());
+      for (const [i, id] of ids.entries())
+        await own.pool.query(
+          `INSERT INTO outbox (event_id, session_id, event_type, event, created_at)
+           VALUES ($1, $2, 'chat.message.created', $3, now() - make_interval(hours => $4))`,
+          [
+            id,
+            session,
+            JSON.stringify({ specversion: "1.0", id, type: "chat.message.created", data: {} }),
+            i < 5 ? 25 : 0,
+          ],
+        );
+      const expire = (timeBudgetMs: number) =>
+        expireUnpublished(own.pool, { retentionHours: 24, batchSize: 2, timeBudgetMs });
+      expect(await expire(0)).toBe(2); // out of time after the first batch
+      expect(await expire(60_000)).toBe(3); // the rest of the old ones, over two more batches
+      const left = await own.pool.query(
+        "SELECT o.event_id FROM outbox_pending p JOIN outbox o ON o.id = p.id ORDER BY p.id",
+      );
+      expect(left.rows.map((r) => r.event_id)).toEqual(ids.slice(5));
+    } finally {
+      await own.drop();
+    }
   });
 });

@@ -100,4 +100,20 @@ describe("the Redis client over TLS", () => {
       expect(forwarded).toBe(0);
     });
   }
+
+  it("names no server for an IP address, IPv6 included (RFC 6066 allows host names only)", async () => {
+    for (const [host, servername] of [
+      ["127.0.0.1", undefined],
+      ["[::1]", undefined],
+      ["localhost", "localhost"],
+    ] as const) {
+      vi.stubEnv("REDIS_URL", `rediss://${host}:1`);
+      resetConfig();
+      const client = getRedis();
+      if (!client) throw new Error("REDIS_URL is set: expected a client");
+      client.on("error", () => {}); // nothing listens on port 1
+      expect(client.options.tls, host).toEqual(servername ? { servername } : {});
+      await closeRedis();
+    }
+  });
 });

@@ -1,6 +1,8 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { httpHandler } from "../../functions/http/http-handler.ts";
 import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
+import { ChatError } from "../../layers/chat/chat/errors.ts";
 import { resetChatRuntime } from "../../layers/chat/chat-runtime.ts";
 import { resetConfig } from "../../layers/chat/config.ts";
 import { closePool } from "../../layers/chat/db/pool.ts";
@@ -51,5 +53,21 @@ describe("a 503's log line", () => {
     expect(failed?.level).toBe("ERROR");
     expect(failed?.error).toMatchObject({ reason: "connect_timeout" });
     expect(failed?.request_id).toBe(res.headers["x-request-id"]);
+  });
+
+  it("of a change that may have been made names its cause's reason: the database's reply was lost", async () => {
+    // as ChatService words it (mayHaveCommitted) after a statement sent and never answered
+    const handler = httpHandler({ name: "may-have-committed", chat: false }, async () => {
+      throw new ChatError("service_unavailable", "the change may have been made", {
+        retryAfterSeconds: 2,
+        cause: new Error("Query read timeout"),
+      });
+    }) as unknown as HttpLambda;
+    const { result: res, printed } = await capturedOutput(() =>
+      call(handler, "messages-post", httpEvent("POST", "/messages/post", { body: {} })),
+    );
+    expect(res.statusCode).toBe(503);
+    const failed = jsonLines(printed).find((l) => l.message === "request failed");
+    expect(failed?.error, printed).toMatchObject({ name: "ChatError", reason: "query_read_timeout" });
   });
 });

@@ -12,6 +12,7 @@ describe("noneMatchHits", () => {
     ['W/"6"', false],
     ['W/"70"', false],
     ['W/"7', false],
+    ['"W/7"', false], // W/ only as a prefix: inside the quotes it is part of the opaque tag
     ["7", false],
     ["", false],
     [undefined, false],

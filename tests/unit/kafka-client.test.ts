@@ -1,4 +1,10 @@
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { GetBootstrapBrokersCommand, KafkaClient } from "@aws-sdk/client-kafka";
 import { mockClient } from "aws-sdk-client-mock";
 import { logLevel } from "kafkajs";
@@ -9,6 +15,7 @@ import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import {
   buildKafkaConfig,
   clearBrokerCache,
+  endingSocketFactory,
   quietLogCreator,
   resolveBrokers,
 } from "../../layers/chat/events/kafka-client.ts";
@@ -217,5 +224,56 @@ describe("resolveBrokers", () => {
     const started = performance.now();
     await publisher.afterCommit(event.subject, [event], false);
     expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe("endingSocketFactory", () => {
+  it("names the broker in the TLS handshake (SNI) and keeps the connection alive after 60 s idle, as kafkajs's own", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kafka-sni-"));
+    const names: string[] = [];
+    const keepAlive = vi.spyOn(Socket.prototype, "setKeepAlive");
+    try {
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-days",
+          "1",
+        ].concat(["-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]),
+        { stdio: "ignore" },
+      );
+      const server = createTlsServer({
+        key: readFileSync(join(dir, "key.pem")),
+        cert: readFileSync(join(dir, "cert.pem")),
+        SNICallback: (name, cb) => {
+          names.push(name);
+          cb(null);
+        },
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const { port } = server.address() as { port: number };
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const s = endingSocketFactory({
+          host: "localhost",
+          port,
+          ssl: { rejectUnauthorized: false },
+          onConnect: () => resolve(s),
+        });
+        s.on("error", reject);
+      });
+      socket.destroy();
+      await new Promise((r) => server.close(r));
+      expect(names).toEqual(["localhost"]);
+      expect(keepAlive).toHaveBeenCalledWith(true, 60_000);
+    } finally {
+      keepAlive.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

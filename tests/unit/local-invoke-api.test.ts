@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { FunctionSpec } from "../../functions/manifest.ts";
 import {
   createFunctionRuntime,
@@ -157,5 +157,45 @@ describe("handleInvokeApi", () => {
     const res = await handleInvokeApi(request({ headers: { "x-amz-client-context": header } }), runtime);
     expect(res.statusCode).toBe(200);
     expect(JSON.parse(res.body.toString())).toEqual(clientContext);
+  });
+});
+
+describe("createFunctionRuntime, a handler's import (Lambda's init phase)", () => {
+  const spec: FunctionSpec = {
+    name: "fn",
+    handler: "fn",
+    description: "fn",
+    memoryMb: 128,
+    timeoutSeconds: 3,
+  };
+  afterEach(() => vi.useRealTimers());
+
+  it("an import past Lambda's 10 s init limit finishes on the function's timeout, counted from that limit", async () => {
+    vi.useFakeTimers();
+    const runtime = createFunctionRuntime({
+      functions: [spec],
+      loadHandler: () =>
+        new Promise((resolve) =>
+          setTimeout(() => resolve(async (_event, context) => context.getRemainingTimeInMillis()), 12_000),
+        ),
+      log: () => {},
+    });
+    const outcome = runtime.invoke(spec, {});
+    await vi.advanceTimersByTimeAsync(12_000);
+    // 10 s of init, then 2 s of it inside the invocation: 1 s of its 3 left, not 3 from the import's end
+    await expect(outcome).resolves.toMatchObject({ ok: true, result: 1000 });
+  });
+
+  it("an import that fails logs no Invoke Error line: no handler ran (Lambda reports an init error)", async () => {
+    const runtime = createFunctionRuntime({
+      functions: [spec],
+      loadHandler: async () => {
+        throw new Error("Cannot find module 'fn'");
+      },
+      log: () => {},
+    });
+    const outcome = await runtime.invoke(spec, {}, { captureLog: true });
+    expect(outcome).toMatchObject({ ok: false, error: { errorType: "Runtime.ImportModuleError" } });
+    expect(outcome.log ?? "").not.toContain("Invoke Error");
   });
 });

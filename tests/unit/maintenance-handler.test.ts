@@ -11,12 +11,14 @@ const runs: unknown[] = [];
 let runMs = 0;
 let outcome: Record<string, unknown> = {};
 const erased: unknown[] = [];
+const failing = new Set<string>();
 vi.mock("../../layers/chat/maintenance/maintenance.ts", async (importOriginal) => ({
   eraseRequest: (await importOriginal<typeof import("../../layers/chat/maintenance/maintenance.ts")>())
     .eraseRequest,
   eraseSessions: async (_pool: unknown, _guard: unknown, ids: string[]) => {
     erased.push(ids);
-    return { erased: ids.length, absent: 0, failed: [] };
+    const failed = ids.filter((id) => failing.has(id));
+    return { erased: ids.length - failed.length, absent: 0, failed };
   },
   runMaintenance: async (_pool: unknown, _guard: unknown, opts: unknown) => {
     runs.push(opts);
@@ -33,6 +35,7 @@ afterAll(() => vi.unstubAllEnvs());
 beforeEach(async () => {
   runs.length = 0;
   erased.length = 0;
+  failing.clear();
   runMs = 0;
   outcome = {};
   vi.restoreAllMocks();
@@ -114,5 +117,45 @@ describe("maintenance, the function", () => {
       .filter((c) => c[0] === "session erased")
       .map((c) => (c[1] as { session_id: string }).session_id);
     expect(logged).toEqual(ids);
+  });
+
+  it("refuses a list of more than 1000 ids, or one with anything but a session id in it, whole", async () => {
+    const { handler } = await import("../../functions/maintenance.ts");
+    const id = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
+    const ids = Array.from({ length: 1000 }, (_, i) => id(i));
+    await expect(
+      handler({ eraseSessions: ids }, lambdaContext("maintenance", 60_000)),
+    ).resolves.toMatchObject({
+      erased: 1000,
+    });
+    await expect(
+      handler({ eraseSessions: [...ids, id(1000)] }, lambdaContext("maintenance", 60_000)),
+    ).rejects.toThrow(/at most 1000/);
+    for (const bad of [`x${id(1)}`, `${id(1)}0`, ` ${id(1)}`, 42, null])
+      await expect(
+        handler({ eraseSessions: [id(2), bad] }, lambdaContext("maintenance", 60_000)),
+        String(bad),
+      ).rejects.toThrow(/not a session id/);
+    expect(erased).toHaveLength(1);
+  });
+
+  it("logs no erase line for a session it failed to erase, and the run at WARN: the runbook invokes again with those", async () => {
+    const { handler } = await import("../../functions/maintenance.ts");
+    const { logger } = await import("../../functions/http/logger.ts");
+    const info = vi.spyOn(logger, "info");
+    const warn = vi.spyOn(logger, "warn");
+    const ids = ["0b6f1d2c-3b4a-4e8d-9c7b-1a2b3c4d5e6f", "1c7a2e3d-4c5b-4f9e-8d6c-2b3c4d5e6f70"];
+    failing.add(ids[1] as string);
+    await expect(handler({ eraseSessions: ids }, lambdaContext("maintenance", 60_000))).resolves.toEqual({
+      erased: 1,
+      absent: 0,
+      failed: [ids[1]],
+    });
+    const logged = info.mock.calls
+      .filter((c) => c[0] === "session erased")
+      .map((c) => (c[1] as { session_id: string }).session_id);
+    expect(logged).toEqual([ids[0]]);
+    expect(warn.mock.calls.map((c) => c[0])).toEqual(["maintenance erase"]);
+    expect(info.mock.calls.map((c) => c[0])).not.toContain("maintenance erase");
   });
 });

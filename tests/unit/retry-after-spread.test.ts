@@ -60,6 +60,8 @@ describe("a 503's Retry-After", () => {
   it("takes every whole second of the range, never 0 (retry at once) nor past it", () => {
     const drawn = [0, 0.24, 0.25, 0.5, 0.75, 0.999_999].map((r) => unavailableRetryAfter(() => r));
     expect(drawn).toEqual([min, min, min + 1, min + 2, max, max]);
+    // a source that returns its upper bound (Math.random never does; an injected one may) still stays in range
+    expect(unavailableRetryAfter(() => 1)).toBe(max);
     expect(min).toBeGreaterThanOrEqual(1);
   });
 });

@@ -120,6 +120,15 @@ export class CacheGuard {
     );
   }
 
+  /**
+   * After a change Postgres never answered (it may have committed): the entries from before it must not be served,
+   * so a client that reads the session to learn whether it was made sees it if it was. A placeholder at the
+   * generation the change would have set makes reads miss and lets only that state, or a newer one, be filled back.
+   */
+  async afterUncertainChange(sessionId: string, generation: number): Promise<void> {
+    await this.#writeOrInvalidate(sessionId, () => this.#cache.invalidate([{ sessionId, generation }]));
+  }
+
   async afterErase(sessionId: string): Promise<void> {
     await this.#writeOrInvalidate(sessionId, () => this.#cache.markErased(sessionId));
   }

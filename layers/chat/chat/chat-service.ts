@@ -7,6 +7,7 @@ import {
   type AppliedChange,
   applySessionChange,
   findMessage,
+  generationAfter,
   historyPage,
   insertSession,
   loadSnapshot,
@@ -487,9 +488,10 @@ export class ChatService {
       const { snap: optimistic, planned: first } = await this.#planChecked(auth, read, plan);
       const checkBacklog = this.#d.publisher.usesBacklog;
       const applied = await applySessionChange(this.#d.pool, { ...first.change, checkBacklog }).catch(
-        mayHaveCommitted,
+        (err: unknown) => this.#mayHaveCommitted(err, first.change),
       );
       if (applied) return this.#committed(applied, optimistic, first);
+      let sent: SessionChange | undefined;
       const locked = await withTransaction(this.#d.pool, async (client) => {
         const snap = await lockSnapshot(
           client,
@@ -504,10 +506,11 @@ export class ChatService {
           throw err;
         });
         if (planned instanceof ChatError) return { snap, refused: planned };
+        sent = planned.change;
         const done = await applySessionChange(client, { ...planned.change, checkBacklog });
         if (!done) throw new Error("session changed while its row was locked");
         return { snap, planned, done };
-      }).catch(mayHaveCommitted);
+      }).catch((err: unknown) => this.#mayHaveCommitted(err, sent));
       if (!locked) throw await this.#gone(auth.session.session_id);
       if ("refused" in locked) {
         // Refused at a newer generation than the request read: what it read may be a cache entry that a Redis
@@ -540,6 +543,16 @@ export class ChatService {
       const fresh = await this.#snapshot(id);
       return { snap: fresh, planned: await plan(fresh, this.#d.pool) };
     }
+  }
+
+  /**
+   * mayHaveCommitted, the cache first: its entries from before `change` would tell the client that the 503 sends to
+   * read the session that the change was not made, and it would repeat it.
+   */
+  async #mayHaveCommitted(err: unknown, change: SessionChange | undefined): Promise<never> {
+    if (change && isUnanswered(err))
+      await this.#d.cache?.afterUncertainChange(change.sessionId, generationAfter(change));
+    return mayHaveCommitted(err);
   }
 
   /** After commit: the cache gets the new state (written through when the whole history is known), Kafka the events. */

@@ -155,6 +155,10 @@ async function assertClaimHeld(db: Queryable, i: IdempotencyCompletion, sessionI
     );
 }
 
+/** The generation `change` sets if it commits, as its statement computes it (sessionUpdate). */
+export const generationAfter = (change: Pick<SessionChange, "expectedGeneration" | "at">): number =>
+  Math.max(change.expectedGeneration + 1, Math.floor(Date.parse(change.at)));
+
 /**
  * A change's new generation is its time in milliseconds (at least the old one plus one): `at` is at least a
  * millisecond past the session's `updated_at` (change-time.ts), so a session restored from a backup never hands
