@@ -1,0 +1,51 @@
+import { randomInt } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { resetRateLimiter } from "../../functions/http/rate-limit.ts";
+import { resetConfig } from "../../layers/chat/config.ts";
+import { capturedOutput, jsonLines } from "../helpers/captured-output.ts";
+import { SHARED_REDIS_URL } from "../helpers/chat-fixture.ts";
+import { call, type HttpLambda, httpEvent } from "../helpers/lambda-events.ts";
+
+/**
+ * The 429's access line names the limiter that refused it (bug 178): `redis` when the shared limiter decided, as it
+ * does whenever Redis answers (tests/unit/rate-limit-log.test.ts covers the in-process one). An operator reading a
+ * 429 storm tells from it whether the limits were shared across sandboxes or each sandbox's own.
+ */
+beforeAll(() => {
+  vi.stubEnv("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+  vi.stubEnv("REDIS_URL", SHARED_REDIS_URL);
+  // the shared Redis under a loaded CI machine: a hit must not turn into the in-process fallback
+  vi.stubEnv("REDIS_COMMAND_TIMEOUT_MS", "1000");
+  vi.stubEnv("KAFKA_BROKERS", undefined);
+  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "INFO");
+  vi.stubEnv("RATE_LIMIT_PER_IP", "1");
+  vi.stubEnv("RATE_LIMIT_PER_TOKEN", "0");
+  resetConfig();
+  resetRateLimiter();
+});
+afterAll(() => {
+  vi.unstubAllEnvs();
+  resetConfig();
+  resetRateLimiter();
+});
+
+// an address of its own per run: the window's key lives in the shared Redis
+const ip = `198.51.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+const get = async () => {
+  const { handler } = (await import("../../functions/session-get.ts")) as { handler: HttpLambda };
+  const event = httpEvent("GET", "/sessions/7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f");
+  event.requestContext.http.sourceIp = ip;
+  return call(handler, "session-get", event);
+};
+
+describe("a request the shared limiter refused", () => {
+  it("has an access line naming the Redis limiter", async () => {
+    // the first takes the address's one request of the window (it then fails on the missing token)
+    expect((await get()).statusCode).toBe(401);
+    const { result, printed } = await capturedOutput(get);
+    expect(result.statusCode).toBe(429);
+    const access = jsonLines(printed).filter((l) => l.message === "request");
+    expect(access, printed).toHaveLength(1);
+    expect(access[0]).toMatchObject({ status: 429, rate_limited: ["per-ip"], limiter: "redis" });
+  });
+});
