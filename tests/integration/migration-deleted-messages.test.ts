@@ -1,17 +1,16 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
-import { runner } from "node-pg-migrate";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatService } from "../../layers/chat/chat/chat-service.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
-import { MIGRATIONS_DIR, migrate } from "../../layers/chat/db/migrate.ts";
+import { migrate } from "../../layers/chat/db/migrate.ts";
 import { buildPool } from "../../layers/chat/db/pool.ts";
 import { type CloudEvent, chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { outboxOnlyPublisher } from "../../layers/chat/events/event-publisher.ts";
 import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
 import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
 import { ADMIN_URL, withDatabase } from "../helpers/global-database.ts";
+import { adminQuery as admin, migrateBy, migrationFiles } from "../helpers/migrations.ts";
 
 /**
  * A database upgraded from a release before 1795738100000 (the delete's redaction, bugs 69 and 70), holding
@@ -19,23 +18,11 @@ import { ADMIN_URL, withDatabase } from "../helpers/global-database.ts";
  * message's version. The upgrade must leave no deleted text for the relay to publish, and no delete a consumer
  * applying "version above the one held" would skip.
  */
-const files = readdirSync(MIGRATIONS_DIR)
-  .filter((f) => f.endsWith(".sql"))
-  .sort();
+const files = migrationFiles();
 const beforeRedaction = files.findIndex((f) => f.startsWith("1795738100000_"));
 const name = `chat_mig_${randomBytes(6).toString("hex")}`;
 const url = withDatabase(ADMIN_URL, name);
 let pool: pg.Pool;
-
-async function admin(sql: string) {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 /** A delete as the release before the redaction made it: the text wiped from the row only, the version kept. */
 async function oldDelete(messageId: string): Promise<CloudEvent> {
@@ -85,20 +72,7 @@ afterAll(async () => {
 describe("upgrading a database with messages deleted before the delete redacted the outbox", () => {
   it("redacts their events, gives their queued deletes a new version, and the relay publishes no deleted text", async () => {
     expect(beforeRedaction).toBeGreaterThan(0);
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await runner({
-        dbClient: client,
-        dir: MIGRATIONS_DIR,
-        direction: "up",
-        count: beforeRedaction,
-        migrationsTable: "pgmigrations",
-        log: () => {},
-      });
-    } finally {
-      await client.end();
-    }
+    await migrateBy(url, "up", beforeRedaction);
     // Sessions and posts as the older release wrote them (their statements are the same); no cache, no Kafka.
     const config = parseConfig({ DATABASE_URL: url, DB_POOL_MAX: "3" });
     const servicePool = buildPool(url, config);
@@ -173,20 +147,7 @@ describe("upgrading a database with messages deleted before the delete redacted 
 
   it("is idempotent and its down changes nothing", async () => {
     const before = (await pool.query("SELECT id, event FROM outbox ORDER BY id")).rows;
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await runner({
-        dbClient: client,
-        dir: MIGRATIONS_DIR,
-        direction: "down",
-        count: 1,
-        migrationsTable: "pgmigrations",
-        log: () => {},
-      });
-    } finally {
-      await client.end();
-    }
+    await migrateBy(url, "down", 1);
     await migrate(url);
     expect((await pool.query("SELECT id, event FROM outbox ORDER BY id")).rows).toEqual(before);
   });

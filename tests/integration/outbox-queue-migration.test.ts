@@ -1,11 +1,10 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { readdirSync } from "node:fs";
-import { runner } from "node-pg-migrate";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MIGRATIONS_DIR, migrate } from "../../layers/chat/db/migrate.ts";
+import { migrate } from "../../layers/chat/db/migrate.ts";
 import { markPublished, pendingBatch } from "../../layers/chat/events/outbox-store.ts";
 import { ADMIN_URL, withDatabase } from "../helpers/global-database.ts";
+import { adminQuery as admin, migrateBy as migrateUrlBy, migrationFiles } from "../helpers/migrations.ts";
 
 /**
  * The outbox's queue of unpublished events (migration 1795737600000) replaced `published_at IS NULL`. A deploy
@@ -13,9 +12,7 @@ import { ADMIN_URL, withDatabase } from "../helpers/global-database.ts";
  * a while: its writes must still be queued and its marks still dequeue, or events would be lost or sent twice.
  */
 const MIGRATION = "1795737600000_outbox-pending-queue";
-const files = readdirSync(MIGRATIONS_DIR)
-  .filter((f) => f.endsWith(".sql"))
-  .sort();
+const files = migrationFiles();
 /** How many migrations come before this one, and how many from it to the newest (a down run reverts them all). */
 const before = files.findIndex((f) => f.startsWith(MIGRATION));
 const fromIt = files.length - before;
@@ -23,32 +20,7 @@ const name = `chat_mig_${randomBytes(6).toString("hex")}`;
 const url = withDatabase(ADMIN_URL, name);
 let pool: pg.Pool;
 
-async function admin(sql: string) {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
-async function migrateBy(direction: "up" | "down", count: number) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await runner({
-      dbClient: client,
-      dir: MIGRATIONS_DIR,
-      direction,
-      count,
-      migrationsTable: "pgmigrations",
-      log: () => {},
-    });
-  } finally {
-    await client.end();
-  }
-}
+const migrateBy = (direction: "up" | "down", count: number) => migrateUrlBy(url, direction, count);
 
 /** An outbox row as the previous release wrote it (published_at set when it was written as published). */
 async function writeEvent(session: string, published: boolean): Promise<string> {

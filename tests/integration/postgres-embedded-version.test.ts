@@ -1,10 +1,9 @@
-import { runner } from "node-pg-migrate";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatService } from "../../layers/chat/chat/chat-service.ts";
 import { parseConfig } from "../../layers/chat/config.ts";
 import { requestHash } from "../../layers/chat/db/idempotency-store.ts";
-import { MIGRATIONS_DIR, migrate } from "../../layers/chat/db/migrate.ts";
+import { migrate } from "../../layers/chat/db/migrate.ts";
 import { buildPool } from "../../layers/chat/db/pool.ts";
 import type { CloudEvent } from "../../layers/chat/events/cloudevents.ts";
 import { outboxOnlyPublisher } from "../../layers/chat/events/event-publisher.ts";
@@ -12,6 +11,7 @@ import { relayOutbox } from "../../layers/chat/events/outbox-relay.ts";
 import { runMaintenance } from "../../layers/chat/maintenance/maintenance.ts";
 import { applyEvents } from "../../layers/chat/projection/activity-projection.ts";
 import { builtinResponder } from "../../layers/chat/responders/builtin-responder.ts";
+import { migrateBy } from "../helpers/migrations.ts";
 import {
   embeddedPostgresBin,
   type PrivatePostgres,
@@ -39,23 +39,6 @@ afterAll(async () => {
   await pool?.end();
   await server?.destroy();
 });
-
-async function migrateAllDown(): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await runner({
-      dbClient: client,
-      dir: MIGRATIONS_DIR,
-      direction: "down",
-      count: Number.POSITIVE_INFINITY,
-      migrationsTable: "pgmigrations",
-      log: () => {},
-    });
-  } finally {
-    await client.end();
-  }
-}
 
 describe("the product's SQL on the embedded Postgres", () => {
   it("migrates, serves a conversation, relays, projects, erases and prunes, and migrates down and up", async () => {
@@ -134,7 +117,7 @@ describe("the product's SQL on the embedded Postgres", () => {
 
     await pool.end();
     pool = undefined as unknown as pg.Pool;
-    await migrateAllDown();
+    await migrateBy(url, "down", Number.POSITIVE_INFINITY);
     expect(await migrate(url)).toEqual(applied);
   }, 120_000);
 });

@@ -1,20 +1,16 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createServer, type Server } from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { closeRedis, getRedis } from "../../layers/chat/cache/redis-client.ts";
 import { resetConfig } from "../../layers/chat/config.ts";
 import { type PrivateRedis, startPrivateRedis } from "../helpers/private-redis.ts";
+import { selfSignedLocalhostCert } from "../helpers/self-signed-cert.ts";
 
 /**
  * The cache in AWS is reached over TLS (`rediss://`, REDIS_TLS=true). The client must name the host it connects to
  * (SNI) and check the certificate it gets: a TLS endpoint in front of a real (cluster-mode) Redis here presents a
  * certificate for the right name that no CA signed, so a client that checks nothing would get its PING answered.
  */
-let dir: string;
 let backend: PrivateRedis;
 let server: Server;
 let port: number;
@@ -23,31 +19,12 @@ const sockets = new Set<Socket>();
 let forwarded = 0;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "redis-tls-"));
-  execFileSync(
-    "openssl",
-    [
-      ...[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-      ],
-      ...["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-      ...["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
-    ],
-    { stdio: "ignore" },
-  );
+  const { key, cert } = selfSignedLocalhostCert();
   backend = await startPrivateRedis({ cluster: true });
   server = createServer(
     {
-      key: readFileSync(join(dir, "key.pem")),
-      cert: readFileSync(join(dir, "cert.pem")),
+      key,
+      cert,
       SNICallback: (name, cb) => {
         names.push(name);
         cb(null);
@@ -75,7 +52,6 @@ afterAll(async () => {
   for (const s of sockets) s.destroy();
   await new Promise((r) => server?.close(r));
   await backend?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe("the Redis client over TLS", () => {

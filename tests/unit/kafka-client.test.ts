@@ -1,9 +1,5 @@
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
 import { GetBootstrapBrokersCommand, KafkaClient } from "@aws-sdk/client-kafka";
 import { mockClient } from "aws-sdk-client-mock";
@@ -21,6 +17,7 @@ import {
 } from "../../layers/chat/events/kafka-client.ts";
 import { kafkaPublisher } from "../../layers/chat/events/kafka-runtime.ts";
 import { kafkaClientOptions } from "../../layers/chat/events/kafka-settings.ts";
+import { selfSignedLocalhostCert } from "../helpers/self-signed-cert.ts";
 
 const signer = vi.hoisted(() => ({
   generateAuthToken: vi.fn(async (_: { region: string }) => ({ token: "signed-token", expiryTime: 1 })),
@@ -229,28 +226,11 @@ describe("resolveBrokers", () => {
 
 describe("endingSocketFactory", () => {
   it("names the broker in the TLS handshake (SNI) and keeps the connection alive after 60 s idle, as kafkajs's own", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "kafka-sni-"));
     const names: string[] = [];
     const keepAlive = vi.spyOn(Socket.prototype, "setKeepAlive");
     try {
-      execFileSync(
-        "openssl",
-        [
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-days",
-          "1",
-        ].concat(["-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]),
-        { stdio: "ignore" },
-      );
       const server = createTlsServer({
-        key: readFileSync(join(dir, "key.pem")),
-        cert: readFileSync(join(dir, "cert.pem")),
+        ...selfSignedLocalhostCert(),
         SNICallback: (name, cb) => {
           names.push(name);
           cb(null);
@@ -273,7 +253,6 @@ describe("endingSocketFactory", () => {
       expect(keepAlive).toHaveBeenCalledWith(true, 60_000);
     } finally {
       keepAlive.mockRestore();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
