@@ -8,31 +8,46 @@ export interface FreezingProxy {
   /**
    * Once the client sends bytes holding `marker` (e.g. a value bound to a statement), stops forwarding Postgres's
    * replies only: that statement still reaches the server, which runs (and commits) it while the client hears
-   * nothing, as when a reply is lost on the way back.
+   * nothing, as when a reply is lost on the way back. `scope`: on every connection (the default: Postgres silent
+   * for all), or on that connection alone (one reply lost; the others answer).
    */
-  freezeRepliesAfter(marker: string): void;
+  freezeRepliesAfter(marker: string, scope?: "all" | "connection"): void;
+  /**
+   * Once the client sends bytes holding `marker`, forwards nothing more on that connection, those bytes included:
+   * the statement never reaches the server (lost on the way there), and the connection is silent after it.
+   */
+  dropRequestsFrom(marker: string): void;
   thaw(): void;
   close(): Promise<void>;
 }
 
+interface Pair {
+  client: Socket;
+  upstream: Socket;
+  requests: boolean;
+  replies: boolean;
+}
+
+type Trigger = { marker: Buffer; cut: (pair: Pair) => void };
+
 export async function freezingProxy(target: URL): Promise<FreezingProxy> {
-  const pairs = new Set<[Socket, Socket]>();
+  const pairs = new Set<Pair>();
   let requests = true;
   let replies = true;
-  let marker: Buffer | undefined;
+  let trigger: Trigger | undefined;
   const server: Server = createServer((client) => {
     const upstream = connect(Number(target.port || 5432), target.hostname);
-    const pair: [Socket, Socket] = [client, upstream];
+    const pair: Pair = { client, upstream, requests: true, replies: true };
     pairs.add(pair);
     client.on("data", (chunk: Buffer) => {
-      if (marker && chunk.includes(marker)) {
-        replies = false;
-        marker = undefined;
+      if (trigger && chunk.includes(trigger.marker)) {
+        trigger.cut(pair);
+        trigger = undefined;
       }
-      if (requests) upstream.write(chunk);
+      if (requests && pair.requests) upstream.write(chunk);
     });
     upstream.on("data", (chunk) => {
-      if (replies) client.write(chunk);
+      if (replies && pair.replies) client.write(chunk);
     });
     const drop = () => {
       client.destroy();
@@ -53,18 +68,33 @@ export async function freezingProxy(target: URL): Promise<FreezingProxy> {
       requests = false;
       replies = false;
     },
-    freezeRepliesAfter: (m) => {
-      marker = Buffer.from(m);
+    freezeRepliesAfter: (m, scope = "all") => {
+      trigger = {
+        marker: Buffer.from(m),
+        cut: (pair) => {
+          if (scope === "all") replies = false;
+          else pair.replies = false;
+        },
+      };
+    },
+    dropRequestsFrom: (m) => {
+      trigger = {
+        marker: Buffer.from(m),
+        cut: (pair) => {
+          pair.requests = false;
+          pair.replies = false;
+        },
+      };
     },
     thaw: () => {
-      marker = undefined;
+      trigger = undefined;
       requests = true;
       replies = true;
     },
     close: async () => {
-      for (const [a, b] of pairs) {
-        a.destroy();
-        b.destroy();
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
       }
       await new Promise<void>((r) => server.close(() => r()));
     },

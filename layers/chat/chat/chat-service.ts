@@ -461,11 +461,31 @@ export class ChatService {
     const sessionId = auth.session.session_id;
     const at = new Date().toISOString();
     const event = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
-    const erased = await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event));
+    const erased = await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event)).catch(
+      (err: unknown) => this.#mayHaveErased(err, auth.session),
+    );
     // Tombstoned even if already erased (by a concurrent request or the retention purge, whose event stands, as does
-    // the 204): the token was then accepted from a cache entry, maybe one a Redis failover brought back.
+    // the 204): the token was then accepted from a cache entry, maybe one a Redis failover brought back. So is one
+    // whose COMMIT went unanswered and whose session is gone after it (eraseSession checked).
     await this.#d.cache?.afterErase(sessionId);
     if (erased) await this.#d.publisher.afterCommit(sessionId, [event], false);
+  }
+
+  /**
+   * An erase whose COMMIT went unanswered and whose outcome eraseSession could not check: the session's entries must
+   * not be served (if it was erased, its token would go on reading it until their TTL), nor tombstoned (if it was not,
+   * its user would be locked out as long). A placeholder at the generation the request read makes reads go to
+   * Postgres, which knows.
+   */
+  async #mayHaveErased(err: unknown, session: SessionRecord): Promise<never> {
+    if (!isUnanswered(err)) throw err;
+    await this.#d.cache?.afterUncertainChange(session.session_id, session.generation);
+    throw new ChatError(
+      "service_unavailable",
+      "the database did not answer after the erase was sent, so the session may have been erased: retry the " +
+        "DELETE; a 204, or a 401 (an erased session's token is no longer valid), means it is gone",
+      { retryAfterSeconds: unavailableRetryAfter(), cause: err },
+    );
   }
 
   // --- the write path -------------------------------------------------------------------------

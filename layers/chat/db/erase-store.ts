@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { CloudEvent } from "../events/cloudevents.ts";
+import { isUnanswered, noteNotCommitted } from "./pooled-client.ts";
 import { withTransaction } from "./transaction.ts";
 
 /**
@@ -73,7 +74,25 @@ SELECT 1 FROM sessions
 const LOCK_QUEUE = "SELECT 1 FROM outbox_pending WHERE session_id = $1 ORDER BY id FOR UPDATE";
 
 /**
- * True if this call erased the session; false if it was already gone (and then nothing changed).
+ * Whether the session row is still there, after an erase whose COMMIT went unanswered. That erase's transaction
+ * held the row (FOR UPDATE) when it sent the COMMIT, and FOR KEY SHARE waits for that lock: while the transaction
+ * is still open (its COMMIT on the way, or lost with a connection the server has not yet seen close), this waits,
+ * so what it reads is the outcome, never the state before it. A plain read could find the row a moment before the
+ * COMMIT lands and call a made erase not made.
+ */
+const SESSION_PRESENT = "SELECT 1 FROM sessions WHERE session_id = $1 FOR KEY SHARE";
+
+/**
+ * The client's bound on that check: one short query, inside session-erase's timeout after the COMMIT's own
+ * bound (DB_STATEMENT_TIMEOUT_MS + 1 s); a check that waits longer is one that cannot be made.
+ */
+export const ERASE_CHECK_MS = 1000;
+
+/**
+ * True if this call erased the session; false if it was already gone (and then nothing changed), or if its COMMIT
+ * went unanswered and the session is gone after it (erased by this call or another: the erased event, if this
+ * one's, is the relay's to publish). If the check finds the session there, the COMMIT's error is a plain failure
+ * (nothing changed); if the check cannot be made, it stays unanswered (isUnanswered: the erase may have been made).
  * `idleDays`: erase only if the session is still idle that long (the retention purge: the session may have been
  * used since it was selected, and that user's acknowledged turn must not go); false, changing nothing, if not.
  * The session's row is locked first, in its own statement: a change that commits while the erase waits for the
@@ -103,5 +122,21 @@ export async function eraseSession(
       values: [sessionId, event.id, JSON.stringify(event), idleDays ?? null],
     });
     return res.rows[0]?.erased === 1;
+  }).catch((err: unknown) => afterUnansweredCommit(pool, sessionId, err));
+}
+
+async function afterUnansweredCommit(pool: pg.Pool, sessionId: string, err: unknown): Promise<false> {
+  if (!isUnanswered(err)) throw err;
+  // pg reads query_timeout per query too (its types list it only for the client)
+  const check = {
+    text: SESSION_PRESENT,
+    values: [sessionId],
+    query_timeout: ERASE_CHECK_MS,
+  } as pg.QueryConfig;
+  const present = await pool.query(check).catch(() => {
+    throw err;
   });
+  if (present.rowCount === 0) return false;
+  noteNotCommitted(err);
+  throw err;
 }

@@ -63,6 +63,21 @@ export function noteIfUnanswered(err: unknown): void {
     unanswered.add(err);
 }
 
+/**
+ * Whether `err` is pg's own bound on a statement the server had not answered (its "Query read timeout"): the
+ * connection stays busy with that statement, and any query sent after it waits for its answer.
+ */
+export const isStuckBehindUnanswered = (err: unknown): boolean =>
+  err instanceof Error && err.message === "Query read timeout";
+
+/**
+ * Undoes noteIfUnanswered once a check on another connection found that the statement did not commit: a failure
+ * that changed nothing, as one before it was sent (a plain 503, "retry shortly").
+ */
+export function noteNotCommitted(err: unknown): void {
+  if (typeof err === "object" && err !== null) unanswered.delete(err);
+}
+
 type PoolQuery = (this: pg.Pool, ...args: unknown[]) => unknown;
 
 /**

@@ -121,7 +121,10 @@ async function purgeIdleSessions(
 
 export interface EraseSessionsResult {
   erased: number;
-  /** Already gone: nothing to erase (their cache entries are tombstoned all the same). */
+  /**
+   * Already gone: nothing to erase (their cache entries are tombstoned all the same); also one whose erase's COMMIT
+   * went unanswered and which is gone after it (eraseSession checks), whoever erased it.
+   */
   absent: number;
   /** Erases that failed (a lock timeout, a lost connection) or were not reached in time: invoke again with these. */
   failed: string[];
