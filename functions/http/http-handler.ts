@@ -8,6 +8,7 @@ import type { SessionRead } from "#chat/cache/session-cache.ts";
 import type { AuthorizedSession, ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError, unavailableRetryAfter } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
+import { type RequestEvents, withRequestEvents } from "#chat/events/request-events.ts";
 import { CORS_EXPOSED_HEADERS, corsOriginAllowed } from "./cors-headers.ts";
 import { LOG_CONTEXT, logger } from "./logger.ts";
 import { MIDDY_OPTIONS } from "./middy-options.ts";
@@ -72,6 +73,9 @@ type Handler = (
  */
 const requestSessions = new WeakMap<APIGatewayProxyEventV2, string>();
 
+/** The events a request's changes committed, for the same lines: each event's id leads to its request and back. */
+const requestEvents = new WeakMap<APIGatewayProxyEventV2, RequestEvents>();
+
 // Chat data and tokens are private: nothing is stored by a cache unless the handler says otherwise.
 const NO_STORE = { "cache-control": "no-store" };
 
@@ -126,7 +130,11 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
       requestSessions.set(event, sessionId);
       return chat.authorize(sessionId, parsed.token, prefetched, read);
     };
-    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, authorize });
+    const committed: RequestEvents = { ids: [] };
+    requestEvents.set(event, committed);
+    const result = await withRequestEvents(committed, () =>
+      fn({ ...parsed, event, requestId: requestIdOf(event), chat, authorize }),
+    );
     if (result.sessionId) requestSessions.set(event, result.sessionId);
     return json(result);
   }) as unknown as Handler;
@@ -163,6 +171,7 @@ function problemResponses(
           error: describe(request.error),
           request_id: requestId,
           session_id: requestSessions.get(request.event),
+          ...eventFields(request.event),
         });
       request.response = {
         statusCode: body.status,
@@ -226,6 +235,20 @@ function accessLog(
     duration_ms: started === undefined ? undefined : Math.round((performance.now() - started) * 100) / 100,
     request_id: requestIdOf(event),
     session_id: requestSessions.get(event),
+    ...eventFields(event),
     ...rateLimitRefusal(event),
   });
+}
+
+/**
+ * `event_ids` only on a request that committed a change, `events_not_sent` when its fast path left them to the
+ * relay; `maybe_event_ids` on one whose change went unanswered (a 503 that says it may have been made).
+ */
+function eventFields(event: APIGatewayProxyEventV2) {
+  const { ids = [], notSent, uncertain } = requestEvents.get(event) ?? {};
+  return {
+    ...(ids.length ? { event_ids: ids } : {}),
+    ...(ids.length && notSent !== undefined ? { events_not_sent: notSent } : {}),
+    ...(uncertain?.length ? { maybe_event_ids: uncertain } : {}),
+  };
 }

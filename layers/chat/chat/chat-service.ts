@@ -32,6 +32,7 @@ import { isUnanswered } from "../db/pooled-client.ts";
 import { withTransaction } from "../db/transaction.ts";
 import { type CloudEvent, chatEvent } from "../events/cloudevents.ts";
 import type { EventPublisher } from "../events/event-publisher.ts";
+import { noteCommittedEvents, noteUncertainEvents } from "../events/request-events.ts";
 import { builtinReply, WELCOME } from "../responders/builtin-responder.ts";
 import { boundContext, type Reply, type Responder } from "../responders/responder.ts";
 import {
@@ -208,7 +209,7 @@ export class ChatService {
         welcome,
         events,
         idempotency: completion?.(result),
-      }).catch(mayHaveCommitted);
+      }).catch((err: unknown) => mayHaveCommitted(err, events));
       await this.#afterCommit(stored, [welcomeMessage], events, false);
       return result;
     });
@@ -462,13 +463,13 @@ export class ChatService {
     const at = new Date().toISOString();
     const event = chatEvent("chat.session.erased", sessionId, at, { session_id: sessionId });
     const erased = await busyOnLockTimeout(() => eraseSession(this.#d.pool, sessionId, event)).catch(
-      (err: unknown) => this.#mayHaveErased(err, auth.session),
+      (err: unknown) => this.#mayHaveErased(err, auth.session, event),
     );
     // Tombstoned even if already erased (by a concurrent request or the retention purge, whose event stands, as does
     // the 204): the token was then accepted from a cache entry, maybe one a Redis failover brought back. So is one
     // whose COMMIT went unanswered and whose session is gone after it (eraseSession checked).
     await this.#d.cache?.afterErase(sessionId);
-    if (erased) await this.#d.publisher.afterCommit(sessionId, [event], false);
+    if (erased) await this.#publish(sessionId, [event], false);
   }
 
   /**
@@ -477,8 +478,9 @@ export class ChatService {
    * its user would be locked out as long). A placeholder at the generation the request read makes reads go to
    * Postgres, which knows.
    */
-  async #mayHaveErased(err: unknown, session: SessionRecord): Promise<never> {
+  async #mayHaveErased(err: unknown, session: SessionRecord, event: CloudEvent): Promise<never> {
     if (!isUnanswered(err)) throw err;
+    noteUncertainEvents([event.id]);
     await this.#d.cache?.afterUncertainChange(session.session_id, session.generation);
     throw new ChatError(
       "service_unavailable",
@@ -572,7 +574,7 @@ export class ChatService {
   async #mayHaveCommitted(err: unknown, change: SessionChange | undefined): Promise<never> {
     if (change && isUnanswered(err))
       await this.#d.cache?.afterUncertainChange(change.sessionId, generationAfter(change));
-    return mayHaveCommitted(err);
+    return mayHaveCommitted(err, change?.events ?? []);
   }
 
   /** After commit: the cache gets the new state (written through when the whole history is known), Kafka the events. */
@@ -615,7 +617,13 @@ export class ChatService {
     events: CloudEvent[],
     backlog: boolean,
   ) {
-    await Promise.all([cacheWrite, this.#d.publisher.afterCommit(sessionId, events, backlog)]);
+    await Promise.all([cacheWrite, this.#publish(sessionId, events, backlog)]);
+  }
+
+  /** Every committed change's events: named on the request's access line, then sent after commit. */
+  #publish(sessionId: string, events: CloudEvent[], backlog: boolean): Promise<void> {
+    noteCommittedEvents(events.map((e) => e.id));
+    return this.#d.publisher.afterCommit(sessionId, events, backlog);
   }
 
   /**
@@ -804,8 +812,10 @@ function assertVersion(target: Message, expected: number | readonly number[] | u
  * 503 that said only "retry shortly" had a client without an Idempotency-Key post twice. Still a 503 (retry once
  * the database answers), saying so; the log keeps the cause's reason.
  */
-function mayHaveCommitted(err: unknown): never {
+function mayHaveCommitted(err: unknown, events: readonly CloudEvent[]): never {
   if (!isUnanswered(err)) throw err;
+  // For the request's log: whether it was made is then one look for these ids in the outbox.
+  noteUncertainEvents(events.map((e) => e.id));
   throw new ChatError(
     "service_unavailable",
     "the database did not answer after the change was sent, so it may have been made: retry a post or create " +

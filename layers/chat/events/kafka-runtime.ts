@@ -4,10 +4,11 @@ import type { Check } from "../health/health-check.ts";
 import { withTimeout } from "../timeout.ts";
 import type { CloudEvent } from "./cloudevents.ts";
 import type { EventPublisher } from "./event-publisher.ts";
-import { type ProducerSettings, pingKafka, publishRecords } from "./kafka-producer.ts";
+import { KafkaTimeoutError, type ProducerSettings, pingKafka, publishRecords } from "./kafka-producer.ts";
 import { kafkaClientOptions } from "./kafka-settings.ts";
 import { toRecords } from "./outbox-relay.ts";
 import { markEventsPublished, markPublished, pendingForSession } from "./outbox-store.ts";
+import { noteNotSent } from "./request-events.ts";
 
 /** Kafka is on when brokers or an MSK cluster are configured; otherwise events wait in the outbox. */
 export const kafkaEnabled = (cfg: Config) => cfg.KAFKA_BROKERS.length > 0 || !!cfg.MSK_CLUSTER_ARN;
@@ -105,7 +106,7 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
   return {
     usesBacklog: true,
     async afterCommit(sessionId, events, backlog) {
-      if (Date.now() < pausedUntil) return;
+      if (Date.now() < pausedUntil) return noteNotSent("backoff");
       const started = Date.now();
       const bound = cfg.KAFKA_PUBLISH_TIMEOUT_MS;
       const work = (async () => {
@@ -114,7 +115,7 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
           : [];
         const toSend = backlog ? backlogRows.map((r) => r.event) : events;
         const left = bound - (Date.now() - started);
-        if (left <= 0) return;
+        if (left <= 0) return noteNotSent("timeout");
         await publishEvents(cfg, toSend, left);
         if (backlog)
           await markPublished(
@@ -130,9 +131,15 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
       try {
         // The whole path is bounded, not only the send: the first request of a sandbox also looks up the
         // brokers (an AWS call) and connects. What is cut short here finishes or fails in the background.
-        await withTimeout(work, bound, () => new Error(`after-commit publish took over ${bound} ms`));
-      } catch {
+        await withTimeout(
+          work,
+          bound,
+          () => new KafkaTimeoutError(`after-commit publish took over ${bound} ms`),
+        );
+      } catch (err) {
         pausedUntil = Date.now() + BACKOFF_MS;
+        // For the request's access line: why its events may reach the topic only with the relay's next run.
+        noteNotSent(err instanceof KafkaTimeoutError ? "timeout" : err instanceof Error ? err.name : "error");
       }
     },
   };
