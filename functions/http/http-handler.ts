@@ -8,7 +8,9 @@ import type { SessionRead } from "#chat/cache/session-cache.ts";
 import type { AuthorizedSession, ChatService } from "#chat/chat/chat-service.ts";
 import { isChatError, unavailableRetryAfter } from "#chat/chat/errors.ts";
 import { config } from "#chat/config.ts";
-import { type RequestEvents, withRequestEvents } from "#chat/events/request-events.ts";
+import type { RequestEvents } from "#chat/events/request-events.ts";
+import { runInRequest } from "#chat/request-context.ts";
+import { deadlineAfter } from "#chat/request-deadline.ts";
 import { CORS_EXPOSED_HEADERS, corsOriginAllowed } from "./cors-headers.ts";
 import { LOG_CONTEXT, logger } from "./logger.ts";
 import { MIDDY_OPTIONS } from "./middy-options.ts";
@@ -121,7 +123,7 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
   // a static import, not on their first request. (esbuild inlines it; a rejection is reported by the handler.)
   const runtime = spec.chat === false ? undefined : import("#chat/chat-runtime.ts");
   runtime?.catch(() => undefined);
-  return limited.use(problemResponses(spec.name)).handler(async (event) => {
+  const handler = limited.use(problemResponses(spec.name)).handler(async (event) => {
     const parsed = parseRequest(spec, event);
     const chat = runtime ? await (await runtime).getChatService() : (undefined as unknown as ChatService);
     const prefetched = prefetchedSession(event);
@@ -130,14 +132,19 @@ export function httpHandler<B = undefined, Q = undefined, P = undefined>(
       requestSessions.set(event, sessionId);
       return chat.authorize(sessionId, parsed.token, prefetched, read);
     };
-    const committed: RequestEvents = { ids: [] };
-    requestEvents.set(event, committed);
-    const result = await withRequestEvents(committed, () =>
-      fn({ ...parsed, event, requestId: requestIdOf(event), chat, authorize }),
-    );
+    const result = await fn({ ...parsed, event, requestId: requestIdOf(event), chat, authorize });
     if (result.sessionId) requestSessions.set(event, result.sessionId);
     return json(result);
   }) as unknown as Handler;
+  return (event, context) => {
+    // Every backend wait of the request ends in time for its problem document, before the function's timeout; the
+    // events its changes commit are noted for its log lines.
+    const events: RequestEvents = { ids: [] };
+    requestEvents.set(event, events);
+    return runInRequest({ deadline: deadlineAfter(context.getRemainingTimeInMillis()), events }, () =>
+      handler(event, context),
+    );
+  };
 }
 
 function requestIdOf(event: APIGatewayProxyEventV2): string {

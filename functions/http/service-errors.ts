@@ -47,6 +47,8 @@ const UNAVAILABLE_MESSAGES: readonly (readonly [RegExp, string])[] = [
   [/DATABASE_URL or DATABASE_SECRET_ARN/i, "database_not_configured"],
   // Secrets Manager not answering within the bound: the connection waits on it, so Postgres is as good as away.
   [/the database secret was not read within/i, "database_secret_timeout"],
+  // a step the request had no time left for (request-deadline.ts): refused unsent, so nothing of it was made
+  [/the request's time ran out before/i, "request_deadline"],
 ];
 
 /** Why `err` means a backend is away (its SQLSTATE or errno, or a word of UNAVAILABLE_MESSAGES), else undefined. */

@@ -91,7 +91,9 @@ export class Database extends Construct {
       securityGroups: [proxySg],
       secrets: [this.secret, this.appSecret],
       requireTLS: true,
-      borrowTimeout: Duration.seconds(30),
+      // A borrow is the proxy's side of a pool checkout: bounded as the pool bounds one (DB_CONNECT_TIMEOUT_MS), not
+      // past the functions' timeouts, so a used-up proxy pool fails a request fast (503) instead of holding it.
+      borrowTimeout: Duration.seconds(Math.ceil(parseConfig({}).DB_CONNECT_TIMEOUT_MS / 1000)),
       // Lambda opens many short-lived connections; the proxy multiplexes them onto a few server connections.
       maxConnectionsPercent: 90,
       idleClientTimeout: Duration.minutes(15),

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { configSchema, parseConfig } from "#chat/config.ts";
 import { buildPool } from "#chat/db/pool.ts";
 import { sessionSettingsSql } from "#chat/db-session-settings.ts";
+import { ANSWER_MARGIN_MS } from "#chat/request-deadline.ts";
 import { resourcesOf, synth } from "./synth.ts";
 
 /**
@@ -24,6 +25,25 @@ describe("functions behind RDS Proxy (dataPlane=aws)", () => {
     const info = groups[0]?.Properties?.ConnectionPoolConfigurationInfo as { InitQuery?: string };
     expect(info.InitQuery).toBe(sessionSettingsSql(configSchema.parse({})));
     expect(info.InitQuery).toBe("SET statement_timeout = 5000; SET lock_timeout = 3000");
+  });
+
+  it("the proxy's borrow wait is no longer than the pool's checkout wait, well under every HTTP function's timeout", () => {
+    const groups = Object.values(resourcesOf(s.template, "AWS::RDS::DBProxyTargetGroup"));
+    const info = groups[0]?.Properties?.ConnectionPoolConfigurationInfo as {
+      ConnectionBorrowTimeout?: number;
+    };
+    const borrowMs = (info.ConnectionBorrowTimeout ?? 120) * 1000; // RDS's default: 120 s
+    expect(borrowMs).toBeLessThanOrEqual(
+      Math.ceil(configSchema.parse({}).DB_CONNECT_TIMEOUT_MS / 1000) * 1000,
+    );
+    const timeouts = Object.values(resourcesOf(s.template, "AWS::Lambda::Function"))
+      .filter(
+        (r) => "DATABASE_HOST" in ((r.Properties?.Environment as { Variables?: object })?.Variables ?? {}),
+      )
+      .map((r) => Number(r.Properties?.Timeout) * 1000);
+    expect(timeouts.length).toBeGreaterThan(5);
+    // room left, after a borrow that times out, for the request's answer (its deadline keeps a margin for that)
+    for (const timeoutMs of timeouts) expect(borrowMs).toBeLessThan(timeoutMs - ANSWER_MARGIN_MS);
   });
 
   it("every function that reaches the database is told it goes through the proxy, and then sends no settings", () => {

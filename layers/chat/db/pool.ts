@@ -2,6 +2,7 @@ import pg from "pg";
 import { type Config, config } from "../config.ts";
 import { sessionSettings } from "../db-session-settings.ts";
 import { connectionConfig } from "./database-url.ts";
+import { boundCheckoutsByDeadline, DeadlineBoundClient } from "./deadline-bounds.ts";
 import { keepConnectionsOnStatementErrors } from "./pooled-client.ts";
 import { poolTypes } from "./timestamps.ts";
 
@@ -29,7 +30,10 @@ export function buildPool(connection: string | pg.ClientConfig, cfg: Config): pg
     idleTimeoutMillis: 60_000,
     ssl: cfg.DATABASE_SSL ? { rejectUnauthorized: true } : undefined,
     types: poolTypes,
+    // a request's statements and checkouts end by its deadline too (request-deadline.ts)
+    Client: DeadlineBoundClient,
   });
+  boundCheckoutsByDeadline(p, cfg.DB_CONNECT_TIMEOUT_MS);
   // An idle client that loses its server (restart, failover) must not crash the process; the pool replaces it.
   p.on("error", () => {});
   keepConnectionsOnStatementErrors(p);

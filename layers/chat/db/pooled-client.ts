@@ -1,4 +1,6 @@
 import pg from "pg";
+import { DeadlineExceeded } from "../request-deadline.ts";
+import { assertTimeForCheckout } from "./deadline-bounds.ts";
 
 /** The connection's state as `work` leaves it: lost (pg said so) or broken (the caller says so). */
 export interface ClientCheckout {
@@ -18,6 +20,7 @@ export async function withClient<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient, checkout: ClientCheckout) => Promise<T>,
 ): Promise<T> {
+  assertTimeForCheckout();
   const client = await pool.connect();
   let lost: Error | undefined;
   let broken: Error | undefined;
@@ -59,7 +62,12 @@ export const isUnanswered = (err: unknown): boolean =>
 
 /** Notes a failed statement's error as unanswered (isUnanswered) unless the server answered it or it was never sent. */
 export function noteIfUnanswered(err: unknown): void {
-  if (err instanceof Error && !(err instanceof pg.DatabaseError) && !/not queryable/.test(err.message))
+  if (
+    err instanceof Error &&
+    !(err instanceof pg.DatabaseError) &&
+    !(err instanceof DeadlineExceeded) &&
+    !/not queryable/.test(err.message)
+  )
     unanswered.add(err);
 }
 
@@ -103,7 +111,8 @@ export function keepConnectionsOnStatementErrors(pool: pg.Pool): void {
       try {
         return await client.query(config as string | pg.QueryConfig, values as unknown[] | undefined);
       } catch (err) {
-        if (!isStatementError(err)) {
+        // a statement refused unsent (no time left) leaves its connection as it was
+        if (!isStatementError(err) && !(err instanceof DeadlineExceeded)) {
           checkout.markBroken(err as Error);
           noteIfUnanswered(err);
         }

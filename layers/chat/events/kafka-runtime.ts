@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Config } from "../config.ts";
 import type { Check } from "../health/health-check.ts";
+import { timeLeftMs } from "../request-deadline.ts";
 import { withTimeout } from "../timeout.ts";
 import type { CloudEvent } from "./cloudevents.ts";
 import type { EventPublisher } from "./event-publisher.ts";
@@ -108,7 +109,11 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
     async afterCommit(sessionId, events, backlog) {
       if (Date.now() < pausedUntil) return noteNotSent("backoff");
       const started = Date.now();
-      const bound = cfg.KAFKA_PUBLISH_TIMEOUT_MS;
+      // Within the request's deadline too: a change committed with less time left than the bound would otherwise be
+      // answered by the function's timeout, a bare 500 for a change that was made. The relay publishes the rest.
+      const budget = Math.min(cfg.KAFKA_PUBLISH_TIMEOUT_MS, timeLeftMs() ?? Number.POSITIVE_INFINITY);
+      if (budget <= 0) return noteNotSent("deadline");
+      const bound = Math.ceil(budget);
       const work = (async () => {
         const backlogRows = backlog
           ? await pendingForSession(pool, sessionId, 1000, cfg.KAFKA_MAX_BATCH_BYTES)

@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from "node:async_hooks";
+import { currentRequest, runInRequest } from "../request-context.ts";
 
 /**
  * What a request's changes put on their way to the topic, for its access line: the ids of the events they committed
@@ -7,31 +7,29 @@ import { AsyncLocalStorage } from "node:async_hooks";
  */
 export interface RequestEvents {
   ids: string[];
-  /** Why they were not sent after commit: a fixed word (`backoff`, `timeout`, an error's name), never a message. */
+  /** Why they were not sent after commit: a fixed word (`backoff`, `deadline`, `timeout`, an error's name), never a message. */
   notSent?: string;
   /** A change sent whose answer never came (its 503 says it may have been made): in the outbox if it was. */
   uncertain?: string[];
 }
 
-const current = new AsyncLocalStorage<RequestEvents>();
-
-/** Runs a request with the events its changes commit noted in `into`. */
+/** Runs `fn` with the events its changes commit noted in `into`, and nothing else in its context. */
 export const withRequestEvents = <T>(into: RequestEvents, fn: () => Promise<T>): Promise<T> =>
-  current.run(into, fn);
+  runInRequest({ events: into }, fn);
 
 /** A committed change's event ids (outside a request, e.g. a test's own service call, nothing is kept). */
 export function noteCommittedEvents(ids: readonly string[]): void {
-  current.getStore()?.ids.push(...ids);
+  currentRequest()?.events?.ids.push(...ids);
 }
 
 /** The after-commit publish did not send the request's events within its bound: the relay will (or a late send). */
 export function noteNotSent(reason: string): void {
-  const store = current.getStore();
+  const store = currentRequest()?.events;
   if (store) store.notSent ??= reason;
 }
 
 /** A change Postgres may have committed without saying so: its events exist if, and only if, it did. */
 export function noteUncertainEvents(ids: readonly string[]): void {
-  const store = current.getStore();
+  const store = currentRequest()?.events;
   if (store) store.uncertain = [...(store.uncertain ?? []), ...ids];
 }

@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { disconnectProducer } from "#chat/events/kafka-producer.ts";
+import { findFunction } from "../../functions/manifest.ts";
+import { createFunctionRuntime, type FunctionRuntime } from "../../local/function-runtime.ts";
+import { type HttpLambda, httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
+import { resetRuntime } from "../helpers/runner-fixture.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+
+/**
+ * A change's events go to Kafka right after its commit (the fast path), bounded by KAFKA_PUBLISH_TIMEOUT_MS; what it
+ * cannot publish the relay publishes later. A change committed with less of the request's time left than that bound,
+ * against a broker that answers nothing, was answered by the function's timeout (API Gateway's bare 500; locally
+ * Sandbox.Timedout) though the change was made, and a client retrying without its key made it twice. The bound is
+ * 5 s here and the function has 2 s, so that every post commits with less time left than the bound.
+ */
+const post = findFunction("messages-post");
+if (!post) throw new Error("no messages-post in the manifest");
+const shortPost = { ...post, timeoutSeconds: 2 };
+
+let db: TestDatabase;
+let broker: ChildProcess;
+let runtime: FunctionRuntime;
+let session: { sessionId: string; token: string };
+
+beforeAll(async () => {
+  db = await createTestDatabase(2);
+  vi.stubEnv("DATABASE_URL", db.url);
+  vi.stubEnv("RATE_LIMIT_PER_TOKEN", "0");
+  vi.stubEnv("RATE_LIMIT_PER_IP", "0");
+  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
+  for (const name of ["REDIS_URL", "KAFKA_BROKERS", "MSK_CLUSTER_ARN"]) vi.stubEnv(name, undefined);
+  await resetRuntime();
+  // the session is made without Kafka: its own publish would pause the fast path for the post
+  const create = ((await import("../../functions/sessions-create.ts")) as { handler: HttpLambda }).handler;
+  const created = await create(
+    httpEvent("POST", "/sessions/create", { body: {} }),
+    lambdaContext("sessions-create"),
+  );
+  expect(created.statusCode, created.body).toBe(201);
+  const body = JSON.parse(String(created.body));
+  session = { sessionId: body.session.session_id, token: body.token };
+
+  // a broker that accepts connections and then answers nothing (its process stopped)
+  broker = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const s = require("node:net").createServer((c) => c.on("error", () => {}));
+       s.listen(0, "127.0.0.1", () => console.log(s.address().port));`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const port = await new Promise<number>((resolve) =>
+    broker.stdout?.once("data", (d) => resolve(Number(String(d).trim()))),
+  );
+  broker.kill("SIGSTOP");
+  vi.stubEnv("KAFKA_BROKERS", `127.0.0.1:${port}`);
+  vi.stubEnv("KAFKA_PUBLISH_TIMEOUT_MS", "5000");
+  await resetRuntime();
+  const { handler } = (await import("../../functions/messages-post.ts")) as { handler: HttpLambda };
+  runtime = createFunctionRuntime({
+    functions: [shortPost],
+    loadHandler: async () => handler as never,
+    log: () => {},
+  });
+});
+
+afterAll(async () => {
+  await runtime?.drain();
+  broker?.kill("SIGKILL");
+  await disconnectProducer();
+  await resetRuntime();
+  vi.unstubAllEnvs();
+  await db?.drop();
+});
+
+describe("a change committed with less time left than the publish bound, against a broker that answers nothing", () => {
+  it("is answered by the function (201) before its timeout, and its events are left to the relay", async () => {
+    const outcome = await runtime.invoke(
+      shortPost,
+      httpEvent("POST", "/messages/post", {
+        body: { session_id: session.sessionId, content: "publish me later" },
+        headers: { authorization: `Bearer ${session.token}` },
+      }),
+    );
+    expect(outcome.ok ? "answered" : outcome.error.errorType).toBe("answered");
+    const res = (outcome.ok ? outcome.result : {}) as APIGatewayProxyStructuredResultV2;
+    expect(res.statusCode, res.body).toBe(201);
+    const stored = await db.pool.query(
+      "SELECT count(*)::int AS n FROM messages WHERE session_id = $1 AND content = 'publish me later'",
+      [session.sessionId],
+    );
+    expect(stored.rows[0].n).toBe(1);
+    const pending = await db.pool.query(
+      "SELECT count(*)::int AS n FROM outbox WHERE session_id = $1 AND published_at IS NULL",
+      [session.sessionId],
+    );
+    expect(pending.rows[0].n).toBeGreaterThanOrEqual(2); // the post's two events, at least: the relay's now
+  });
+});
