@@ -646,7 +646,9 @@ export class ChatService {
           idempotencyCompletion(idem, statusCode, result, { claim: true, ttlSeconds }),
         );
       } catch (err) {
-        if (!isIdempotencyConflict(err)) throw err;
+        // A full session is refused before the statement that would find the key's record, yet the post that filled
+        // it may be this key's own: the claim decides (replay, 422, replay_withdrawn), as for any key with a record.
+        if (!isIdempotencyConflict(err) && !isSessionFull(err)) throw err;
       }
     }
     const claim = await claimIdempotencyKey(this.#d.pool, idem, {
@@ -823,6 +825,8 @@ function mayHaveCommitted(err: unknown, events: readonly CloudEvent[]): never {
     { retryAfterSeconds: unavailableRetryAfter(), cause: err },
   );
 }
+
+const isSessionFull = (err: unknown) => err instanceof ChatError && err.code === "session_full";
 
 /** The pool's lock_timeout (SESSION_LOCK_TIMEOUT_MS) expired waiting for the session row: another writer holds it. */
 async function busyOnLockTimeout<T>(work: () => Promise<T>): Promise<T> {
