@@ -9,8 +9,9 @@ import {
   CHAT_TOPIC,
   DEFAULT_KAFKA_BATCH_SIZE,
   type FunctionSpec,
-  functions,
+  functions as manifestFunctions,
 } from "#functions/manifest.ts";
+import { checkFunctions } from "#functions/manifest-check.ts";
 import { grantBedrockInvoke } from "./bedrock-access.ts";
 import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
 import type { ChatContext } from "./context.ts";
@@ -28,6 +29,8 @@ export const MAINTENANCE = "maintenance";
 
 export interface ChatStackProps extends StackProps {
   ctx: ChatContext;
+  /** Defaults to the manifest; tests build from a list with an extra entry, as the local runner's option does. */
+  functions?: readonly FunctionSpec[];
 }
 
 /** The interval of a `rate(N unit)` schedule expression; undefined for `cron(...)`. */
@@ -62,11 +65,13 @@ function retention(days: number): logs.RetentionDays {
 export class ChatStack extends Stack {
   readonly chatFunctions = new Map<string, ChatFunction>();
   /** Functions with a Kafka event source mapping. */
-  private readonly consumers: ChatFunction[] = [];
+  private readonly consumers: [name: string, fn: ChatFunction][] = [];
 
   constructor(scope: Construct, id: string, props: ChatStackProps) {
     super(scope, id, props);
     const { ctx } = props;
+    const functions = props.functions ?? manifestFunctions;
+    checkFunctions(functions);
     const runtimeDefaults = configSchema.parse({});
     const version = (JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { version: string })
       .version;
@@ -149,11 +154,13 @@ export class ChatStack extends Stack {
         alarms.alarmOnErrors(
           `${constructId(spec.name)}Errors`,
           this.chatFunctions.get(spec.name) as ChatFunction,
-          spec.schedule ? rateInterval(spec.schedule) : undefined,
+          spec.schedule ? { interval: rateInterval(spec.schedule) } : undefined,
         );
     alarms.alarmOnServerErrors(api.stage, ctx.http5xxThreshold);
     // Lambda reports OffsetLag only for a Kafka event source, so only where the stack made one.
-    for (const consumer of this.consumers) alarms.alarmOnOffsetLag(consumer, ctx.offsetLagThreshold);
+    // One per consumer, named after it: a second consumer must not collide with the first's alarm.
+    for (const [name, consumer] of this.consumers)
+      alarms.alarmOnOffsetLag(`${constructId(name)}OffsetLag`, consumer, ctx.offsetLagThreshold);
     alarms.alarmOnRejectedEvents();
     // Without Kafka (an external data plane with no brokers) the relay skips its runs and reports nothing.
     const kafkaEnv = dataPlane.environmentFor(["kafka-produce"]);
@@ -200,7 +207,7 @@ export class ChatStack extends Stack {
       );
       // The topic is created by the migration resource; the mapping must not start before it exists.
       mapping?.node.addDependency(to.migrations.resource);
-      if (mapping) this.consumers.push(fn);
+      if (mapping) this.consumers.push([spec.name, fn]);
     }
   }
 }

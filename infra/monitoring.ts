@@ -9,6 +9,12 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
 import { notifyingAlarm } from "./notifying-alarm.ts";
 
+/**
+ * The longest period alarmOnErrors uses: a day, the one a daily schedule needs (two of them stay within the 7 days
+ * CloudWatch lets an alarm look back over).
+ */
+const MAX_PERIOD_SECONDS = 86_400;
+
 export interface HealthAlarmsProps {
   /** POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME of the functions (Powertools' `service` dimension). */
   namespace: string;
@@ -84,19 +90,28 @@ export class HealthAlarms extends Construct {
    * leaving events in the outbox, the consumer stuck on a batch, maintenance not pruning. /health does not see
    * these. A period is 5 minutes, or the schedule's interval when longer: an hourly run fails at most once per
    * 5-minute period, and the period after it is empty, so two 5-minute periods in a row could never both breach.
+   * A schedule whose interval is unknown (`cron(...)`, undefined) or over a day alarms on its first failed run
+   * instead: two 5-minute periods in a row would never both hold one, and two periods of a week pass the 7 days.
    */
-  alarmOnErrors(id: string, fn: lambda.IFunction, scheduleInterval?: Duration): cloudwatch.Alarm {
+  alarmOnErrors(
+    id: string,
+    fn: lambda.IFunction,
+    schedule?: { interval: Duration | undefined },
+  ): cloudwatch.Alarm {
     const fiveMinutes = Duration.minutes(5);
+    const interval = schedule?.interval;
+    const twoInARow = !schedule || (interval !== undefined && interval.toSeconds() <= MAX_PERIOD_SECONDS);
     const period =
-      scheduleInterval && scheduleInterval.toSeconds() > fiveMinutes.toSeconds()
-        ? scheduleInterval
-        : fiveMinutes;
+      twoInARow && interval && interval.toSeconds() > fiveMinutes.toSeconds() ? interval : fiveMinutes;
+    const periods = twoInARow ? 2 : 1;
     return this.#alarm(id, fn.metricErrors({ period, statistic: "Sum" }), {
-      alarmDescription: `${fn.functionName} failed in two consecutive ${period.toHumanString()} periods`,
+      alarmDescription: twoInARow
+        ? `${fn.functionName} failed in two consecutive ${period.toHumanString()} periods`
+        : `${fn.functionName} failed (a run of a schedule too long or irregular for two periods in a row)`,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 2,
-      datapointsToAlarm: 2,
+      evaluationPeriods: periods,
+      datapointsToAlarm: periods,
     });
   }
 
@@ -122,9 +137,9 @@ export class HealthAlarms extends Construct {
    * end and what the function processed), above `threshold` for 15 minutes, so a burst the relay catches up on
    * does not page anyone. No data (no event source, or nothing new) is fine.
    */
-  alarmOnOffsetLag(fn: lambda.IFunction, threshold: number): cloudwatch.Alarm {
+  alarmOnOffsetLag(id: string, fn: lambda.IFunction, threshold: number): cloudwatch.Alarm {
     const lag = fn.metric("OffsetLag", { period: Duration.minutes(5), statistic: "Maximum" });
-    return this.#alarm("ConsumerOffsetLag", lag, {
+    return this.#alarm(id, lag, {
       alarmDescription: `${fn.functionName} more than ${threshold} records behind its topic for 15 minutes`,
       threshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,

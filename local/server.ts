@@ -4,6 +4,7 @@ import { finished } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { buildRouteTable } from "../functions/http/route-table.ts";
 import { type FunctionSpec, functions as manifestFunctions } from "../functions/manifest.ts";
+import { checkFunctions } from "../functions/manifest-check.ts";
 import { resetConfig } from "../layers/chat/config.ts";
 import { buildHttpApiEvent, newApiGatewayRequestId } from "./api-gateway-event.ts";
 import { corsPreflight } from "./cors-preflight.ts";
@@ -127,6 +128,7 @@ function writeResponse(res: ServerResponse, response: HttpResponse): void {
 /** Serves the functions over HTTP like API Gateway (payload 2.0) and answers the Lambda Invoke API. */
 export async function startRunner(options: RunnerOptions = {}): Promise<Runner> {
   const functions = options.functions ?? manifestFunctions;
+  checkFunctions(functions);
   const log = options.log ?? consoleLog;
   const corsOrigins = options.corsOrigins ?? envList(process.env.CORS_ORIGINS);
   const refusal = requestGuard(
