@@ -44,7 +44,7 @@ export function grantBedrockInvoke(fn: lambda.Function, modelId: string): void {
   for (const statement of bedrockInvokeStatements(modelId)) fn.addToRolePolicy(statement);
   const { foundationModel, inferenceProfile } = parseModelId(modelId);
   if (inferenceProfile)
-    Validations.of(fn).acknowledge({
+    Validations.of(fn.role ?? fn).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${foundationModel}]`,
       reason:
         "An inference profile routes to its model in any of its destination regions; the statement's bedrock:InferenceProfileArn condition allows the model only through this one profile.",

@@ -1,10 +1,11 @@
 import { join } from "node:path";
-import { RemovalPolicy, Validations } from "aws-cdk-lib";
+import { RemovalPolicy } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
 import type { LayerMode } from "./context.ts";
+import { ExecutionRole } from "./execution-role.ts";
 import { SDK_CLIENTS } from "./layer-packages.ts";
 import { REPO_ROOT } from "./paths.ts";
 
@@ -59,7 +60,10 @@ export function bundlingFor(mode: LayerMode, layerPackages: readonly string[]): 
   };
 }
 
-/** A NodejsFunction with the app's defaults: Node 24 on arm64, its own log group, Powertools env, the layer. */
+/**
+ * A NodejsFunction with the app's defaults: Node 24 on arm64, its own log group and a role that writes only there,
+ * Powertools env, the layer.
+ */
 export class ChatFunction extends nodejs.NodejsFunction {
   constructor(scope: Construct, id: string, props: ChatFunctionProps) {
     const { defaults, bundling, environment, layers, ...rest } = props;
@@ -68,8 +72,10 @@ export class ChatFunction extends nodejs.NodejsFunction {
       retention: defaults.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    const role = new ExecutionRole(scope, `${id}ServiceRole`, { logGroup, inVpc: !!rest.vpc });
     super(scope, id, {
       runtime: RUNTIME,
+      role,
       architecture: lambda.Architecture.ARM_64,
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, "package-lock.json"),
@@ -84,11 +90,15 @@ export class ChatFunction extends nodejs.NodejsFunction {
       },
       bundling: { ...bundlingFor(defaults.layerMode, defaults.layerPackages), ...bundling },
     });
-    if (defaults.tracing)
-      Validations.of(this).acknowledge({
-        id: "AwsSolutions-IAM5[Resource::*]",
-        reason:
-          "Added by active tracing: X-Ray's PutTraceSegments and PutTelemetryRecords take no resource ARN.",
-      });
+    role.acknowledgeAnyResource([
+      ...(rest.vpc
+        ? [
+            "Lambda's network interfaces in the VPC, the function's and a Kafka event source's pollers' (the EC2 actions of AWS's managed Lambda policies, inline and without their logs on *): EC2's Describe actions take no resource ARN and AWS documents the others on *.",
+          ]
+        : []),
+      ...(defaults.tracing
+        ? ["Added by active tracing: X-Ray's PutTraceSegments and PutTelemetryRecords take no resource ARN."]
+        : []),
+    ]);
   }
 }

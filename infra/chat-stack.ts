@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
@@ -124,7 +124,7 @@ export class ChatStack extends Stack {
         timeout: Duration.seconds(spec.timeoutSeconds),
         defaults,
         // A function that reaches no backend (the canary, the OpenAPI document) needs no VPC.
-        ...(reachesDataPlane(uses) ? dataPlane.placement : {}),
+        ...(reachesDataPlane(uses) ? dataPlane.placementFor(uses) : {}),
         environment: {
           ...dataPlane.environmentFor(uses),
           ...(spec.name === HEALTH_CANARY ? { HEALTH_URL: `${api.url}health` } : {}),
@@ -168,15 +168,6 @@ export class ChatStack extends Stack {
     alarms.alarmOnOutboxAge(ctx.outboxPendingAgeThresholdSeconds, relayPublishes);
     // The data plane's own: database, proxy and cache (aws), and the consumers' on-failure bucket (both).
     dataPlane.addAlarms(alarms.topic);
-    Validations.of(this).acknowledge({
-      id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-      reason: "Lambda's standard logging policy; each function writes only to its own log group.",
-    });
-    if (ctx.dataPlane === "aws")
-      Validations.of(this).acknowledge({
-        id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
-        reason: "Lambda's standard policy for VPC ENIs, whose EC2 actions take no resource ARN.",
-      });
 
     new CfnOutput(this, "ApiUrl", { value: api.url, description: "HTTP API base URL" });
     new CfnOutput(this, "HealthUrl", { value: `${api.url}health` });

@@ -23,7 +23,8 @@ export const reachesDataPlane = (uses: readonly Backend[]) => uses.some((u) => u
 export interface DataPlaneVariant {
   /** Env vars (names from layers/chat/config.ts) of a client using these backends. Never a password. */
   environmentFor(uses: readonly Backend[]): Record<string, string>;
-  readonly placement: Placement;
+  /** Where a client of these backends runs: its network reaches them and nothing else. */
+  placementFor(uses: readonly Backend[]): Placement;
   /** Env vars of the deploy-time migration: the database as its owner, and the cluster it creates the topic on. */
   readonly migratorEnvironment: Record<string, string>;
   /** Resources that must wait for the deploy-time migration (e.g. what logs in as the role it creates). */
@@ -87,8 +88,8 @@ export class DataPlane extends Construct implements DataPlaneVariant {
   environmentFor(uses: readonly Backend[]) {
     return this.variant.environmentFor(uses);
   }
-  get placement() {
-    return this.variant.placement;
+  placementFor(uses: readonly Backend[]) {
+    return this.variant.placementFor(uses);
   }
   get migratorEnvironment() {
     return this.variant.migratorEnvironment;

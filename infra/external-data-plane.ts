@@ -15,7 +15,6 @@ import { FailedBatches } from "./failed-batches.ts";
  * run outside any VPC, so the endpoints must be reachable from Lambda (or from LocalStack's Lambda containers).
  */
 export class ExternalDataPlane extends Construct implements DataPlaneVariant {
-  readonly placement: Placement = {};
   readonly dependables: IDependable[] = [];
   readonly afterMigrations: IConstruct[] = [];
   readonly deployTarget: Record<string, string>;
@@ -83,6 +82,10 @@ export class ExternalDataPlane extends Construct implements DataPlaneVariant {
 
   environmentFor(uses: readonly Backend[]): Record<string, string> {
     return environmentOf(this.env, uses);
+  }
+
+  placementFor(_uses: readonly Backend[]): Placement {
+    return {};
   }
 
   // The given database has one user, the functions' and the migrations'.

@@ -95,7 +95,8 @@ export class FailedBatches extends Construct implements lambda.IEventSourceDlq {
       }),
     );
     const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnElement);
-    Validations.of(fn).acknowledge({
+    // On the role: the function's role is its sibling (infra/chat-function.ts).
+    Validations.of(fn.role ?? fn).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/*]`,
       reason:
         "Lambda names the failed batches' objects itself (aws/lambda/<mapping id>/...); PutObject on this one bucket, no read.",

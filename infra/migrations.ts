@@ -4,7 +4,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as cr from "aws-cdk-lib/custom-resources";
 import { Construct } from "constructs";
 import { ChatFunction, type ChatFunctionDefaults } from "./chat-function.ts";
-import type { DataPlane } from "./data-plane.ts";
+import { type DataPlane, MIGRATOR_USES } from "./data-plane.ts";
 import { migrationsHash } from "./handlers/migration-set.ts";
 import { invokeVersionsFinding } from "./nag.ts";
 import { MIGRATIONS_DIR, REPO_ROOT } from "./paths.ts";
@@ -35,7 +35,7 @@ export class Migrations extends Construct {
       // its target): as long as the Provider framework waits for it, which is 15 minutes.
       timeout: MIGRATIONS_TIMEOUT,
       defaults: props.defaults,
-      ...dataPlane.placement,
+      ...dataPlane.placementFor(MIGRATOR_USES),
       environment: dataPlane.migratorEnvironment,
       bundling: {
         commandHooks: {
@@ -60,6 +60,11 @@ export class Migrations extends Construct {
     Validations.of(provider).acknowledge({
       id: invokeVersionsFinding(this.handler),
       reason: "The Provider framework may invoke only the migration handler (any version of it).",
+    });
+    Validations.of(provider).acknowledge({
+      id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+      reason:
+        "The Provider framework's own function, whose role CDK makes: logs on * for a function that runs only during a deploy and takes no input but CloudFormation's. The app's functions write only to their own log groups (infra/execution-role.ts).",
     });
     this.resource = new CustomResource(this, "Resource", {
       serviceToken: provider.serviceToken,

@@ -1,4 +1,4 @@
-import { Validations } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
 import type * as sns from "aws-cdk-lib/aws-sns";
@@ -13,9 +13,8 @@ import { Database } from "./database.ts";
 import { Kafka } from "./kafka.ts";
 import { Network } from "./network.ts";
 
-/** The `aws` variant: everything private in one VPC, reachable only from the functions' security group. */
+/** The `aws` variant: everything private in one VPC, each part reachable only from its clients' security group. */
 export class AwsDataPlane extends Construct implements DataPlaneVariant {
-  readonly placement: Placement;
   readonly dependables: IDependable[];
   readonly afterMigrations: IConstruct[];
   readonly deployTarget: Record<string, string>;
@@ -75,11 +74,6 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
       KafkaCluster: this.kafka.clusterArn,
       AppRoleSecret: this.database.appSecret.secretArn,
     };
-    this.placement = {
-      vpc: this.network.vpc,
-      vpcSubnets: this.network.subnets,
-      securityGroups: [this.network.functionSg],
-    };
     this.dependables = [this.network, this.database.proxy, this.kafka];
     // A rotation's first run is at once: the application role's logs in as that role, which the migrations
     // create; the owner's would change the password the migrations are connecting with.
@@ -90,6 +84,23 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
 
   environmentFor(uses: readonly Backend[]): Record<string, string> {
     return environmentOf(this.env, uses);
+  }
+
+  /**
+   * The security groups of what `uses` reaches: the AWS APIs (interface endpoints) for the database secret, the
+   * brokers' look-up, Bedrock, and X-Ray's segments when tracing is on.
+   */
+  placementFor(uses: readonly Backend[]): Placement {
+    const { clients } = this.network;
+    const kafka = uses.includes("kafka-produce") || uses.includes("kafka-describe");
+    const apis = uses.includes("postgres") || kafka || uses.includes("responder") || this.ctx.tracing;
+    const groups = [
+      ...(uses.includes("postgres") ? [clients.postgres] : []),
+      ...(uses.includes("redis") ? [clients.redis] : []),
+      ...(kafka ? [clients.kafka] : []),
+      ...(apis ? [clients.endpoints] : []),
+    ];
+    return { vpc: this.network.vpc, vpcSubnets: this.network.subnets, securityGroups: groups };
   }
 
   // Redis needs no grant: the cache is reached through its security group alone.
@@ -125,11 +136,21 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
         ...this.failedBatches.eventSourceOptions(this.ctx.kafkaPartitions),
       }),
     );
-    Validations.of(fn).acknowledge({
-      id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaMSKExecutionRole]",
-      reason:
-        "Added by ManagedKafkaEventSource for the pollers' ENI and cluster-describe calls, which take no resource ARN; topic and group access is granted separately on their ARNs.",
-    });
+    // ManagedKafkaEventSource adds AWSLambdaMSKExecutionRole, which the role takes in name only (its logs on `*`;
+    // infra/execution-role.ts): what the pollers need of it, inline. MSK Serverless answers DescribeClusterV2 only
+    // (CDK's own statement has DescribeCluster); the ENI actions come with the function's VPC placement.
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"],
+        resources: [this.kafka.clusterArn],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"],
+        resources: ["*"],
+      }),
+    );
     const mapping = fn.node.children.find((c) => c instanceof lambda.EventSourceMapping);
     if (!mapping) throw new Error(`no event source mapping was created for ${fn.node.path}`);
     return mapping as lambda.EventSourceMapping;

@@ -28,7 +28,7 @@ export class Cache extends Construct {
       description: "valkey: 6379-6380 from the functions only",
       allowAllOutbound: false,
     });
-    sg.connections.allowFrom(network.functionSg, CACHE_PORTS, "functions to valkey");
+    sg.connections.allowFrom(network.clients.redis, CACHE_PORTS, "functions to valkey");
     const cache = new elasticache.CfnServerlessCache(this, "Cache", {
       serverlessCacheName: physicalName(this, 40),
       engine: "valkey",

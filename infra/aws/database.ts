@@ -102,7 +102,7 @@ export class Database extends Construct {
       initQuery: sessionSettingsSql(parseConfig({})),
     });
     // addProxy already opened proxy → database; the functions may reach only the proxy.
-    this.proxy.connections.allowFrom(network.functionSg, ec2.Port.tcp(DB_PORT), "functions to proxy");
+    this.proxy.connections.allowFrom(network.clients.postgres, ec2.Port.tcp(DB_PORT), "functions to proxy");
 
     if (ctx.dbSecretRotationDays > 0) {
       const rotationSg = new ec2.SecurityGroup(this, "RotationSg", {

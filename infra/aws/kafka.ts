@@ -26,7 +26,7 @@ export class Kafka extends Construct {
       description: "msk serverless: 9098 from the functions and the event source pollers",
       allowAllOutbound: false,
     });
-    this.securityGroup.connections.allowFrom(network.functionSg, MSK_IAM_PORT, "functions to brokers");
+    this.securityGroup.connections.allowFrom(network.clients.kafka, MSK_IAM_PORT, "functions to brokers");
     // The event source mapping's pollers use this security group: to the brokers, and to the S3 endpoint, where
     // they put a batch the consumer failed on.
     this.securityGroup.connections.allowInternally(MSK_IAM_PORT, "event source pollers to brokers");

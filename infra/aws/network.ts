@@ -3,6 +3,9 @@ import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 
+/** What a function in the VPC may reach, each through a security group of its own. */
+export type ClientOf = "postgres" | "redis" | "kafka" | "endpoints";
+
 export interface NetworkProps {
   /** Adds the bedrock-runtime endpoint (RESPONDER=bedrock). */
   bedrock: boolean;
@@ -21,8 +24,11 @@ export interface NetworkProps {
 export class Network extends Construct {
   readonly vpc: ec2.Vpc;
   readonly subnets: ec2.SubnetSelection = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
-  /** Every function in the VPC; egress only to the data plane and the endpoints (opened by each resource). */
-  readonly functionSg: ec2.SecurityGroup;
+  /**
+   * The functions' security groups, one per thing a function reaches (each opened by that resource): a function
+   * gets only those of what its manifest entry uses, so the public `$default` route cannot reach the database.
+   */
+  readonly clients: Record<ClientOf, ec2.SecurityGroup>;
   readonly endpointSg: ec2.SecurityGroup;
   readonly secretsManager: ec2.InterfaceVpcEndpoint;
   #s3?: ec2.InterfaceVpcEndpoint;
@@ -47,11 +53,18 @@ export class Network extends Construct {
         },
       },
     });
-    this.functionSg = new ec2.SecurityGroup(this, "FunctionSg", {
-      vpc: this.vpc,
-      description: "chat functions: egress to proxy, cache, brokers and endpoints only",
-      allowAllOutbound: false,
-    });
+    const client = (id: string, description: string) =>
+      new ec2.SecurityGroup(this, id, {
+        vpc: this.vpc,
+        description: `chat functions that use ${description} only`,
+        allowAllOutbound: false,
+      });
+    this.clients = {
+      postgres: client("PostgresClientSg", "postgres: egress to the proxy"),
+      redis: client("RedisClientSg", "redis: egress to the cache"),
+      kafka: client("KafkaClientSg", "kafka: egress to the brokers"),
+      endpoints: client("EndpointClientSg", "AWS APIs: egress to the interface endpoints"),
+    };
     this.endpointSg = new ec2.SecurityGroup(this, "EndpointSg", {
       vpc: this.vpc,
       description: "interface endpoints: 443 from the functions and the MSK event source",
@@ -98,7 +111,7 @@ export class Network extends Construct {
       open: false, // no blanket VPC-CIDR rule: callers are allowed one by one
       ...options,
     });
-    ep.connections.allowDefaultPortFrom(this.functionSg, "functions to AWS APIs");
+    ep.connections.allowDefaultPortFrom(this.clients.endpoints, "functions to AWS APIs");
     return ep;
   }
 }

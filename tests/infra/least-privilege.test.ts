@@ -6,22 +6,39 @@ import { EXTERNAL_CONTEXT, functionLogicalId, resourcesOf, type Synth, synth } f
 
 type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
 
-const propertiesOf = (s: Synth, name: string) =>
-  resourcesOf(s.template, "AWS::Lambda::Function")[functionLogicalId(s, name)]?.Properties ?? {};
+/** The deploy-time migrations' function, which has no name of its own. */
+const MIGRATIONS = "migrations";
+
+function propertiesOf(s: Synth, name: string): Record<string, unknown> {
+  const lambdas = resourcesOf(s.template, "AWS::Lambda::Function");
+  if (name !== MIGRATIONS) return lambdas[functionLogicalId(s, name)]?.Properties ?? {};
+  const migrations = Object.values(lambdas).find((r) =>
+    /^Apply SQL migrations/.test(String(r.Properties?.Description)),
+  );
+  return migrations?.Properties ?? {};
+}
+
+const roleIdOf = (s: Synth, name: string) =>
+  (propertiesOf(s, name).Role as { "Fn::GetAtt": string[] } | undefined)?.["Fn::GetAtt"][0];
+
+const roleOf = (s: Synth, name: string) => resourcesOf(s.template, "AWS::IAM::Role")[roleIdOf(s, name) ?? ""];
 
 /** The inline policies attached to the function's role. */
 function policiesOf(s: Synth, name: string) {
-  const role = (propertiesOf(s, name).Role as { "Fn::GetAtt": string[] } | undefined)?.["Fn::GetAtt"][0];
+  const role = roleIdOf(s, name);
   return Object.values(resourcesOf(s.template, "AWS::IAM::Policy")).filter((p) =>
     ((p.Properties?.Roles ?? []) as { Ref: string }[]).some((r) => r.Ref === role),
   );
 }
 
+const statementsOf = (s: Synth, name: string): Statement[] =>
+  policiesOf(s, name).flatMap(
+    (p) => ((p.Properties?.PolicyDocument ?? {}) as { Statement?: Statement[] }).Statement ?? [],
+  );
+
 /** Every action the function's role may take. */
 function actionsOf(s: Synth, name: string): string[] {
-  return policiesOf(s, name)
-    .flatMap((p) => ((p.Properties?.PolicyDocument ?? {}) as { Statement?: Statement[] }).Statement ?? [])
-    .flatMap((st) => [st.Action].flat());
+  return statementsOf(s, name).flatMap((st) => [st.Action].flat());
 }
 
 function environmentOf(s: Synth, name: string): Record<string, unknown> {
@@ -126,5 +143,61 @@ describe("external variant: secrets only where used", () => {
     expect(policies("session-get")).toContain(EXTERNAL_CONTEXT.databaseSecretArn);
     expect(policies("session-get")).not.toContain(arn);
     expect(policies("messages-post")).toContain(arn);
+  });
+});
+
+describe.each([
+  ["aws", {}],
+  ["aws + bedrock, tracing", { responder: "bedrock", tracing: "true" }],
+  ["external", EXTERNAL_CONTEXT],
+])("%s: each function writes logs only to its own log group", (_name, context) => {
+  const s = synth(context);
+  const names = [...functions.map((f) => f.name), MIGRATIONS];
+
+  it.each(names)("%s: no AWS managed policy, and logs only on its own group", (name) => {
+    const role = roleOf(s, name);
+    // AWSLambdaBasicExecutionRole, AWSLambdaVPCAccessExecutionRole and AWSLambdaMSKExecutionRole: logs on `*`
+    expect(role?.Properties?.ManagedPolicyArns ?? [], name).toEqual([]);
+    const logs = statementsOf(s, name).filter((st) => [st.Action].flat().some((a) => a.startsWith("logs:")));
+    const group = propertiesOf(s, name).LoggingConfig as { LogGroup?: { Ref: string } } | undefined;
+    expect(group?.LogGroup?.Ref, name).toBeDefined();
+    expect(logs, name).toEqual([
+      {
+        Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        Effect: "Allow",
+        Resource: { "Fn::GetAtt": [group?.LogGroup?.Ref, "Arn"] },
+      },
+    ]);
+  });
+});
+
+describe("aws variant: the Kafka event source's own permissions, inline", () => {
+  const s = synth();
+  const cluster = {
+    "Fn::GetAtt": [Object.keys(resourcesOf(s.template, "AWS::MSK::ServerlessCluster"))[0], "Arn"],
+  };
+
+  it("lets events-consumer's pollers describe its MSK Serverless cluster (DescribeClusterV2), on its ARN", () => {
+    const statements = statementsOf(s, "events-consumer");
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Action: expect.arrayContaining(["kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"]),
+        Resource: cluster,
+      }),
+    );
+    // The pollers' network interfaces: AWSLambdaMSKExecutionRole's EC2 actions
+    const ec2 = statementsOf(s, "events-consumer").flatMap((st) =>
+      [st.Action].flat().filter((a) => a.startsWith("ec2:")),
+    );
+    expect(ec2).toEqual(
+      expect.arrayContaining([
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeVpcs",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+      ]),
+    );
   });
 });

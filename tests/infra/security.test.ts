@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { configSchema } from "#chat/config.ts";
+import { type Backend, functions } from "#functions/manifest.ts";
+import { MIGRATOR_USES, reachesDataPlane } from "../../infra/data-plane.ts";
+import { ENI_ACTIONS } from "../../infra/execution-role.ts";
 import { EXTERNAL_CONTEXT, resourcesOf, type Synth, synth } from "./synth.ts";
 
 const variants: [string, Synth][] = [
@@ -35,7 +38,7 @@ const RUNTIME_VARIABLES = new Set([
 ]);
 
 describe.each(variants)("%s variant: least privilege and secrets", (_name, s) => {
-  it("has no IAM statement allowing * on *, and no * action at all", () => {
+  it("has no IAM statement allowing * on *, no * action at all, and on * only reads and Lambda's network interfaces", () => {
     for (const st of statements(s)) {
       const actions = [st.Action].flat();
       expect(actions, JSON.stringify(st)).not.toContain("*");
@@ -43,7 +46,7 @@ describe.each(variants)("%s variant: least privilege and secrets", (_name, s) =>
       const everything = resources.includes("*");
       if (everything)
         expect(
-          actions.every((a) => /:(Describe|List|Get)/.test(a)),
+          actions.every((a) => /:(Describe|List|Get)/.test(a) || ENI_ACTIONS.includes(a)),
           JSON.stringify(st),
         ).toBe(true);
     }
@@ -115,27 +118,47 @@ describe("aws variant: network", () => {
     if (!found) throw new Error(`no security group ${description}`);
     return found[0];
   };
-  const fnSg = idOf(/^chat functions/);
   const rules = (type: string) =>
     Object.values(resourcesOf(s.template, type)).map((r) => r.Properties as Record<string, unknown>);
+  const groupOf = (ref: unknown) => (ref as { "Fn::GetAtt"?: string[] } | undefined)?.["Fn::GetAtt"]?.[0];
+  const lambdas = Object.values(resourcesOf(s.template, "AWS::Lambda::Function"));
+  const functionNamed = (name: string) =>
+    lambdas.find((r) => r.Properties?.FunctionName === `${s.stack.stackName}-${name}`);
+  const migrations = lambdas.find((r) => /^Apply SQL migrations/.test(String(r.Properties?.Description)));
 
-  it("lets functions out only to the proxy, the cache, the brokers and the endpoints", () => {
-    const egress = rules("AWS::EC2::SecurityGroupEgress")
-      .filter((r) => JSON.stringify(r.GroupId).includes(fnSg))
-      .map((r) => [
-        JSON.stringify(r.DestinationSecurityGroupId).match(/"(\w+Sg\w+)"/)?.[1],
-        r.FromPort,
-        r.ToPort,
-      ]);
-    expect(egress.sort()).toEqual(
-      [
-        [idOf(/^rds proxy/), 5432, 5432],
-        [idOf(/^valkey/), 6379, 6380],
-        [idOf(/^msk serverless/), 9098, 9098],
-        [idOf(/^interface endpoints/), 443, 443],
-      ].sort(),
-    );
-    expect(String(JSON.stringify(groups[fnSg]?.Properties?.SecurityGroupEgress))).not.toContain("0.0.0.0/0");
+  /** Where a function's security groups let it out: [destination group, from port, to port]. */
+  function reachOf(fn: { Properties?: Record<string, unknown> } | undefined, name: string): unknown[][] {
+    const vpc = fn?.Properties?.VpcConfig as { SecurityGroupIds?: unknown[] } | undefined;
+    const own = new Set((vpc?.SecurityGroupIds ?? []).map(groupOf));
+    for (const g of own) expect(JSON.stringify(groups[g ?? ""]?.Properties), name).not.toContain("0.0.0.0/0");
+    return rules("AWS::EC2::SecurityGroupEgress")
+      .filter((r) => own.has(groupOf(r.GroupId)))
+      .map((r) => [groupOf(r.DestinationSecurityGroupId), r.FromPort, r.ToPort])
+      .sort();
+  }
+
+  /** What `uses` needs: the proxy, the cache, the brokers, and the endpoints for the secret and the brokers' look-up. */
+  function reachFor(uses: readonly Backend[]): unknown[][] {
+    const kafka = uses.includes("kafka-produce") || uses.includes("kafka-describe");
+    return [
+      ...(uses.includes("postgres") ? [[idOf(/^rds proxy/), 5432, 5432]] : []),
+      ...(uses.includes("redis") ? [[idOf(/^valkey/), 6379, 6380]] : []),
+      ...(kafka ? [[idOf(/^msk serverless/), 9098, 9098]] : []),
+      ...(uses.includes("postgres") || kafka ? [[idOf(/^interface endpoints/), 443, 443]] : []),
+    ].sort();
+  }
+
+  it.each(
+    functions.filter((f) => reachesDataPlane(f.uses ?? [])).map((f) => [f.name, f.uses ?? []] as const),
+  )("lets %s out only to what its manifest entry uses", (name, uses) => {
+    expect(reachOf(functionNamed(name), name)).toEqual(reachFor(uses));
+  });
+
+  it("lets the public $default route reach the cache alone, and the migrations no cache", () => {
+    expect(reachOf(functionNamed("route-not-found"), "route-not-found")).toEqual([
+      [idOf(/^valkey/), 6379, 6380],
+    ]);
+    expect(reachOf(migrations, "migrations")).toEqual(reachFor(MIGRATOR_USES));
   });
 
   it("opens the database only to the proxy and the rotation function", () => {
