@@ -1,4 +1,9 @@
 import { globalRegistry, looseObject, toJSONSchema, ZodMiniObject, type ZodMiniType } from "zod/mini";
+import {
+  MAY_HAVE_BEEN_ERASED,
+  MAY_HAVE_BEEN_MADE,
+  UNAVAILABLE_RETRY_AFTER_SECONDS,
+} from "#chat/chat/errors.ts";
 import { defaultRouteFunction, httpFunctions } from "../manifest.ts";
 import {
   CREATE_KEY_MIN_LENGTH,
@@ -38,6 +43,22 @@ interface Operation {
   chat?: false;
   /** Error statuses answered with a JSON body of their own instead of problem+json (GET /health's 503). */
   errorBodies?: Record<number, ZodMiniType>;
+  /** A change whose 503 can say it may have been made (an erase: the session may have been erased). */
+  uncertain?: "change" | "erase";
+}
+
+/**
+ * What a 503 service_unavailable tells a client, in its description: a client generated from the document otherwise
+ * reads every 503 as "nothing changed, retry", and reposts a change that was made (README, What a client should know).
+ */
+function unavailableDescription(op: Operation): string {
+  const { min, max } = UNAVAILABLE_RETRY_AFTER_SECONDS;
+  const plain = `service_unavailable: a backend did not answer and nothing was changed; retry after Retry-After (${min}–${max} s).`;
+  if (op.uncertain === "change")
+    return `${plain} Unless \`detail\` says the change "${MAY_HAVE_BEEN_MADE}": the database did not answer after it was sent, so it may have committed. Retry a post or create with the same Idempotency-Key (a change that was made is replayed, not made twice); without one, read the session before repeating it.`;
+  if (op.uncertain === "erase")
+    return `${plain} Unless \`detail\` says the session "${MAY_HAVE_BEEN_ERASED}": the database did not answer after the erase was sent, and whether it committed could not be checked. Retry the DELETE: a 204, or a 401 (an erased session's token is no longer valid), means the session is gone.`;
+  return plain;
 }
 
 /** Every problem code an operation can answer: per part of the request it takes, then its own. */
@@ -172,7 +193,10 @@ function withGatewayAnswers(responses: Record<string, Record<string, unknown>>) 
       continue;
     }
     const json = own.content?.["application/json"];
-    own.description += `; or API Gateway's own, as ${name}`;
+    // after a description in sentences (a 503's, unavailableDescription), one more sentence
+    own.description += own.description.endsWith(".")
+      ? ` Or API Gateway's own, as ${name}.`
+      : `; or API Gateway's own, as ${name}`;
     own.content = {
       ...own.content,
       "application/json": { schema: json ? { anyOf: [json.schema, gateway] } : gateway },
@@ -189,9 +213,10 @@ const operations: Record<string, Operation> = {
     idempotencyKeyMinLength: CREATE_KEY_MIN_LENGTH,
     idempotencyScope: "A key replays only for requests from the address that first sent it.",
     ok: { status: 201, schema: s.createSessionResponse, headers: ["location"] },
+    uncertain: "change",
   },
   "session-get": { auth: true, ok: { status: 200, schema: s.sessionSchema } },
-  "session-erase": { auth: true, ok: { status: 204 }, errors: ["session_busy"] },
+  "session-erase": { auth: true, ok: { status: 204 }, errors: ["session_busy"], uncertain: "erase" },
   "session-messages": {
     auth: true,
     query: s.historyQuery,
@@ -207,6 +232,7 @@ const operations: Record<string, Operation> = {
     ok: { status: 201, schema: s.postMessageResponse },
     // replay_withdrawn: only a post's stored response is withdrawn (when a message it posted changes)
     errors: ["session_busy", "session_full", "replay_withdrawn"],
+    uncertain: "change",
   },
   "messages-edit": {
     body: s.editMessageBody,
@@ -215,6 +241,7 @@ const operations: Record<string, Operation> = {
     ok: { status: 200, schema: s.editMessageResponse, headers: ["etag"] },
     // session_full: a regenerate adds a reply where there was none
     errors: ["message_not_found", "message_not_editable", "version_conflict", "session_busy", "session_full"],
+    uncertain: "change",
   },
   "messages-delete": {
     body: s.deleteMessageBody,
@@ -223,6 +250,7 @@ const operations: Record<string, Operation> = {
     ok: { status: 200, schema: s.deleteMessageResponse },
     bodyAsQuery: true,
     errors: ["message_not_found", "session_busy"],
+    uncertain: "change",
   },
   health: {
     auth: false,
@@ -352,6 +380,8 @@ export function buildOpenApiDocument(version = "0.1.0") {
         headers: headersOf([...common, "etag"]),
       };
     Object.assign(responses, problemResponses(problemCodes(fn.name, op, pathParams.length > 0), common));
+    if (op.chat !== false)
+      (responses["503"] as { description: string }).description = unavailableDescription(op);
     for (const [status, own] of Object.entries(op.errorBodies ?? {}))
       responses[status] = {
         description: "Unavailable",

@@ -6,6 +6,11 @@ import { idempotencyRequest } from "../../functions/http/idempotency-header.ts";
 import { buildOpenApiDocument } from "../../functions/http/openapi-document.ts";
 import { httpFunctions } from "../../functions/manifest.ts";
 import {
+  MAY_HAVE_BEEN_ERASED,
+  MAY_HAVE_BEEN_MADE,
+  UNAVAILABLE_RETRY_AFTER_SECONDS,
+} from "../../layers/chat/chat/errors.ts";
+import {
   assertMatchesOpenApi,
   componentErrors,
   documentedProblemCodes,
@@ -95,6 +100,36 @@ describe("docs/openapi.json documents the manifest", () => {
         },
       },
     });
+  });
+
+  it("a 503 says what its detail can say: nothing changed, or a change that may have been made, and what a retry gets", () => {
+    const said = (method: string, path: string) =>
+      (op(method, path)?.responses["503"] as { description?: string } | undefined)?.description ?? "";
+    for (const [method, path] of [
+      ["GET", "/sessions/{session_id}"],
+      ["GET", "/sessions/{session_id}/messages"],
+      ["GET", "/sessions/{session_id}/suggestions"],
+    ] as const) {
+      expect(said(method, path), `${method} ${path}`).toMatch(/nothing was changed/);
+      expect(said(method, path), `${method} ${path}`).not.toMatch(/may have been/);
+    }
+    // the words the service's 503 says (layers/chat/chat/chat-service.ts), which a client matches in `detail`
+    for (const [method, path] of [
+      ["POST", "/sessions/create"],
+      ["POST", "/messages/post"],
+      ["PUT", "/messages/edit"],
+      ["DELETE", "/messages/delete"],
+    ] as const) {
+      expect(said(method, path), `${method} ${path}`).toContain(`"${MAY_HAVE_BEEN_MADE}"`);
+      expect(said(method, path), `${method} ${path}`).toMatch(/same Idempotency-Key/);
+    }
+    const erase = said("DELETE", "/sessions/{session_id}");
+    expect(erase).toContain(`"${MAY_HAVE_BEEN_ERASED}"`);
+    expect(erase).toMatch(/204.*401/);
+    const { min, max } = UNAVAILABLE_RETRY_AFTER_SECONDS;
+    for (const fn of httpFunctions.filter((f) => f.name !== "health" && f.name !== "openapi"))
+      if (said(fn.route.method, fn.route.path).startsWith("service_unavailable"))
+        expect(said(fn.route.method, fn.route.path), fn.name).toContain(`Retry-After (${min}–${max} s)`);
   });
 });
 

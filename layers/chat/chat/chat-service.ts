@@ -46,7 +46,7 @@ import {
 } from "./cached-reads.ts";
 import { changeTime } from "./change-time.ts";
 import { assertValidContent, assertValidUserId, isBlank, storableText } from "./content-rules.ts";
-import { ChatError, unavailableRetryAfter } from "./errors.ts";
+import { ChatError, MAY_HAVE_BEEN_ERASED, MAY_HAVE_BEEN_MADE, unavailableRetryAfter } from "./errors.ts";
 import { applyToHistory, pageOf, toMessage, toTurns } from "./history-rules.ts";
 import { isLineForm, pageJsonFromText } from "./history-text.ts";
 import { assertValidMetadata } from "./metadata-rules.ts";
@@ -484,7 +484,7 @@ export class ChatService {
     await this.#d.cache?.afterUncertainChange(session.session_id, session.generation);
     throw new ChatError(
       "service_unavailable",
-      "the database did not answer after the erase was sent, so the session may have been erased: retry the " +
+      `the database did not answer after the erase was sent, so the session ${MAY_HAVE_BEEN_ERASED}: retry the ` +
         "DELETE; a 204, or a 401 (an erased session's token is no longer valid), means it is gone",
       { retryAfterSeconds: unavailableRetryAfter(), cause: err },
     );
@@ -820,7 +820,7 @@ function mayHaveCommitted(err: unknown, events: readonly CloudEvent[]): never {
   noteUncertainEvents(events.map((e) => e.id));
   throw new ChatError(
     "service_unavailable",
-    "the database did not answer after the change was sent, so it may have been made: retry a post or create " +
+    `the database did not answer after the change was sent, so it ${MAY_HAVE_BEEN_MADE}: retry a post or create ` +
       "with the same Idempotency-Key (a change made is replayed), and read the session before repeating another",
     { retryAfterSeconds: unavailableRetryAfter(), cause: err },
   );

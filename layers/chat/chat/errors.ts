@@ -40,6 +40,13 @@ export class ChatError extends Error {
 
 export const isChatError = (e: unknown): e is ChatError => e instanceof ChatError;
 
+/**
+ * The words of a 503's detail when a change was sent and its answer never came, so it may have committed: the
+ * OpenAPI document quotes them for clients to match (functions/http/openapi-document.ts).
+ */
+export const MAY_HAVE_BEEN_MADE = "may have been made";
+export const MAY_HAVE_BEEN_ERASED = "may have been erased";
+
 /** The seconds a 503's Retry-After asks for: drawn from this range, not one constant (see unavailableRetryAfter). */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = { min: 1, max: 4 } as const;
 

@@ -114,6 +114,9 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
       const budget = Math.min(cfg.KAFKA_PUBLISH_TIMEOUT_MS, timeLeftMs() ?? Number.POSITIVE_INFINITY);
       if (budget <= 0) return noteNotSent("deadline");
       const bound = Math.ceil(budget);
+      // A failure after the send (the mark: Postgres gone since the commit) leaves a second copy to the relay, with
+      // the same ids, but the events are on the topic: not `events_not_sent`.
+      let sent = false;
       const work = (async () => {
         const backlogRows = backlog
           ? await pendingForSession(pool, sessionId, 1000, cfg.KAFKA_MAX_BATCH_BYTES)
@@ -122,6 +125,7 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
         const left = bound - (Date.now() - started);
         if (left <= 0) return noteNotSent("timeout");
         await publishEvents(cfg, toSend, left);
+        sent = true;
         if (backlog)
           await markPublished(
             pool,
@@ -144,7 +148,10 @@ export function kafkaPublisher(cfg: Config, pool: pg.Pool): EventPublisher {
       } catch (err) {
         pausedUntil = Date.now() + BACKOFF_MS;
         // For the request's access line: why its events may reach the topic only with the relay's next run.
-        noteNotSent(err instanceof KafkaTimeoutError ? "timeout" : err instanceof Error ? err.name : "error");
+        if (!sent)
+          noteNotSent(
+            err instanceof KafkaTimeoutError ? "timeout" : err instanceof Error ? err.name : "error",
+          );
       }
     },
   };
