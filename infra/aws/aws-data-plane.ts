@@ -74,7 +74,15 @@ export class AwsDataPlane extends Construct implements DataPlaneVariant {
       KafkaCluster: this.kafka.clusterArn,
       AppRoleSecret: this.database.appSecret.secretArn,
     };
-    this.dependables = [this.network, this.database.proxy, this.kafka];
+    // The proxy's and the cache's groups hold the rules admitting the client groups (bug 245): a function moved
+    // onto a new client group by a deploy must not serve from it before the rule exists.
+    this.dependables = [
+      this.network,
+      this.database.proxy,
+      ...this.database.proxy.connections.securityGroups,
+      cache.securityGroup,
+      this.kafka,
+    ];
     // A rotation's first run is at once: the application role's logs in as that role, which the migrations
     // create; the owner's would change the password the migrations are connecting with.
     this.afterMigrations = [this.database.appSecretRotation, this.database.masterSecretRotation].filter(

@@ -19,6 +19,8 @@ export class Cache extends Construct {
   readonly url: string;
   /** The serverless cache's name (its Ref): the `clusterId` dimension of its CloudWatch metrics. */
   readonly name: string;
+  /** Admits the redis client group: a function may use that group only once this (and its rule) exists. */
+  readonly securityGroup: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: { network: Network }) {
     super(scope, id);
@@ -29,6 +31,7 @@ export class Cache extends Construct {
       allowAllOutbound: false,
     });
     sg.connections.allowFrom(network.clients.redis, CACHE_PORTS, "functions to valkey");
+    this.securityGroup = sg;
     const cache = new elasticache.CfnServerlessCache(this, "Cache", {
       serverlessCacheName: physicalName(this, 40),
       engine: "valkey",

@@ -65,6 +65,7 @@ export class Network extends Construct {
       kafka: client("KafkaClientSg", "kafka: egress to the brokers"),
       endpoints: client("EndpointClientSg", "AWS APIs: egress to the interface endpoints"),
     };
+    retireFunctionSg(this, this.vpc);
     this.endpointSg = new ec2.SecurityGroup(this, "EndpointSg", {
       vpc: this.vpc,
       description: "interface endpoints: 443 from the functions and the MSK event source",
@@ -114,4 +115,20 @@ export class Network extends Construct {
     ep.connections.allowDefaultPortFrom(this.clients.endpoints, "functions to AWS APIs");
     return ep;
   }
+}
+
+/**
+ * The group every function had before the client groups (bug 225), kept as it was deployed, attached to nothing
+ * (bug 246). Removed in the deploy that moves the functions off it, CloudFormation would delete it in that deploy's
+ * cleanup, while Lambda's network interfaces still hold it (Lambda deletes them later, in its own time): the
+ * delete fails (DependencyViolation) and the group is left outside the stack, in the VPC, whose delete it then
+ * blocks. Its logical id and properties stay the deployed ones (a new description would replace it); delete it
+ * in a later release, once `aws ec2 describe-network-interfaces --filters Name=group-id,Values=<id>` is empty.
+ */
+function retireFunctionSg(network: Construct, vpc: ec2.IVpc): void {
+  // Construct + "Resource": the path, and so the logical id, of the ec2.SecurityGroup it was.
+  new ec2.CfnSecurityGroup(new Construct(network, "FunctionSg"), "Resource", {
+    vpcId: vpc.vpcId,
+    groupDescription: "chat functions: egress to proxy, cache, brokers and endpoints only",
+  });
 }
