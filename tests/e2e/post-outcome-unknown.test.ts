@@ -1,8 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FreezingProxy, freezingProxy } from "../helpers/freezing-proxy.ts";
-import { createSession, type RunnerFixture, startRunnerFixture } from "../helpers/runner-fixture.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+import type { FreezingProxy } from "../helpers/freezing-proxy.ts";
+import {
+  createSession,
+  type RunnerBehindProxy,
+  type RunnerFixture,
+  runnerBehindFreezingProxy,
+} from "../helpers/runner-fixture.ts";
+import type { TestDatabase } from "../helpers/test-database.ts";
 
 /**
  * A post whose change statement reached Postgres, and whose answer never came back (a connection gone silent, a
@@ -15,19 +20,13 @@ const STATEMENT_TIMEOUT_MS = 300;
 let db: TestDatabase;
 let proxy: FreezingProxy;
 let fx: RunnerFixture;
+let setup: RunnerBehindProxy | undefined;
 
 beforeAll(async () => {
-  db = await createTestDatabase(2);
-  proxy = await freezingProxy(new URL(db.url));
-  fx = await startRunnerFixture({
-    env: { DATABASE_URL: proxy.url, DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS) },
-  });
+  setup = await runnerBehindFreezingProxy({ DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS) });
+  ({ db, proxy, fx } = setup);
 });
-afterAll(async () => {
-  await fx?.close();
-  await proxy?.close();
-  await db?.drop();
-});
+afterAll(() => setup?.close());
 
 const userMessages = async (sessionId: string) =>
   (

@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { disconnectProducer } from "../../layers/chat/events/kafka-producer.ts";
-import { type FreezingProxy, freezingProxy } from "../helpers/freezing-proxy.ts";
+import type { FreezingProxy } from "../helpers/freezing-proxy.ts";
 import { type MockKafka, type ReadRecord, readTopic, startMockKafka } from "../helpers/kafka-mock-cluster.ts";
-import { createSession, type RunnerFixture, startRunnerFixture } from "../helpers/runner-fixture.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+import {
+  createSession,
+  type RunnerBehindProxy,
+  type RunnerFixture,
+  runnerBehindFreezingProxy,
+} from "../helpers/runner-fixture.ts";
+import type { TestDatabase } from "../helpers/test-database.ts";
 
 /**
  * One request followed across the system on the local runner, as an on-call engineer would with a client's
@@ -16,22 +21,19 @@ let db: TestDatabase;
 // Postgres through a proxy that can stop forwarding its replies (a change made, its answer lost)
 let proxy: FreezingProxy;
 let fx: RunnerFixture;
+let setup: RunnerBehindProxy | undefined;
 const printed: string[] = [];
 
 beforeAll(async () => {
   kafka = startMockKafka({ brokers: 3, topics: [{ name: TOPIC, partitions: 4 }] });
-  db = await createTestDatabase(2);
-  proxy = await freezingProxy(new URL(db.url));
-  fx = await startRunnerFixture({
-    env: {
-      DATABASE_URL: proxy.url,
-      DB_STATEMENT_TIMEOUT_MS: "300",
-      KAFKA_BROKERS: kafka.bootstrap,
-      // room for a cold producer on a loaded machine: a publish past it would be `timeout`, not sent
-      KAFKA_PUBLISH_TIMEOUT_MS: "5000",
-      POWERTOOLS_LOG_LEVEL: "INFO",
-    },
+  setup = await runnerBehindFreezingProxy({
+    DB_STATEMENT_TIMEOUT_MS: "300",
+    KAFKA_BROKERS: kafka.bootstrap,
+    // room for a cold producer on a loaded machine: a publish past it would be `timeout`, not sent
+    KAFKA_PUBLISH_TIMEOUT_MS: "5000",
+    POWERTOOLS_LOG_LEVEL: "INFO",
   });
+  ({ db, proxy, fx } = setup);
   const keep = ((chunk: unknown) => {
     printed.push(String(chunk));
     return true;
@@ -43,10 +45,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   vi.restoreAllMocks();
-  await fx?.close();
+  await setup?.close();
   await disconnectProducer();
-  await proxy?.close();
-  await db?.drop();
   kafka?.stop();
 });
 

@@ -5,6 +5,7 @@ import { resetConfig } from "../../layers/chat/config.ts";
 import { closePool } from "../../layers/chat/db/pool.ts";
 import type { LogLevel } from "../../local/log.ts";
 import { type Runner, startRunner } from "../../local/server.ts";
+import { type FreezingProxy, freezingProxy } from "./freezing-proxy.ts";
 import { assertResponseMatchesOpenApi } from "./openapi-validator.ts";
 import { createTestDatabase, type TestDatabase } from "./test-database.ts";
 
@@ -209,4 +210,35 @@ export async function postMessage(
   );
   expect(res.status, res.text).toBe(201);
   return { messageId: res.body.message.message_id, replyId: res.body.reply.message_id };
+}
+
+/** A local runner whose Postgres is a private database reached through a freezing proxy; `close` ends all three. */
+export interface RunnerBehindProxy {
+  db: TestDatabase;
+  proxy: FreezingProxy;
+  fx: RunnerFixture;
+  close(): Promise<void>;
+}
+
+export async function runnerBehindFreezingProxy(env: Record<string, string>): Promise<RunnerBehindProxy> {
+  const db = await createTestDatabase(2);
+  const proxy = await freezingProxy(new URL(db.url)).catch(async (err) => {
+    await db.drop();
+    throw err;
+  });
+  const fx = await startRunnerFixture({ env: { DATABASE_URL: proxy.url, ...env } }).catch(async (err) => {
+    await proxy.close();
+    await db.drop();
+    throw err;
+  });
+  return {
+    db,
+    proxy,
+    fx,
+    close: async () => {
+      await fx.close();
+      await proxy.close();
+      await db.drop();
+    },
+  };
 }

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Context, MSKEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getPool } from "#chat/db/pool.ts";
+import { stubFunctionEnv } from "../helpers/in-process-function.ts";
 import { type HttpLambda, httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -18,12 +19,7 @@ let db: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase(3);
-  vi.stubEnv("DATABASE_URL", db.url);
-  vi.stubEnv("RATE_LIMIT_PER_TOKEN", "0");
-  vi.stubEnv("RATE_LIMIT_PER_IP", "0");
-  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
-  for (const name of ["REDIS_URL", "KAFKA_BROKERS", "MSK_CLUSTER_ARN"]) vi.stubEnv(name, undefined);
-  await resetRuntime();
+  await stubFunctionEnv(db.url);
 });
 
 afterAll(async () => {

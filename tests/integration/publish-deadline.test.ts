@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { disconnectProducer } from "#chat/events/kafka-producer.ts";
-import { findFunction } from "../../functions/manifest.ts";
-import { createFunctionRuntime, type FunctionRuntime } from "../../local/function-runtime.ts";
+import type { FunctionSpec } from "../../functions/manifest.ts";
+import type { FunctionRuntime } from "../../local/function-runtime.ts";
+import { shortFunction, stubFunctionEnv } from "../helpers/in-process-function.ts";
 import { type HttpLambda, httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -15,23 +16,15 @@ import { createTestDatabase, type TestDatabase } from "../helpers/test-database.
  * Sandbox.Timedout) though the change was made, and a client retrying without its key made it twice. The bound is
  * 5 s here and the function has 2 s, so that every post commits with less time left than the bound.
  */
-const post = findFunction("messages-post");
-if (!post) throw new Error("no messages-post in the manifest");
-const shortPost = { ...post, timeoutSeconds: 2 };
-
 let db: TestDatabase;
 let broker: ChildProcess;
 let runtime: FunctionRuntime;
+let shortPost: FunctionSpec;
 let session: { sessionId: string; token: string };
 
 beforeAll(async () => {
   db = await createTestDatabase(2);
-  vi.stubEnv("DATABASE_URL", db.url);
-  vi.stubEnv("RATE_LIMIT_PER_TOKEN", "0");
-  vi.stubEnv("RATE_LIMIT_PER_IP", "0");
-  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
-  for (const name of ["REDIS_URL", "KAFKA_BROKERS", "MSK_CLUSTER_ARN"]) vi.stubEnv(name, undefined);
-  await resetRuntime();
+  await stubFunctionEnv(db.url);
   // the session is made without Kafka: its own publish would pause the fast path for the post
   const create = ((await import("../../functions/sessions-create.ts")) as { handler: HttpLambda }).handler;
   const created = await create(
@@ -56,15 +49,8 @@ beforeAll(async () => {
     broker.stdout?.once("data", (d) => resolve(Number(String(d).trim()))),
   );
   broker.kill("SIGSTOP");
-  vi.stubEnv("KAFKA_BROKERS", `127.0.0.1:${port}`);
-  vi.stubEnv("KAFKA_PUBLISH_TIMEOUT_MS", "5000");
-  await resetRuntime();
-  const { handler } = (await import("../../functions/messages-post.ts")) as { handler: HttpLambda };
-  runtime = createFunctionRuntime({
-    functions: [shortPost],
-    loadHandler: async () => handler as never,
-    log: () => {},
-  });
+  await stubFunctionEnv(db.url, { KAFKA_BROKERS: `127.0.0.1:${port}`, KAFKA_PUBLISH_TIMEOUT_MS: "5000" });
+  ({ spec: shortPost, runtime } = await shortFunction("messages-post", 2));
 });
 
 afterAll(async () => {

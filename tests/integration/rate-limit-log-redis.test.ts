@@ -29,9 +29,8 @@ afterAll(() => {
   resetRateLimiter();
 });
 
-// an address of its own per run: the window's key lives in the shared Redis
-const ip = `198.51.${randomInt(0, 256)}.${randomInt(1, 255)}`;
-const get = async () => {
+/** A GET from `ip` (it fails on the missing token once the limiter let it through). */
+const get = async (ip: string) => {
   const { handler } = (await import("../../functions/session-get.ts")) as { handler: HttpLambda };
   const event = httpEvent("GET", "/sessions/7b0c4a4e-1f7e-4c65-9a3e-2b1f3c4d5e6f");
   event.requestContext.http.sourceIp = ip;
@@ -40,12 +39,23 @@ const get = async () => {
 
 describe("a request the shared limiter refused", () => {
   it("has an access line naming the Redis limiter", async () => {
-    // the first takes the address's one request of the window (it then fails on the missing token)
-    expect((await get()).statusCode).toBe(401);
-    const { result, printed } = await capturedOutput(get);
-    expect(result.statusCode).toBe(429);
-    const access = jsonLines(printed).filter((l) => l.message === "request");
-    expect(access, printed).toHaveLength(1);
-    expect(access[0]).toMatchObject({ status: 429, rate_limited: ["per-ip"], limiter: "redis" });
+    // On a loaded machine a check can outlast its bound and be decided in process (`local`), as designed: each try
+    // takes an address of its own (the window's key lives in the shared Redis), and one must be Redis's.
+    const lines: Record<string, unknown>[] = [];
+    for (let attempt = 0; attempt < 5 && !lines.some((l) => l.limiter === "redis"); attempt++) {
+      const ip = `198.51.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+      // the first takes the address's one request of the window (it then fails on the missing token)
+      expect((await get(ip)).statusCode).toBe(401);
+      const { result, printed } = await capturedOutput(() => get(ip));
+      expect(result.statusCode).toBe(429);
+      const access = jsonLines(printed).filter((l) => l.message === "request");
+      expect(access, printed).toHaveLength(1);
+      lines.push(access[0] as Record<string, unknown>);
+    }
+    expect(lines.find((l) => l.limiter === "redis") ?? lines).toMatchObject({
+      status: 429,
+      rate_limited: ["per-ip"],
+      limiter: "redis",
+    });
   });
 });

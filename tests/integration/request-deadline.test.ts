@@ -2,9 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getPool } from "#chat/db/pool.ts";
-import { findFunction } from "../../functions/manifest.ts";
-import { createFunctionRuntime, type FunctionRuntime } from "../../local/function-runtime.ts";
+import type { FunctionSpec } from "../../functions/manifest.ts";
+import type { FunctionRuntime } from "../../local/function-runtime.ts";
 import { type FreezingProxy, freezingProxy } from "../helpers/freezing-proxy.ts";
+import { shortFunction, stubFunctionEnv } from "../helpers/in-process-function.ts";
 import { type HttpLambda, httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
@@ -16,29 +17,16 @@ import { createTestDatabase, type TestDatabase } from "../helpers/test-database.
  * instead of answering the problem document. The runtime here is the local runner's, which enforces the timeout;
  * the function is given 2 s.
  */
-const post = findFunction("messages-post");
-if (!post) throw new Error("no messages-post in the manifest");
-const shortPost = { ...post, timeoutSeconds: 2 };
-
 let db: TestDatabase;
 let proxy: FreezingProxy;
 let runtime: FunctionRuntime;
+let shortPost: FunctionSpec;
 
 beforeAll(async () => {
   db = await createTestDatabase(2);
   proxy = await freezingProxy(new URL(db.url));
-  vi.stubEnv("DATABASE_URL", proxy.url);
-  vi.stubEnv("RATE_LIMIT_PER_TOKEN", "0");
-  vi.stubEnv("RATE_LIMIT_PER_IP", "0");
-  vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
-  for (const name of ["REDIS_URL", "KAFKA_BROKERS", "MSK_CLUSTER_ARN"]) vi.stubEnv(name, undefined);
-  await resetRuntime();
-  const { handler } = (await import("../../functions/messages-post.ts")) as { handler: HttpLambda };
-  runtime = createFunctionRuntime({
-    functions: [shortPost],
-    loadHandler: async () => handler as never,
-    log: () => {},
-  });
+  await stubFunctionEnv(proxy.url);
+  ({ spec: shortPost, runtime } = await shortFunction("messages-post", 2));
 });
 
 afterAll(async () => {

@@ -2,7 +2,12 @@ import pg from "pg";
 import { DeadlineExceeded, timeLeftMs } from "../request-deadline.ts";
 
 type Query = (this: pg.Client, ...args: unknown[]) => unknown;
-const query = pg.Client.prototype.query as unknown as Query;
+/**
+ * pg's own query, looked up at each call, not kept from when this module loaded: what instruments pg by patching
+ * `Client.prototype.query` later (tracing, a test counting statements) still sees every statement.
+ */
+const pgQuery = (client: pg.Client, args: unknown[]) =>
+  (pg.Client.prototype.query as unknown as Query).apply(client, args);
 
 /**
  * pg's Client, whose statements end by the request's deadline (request-deadline.ts) as well as at the pool's
@@ -17,7 +22,7 @@ export class DeadlineBoundClient extends pg.Client {}
   ...args
 ) {
   const left = timeLeftMs();
-  if (left === undefined) return query.apply(this, args);
+  if (left === undefined) return pgQuery(this, args);
   const [config, values, callback] = args;
   if (left <= 0) {
     const err = new DeadlineExceeded("a statement was sent");
@@ -30,12 +35,12 @@ export class DeadlineBoundClient extends pg.Client {}
     (config as { query_timeout?: number } | null)?.query_timeout ||
     (this as unknown as { connectionParameters: { query_timeout?: number } }).connectionParameters
       .query_timeout;
-  if (bound && bound <= left) return query.apply(this, args);
+  if (bound && bound <= left) return pgQuery(this, args);
   const query_timeout = Math.ceil(left);
-  if (typeof config === "string") return query.call(this, { text: config, query_timeout }, values, callback);
+  if (typeof config === "string") return pgQuery(this, [{ text: config, query_timeout }, values, callback]);
   if (typeof config === "object" && config !== null && !("submit" in config))
-    return query.call(this, { ...config, query_timeout }, values, callback);
-  return query.apply(this, args); // a submittable (a cursor): not used on a request's path
+    return pgQuery(this, [{ ...config, query_timeout }, values, callback]);
+  return pgQuery(this, args); // a submittable (a cursor): not used on a request's path
 };
 
 /**
