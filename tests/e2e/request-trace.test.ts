@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { disconnectProducer } from "../../layers/chat/events/kafka-producer.ts";
 import type { FreezingProxy } from "../helpers/freezing-proxy.ts";
@@ -198,6 +199,44 @@ describe("from a request to its events on the topic, and back", () => {
     expect(accessLineOf(requestId)).toMatchObject({
       status: 503,
       maybe_event_ids: [written.rows[0]?.event_id],
+    });
+  });
+
+  it("an erase's access line names its erased event", async () => {
+    const session = await createSession(fx);
+    const res = await fx.call("DELETE", `/sessions/${session.sessionId}`, { token: session.token });
+    expect(res.status, res.text).toBe(204);
+    const written = await db.pool.query<{ event_id: string }>(
+      "SELECT event_id FROM outbox WHERE session_id = $1 AND event_type = 'chat.session.erased'",
+      [session.sessionId],
+    );
+    expect(written.rows).toHaveLength(1);
+    expect(accessLineOf(res.headers.get("x-request-id"))).toMatchObject({
+      function: "session-erase",
+      event_ids: [written.rows[0]?.event_id],
+    });
+  });
+
+  it("a 503 that says its create may have been made names the events to look for", async () => {
+    const userId = `trace-${randomUUID()}`;
+    // its statement reaches Postgres, which commits it; the reply is lost
+    proxy.freezeRepliesAfter(userId);
+    let res: Awaited<ReturnType<RunnerFixture["call"]>>;
+    try {
+      res = await fx.call("POST", "/sessions/create", { json: { user_id: userId } });
+    } finally {
+      proxy.thaw();
+    }
+    expect(res.status, res.text).toBe(503);
+    // Postgres made it: the session and its events are there
+    const written = await db.pool.query<{ event_id: string }>(
+      "SELECT o.event_id FROM outbox o JOIN sessions s USING (session_id) WHERE s.user_id = $1 ORDER BY o.id",
+      [userId],
+    );
+    expect(written.rows.length).toBeGreaterThan(0);
+    expect(accessLineOf(res.headers.get("x-request-id"))).toMatchObject({
+      status: 503,
+      maybe_event_ids: written.rows.map((r) => r.event_id),
     });
   });
 });

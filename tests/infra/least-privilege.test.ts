@@ -201,3 +201,18 @@ describe("aws variant: the Kafka event source's own permissions, inline", () => 
     );
   });
 });
+
+describe("aws + bedrock, tracing: the interface endpoints", () => {
+  const s = synth({ responder: "bedrock", tracing: "true" });
+  const groups = resourcesOf(s.template, "AWS::EC2::SecurityGroup");
+  const endpointsClient = Object.entries(groups).find(([, r]) =>
+    /interface endpoints only$/.test(String(r.Properties?.GroupDescription)),
+  )?.[0];
+
+  // X-Ray's daemon sends every traced function's segments through its endpoint, the cache's clients' too
+  it("a function in the VPC that uses the cache alone reaches them, for X-Ray's segments", () => {
+    const vpc = propertiesOf(s, "route-not-found").VpcConfig as { SecurityGroupIds?: unknown[] } | undefined;
+    expect(endpointsClient).toBeDefined();
+    expect(JSON.stringify(vpc?.SecurityGroupIds)).toContain(`"${endpointsClient}"`);
+  });
+});

@@ -7,6 +7,7 @@ import { chatEvent } from "../../layers/chat/events/cloudevents.ts";
 import { disconnectProducer } from "../../layers/chat/events/kafka-producer.ts";
 import { kafkaPublisher } from "../../layers/chat/events/kafka-runtime.ts";
 import { type RequestEvents, withRequestEvents } from "../../layers/chat/events/request-events.ts";
+import { runInRequest } from "../../layers/chat/request-context.ts";
 
 /**
  * A request's after-commit publish that ran past its bound (a broker that takes the connection and never answers)
@@ -43,5 +44,23 @@ describe("a request's publish that did not send its events", () => {
     };
     expect(await send()).toBe("timeout");
     expect(await send()).toBe("backoff");
+  });
+
+  // A request's deadline bounds its publish too (bug 211): the relay sends what the request had no time left for.
+  it("says `deadline` when the request has no time left, and leaves the next request its fast path", async () => {
+    const cfg = parseConfig({ KAFKA_BROKERS: broker, KAFKA_PUBLISH_TIMEOUT_MS: "200" });
+    const publisher = kafkaPublisher(cfg, {} as pg.Pool);
+    const event = chatEvent("chat.session.created", randomUUID(), new Date().toISOString(), {
+      session_id: randomUUID(),
+    });
+    const noted: RequestEvents = { ids: [] };
+    await runInRequest({ deadline: Date.now() - 1, events: noted }, () =>
+      publisher.afterCommit(event.subject, [event], false),
+    );
+    expect(noted.notSent).toBe("deadline");
+    // no backoff: nothing failed, so the next request (with time left) tries Kafka, and times out on this broker
+    const next: RequestEvents = { ids: [] };
+    await withRequestEvents(next, () => publisher.afterCommit(event.subject, [event], false));
+    expect(next.notSent).toBe("timeout");
   });
 });

@@ -16,6 +16,11 @@ const endpoint = (name: string, method: "GET" | "POST", path: string): FunctionS
 
 const refused: [string, FunctionSpec[], RegExp][] = [
   [
+    "two variable names at the path's first level",
+    [endpoint("tenant-get", "GET", "/{tenant}"), endpoint("org-get", "GET", "/{org}/settings")],
+    /org-get: \{org\} in \/\{org\}\/settings is \{tenant\} at the same level in tenant-get's route/,
+  ],
+  [
     "a path variable named otherwise than a sibling route's at its level (API Gateway's ConflictException)",
     [endpoint("session-export", "GET", "/sessions/{id}/export")],
     /session-export: \{id\} in \/sessions\/\{id\}\/export is \{session_id\} at the same level in session-get's route/,
@@ -48,6 +53,13 @@ describe("the function list's own rules (functions/manifest-check.ts)", () => {
       endpoint("message-get", "GET", "/sessions/{session_id}/messages/{message_id}"),
     ];
     expect(() => checkFunctions([...functions, ...more])).not.toThrow();
+  });
+
+  // A level is the literal path up to it: /users/{user_id} is beside /sessions/{session_id}, not at its level.
+  it("a variable of another name under another parent keeps them", () => {
+    expect(() =>
+      checkFunctions([...functions, endpoint("user-get", "GET", "/users/{user_id}")]),
+    ).not.toThrow();
   });
 
   it.each(refused)("refuses %s", (_what, more, message) => {

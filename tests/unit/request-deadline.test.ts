@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseConfig } from "#chat/config.ts";
 import { DeadlineBoundClient } from "#chat/db/deadline-bounds.ts";
 import { buildPool } from "#chat/db/pool.ts";
@@ -57,4 +57,25 @@ describe("the request deadline", () => {
       await pool.end();
     }
   });
+
+  // At the deadline exactly (left = 0), a statement would get a query_timeout of 0, which pg reads as the pool's
+  // bound, and a checkout a wait of 0, which pg-pool reads as for ever: both are refused unsent.
+  it("refuses a statement and a checkout at the deadline itself, and never waits for ever on a checkout", async () => {
+    const cfg = parseConfig({ DB_CONNECT_TIMEOUT_MS: "2000" });
+    const pool = buildPool("postgres://u@127.0.0.1:1/none", cfg);
+    const options = (pool as unknown as { options: { connectionTimeoutMillis: number } }).options;
+    const client = new DeadlineBoundClient({ host: "127.0.0.1", port: 1 }); // never connected: nothing is sent
+    const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now());
+    try {
+      const atDeadline = <T>(fn: () => Promise<T>) =>
+        withRequestDeadline(ANSWER_MARGIN_MS, fn).catch((e: unknown) => e);
+      expect(await atDeadline(() => client.query("SELECT 1"))).toBeInstanceOf(DeadlineExceeded);
+      expect(await atDeadline(() => withClient(pool, async () => "ran"))).toBeInstanceOf(DeadlineExceeded);
+      expect(pool.totalCount).toBe(0);
+      expect(withRequestDeadline(ANSWER_MARGIN_MS - 100, () => options.connectionTimeoutMillis)).toBe(1);
+    } finally {
+      clock.mockRestore();
+      await pool.end();
+    }
+  }, 2000);
 });
