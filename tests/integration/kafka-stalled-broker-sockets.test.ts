@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disconnectProducer, pingKafka, publishRecords } from "../../layers/chat/events/kafka-producer.ts";
+import { startHungBroker } from "../helpers/hung-broker.ts";
 
 /**
  * A broker that accepts connections and then answers nothing (its process stopped: a hang, a stop-the-world pause)
@@ -9,26 +9,15 @@ import { disconnectProducer, pingKafka, publishRecords } from "../../layers/chat
  * sockets with a FIN that such a broker never answers: each stayed open, one file descriptor more per failure
  * (Lambda's limit is 1,024), until the broker came back.
  */
-let broker: ChildProcess;
+let broker: Awaited<ReturnType<typeof startHungBroker>>;
 let port: number;
 
 beforeAll(async () => {
-  broker = spawn(
-    process.execPath,
-    [
-      "-e",
-      `const s = require("node:net").createServer((c) => c.on("error", () => {}));
-       s.listen(0, "127.0.0.1", () => console.log(s.address().port));`,
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  port = await new Promise<number>((resolve) =>
-    broker.stdout?.once("data", (d) => resolve(Number(String(d).trim()))),
-  );
-  broker.kill("SIGSTOP");
+  broker = await startHungBroker();
+  port = broker.port;
 });
 afterAll(async () => {
-  broker.kill("SIGKILL");
+  broker?.stop();
   await disconnectProducer();
 });
 

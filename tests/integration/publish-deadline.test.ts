@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { disconnectProducer } from "#chat/events/kafka-producer.ts";
 import type { FunctionSpec } from "../../functions/manifest.ts";
 import type { FunctionRuntime } from "../../local/function-runtime.ts";
+import { startHungBroker } from "../helpers/hung-broker.ts";
 import { shortFunction, stubFunctionEnv } from "../helpers/in-process-function.ts";
 import { type HttpLambda, httpEvent, lambdaContext } from "../helpers/lambda-events.ts";
 import { resetRuntime } from "../helpers/runner-fixture.ts";
@@ -17,7 +17,7 @@ import { createTestDatabase, type TestDatabase } from "../helpers/test-database.
  * 5 s here and the function has 2 s, so that every post commits with less time left than the bound.
  */
 let db: TestDatabase;
-let broker: ChildProcess;
+let broker: Awaited<ReturnType<typeof startHungBroker>>;
 let runtime: FunctionRuntime;
 let shortPost: FunctionSpec;
 let session: { sessionId: string; token: string };
@@ -36,26 +36,17 @@ beforeAll(async () => {
   session = { sessionId: body.session.session_id, token: body.token };
 
   // a broker that accepts connections and then answers nothing (its process stopped)
-  broker = spawn(
-    process.execPath,
-    [
-      "-e",
-      `const s = require("node:net").createServer((c) => c.on("error", () => {}));
-       s.listen(0, "127.0.0.1", () => console.log(s.address().port));`,
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const port = await new Promise<number>((resolve) =>
-    broker.stdout?.once("data", (d) => resolve(Number(String(d).trim()))),
-  );
-  broker.kill("SIGSTOP");
-  await stubFunctionEnv(db.url, { KAFKA_BROKERS: `127.0.0.1:${port}`, KAFKA_PUBLISH_TIMEOUT_MS: "5000" });
+  broker = await startHungBroker();
+  await stubFunctionEnv(db.url, {
+    KAFKA_BROKERS: `127.0.0.1:${broker.port}`,
+    KAFKA_PUBLISH_TIMEOUT_MS: "5000",
+  });
   ({ spec: shortPost, runtime } = await shortFunction("messages-post", 2));
 });
 
 afterAll(async () => {
   await runtime?.drain();
-  broker?.kill("SIGKILL");
+  broker?.stop();
   await disconnectProducer();
   await resetRuntime();
   vi.unstubAllEnvs();
