@@ -40,15 +40,6 @@ async function cachedSession() {
   return s;
 }
 
-async function withProxy<T>(cut: () => void, work: () => Promise<T>): Promise<T> {
-  cut();
-  try {
-    return await work();
-  } finally {
-    proxy.thaw();
-  }
-}
-
 const erase = (s: { sessionId: string; token: string }, opts: { openapi?: boolean } = {}) =>
   fx.call<{ code?: string; detail?: string }>("DELETE", `/sessions/${s.sessionId}`, {
     token: s.token,
@@ -60,7 +51,7 @@ const read = (s: { sessionId: string; token: string }) =>
 describe("an erase whose COMMIT Postgres never answered", () => {
   it("that committed answers 204 and its session's token reads nothing more", async () => {
     const s = await cachedSession();
-    const res = await withProxy(
+    const res = await proxy.during(
       () => proxy.freezeRepliesAfter("COMMIT", "connection"),
       () => erase(s),
     );
@@ -72,7 +63,7 @@ describe("an erase whose COMMIT Postgres never answered", () => {
 
   it("that never reached Postgres answers the plain 503, and leaves the session to its user", async () => {
     const s = await cachedSession();
-    const res = await withProxy(
+    const res = await proxy.during(
       () => proxy.dropRequestsFrom("COMMIT"),
       () => erase(s),
     );
@@ -88,7 +79,7 @@ describe("an erase whose COMMIT Postgres never answered", () => {
   it("whose outcome cannot be checked says it may have been made, and what a retry answers", async () => {
     const s = await cachedSession();
     // Postgres silent for every connection until the answer: the check cannot be made either
-    const res = await withProxy(
+    const res = await proxy.during(
       () => proxy.freezeRepliesAfter("COMMIT"),
       () => erase(s),
     );
@@ -106,7 +97,7 @@ describe("an erase whose COMMIT Postgres never answered", () => {
   it("the operator's erase counts a session gone after it as done, and tombstones it", async () => {
     const s = await cachedSession();
     await getChatService(); // the runner's own cache guard and pool, through the proxy
-    const result = await withProxy(
+    const result = await proxy.during(
       () => proxy.freezeRepliesAfter("COMMIT", "connection"),
       async () => eraseSessions(await getPool(), getCacheGuard(), [s.sessionId]),
     );
@@ -125,7 +116,7 @@ describe("at the default statement timeout", () => {
 
   it("an erase whose COMMIT went unanswered answers before its function's 10 s timeout", async () => {
     const s = await cachedSession();
-    const res = await withProxy(
+    const res = await proxy.during(
       () => proxy.freezeRepliesAfter("COMMIT", "connection"),
       () => erase(s, { openapi: false }),
     );
@@ -145,7 +136,7 @@ describe("at the default statement timeout", () => {
     await db.pool.query("UPDATE sessions SET generation = generation + 1 WHERE session_id = $1", [
       s.sessionId,
     ]);
-    const res = await withProxy(
+    const res = await proxy.during(
       () => proxy.freezeRepliesAfter("COMMIT", "connection"),
       () =>
         fx.call<{ detail?: string }>("DELETE", "/messages/delete", {

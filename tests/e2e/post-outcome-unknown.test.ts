@@ -46,13 +46,10 @@ describe("a post whose reply from Postgres is lost", () => {
         headers: { "idempotency-key": key },
         token: s.token,
       });
-    proxy.freezeRepliesAfter("did this arrive?");
-    let res: Awaited<ReturnType<typeof send>>;
-    try {
-      res = await send();
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freezeRepliesAfter("did this arrive?"),
+      () => send(),
+    );
     expect(res.status, res.text).toBe(503);
     expect(res.body.code).toBe("service_unavailable");
     expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
@@ -77,16 +74,14 @@ describe("a post whose reply from Postgres is lost", () => {
         })
       ).body.messages.map((m) => m.content);
     expect(await history()).not.toContain("was this one made?"); // the session and its history now in the cache
-    proxy.freezeRepliesAfter("was this one made?");
-    let res: { status: number; text: string };
-    try {
-      res = await fx.call("POST", "/messages/post", {
-        json: { session_id: s.sessionId, content: "was this one made?" },
-        token: s.token,
-      });
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freezeRepliesAfter("was this one made?"),
+      () =>
+        fx.call("POST", "/messages/post", {
+          json: { session_id: s.sessionId, content: "was this one made?" },
+          token: s.token,
+        }),
+    );
     expect(res.status, res.text).toBe(503);
     expect(await userMessages(s.sessionId)).toEqual(["was this one made?"]);
     // a client without its key reads the session to decide: the cache's copy from before the post said "not made"
@@ -107,16 +102,14 @@ describe("a post whose reply from Postgres is lost", () => {
     await db.pool.query("UPDATE sessions SET generation = generation + 1 WHERE session_id = $1", [
       s.sessionId,
     ]);
-    proxy.freezeRepliesAfter("COMMIT");
-    let res: { status: number; text: string; body: { detail?: string } };
-    try {
-      res = await fx.call("POST", "/messages/post", {
-        json: { session_id: s.sessionId, content: "and this one?" },
-        token: s.token,
-      });
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freezeRepliesAfter("COMMIT"),
+      () =>
+        fx.call<{ detail?: string }>("POST", "/messages/post", {
+          json: { session_id: s.sessionId, content: "and this one?" },
+          token: s.token,
+        }),
+    );
     expect(res.status, res.text).toBe(503);
     expect(res.body.detail).toMatch(/may have been made/);
     expect(await userMessages(s.sessionId)).toEqual(["and this one?"]);

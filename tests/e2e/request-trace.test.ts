@@ -150,16 +150,14 @@ describe("from a request to its events on the topic, and back", () => {
   it("a 503 that says its post may have been made names the events to look for", async () => {
     const session = await createSession(fx);
     const before = (await eventsWritten(session.sessionId)).at(-1)?.id;
-    proxy.freezeRepliesAfter("did this arrive?");
-    let res: Awaited<ReturnType<RunnerFixture["call"]>>;
-    try {
-      res = await fx.call("POST", "/messages/post", {
-        json: { session_id: session.sessionId, content: "did this arrive?" },
-        token: session.token,
-      });
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freezeRepliesAfter("did this arrive?"),
+      () =>
+        fx.call("POST", "/messages/post", {
+          json: { session_id: session.sessionId, content: "did this arrive?" },
+          token: session.token,
+        }),
+    );
     expect(res.status, res.text).toBe(503);
     const requestId = res.headers.get("x-request-id");
     // Postgres made it: its events are in the outbox, and nothing in the request's log said which they were
@@ -181,13 +179,10 @@ describe("from a request to its events on the topic, and back", () => {
     const session = await createSession(fx);
     const before = (await eventsWritten(session.sessionId)).at(-1)?.id ?? "0";
     // Postgres silent for every connection from the COMMIT on: the erase's check of its outcome cannot be made
-    proxy.freezeRepliesAfter("COMMIT");
-    let res: Awaited<ReturnType<RunnerFixture["call"]>>;
-    try {
-      res = await fx.call("DELETE", `/sessions/${session.sessionId}`, { token: session.token });
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freezeRepliesAfter("COMMIT"),
+      () => fx.call("DELETE", `/sessions/${session.sessionId}`, { token: session.token }),
+    );
     expect(res.status, res.text).toBe(503);
     const requestId = res.headers.get("x-request-id");
     // the erase committed: its event is in the outbox
@@ -220,13 +215,10 @@ describe("from a request to its events on the topic, and back", () => {
   it("a 503 that says its create may have been made names the events to look for", async () => {
     const userId = `trace-${randomUUID()}`;
     // its statement reaches Postgres, which commits it; the reply is lost
-    proxy.freezeRepliesAfter(userId);
-    let res: Awaited<ReturnType<RunnerFixture["call"]>>;
-    try {
-      res = await fx.call("POST", "/sessions/create", { json: { user_id: userId } });
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freezeRepliesAfter(userId),
+      () => fx.call("POST", "/sessions/create", { json: { user_id: userId } }),
+    );
     expect(res.status, res.text).toBe(503);
     // Postgres made it: the session and its events are there
     const written = await db.pool.query<{ event_id: string }>(

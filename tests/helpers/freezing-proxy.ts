@@ -18,6 +18,8 @@ export interface FreezingProxy {
    */
   dropRequestsFrom(marker: string): void;
   thaw(): void;
+  /** Runs `work` with the proxy cut as `cut` says (e.g. `() => proxy.freeze()`), then thaws it, whatever happened. */
+  during<T>(cut: () => void, work: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -59,6 +61,11 @@ export async function freezingProxy(target: URL): Promise<FreezingProxy> {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
+  const thaw = () => {
+    trigger = undefined;
+    requests = true;
+    replies = true;
+  };
   const url = new URL(target.href);
   url.hostname = "127.0.0.1";
   url.port = String(port);
@@ -86,10 +93,14 @@ export async function freezingProxy(target: URL): Promise<FreezingProxy> {
         },
       };
     },
-    thaw: () => {
-      trigger = undefined;
-      requests = true;
-      replies = true;
+    thaw,
+    during: async (cut, work) => {
+      cut();
+      try {
+        return await work();
+      } finally {
+        thaw();
+      }
     },
     close: async () => {
       for (const { client, upstream } of pairs) {

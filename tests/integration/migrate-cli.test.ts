@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_URL, withDatabase } from "../helpers/global-database.ts";
+import { adminQuery } from "../helpers/migrations.ts";
 
 const CLI = fileURLToPath(new URL("../../layers/chat/db/migrate-cli.ts", import.meta.url));
 
@@ -21,17 +21,8 @@ describe("npm run migrate", () => {
   // an empty database, not the migrated template's clone: the CLI has everything to apply
   const name = `chat_t_${randomBytes(6).toString("hex")}`;
   const url = withDatabase(ADMIN_URL, name);
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: ADMIN_URL });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  beforeAll(() => admin(`CREATE DATABASE ${name}`));
-  afterAll(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  beforeAll(() => adminQuery(`CREATE DATABASE ${name}`));
+  afterAll(() => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 
   it("without a database setting, says which one it needs in one line and exits 1", () => {
     const run = migrateCli({});

@@ -89,13 +89,10 @@ describe("a post with little time left, against a Postgres that stalls", () => {
   it("answers the problem document's 503 before its timeout, and nothing of it is stored", async () => {
     const s = await newSession();
     const key = randomUUID();
-    proxy.freeze();
-    let res: Awaited<ReturnType<typeof invokePost>>;
-    try {
-      res = await invokePost(postEvent(s, "is anyone there?", key));
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freeze(),
+      () => invokePost(postEvent(s, "is anyone there?", key)),
+    );
     expect(res.statusCode, res.body).toBe(503);
     expect(res.headers?.["content-type"]).toBe("application/problem+json");
     expect(res.json.code).toBe("service_unavailable");
@@ -113,13 +110,10 @@ describe("a post with little time left, against a Postgres that stalls", () => {
   it("one whose change reached Postgres answers in time that it may have been made, and its retry replays it", async () => {
     const s = await newSession();
     const key = randomUUID();
-    proxy.freezeRepliesAfter("was it made in time?");
-    let res: Awaited<ReturnType<typeof invokePost>>;
-    try {
-      res = await invokePost(postEvent(s, "was it made in time?", key));
-    } finally {
-      proxy.thaw();
-    }
+    const res = await proxy.during(
+      () => proxy.freezeRepliesAfter("was it made in time?"),
+      () => invokePost(postEvent(s, "was it made in time?", key)),
+    );
     expect(res.statusCode, res.body).toBe(503);
     expect(res.json.detail).toMatch(/may have been made/);
     await nothingLeftOpen();
