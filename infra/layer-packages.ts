@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
-import { buildSync } from "esbuild";
+import { buildSync, transformSync } from "esbuild";
+import { applyPrebundlePatches, PREBUNDLE_PATCHES } from "./prebundle-patches.ts";
 
 /**
  * Which npm packages go into the dependencies layer, and their on-disk closure. Pure file-system code, no CDK,
@@ -211,18 +212,26 @@ export function writeLayer(root: string, packages: readonly string[], outDir: st
  */
 function writePrebundled(root: string, src: string, pkg: PackageJson, dest: string): void {
   mkdirSync(dest, { recursive: true });
-  buildSync({
+  // Bundled unminified first, so PREBUNDLE_PATCHES find the package's own text; minified after.
+  const bundled = buildSync({
     entryPoints: [src],
     bundle: true,
     platform: "node",
     format: "cjs",
     target: "node24",
+    legalComments: "inline",
+    external: PREBUNDLE_EXTERNAL,
+    write: false,
+    logLevel: "error",
+  }).outputFiles.map((f) => f.text);
+  const minified = transformSync(applyPrebundlePatches(pkg.name ?? "", bundled.join("")), {
+    format: "cjs",
+    target: "node24",
     minify: true,
     legalComments: "eof",
-    external: PREBUNDLE_EXTERNAL,
-    outfile: join(dest, "index.js"),
     logLevel: "error",
   });
+  writeFileSync(join(dest, "index.js"), minified.code);
   writeFileSync(
     join(dest, "package.json"),
     `${JSON.stringify({ name: pkg.name, version: pkg.version, main: "index.js", license: pkg.license }, null, 2)}\n`,
@@ -246,8 +255,9 @@ function writePrebundled(root: string, src: string, pkg: PackageJson, dest: stri
 /** Changes only when a package in the closure changes version, so code-only deploys keep the layer version. */
 export function closureHash(root: string, closure: readonly string[]): string {
   // The prefix changes whenever writeLayer ships other files for the same versions (v3: licence texts in .md), so
-  // deployed stacks get the new layer.
+  // deployed stacks get the new layer; so does any edit to the patches.
   const h = createHash("sha256").update(`layer-v3 prebundled:${[...PREBUNDLED].join(",")}\n`);
+  h.update(`patches:${JSON.stringify(PREBUNDLE_PATCHES)}\n`);
   for (const rel of closure) h.update(`${rel}@${readJson(join(root, rel, "package.json")).version ?? "?"}\n`);
   return h.digest("hex");
 }

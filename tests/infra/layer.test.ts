@@ -125,6 +125,23 @@ describe("the layer as Lambda sees it", () => {
     }
   });
 
+  it("ships ioredis with its command table patch (infra/prebundle-patches.ts) and npm's ioredis's commands", async () => {
+    const code = readFileSync(join(out, "nodejs/node_modules/ioredis/index.js"), "utf8");
+    // the property added, then deleted, before the command loop
+    expect(code.match(/__dictionaryMode/g)).toHaveLength(2);
+    const sandbox = lambdaSandbox(join(REPO_ROOT, "tests/fixtures/infra"), out);
+    const script = `
+      import { createRequire } from "node:module";
+      const require = createRequire(process.cwd() + "/task/index.js");
+      const { Redis } = require("ioredis");
+      console.log(JSON.stringify(Object.getOwnPropertyNames(Object.getPrototypeOf(Redis.prototype))));`;
+    const shipped = JSON.parse(sandbox.run(script).trim().split("\n").at(-1) ?? "[]") as string[];
+    const { Redis } = await import("ioredis");
+    const npm = Object.getOwnPropertyNames(Object.getPrototypeOf(Redis.prototype));
+    expect(npm.length).toBeGreaterThan(500);
+    expect(shipped).toEqual(npm);
+  });
+
   it("the bundled drivers talk to a real Postgres and Redis from the sandbox", () => {
     const sandbox = lambdaSandbox(join(REPO_ROOT, "tests/fixtures/infra"), out);
     const script = `
