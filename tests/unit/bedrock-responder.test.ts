@@ -1,7 +1,12 @@
 import { BedrockRuntimeClient, ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { bedrockResponder, toConverseMessages } from "../../layers/chat/responders/bedrock-responder.ts";
+import { ANSWER_MARGIN_MS, withRequestDeadline } from "../../layers/chat/request-deadline.ts";
+import {
+  AFTER_REPLY_MS,
+  bedrockResponder,
+  toConverseMessages,
+} from "../../layers/chat/responders/bedrock-responder.ts";
 import { builtinReply } from "../../layers/chat/responders/builtin-responder.ts";
 
 const bedrock = mockClient(BedrockRuntimeClient);
@@ -157,6 +162,49 @@ describe("Bedrock responder: model output, deadline and client", () => {
     expect(await responder.respond(history)).toEqual(builtinReply(history));
     expect(signal?.aborted).toBe(true);
     expect(reasons).toEqual(["TimeoutError"]);
+  });
+
+  it("waits for the model only until the request's time left less what the turn's write needs", async () => {
+    let signal: AbortSignal | undefined;
+    const client = {
+      send: (_cmd: unknown, opts: { abortSignal?: AbortSignal }) => {
+        signal = opts.abortSignal;
+        return new Promise(() => {});
+      },
+    } as unknown as BedrockRuntimeClient;
+    const reasons: string[] = [];
+    const responder = bedrockResponder({
+      modelId: "m",
+      timeoutMs: 60_000,
+      client,
+      onFallback: (r) => reasons.push(r),
+    });
+    // 300 ms for the model: without the request's bound it would wait its own 60 s (the test's timeout fails first)
+    const remaining = ANSWER_MARGIN_MS + AFTER_REPLY_MS + 300;
+    expect(await withRequestDeadline(remaining, () => responder.respond(history))).toEqual(
+      builtinReply(history),
+    );
+    expect(signal?.aborted).toBe(true);
+    expect(reasons).toEqual(["TimeoutError"]);
+  });
+
+  it("does not ask the model when the request has no time left for it, and says so", async () => {
+    bedrock.on(ConverseCommand).resolves(answer([{ text: "too late" }]));
+    const reasons: string[] = [];
+    const responder = bedrockResponder({
+      modelId: "m",
+      timeoutMs: 4000,
+      client: new BedrockRuntimeClient({ region: "us-east-1" }),
+      onFallback: (r) => reasons.push(r),
+    });
+    const remaining = ANSWER_MARGIN_MS + AFTER_REPLY_MS + 50;
+    expect(await withRequestDeadline(remaining, () => responder.respond(history))).toEqual(
+      builtinReply(history),
+    );
+    expect(bedrock.commandCalls(ConverseCommand)).toHaveLength(0);
+    expect(reasons).toEqual(["deadline"]);
+    // outside a request (no deadline) the model is asked
+    expect((await responder.respond(history)).content).toBe("too late");
   });
 
   it("waits for the model up to timeoutMs, not longer", async () => {

@@ -1,4 +1,5 @@
 import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
+import { timeLeftMs } from "../request-deadline.ts";
 import { withTimeout } from "../timeout.ts";
 import { builtinReply } from "./builtin-responder.ts";
 import type { ConversationInfo, Reply, Responder, Turn } from "./responder.ts";
@@ -13,12 +14,20 @@ export interface BedrockOptions {
   onFallback?: (reason: string) => void;
 }
 
+/**
+ * Kept from the request's time left for what follows the reply (the turn's write, the cache, the publish): a model
+ * answering at the deadline would leave the write no time, and the turn would fail instead of getting the
+ * built-in reply. Below MIN_MODEL_MS left for it, the model is not asked at all.
+ */
+export const AFTER_REPLY_MS = 1000;
+const MIN_MODEL_MS = 100;
+
 const SYSTEM_PROMPT =
   "You are a concise, friendly chat assistant. Answer in at most a few sentences. Use only the conversation given.";
 
 /**
- * Amazon Bedrock through the Converse API. Bounded by its own timeout, well under the function's, and
- * falling back to the built-in reply on any error, so a slow or failing model never fails a turn.
+ * Amazon Bedrock through the Converse API. Bounded by its own timeout, well under the function's, and by the
+ * request's time left less AFTER_REPLY_MS, falling back to the built-in reply on any error, so a slow or failing model never fails a turn.
  * Suggestions come from the built-in rules: they must be instant and always three.
  */
 export function bedrockResponder(opts: BedrockOptions): Responder {
@@ -37,6 +46,12 @@ export function bedrockResponder(opts: BedrockOptions): Responder {
     costly: true,
     async respond(history: Turn[], info?: ConversationInfo): Promise<Reply> {
       const fallback = builtinReply(history, info);
+      const forModel = (timeLeftMs() ?? Number.POSITIVE_INFINITY) - AFTER_REPLY_MS;
+      if (forModel < MIN_MODEL_MS) {
+        opts.onFallback?.("deadline");
+        return fallback;
+      }
+      const budget = Math.min(opts.timeoutMs, forModel);
       try {
         const { ConverseCommand } = await import("@aws-sdk/client-bedrock-runtime");
         const c = await getClient();
@@ -51,7 +66,7 @@ export function bedrockResponder(opts: BedrockOptions): Responder {
             }),
             { abortSignal: abort.signal },
           ),
-          opts.timeoutMs,
+          budget,
           () => abort.abort(),
         );
         const text = out.output?.message?.content
