@@ -64,18 +64,24 @@ function retention(days: number): logs.RetentionDays {
 /** Every function of functions/manifest.ts, its trigger (route, schedule or topic), the data plane and alarms. */
 export class ChatStack extends Stack {
   readonly chatFunctions = new Map<string, ChatFunction>();
+  /** The chat events' topic (context kafkaTopic). */
+  private readonly kafkaTopic: string;
   /** Functions with a Kafka event source mapping. */
   private readonly consumers: [name: string, fn: ChatFunction][] = [];
 
   constructor(scope: Construct, id: string, props: ChatStackProps) {
     super(scope, id, props);
     const { ctx } = props;
+    this.kafkaTopic = ctx.kafkaTopic;
     const functions = props.functions ?? manifestFunctions;
     checkFunctions(functions);
     const runtimeDefaults = configSchema.parse({});
     const version = (JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { version: string })
       .version;
     const modelId = ctx.bedrockModelId ?? runtimeDefaults.BEDROCK_MODEL_ID;
+    // The stack's own name by default (ChatBackend's was always ChatBackend): a second stack's functions must not
+    // report into the metrics the first one's alarms watch.
+    const metricsNamespace = ctx.metricsNamespace ?? this.stackName;
 
     const deps = ctx.layerMode === "layer" ? new DependenciesLayer(this, "Dependencies") : undefined;
     const defaults: ChatFunctionDefaults = {
@@ -87,7 +93,7 @@ export class ChatStack extends Stack {
       environment: {
         POWERTOOLS_SERVICE_NAME: ctx.serviceName,
         POWERTOOLS_LOG_LEVEL: ctx.logLevel,
-        POWERTOOLS_METRICS_NAMESPACE: ctx.metricsNamespace,
+        POWERTOOLS_METRICS_NAMESPACE: metricsNamespace,
         SERVICE_VERSION: version,
         RESPONDER: ctx.responder,
         ...(ctx.responder === "bedrock" ? { BEDROCK_MODEL_ID: modelId } : {}),
@@ -97,7 +103,7 @@ export class ChatStack extends Stack {
 
     const dataPlane = new DataPlane(this, "DataPlane", {
       ctx,
-      topic: CHAT_TOPIC,
+      topic: ctx.kafkaTopic,
       logRetention: defaults.logRetention,
     });
     const api = new ChatHttpApi(this, "Http", {
@@ -109,7 +115,7 @@ export class ChatStack extends Stack {
     const migrations = new Migrations(this, "Migrations", {
       defaults,
       dataPlane,
-      topic: CHAT_TOPIC,
+      topic: ctx.kafkaTopic,
       partitions: ctx.kafkaPartitions,
     });
     const schedules = new ChatSchedules(this, "Schedules");
@@ -143,7 +149,7 @@ export class ChatStack extends Stack {
     }
 
     const alarms = new HealthAlarms(this, "HealthAlarms", {
-      namespace: ctx.metricsNamespace,
+      namespace: metricsNamespace,
       service: ctx.serviceName,
       latencyThresholdMs: ctx.healthLatencyThresholdMs,
       alarmEmail: ctx.alarmEmail,
@@ -192,7 +198,8 @@ export class ChatStack extends Stack {
     if (spec.kafkaTopic) {
       const mapping = to.dataPlane.addConsumer(
         fn,
-        spec.kafkaTopic,
+        // The chat events' topic is the stack's (context kafkaTopic), the one its relay publishes to.
+        spec.kafkaTopic === CHAT_TOPIC ? this.kafkaTopic : spec.kafkaTopic,
         `${this.stackName}-${spec.name}`,
         spec.kafkaBatchSize ?? DEFAULT_KAFKA_BATCH_SIZE,
       );

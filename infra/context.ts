@@ -1,5 +1,6 @@
 import type { Node } from "constructs";
 import { MAX_SESSION_RETENTION_DAYS } from "#chat/config.ts";
+import { CHAT_TOPIC } from "#functions/manifest.ts";
 
 /** Every deploy-time setting, read once from CDK context (`cdk.json` or `-c key=value`). */
 export type DataPlaneKind = "aws" | "external";
@@ -34,7 +35,12 @@ export interface ChatContext {
   logRetentionDays: number;
   logLevel: string;
   serviceName: string;
-  metricsNamespace: string;
+  /**
+   * Powertools' namespace for the functions' own metrics (the canary's, RejectedEvents, OutboxOldestPendingSeconds);
+   * undefined: the stack's name. Per stack, so that a second stack in the account and region (-c stackName=…) does
+   * not add its data points to the first one's metrics, which both stacks' alarms watch by namespace and service.
+   */
+  metricsNamespace?: string;
   healthLatencyThresholdMs: number;
   /** HTTP API 5xx answers in 5 minutes that alarm. */
   http5xxThreshold: number;
@@ -45,6 +51,11 @@ export interface ChatContext {
   responder: "builtin" | "bedrock";
   bedrockModelId?: string;
   kafkaPartitions: number;
+  /**
+   * The chat events' topic: produced by the relay, consumed by events-consumer, created by the migrations. A second
+   * stack on the same (external) cluster needs its own, or each stack's consumer applies the other's events.
+   */
+  kafkaTopic: string;
   dbInstanceType: string;
   dbMultiAz: boolean;
   deletionProtection: boolean;
@@ -80,6 +91,7 @@ export const CONTEXT_KEYS = [
   "responder",
   "bedrockModelId",
   "kafkaPartitions",
+  "kafkaTopic",
   "dbInstanceType",
   "dbMultiAz",
   "deletionProtection",
@@ -170,6 +182,16 @@ function oneOf<T extends string>(raw: Raw, key: string, values: readonly T[], de
   return v as T;
 }
 
+// Kafka's own rule for topic names; refused at synth rather than by the migrations' CreateTopics at deploy.
+function kafkaTopic(raw: Raw): string {
+  const v = str(raw, "kafkaTopic") ?? CHAT_TOPIC;
+  if (!/^[a-zA-Z0-9._-]{1,249}$/.test(v) || v === "." || v === "..")
+    throw new Error(
+      `context kafkaTopic must be 1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-' (not . or ..), got ${v}`,
+    );
+  return v;
+}
+
 // RDS subnet groups and MSK Serverless both need subnets in two AZs at least.
 function availabilityZones(raw: Raw): string[] | undefined {
   const azs = list(raw, "availabilityZones");
@@ -254,7 +276,7 @@ export function readContext(node: Pick<Node, "tryGetContext" | "getAllContext">)
     logRetentionDays: num(raw, "logRetentionDays", 30),
     logLevel: str(raw, "logLevel") ?? "INFO",
     serviceName: str(raw, "serviceName") ?? "chat-backend",
-    metricsNamespace: str(raw, "metricsNamespace") ?? "ChatBackend",
+    metricsNamespace: str(raw, "metricsNamespace"),
     healthLatencyThresholdMs: positive(raw, "healthLatencyThresholdMs", 2000),
     http5xxThreshold: positive(raw, "http5xxThreshold", 5),
     offsetLagThreshold: num(raw, "offsetLagThreshold", 1000),
@@ -263,6 +285,7 @@ export function readContext(node: Pick<Node, "tryGetContext" | "getAllContext">)
     bedrockModelId: str(raw, "bedrockModelId"),
     // Kafka refuses 0 or 1.5 partitions, but only at deploy time, in the migration custom resource
     kafkaPartitions: int(raw, "kafkaPartitions", 6, 1),
+    kafkaTopic: kafkaTopic(raw),
     dbInstanceType: str(raw, "dbInstanceType") ?? "t4g.micro",
     dbMultiAz: bool(raw, "dbMultiAz", false),
     deletionProtection: bool(raw, "deletionProtection", false),

@@ -1,6 +1,7 @@
-import { RemovalPolicy } from "aws-cdk-lib";
+import { App, Aws, CfnCondition, Fn, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as logs from "aws-cdk-lib/aws-logs";
+import { RegionInfo } from "aws-cdk-lib/region-info";
 import { Construct } from "constructs";
 
 /** What a function in the VPC may reach, each through a security group of its own. */
@@ -105,7 +106,7 @@ export class Network extends Construct {
     options: Partial<ec2.InterfaceVpcEndpointOptions> = {},
   ): ec2.InterfaceVpcEndpoint {
     const ep = this.vpc.addInterfaceEndpoint(name, {
-      service,
+      service: endpointService(this, service),
       subnets: this.subnets,
       securityGroups: [this.endpointSg],
       privateDnsEnabled: true,
@@ -115,6 +116,44 @@ export class Network extends Construct {
     ep.connections.allowDefaultPortFrom(this.clients.endpoints, "functions to AWS APIs");
     return ep;
   }
+}
+
+/**
+ * A stack in each region, for CDK's name of an endpoint service there. Never synthesized: under `cdk synth` an App
+ * would otherwise write itself into cdk.out on exit, next to the real one.
+ */
+const pinned = new Map<string, Stack>();
+const nameIn = (service: ec2.InterfaceVpcEndpointAwsService, region: string): string => {
+  const stack = pinned.get(region) ?? new Stack(new App({ autoSynth: false }), "Pinned", { env: { region } });
+  pinned.set(region, stack);
+  return stack.resolve(service.name) as string;
+};
+
+/**
+ * An AWS service's endpoint, named as the region deployed to calls it. The stack is environment-agnostic (synth
+ * needs no credentials, one template serves every region), so CDK cannot tell the region and names every service
+ * `com.amazonaws.<region>.<service>`; but in the China regions (aws-cn, a target partition in cdk.json) S3's and
+ * X-Ray's are `cn.com.amazonaws.<region>.<service>`, and a deploy there would fail on an endpoint service that does
+ * not exist. CDK knows each region's names (for a stack pinned to one): a condition per region whose name differs.
+ */
+function endpointService(
+  scope: Construct,
+  service: ec2.InterfaceVpcEndpointAwsService,
+): ec2.IInterfaceVpcEndpointService {
+  const stack = Stack.of(scope);
+  if (!Token.isUnresolved(stack.region)) return service;
+  let name = service.name;
+  // only the China regions name services otherwise (aws-cn is the one other partition docs/deploy.md supports)
+  for (const { name: region } of RegionInfo.regions.filter((r) => r.partition === "aws-cn")) {
+    const there = nameIn(service, region);
+    if (there === `com.amazonaws.${region}.${service.shortName}`) continue;
+    const id = `InRegion${region.replace(/-/g, "")}`;
+    const condition =
+      (stack.node.tryFindChild(id) as CfnCondition | undefined) ??
+      new CfnCondition(stack, id, { expression: Fn.conditionEquals(Aws.REGION, region) });
+    name = Fn.conditionIf(condition.logicalId, there, name).toString();
+  }
+  return { name, port: service.port, privateDnsDefault: service.privateDnsDefault };
 }
 
 /**

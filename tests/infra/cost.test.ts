@@ -10,7 +10,8 @@ function endpointServices(context: Record<string, unknown> = {}): string[] {
   return Object.values(resourcesOf(synth(context).template, "AWS::EC2::VPCEndpoint"))
     .map((e) => {
       const name = JSON.stringify(e.Properties?.ServiceName);
-      return /\.([a-z0-9-]+)"\]\]\}$/.exec(name)?.[1] ?? name;
+      // The agnostic name's Fn::Join, wherever it sits (under a region's condition for S3 and X-Ray).
+      return /\.([a-z0-9-]+)"\]\]\}/.exec(name)?.[1] ?? name;
     })
     .sort();
 }

@@ -166,7 +166,8 @@ describe("aws: the MSK pollers' way to the bucket", () => {
 
   it("is an S3 interface endpoint in the endpoints' security group, with private DNS for every resolver", () => {
     const endpoints = Object.values(resourcesOf(s.template, "AWS::EC2::VPCEndpoint")).filter((e) =>
-      JSON.stringify(e.Properties?.ServiceName).endsWith('".s3"]]}'),
+      // In the China regions its name is another (cn.com.amazonaws.…): a condition picks it (portability.test.ts).
+      JSON.stringify(e.Properties?.ServiceName).includes('".s3"]]}'),
     );
     expect(endpoints).toHaveLength(1);
     expect(endpoints[0]?.Properties).toMatchObject({
