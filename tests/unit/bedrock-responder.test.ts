@@ -143,49 +143,43 @@ describe("Bedrock responder: model output, deadline and client", () => {
     expect(maxTokens).toBeLessThanOrEqual(2000);
   });
 
-  it("aborts the model call at its deadline and reports a TimeoutError", async () => {
-    // a hand-made client: aws-sdk-client-mock does not pass the send options (the abort signal) on
-    let signal: AbortSignal | undefined;
+  /**
+   * A model that never answers, through a hand-made client: aws-sdk-client-mock does not pass the send options (the
+   * abort signal) on.
+   */
+  function silentModel(timeoutMs: number) {
+    const seen: { signal?: AbortSignal; reasons: string[] } = { reasons: [] };
     const client = {
       send: (_cmd: unknown, opts: { abortSignal?: AbortSignal }) => {
-        signal = opts.abortSignal;
+        seen.signal = opts.abortSignal;
         return new Promise(() => {});
       },
     } as unknown as BedrockRuntimeClient;
-    const reasons: string[] = [];
     const responder = bedrockResponder({
       modelId: "m",
-      timeoutMs: 50,
+      timeoutMs,
       client,
-      onFallback: (r) => reasons.push(r),
+      onFallback: (r) => seen.reasons.push(r),
     });
+    return { responder, seen };
+  }
+
+  it("aborts the model call at its deadline and reports a TimeoutError", async () => {
+    const { responder, seen } = silentModel(50);
     expect(await responder.respond(history)).toEqual(builtinReply(history));
-    expect(signal?.aborted).toBe(true);
-    expect(reasons).toEqual(["TimeoutError"]);
+    expect(seen.signal?.aborted).toBe(true);
+    expect(seen.reasons).toEqual(["TimeoutError"]);
   });
 
   it("waits for the model only until the request's time left less what the turn's write needs", async () => {
-    let signal: AbortSignal | undefined;
-    const client = {
-      send: (_cmd: unknown, opts: { abortSignal?: AbortSignal }) => {
-        signal = opts.abortSignal;
-        return new Promise(() => {});
-      },
-    } as unknown as BedrockRuntimeClient;
-    const reasons: string[] = [];
-    const responder = bedrockResponder({
-      modelId: "m",
-      timeoutMs: 60_000,
-      client,
-      onFallback: (r) => reasons.push(r),
-    });
+    const { responder, seen } = silentModel(60_000);
     // 300 ms for the model: without the request's bound it would wait its own 60 s (the test's timeout fails first)
     const remaining = ANSWER_MARGIN_MS + AFTER_REPLY_MS + 300;
     expect(await withRequestDeadline(remaining, () => responder.respond(history))).toEqual(
       builtinReply(history),
     );
-    expect(signal?.aborted).toBe(true);
-    expect(reasons).toEqual(["TimeoutError"]);
+    expect(seen.signal?.aborted).toBe(true);
+    expect(seen.reasons).toEqual(["TimeoutError"]);
   });
 
   it("does not ask the model when the request has no time left for it, and says so", async () => {
