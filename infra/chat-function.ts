@@ -61,6 +61,22 @@ export function bundlingFor(mode: LayerMode, layerPackages: readonly string[]): 
 }
 
 /**
+ * The caller's hooks, then infra/source-map-paths.ts over the bundle: its source map names sources relative to the
+ * repository, so the asset hash is the same wherever the app is checked out and synthesized. `inputDir` is the
+ * repository (local bundling) or its mount in the bundling container, which runs a Node of its own.
+ */
+function withRepoRelativeSourceMaps(hooks: nodejs.ICommandHooks | undefined): nodejs.ICommandHooks {
+  return {
+    beforeBundling: (inputDir, outputDir) => hooks?.beforeBundling(inputDir, outputDir) ?? [],
+    beforeInstall: (inputDir, outputDir) => hooks?.beforeInstall(inputDir, outputDir) ?? [],
+    afterBundling: (inputDir, outputDir) => [
+      ...(hooks?.afterBundling(inputDir, outputDir) ?? []),
+      `"${inputDir === REPO_ROOT ? process.execPath : "node"}" "${inputDir}/infra/source-map-paths.ts" "${inputDir}" "${outputDir}"`,
+    ],
+  };
+}
+
+/**
  * A NodejsFunction with the app's defaults: Node 24 on arm64, its own log group and a role that writes only there,
  * Powertools env, the layer.
  */
@@ -88,7 +104,11 @@ export class ChatFunction extends nodejs.NodejsFunction {
         ...defaults.environment,
         ...environment,
       },
-      bundling: { ...bundlingFor(defaults.layerMode, defaults.layerPackages), ...bundling },
+      bundling: {
+        ...bundlingFor(defaults.layerMode, defaults.layerPackages),
+        ...bundling,
+        commandHooks: withRepoRelativeSourceMaps(bundling?.commandHooks),
+      },
     });
     role.acknowledgeAnyResource([
       ...(rest.vpc

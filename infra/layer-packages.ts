@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
-import { buildSync, transformSync } from "esbuild";
+import { buildSync, version as esbuildVersion, transformSync } from "esbuild";
 import { applyPrebundlePatches, PREBUNDLE_PATCHES } from "./prebundle-patches.ts";
 
 /**
@@ -215,6 +215,9 @@ function writePrebundled(root: string, src: string, pkg: PackageJson, dest: stri
   // Bundled unminified first, so PREBUNDLE_PATCHES find the package's own text; minified after.
   const bundled = buildSync({
     entryPoints: [src],
+    // esbuild names each module in the bundle by its path from the working directory (`__commonJS({"node_modules/pg/
+    // lib/index.js"(…)`): from the repository, not from wherever the synth runs, so the same hash is the same files.
+    absWorkingDir: root,
     bundle: true,
     platform: "node",
     format: "cjs",
@@ -253,11 +256,13 @@ function writePrebundled(root: string, src: string, pkg: PackageJson, dest: stri
 }
 
 /** Changes only when a package in the closure changes version, so code-only deploys keep the layer version. */
-export function closureHash(root: string, closure: readonly string[]): string {
+export function closureHash(root: string, closure: readonly string[], bundler = esbuildVersion): string {
   // The prefix changes whenever writeLayer ships other files for the same versions (v3: licence texts in .md), so
-  // deployed stacks get the new layer; so does any edit to the patches.
+  // deployed stacks get the new layer; so does any edit to the patches, or another esbuild, which writes the
+  // PREBUNDLED files (CDK takes an asset whose hash it has already uploaded as the same asset).
   const h = createHash("sha256").update(`layer-v3 prebundled:${[...PREBUNDLED].join(",")}\n`);
   h.update(`patches:${JSON.stringify(PREBUNDLE_PATCHES)}\n`);
+  h.update(`esbuild:${bundler}\n`);
   for (const rel of closure) h.update(`${rel}@${readJson(join(root, rel, "package.json")).version ?? "?"}\n`);
   return h.digest("hex");
 }
