@@ -1,6 +1,7 @@
 import type { Consumer } from "kafkajs";
+import { config } from "#chat/config.ts";
 import { withTimeout } from "#chat/timeout.ts";
-import { DEFAULT_KAFKA_BATCH_SIZE, type FunctionSpec } from "../functions/manifest.ts";
+import { CHAT_TOPIC, DEFAULT_KAFKA_BATCH_SIZE, type FunctionSpec } from "../functions/manifest.ts";
 import type { RunnerLog } from "./log.ts";
 import { toMskEvent } from "./msk-event.ts";
 
@@ -12,6 +13,11 @@ export interface KafkaBridgeOptions {
   invoke: (name: string, payload: unknown) => Promise<unknown>;
   clientId?: string;
   ssl?: boolean;
+  /**
+   * The topic a function whose manifest `kafkaTopic` is CHAT_TOPIC reads: the one the runner's relay publishes to
+   * (KAFKA_TOPIC, unless set), as the stack maps it to context kafkaTopic.
+   */
+  chatTopic?: string;
   log: RunnerLog;
   /**
    * How long stop() waits for the consumers to leave their groups. With the brokers gone, kafkajs's disconnect
@@ -69,8 +75,11 @@ export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<Kaf
   );
   const heartbeatEveryMs = options.heartbeatEveryMs ?? 1000;
   const consumers: Consumer[] = [];
+  const chatTopic = options.chatTopic ?? config().KAFKA_TOPIC;
   for (const fn of options.functions) {
-    const topic = fn.kafkaTopic;
+    // Another KAFKA_TOPIC than the manifest's chat-messages: the consumer would otherwise wait on a topic nothing
+    // publishes to, and its projection would never change.
+    const topic = fn.kafkaTopic === CHAT_TOPIC ? chatTopic : fn.kafkaTopic;
     if (!topic) continue;
     const batchSize = fn.kafkaBatchSize ?? DEFAULT_KAFKA_BATCH_SIZE;
     const consumer = kafka.consumer({
