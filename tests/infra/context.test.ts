@@ -127,6 +127,17 @@ describe("context", () => {
     expect(() => ctx({ kafkaPartitions: "0" })).toThrow(/kafkaPartitions/);
   });
 
+  it("takes a topic name Kafka takes, up to its 249 characters, and refuses . and .. (Kafka does)", () => {
+    expect(ctx({}).kafkaTopic).toBe("chat-messages");
+    const longest = `s.${"a".repeat(244)}_-9`;
+    expect(longest).toHaveLength(249);
+    expect(ctx({ kafkaTopic: longest }).kafkaTopic).toBe(longest);
+    expect(() => ctx({ kafkaTopic: `${longest}Z` })).toThrow(/kafkaTopic/);
+    expect(ctx({ kafkaTopic: "..." }).kafkaTopic).toBe("...");
+    for (const bad of [".", "..", "staging chat", "chat/", "/chat", "chät"])
+      expect(() => ctx({ kafkaTopic: bad }), bad).toThrow(/kafkaTopic/);
+  });
+
   it("has defaults for the alarm thresholds", () => {
     expect(ctx({})).toMatchObject({
       http5xxThreshold: 5,

@@ -56,6 +56,18 @@ describe("the stack built from the manifest with one more entry", () => {
     }
   });
 
+  it("a consumer of another topic keeps it under -c kafkaTopic, which renames the chat events' topic only", () => {
+    const template = build([extra("audit-consumer", { kafkaTopic: "audit-events" })], {
+      ...EXTERNAL_CONTEXT,
+      kafkaSecretArn: "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-AbCdEf",
+      kafkaTopic: "staging.chat-messages",
+    });
+    const topics = Object.values(resourcesOf(template, "AWS::Lambda::EventSourceMapping")).map(
+      (m) => m.Properties?.Topics,
+    );
+    expect(topics.sort()).toEqual([["audit-events"], ["staging.chat-messages"]]);
+  });
+
   it.each([
     ["cron(0 3 * * ? *)", "irregular: its interval is not known"],
     ["rate(7 days)", "longer than a day"],

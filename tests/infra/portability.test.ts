@@ -86,6 +86,22 @@ describe("a second stack in the same account and region (-c stackName=…)", () 
       MetricName: "HealthCheckFailed",
     });
   });
+
+  it("has its functions emit their metrics into its own namespace, the one its alarms watch", () => {
+    const namespaces = (s: Synth) =>
+      new Set(
+        Object.values(resourcesOf(s.template, "AWS::Lambda::Function"))
+          .map(
+            (f) =>
+              (f.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables
+                ?.POWERTOOLS_METRICS_NAMESPACE,
+          )
+          .filter((n) => n !== undefined),
+      );
+    expect([...namespaces(production)]).toEqual(["ChatBackend"]);
+    // with production's namespace, staging's canary would fail production's alarms, and its own watch nothing
+    expect([...namespaces(staging)]).toEqual(["ChatStaging"]);
+  });
 });
 
 describe("a second stack on the same external Kafka cluster (-c dataPlane=external)", () => {
@@ -198,5 +214,17 @@ describe("other regions and partitions, from the one environment-agnostic templa
       expect(json.match(/[^"]*amazonaws\.com\.cn[^"]*/g) ?? []).toEqual([]);
       expect(json.match(/\b\d{12}\b/g) ?? []).toEqual([]);
     }
+  });
+
+  it("lets the functions reach each endpoint on 443, the port its service answers on", () => {
+    const s = synth({ responder: "bedrock", tracing: "true" });
+    const [endpointSg] = Object.entries(resourcesOf(s.template, "AWS::EC2::SecurityGroup")).find(([, g]) =>
+      String(g.Properties?.GroupDescription).startsWith("interface endpoints"),
+    ) ?? [""];
+    const ingress = Object.values(resourcesOf(s.template, "AWS::EC2::SecurityGroupIngress"))
+      .map((r) => r.Properties ?? {})
+      .filter((p) => JSON.stringify(p.GroupId).includes(`"${endpointSg}"`));
+    expect(ingress.length).toBeGreaterThan(0);
+    for (const rule of ingress) expect([rule.FromPort, rule.ToPort]).toEqual([443, 443]);
   });
 });

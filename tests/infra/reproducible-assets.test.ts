@@ -15,7 +15,7 @@ import { pathToFileURL } from "node:url";
 import { App, Stack } from "aws-cdk-lib";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { build, version as esbuildVersion } from "esbuild";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { functions } from "#functions/manifest.ts";
 import { bundlingFor, ChatFunction, type ChatFunctionDefaults } from "../../infra/chat-function.ts";
 import { readContext } from "../../infra/context.ts";
@@ -23,6 +23,7 @@ import { DataPlane } from "../../infra/data-plane.ts";
 import { closureHash, layerPackages } from "../../infra/layer-packages.ts";
 import { Migrations } from "../../infra/migrations.ts";
 import { FUNCTIONS_DIR, REPO_ROOT } from "../../infra/paths.ts";
+import { PREBUNDLE_PATCHES } from "../../infra/prebundle-patches.ts";
 import { EXTERNAL_CONTEXT, resourcesOf, synth } from "./synth.ts";
 
 /**
@@ -109,6 +110,16 @@ describe("function assets do not depend on where the app is synthesized", () => 
       ).toHaveLength(1);
     }
   });
+
+  it("keeps a function's own bundling hooks: the migrations handler's asset ships the SQL migrations", () => {
+    // ChatFunction adds its source-map hook after the caller's, not instead of them
+    const [, asset] = Object.entries(a).find(([id]) => id.startsWith("MigrationsHandler")) ?? [];
+    expect(asset).toBeDefined();
+    const sql = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".sql"));
+    const shipped = sql(join(near, asset ?? "", "migrations"));
+    expect(shipped.length).toBeGreaterThan(0);
+    expect(shipped).toEqual(sql(join(REPO_ROOT, "layers/chat/db/migrations")));
+  });
 });
 
 describe("the dependencies layer", () => {
@@ -166,6 +177,34 @@ describe("the dependencies layer", () => {
     const now = closureHash(root, ["node_modules/pg"]);
     expect(closureHash(root, ["node_modules/pg"], esbuildVersion)).toBe(now);
     expect(closureHash(root, ["node_modules/pg"], "0.99.0")).not.toBe(now);
+  });
+
+  it("gets a new hash when a prebundle patch changes (infra/prebundle-patches.ts)", async () => {
+    // the same package and esbuild versions: an edited patch writes another ioredis bundle, which must not ship
+    // under the hash of the layer deployed stacks already run
+    const root = mkdtempSync(join(tmpdir(), "repro-hash-"));
+    mkdirSync(join(root, "node_modules/pg"), { recursive: true });
+    writeFileSync(
+      join(root, "node_modules/pg/package.json"),
+      JSON.stringify({ name: "pg", version: "8.0.0" }),
+    );
+    const hashWith = async (patches: Record<string, unknown>) => {
+      vi.resetModules();
+      vi.doMock("../../infra/prebundle-patches.ts", async (original) => ({
+        ...(await original<object>()),
+        PREBUNDLE_PATCHES: patches,
+      }));
+      try {
+        const fresh = await import("../../infra/layer-packages.ts");
+        return fresh.closureHash(root, ["node_modules/pg"]);
+      } finally {
+        vi.doUnmock("../../infra/prebundle-patches.ts");
+      }
+    };
+    const now = closureHash(root, ["node_modules/pg"]);
+    expect(await hashWith(PREBUNDLE_PATCHES)).toBe(now);
+    const edited = { ioredis: [{ ...PREBUNDLE_PATCHES.ioredis?.[0], insert: "/* another edit */ " }] };
+    expect(await hashWith(edited)).not.toBe(now);
   });
 });
 

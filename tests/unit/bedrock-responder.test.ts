@@ -1,6 +1,6 @@
 import { BedrockRuntimeClient, ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ANSWER_MARGIN_MS, withRequestDeadline } from "../../layers/chat/request-deadline.ts";
 import {
   AFTER_REPLY_MS,
@@ -199,6 +199,28 @@ describe("Bedrock responder: model output, deadline and client", () => {
     expect(reasons).toEqual(["deadline"]);
     // outside a request (no deadline) the model is asked
     expect((await responder.respond(history)).content).toBe("too late");
+  });
+
+  it("keeps a second of the request's time for the turn's write, and asks the model with 100 ms left for it", async () => {
+    bedrock.on(ConverseCommand).resolves(answer([{ text: "in time" }]));
+    const reasons: string[] = [];
+    const responder = responderWith((r) => reasons.push(r), 4000);
+    // the clock held, so that the time left is exactly what is given (ms after the answer's margin)
+    const asked = async (afterMargin: number) => {
+      bedrock.resetHistory();
+      const now = Date.now();
+      const clock = vi.spyOn(Date, "now").mockReturnValue(now);
+      try {
+        await withRequestDeadline(ANSWER_MARGIN_MS + afterMargin, () => responder.respond(history));
+      } finally {
+        clock.mockRestore();
+      }
+      return bedrock.commandCalls(ConverseCommand).length === 1;
+    };
+    expect(await asked(1000 + 99)).toBe(false);
+    expect(reasons).toEqual(["deadline"]);
+    expect(await asked(1000 + 100)).toBe(true);
+    expect(reasons).toEqual(["deadline"]);
   });
 
   it("waits for the model up to timeoutMs, not longer", async () => {
