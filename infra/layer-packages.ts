@@ -255,7 +255,10 @@ function writePrebundled(root: string, src: string, pkg: PackageJson, dest: stri
   writeFileSync(join(dest, "THIRD_PARTY_LICENSES"), notices.join(`\n${"-".repeat(72)}\n\n`));
 }
 
-/** Changes only when a package in the closure changes version, so code-only deploys keep the layer version. */
+/**
+ * Changes only when a package in the closure changes version, or what builds the layer does (the prefix, the
+ * patches, esbuild), so code-only deploys keep the layer version.
+ */
 export function closureHash(root: string, closure: readonly string[], bundler = esbuildVersion): string {
   // The prefix changes whenever writeLayer ships other files for the same versions (v3: licence texts in .md), so
   // deployed stacks get the new layer; so does any edit to the patches, or another esbuild, which writes the

@@ -27,8 +27,8 @@ const SYSTEM_PROMPT =
 
 /**
  * Amazon Bedrock through the Converse API. Bounded by its own timeout, well under the function's, and by the
- * request's time left less AFTER_REPLY_MS, falling back to the built-in reply on any error, so a slow or failing model never fails a turn.
- * Suggestions come from the built-in rules: they must be instant and always three.
+ * request's time left less AFTER_REPLY_MS, falling back to the built-in reply on any error, so a slow or failing
+ * model never fails a turn. Suggestions come from the built-in rules: they must be instant and always three.
  */
 export function bedrockResponder(opts: BedrockOptions): Responder {
   let client = opts.client;
