@@ -44,6 +44,15 @@ export interface FunctionSpec {
 
 export const CHAT_TOPIC = "chat-messages";
 
+/**
+ * The topic `spec` consumes where the chat events go to `chatTopic` (the stack's context kafkaTopic, the runner's
+ * KAFKA_TOPIC): an entry naming CHAT_TOPIC reads the one its relay publishes to; any other topic stays as named.
+ */
+export const consumedTopic = (
+  spec: Pick<FunctionSpec, "kafkaTopic">,
+  chatTopic: string,
+): string | undefined => (spec.kafkaTopic === CHAT_TOPIC ? chatTopic : spec.kafkaTopic);
+
 /** Lambda's default BatchSize for an MSK event source, for a `kafkaTopic` function that names none. */
 export const DEFAULT_KAFKA_BATCH_SIZE = 100;
 

@@ -6,7 +6,7 @@ import type { Construct } from "constructs";
 import { configSchema } from "#chat/config.ts";
 import {
   type Backend,
-  CHAT_TOPIC,
+  consumedTopic,
   DEFAULT_KAFKA_BATCH_SIZE,
   type FunctionSpec,
   functions as manifestFunctions,
@@ -195,11 +195,11 @@ export class ChatStack extends Stack {
     if (spec.defaultRoute) to.api.addDefaultRoute(constructId(spec.name), fn);
     if (spec.schedule)
       to.schedules.add(constructId(spec.name), spec.schedule, fn, rateInterval(spec.schedule));
-    if (spec.kafkaTopic) {
+    const topic = consumedTopic(spec, this.kafkaTopic);
+    if (topic) {
       const mapping = to.dataPlane.addConsumer(
         fn,
-        // The chat events' topic is the stack's (context kafkaTopic), the one its relay publishes to.
-        spec.kafkaTopic === CHAT_TOPIC ? this.kafkaTopic : spec.kafkaTopic,
+        topic,
         `${this.stackName}-${spec.name}`,
         spec.kafkaBatchSize ?? DEFAULT_KAFKA_BATCH_SIZE,
       );

@@ -1,7 +1,7 @@
 import type { Consumer } from "kafkajs";
 import { config } from "#chat/config.ts";
 import { withTimeout } from "#chat/timeout.ts";
-import { CHAT_TOPIC, DEFAULT_KAFKA_BATCH_SIZE, type FunctionSpec } from "../functions/manifest.ts";
+import { consumedTopic, DEFAULT_KAFKA_BATCH_SIZE, type FunctionSpec } from "../functions/manifest.ts";
 import type { RunnerLog } from "./log.ts";
 import { toMskEvent } from "./msk-event.ts";
 
@@ -77,9 +77,8 @@ export async function startKafkaBridge(options: KafkaBridgeOptions): Promise<Kaf
   const consumers: Consumer[] = [];
   const chatTopic = options.chatTopic ?? config().KAFKA_TOPIC;
   for (const fn of options.functions) {
-    // Another KAFKA_TOPIC than the manifest's chat-messages: the consumer would otherwise wait on a topic nothing
-    // publishes to, and its projection would never change.
-    const topic = fn.kafkaTopic === CHAT_TOPIC ? chatTopic : fn.kafkaTopic;
+    // With another KAFKA_TOPIC, the manifest's chat-messages would be a topic nothing publishes to.
+    const topic = consumedTopic(fn, chatTopic);
     if (!topic) continue;
     const batchSize = fn.kafkaBatchSize ?? DEFAULT_KAFKA_BATCH_SIZE;
     const consumer = kafka.consumer({

@@ -81,7 +81,6 @@ async function main(): Promise<void> {
       functions,
       invoke: (name, payload) => r.invoke(name, payload),
       ssl: cfg.KAFKA_SSL,
-      chatTopic: cfg.KAFKA_TOPIC,
       log,
     });
   }
